@@ -1,0 +1,32 @@
+package storage
+
+import "slices"
+
+// SameRealm reports whether two realms have the same configuration
+// (timestamps are not configuration).
+func SameRealm(a, b Realm) bool {
+	return a.Name == b.Name && a.DisplayName == b.DisplayName &&
+		a.SigningAlg == b.SigningAlg && a.AccessTokenTTL == b.AccessTokenTTL
+}
+
+// SameClient reports whether two clients have the same configuration
+// (timestamps are not configuration; nil and empty lists are the same).
+func SameClient(a, b Client) bool {
+	return a.Realm == b.Realm && a.ID == b.ID && a.Name == b.Name &&
+		a.SecretHash == b.SecretHash &&
+		slices.Equal(a.RedirectURIs, b.RedirectURIs) &&
+		slices.Equal(a.PostLogoutRedirectURIs, b.PostLogoutRedirectURIs) &&
+		slices.Equal(a.GrantTypes, b.GrantTypes) &&
+		slices.Equal(a.Scopes, b.Scopes) &&
+		slices.Equal(a.Audiences, b.Audiences) &&
+		a.ThirdParty == b.ThirdParty && a.Disabled == b.Disabled &&
+		a.Tokens == b.Tokens
+}
+
+// SameUser reports whether two users have the same configuration. The ID,
+// timestamps and security stamp are state, not configuration.
+func SameUser(a, b User) bool {
+	return a.Realm == b.Realm && a.Username == b.Username && a.Email == b.Email &&
+		a.EmailVerified == b.EmailVerified && a.Name == b.Name &&
+		a.PasswordHash == b.PasswordHash && a.Disabled == b.Disabled
+}

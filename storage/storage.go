@@ -1,0 +1,455 @@
+// Package storage defines what Latchkey persists: the entity types, the store
+// contracts split by capability, and the sentinel errors those contracts return.
+//
+// Rules every implementation keeps (the conformance suite in storagetest checks them):
+//   - Stores never read the clock: every timestamp is set by the caller, and every
+//     expiry check takes the caller's "now".
+//   - Times round-trip at microsecond precision and come back in UTC; a zero
+//     time.Time means "not set" and is stored as NULL.
+//   - Lists round-trip in order; an empty list may come back as nil.
+//   - Secrets are never stored: only hashes (tokens, codes, client secrets,
+//     passwords) and sealed bytes (private keys, retry responses), which a store
+//     keeps opaque.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Implementations wrap them with %w; callers match with errors.Is.
+var (
+	// ErrNotFound: no such entity (or, for codes, no live one).
+	ErrNotFound = errors.New("storage: not found")
+	// ErrConflict: an entity with the same key already exists.
+	ErrConflict = errors.New("storage: already exists")
+	// ErrAlreadyUsed: a single-use entity (authorization code, refresh token) was used before.
+	ErrAlreadyUsed = errors.New("storage: already used")
+	// ErrRevoked: the entity's refresh family was revoked.
+	ErrRevoked = errors.New("storage: revoked")
+)
+
+// Store is everything Latchkey persists, in one backend.
+type Store interface {
+	RealmStore
+	ClientStore
+	UserStore
+	SessionStore
+	AuthCodeStore
+	RefreshStore
+	AccessTokenStore
+	DenyListStore
+	SigningKeyStore
+	AuditStore
+	SeedStore
+
+	// Ready reports whether the store is reachable and its schema is the one this
+	// binary expects.
+	Ready(ctx context.Context) error
+	// Close releases the store's connections.
+	Close() error
+}
+
+// Realm is an isolated tenant: its own issuer, clients, users and keys.
+type Realm struct {
+	Name           string // the path segment in /realms/{name}; unique
+	DisplayName    string
+	SigningAlg     string        // access-token signing algorithm: ES256, EdDSA or RS256
+	AccessTokenTTL time.Duration // default access-token lifetime for the realm's clients
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// RealmStore keeps realms.
+type RealmStore interface {
+	// CreateRealm stores a new realm. ErrConflict if the name is taken.
+	CreateRealm(ctx context.Context, r Realm) error
+	// GetRealm returns the realm. ErrNotFound if there is none.
+	GetRealm(ctx context.Context, name string) (Realm, error)
+	// ListRealms returns every realm, ordered by name.
+	ListRealms(ctx context.Context) ([]Realm, error)
+	// UpdateRealm replaces every field but Name and CreatedAt. ErrNotFound if there is none.
+	UpdateRealm(ctx context.Context, r Realm) error
+	// DeleteRealm deletes the realm and everything in it. ErrNotFound if there is none.
+	DeleteRealm(ctx context.Context, name string) error
+}
+
+// TokenSettings are a client's token lifetimes and formats, fully resolved
+// (presets already applied by the caller).
+type TokenSettings struct {
+	AccessTokenTTL     time.Duration // 0: the realm's AccessTokenTTL
+	AccessTokenFormat  string        // "jwt" or "opaque"
+	RefreshPreset      string        // web, mobile, spa or service: where the refresh values came from
+	RefreshIdle        time.Duration // sliding lifetime of a refresh family
+	RefreshAbsolute    time.Duration // hard lifetime of a refresh family, never extended
+	RefreshRetryWindow time.Duration // 0: no idempotent retries
+}
+
+// Client is an OAuth client registered in a realm.
+type Client struct {
+	Realm                  string
+	ID                     string // unique within the realm
+	Name                   string
+	SecretHash             string // keyed hash of the client secret; empty for a public client
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	GrantTypes             []string
+	Scopes                 []string // the scopes the client may ask for
+	Audiences              []string // RFC 8707 resources the client may ask tokens for
+	ThirdParty             bool     // third-party clients get a consent screen
+	Disabled               bool
+	Tokens                 TokenSettings
+	CreatedAt              time.Time
+	UpdatedAt              time.Time
+}
+
+// Public reports whether the client has no secret (RFC 6749 §2.1).
+func (c Client) Public() bool { return c.SecretHash == "" }
+
+// ClientStore keeps clients.
+type ClientStore interface {
+	// CreateClient stores a new client. ErrConflict if the realm already has one with
+	// that ID; ErrNotFound if the realm does not exist.
+	CreateClient(ctx context.Context, c Client) error
+	// GetClient returns the client. ErrNotFound if there is none.
+	GetClient(ctx context.Context, realm, id string) (Client, error)
+	// ListClients returns the realm's clients ordered by ID.
+	ListClients(ctx context.Context, realm string) ([]Client, error)
+	// UpdateClient replaces every field but Realm, ID and CreatedAt. ErrNotFound if there is none.
+	UpdateClient(ctx context.Context, c Client) error
+	// DeleteClient deletes the client. ErrNotFound if there is none.
+	DeleteClient(ctx context.Context, realm, id string) error
+}
+
+// User is a person who signs in to a realm.
+type User struct {
+	Realm         string
+	ID            string // unique across all realms; never reused
+	Username      string // unique within the realm; callers normalise it (lower case)
+	Email         string // unique within the realm when not empty; callers normalise it
+	EmailVerified bool
+	Name          string
+	PasswordHash  string // argon2id, PHC string format
+	Disabled      bool
+	// TokensValidAfter is the user's security stamp: every token issued before it is dead.
+	TokensValidAfter time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+// UserStore keeps users.
+type UserStore interface {
+	// CreateUser stores a new user. ErrConflict if the ID, or the username or a
+	// non-empty email within the realm, is taken; ErrNotFound if the realm does not exist.
+	CreateUser(ctx context.Context, u User) error
+	// GetUser returns the user by ID. ErrNotFound if there is none in that realm.
+	GetUser(ctx context.Context, realm, id string) (User, error)
+	// GetUserByUsername matches the username exactly. ErrNotFound if there is none.
+	GetUserByUsername(ctx context.Context, realm, username string) (User, error)
+	// GetUserByEmail matches the email exactly. ErrNotFound if there is none.
+	GetUserByEmail(ctx context.Context, realm, email string) (User, error)
+	// ListUsers returns the realm's users ordered by username.
+	ListUsers(ctx context.Context, realm string) ([]User, error)
+	// UpdateUser replaces every field but Realm, ID and CreatedAt. ErrNotFound if there
+	// is none; ErrConflict if the new username or email is taken.
+	UpdateUser(ctx context.Context, u User) error
+	// DeleteUser deletes the user with their sessions and refresh families. ErrNotFound
+	// if there is none.
+	DeleteUser(ctx context.Context, realm, id string) error
+}
+
+// Session is a browser session (the OIDC "sid").
+type Session struct {
+	ID            string // the sid; not secret
+	Realm         string
+	UserID        string
+	SecretHash    []byte // hash of the secret half of the session cookie
+	AuthTime      time.Time
+	CreatedAt     time.Time
+	LastSeenAt    time.Time
+	IdleExpiresAt time.Time
+	ExpiresAt     time.Time // absolute limit
+	RevokedAt     time.Time
+	IP            string
+	UserAgent     string
+}
+
+// Live reports whether the session may still be used at now.
+func (s Session) Live(now time.Time) bool {
+	return s.RevokedAt.IsZero() && now.Before(s.IdleExpiresAt) && now.Before(s.ExpiresAt)
+}
+
+// SessionStore keeps browser sessions.
+type SessionStore interface {
+	// CreateSession stores a new session. ErrConflict if the ID is taken.
+	CreateSession(ctx context.Context, s Session) error
+	// GetSession returns the session, live or not. ErrNotFound if there is none.
+	GetSession(ctx context.Context, id string) (Session, error)
+	// TouchSession records use of the session and slides its idle expiry.
+	// ErrNotFound if there is none.
+	TouchSession(ctx context.Context, id string, seenAt, idleExpiresAt time.Time) error
+	// RevokeSession ends the session; revoking twice keeps the first time.
+	// ErrNotFound if there is none.
+	RevokeSession(ctx context.Context, id string, at time.Time) error
+	// ListUserSessions returns the user's sessions live at now, oldest first.
+	ListUserSessions(ctx context.Context, realm, userID string, now time.Time) ([]Session, error)
+	// RevokeUserSessions ends every unrevoked session of the user and says how many.
+	RevokeUserSessions(ctx context.Context, realm, userID string, at time.Time) (int64, error)
+	// PurgeSessions deletes sessions that expired (idle or absolute) or were revoked
+	// before the given time, and says how many.
+	PurgeSessions(ctx context.Context, before time.Time) (int64, error)
+}
+
+// AuthCode is an authorization code, stored by the hash of its value.
+type AuthCode struct {
+	Hash                []byte
+	Realm               string
+	ClientID            string
+	UserID              string
+	SessionID           string
+	RedirectURI         string
+	Scopes              []string
+	Nonce               string
+	CodeChallenge       string
+	CodeChallengeMethod string
+	// FamilyID names the refresh family (the grant) that tokens issued from the code
+	// belong to, so a replayed code can revoke them.
+	FamilyID   string
+	AuthTime   time.Time
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	ConsumedAt time.Time
+}
+
+// AuthCodeStore keeps authorization codes.
+type AuthCodeStore interface {
+	// CreateAuthCode stores a new code. ErrConflict if the hash is taken.
+	CreateAuthCode(ctx context.Context, c AuthCode) error
+	// ConsumeAuthCode marks a live code consumed at now, exactly once across all
+	// callers and instances, and returns it. A code consumed before comes back with
+	// ErrAlreadyUsed (so the caller can revoke what the first redemption issued); an
+	// unknown code, or one expired at now, gives ErrNotFound.
+	ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time) (AuthCode, error)
+	// PurgeAuthCodes deletes codes that expired before the given time, consumed or
+	// not, and says how many.
+	PurgeAuthCodes(ctx context.Context, before time.Time) (int64, error)
+}
+
+// Family is a refresh-token family: every refresh token descended from one grant.
+type Family struct {
+	ID                string
+	Realm             string
+	ClientID          string
+	UserID            string
+	SessionID         string // empty when not born in a browser session
+	Scopes            []string
+	Audience          []string
+	CreatedAt         time.Time
+	LastUsedAt        time.Time
+	IdleExpiresAt     time.Time // slides on every rotation
+	AbsoluteExpiresAt time.Time // never moves
+	RevokedAt         time.Time
+	RevokeReason      string
+	IP                string // of the last use
+	UserAgent         string // of the last use
+}
+
+// Live reports whether refresh tokens of the family may still be used at now.
+func (f Family) Live(now time.Time) bool {
+	return f.RevokedAt.IsZero() && now.Before(f.IdleExpiresAt) && now.Before(f.AbsoluteExpiresAt)
+}
+
+// RefreshToken is one member of a family, stored by the hash of its value.
+type RefreshToken struct {
+	Hash     []byte
+	FamilyID string
+	Scopes   []string // may be narrower than the family's (RFC 6749 §6)
+	IssuedAt time.Time
+	// Set when the token is rotated:
+	UsedAt        time.Time
+	SuccessorHash []byte
+	// Sealed is the successor's token response, sealed under a key derived from
+	// this token, so an honest retry within the window can be answered again.
+	Sealed []byte
+}
+
+// FamilyUse is what a rotation records on the family.
+type FamilyUse struct {
+	At            time.Time
+	IdleExpiresAt time.Time
+	IP            string
+	UserAgent     string
+}
+
+// RefreshStore keeps refresh families and their tokens.
+type RefreshStore interface {
+	// CreateFamily stores a family with its first token in one transaction.
+	// first.FamilyID is set to f.ID. ErrConflict if the family ID or token hash is taken.
+	CreateFamily(ctx context.Context, f Family, first RefreshToken) error
+	// GetFamily returns the family, live or not. ErrNotFound if there is none.
+	GetFamily(ctx context.Context, id string) (Family, error)
+	// GetRefreshToken returns the token, used or not. ErrNotFound if there is none.
+	GetRefreshToken(ctx context.Context, hash []byte) (RefreshToken, error)
+	// RotateRefreshToken, in one transaction, marks the parent used at use.At with
+	// child as its successor and sealed as its retry response, stores child in the
+	// parent's family (child.FamilyID is set to it), and records use on the family.
+	// Of any number of concurrent callers for one parent, on any instance, exactly one
+	// succeeds. The others get the parent as it now stands (UsedAt, SuccessorHash,
+	// Sealed) together with ErrAlreadyUsed. ErrNotFound for an unknown parent;
+	// ErrRevoked if the family is revoked (checked before ErrAlreadyUsed).
+	RotateRefreshToken(ctx context.Context, parentHash []byte, child RefreshToken, sealed []byte, use FamilyUse) (RefreshToken, error)
+	// RevokeFamily revokes the family, and with it every token in it, in one
+	// operation. Revoking twice keeps the first time and reason. ErrNotFound if there is none.
+	RevokeFamily(ctx context.Context, id string, at time.Time, reason string) error
+	// ListUserFamilies returns the user's families live at now, oldest first.
+	ListUserFamilies(ctx context.Context, realm, userID string, now time.Time) ([]Family, error)
+	// RevokeUserFamilies revokes every unrevoked family of the user and says how many.
+	RevokeUserFamilies(ctx context.Context, realm, userID string, at time.Time, reason string) (int64, error)
+	// RevokeSessionFamilies revokes every unrevoked family born in the session and says how many.
+	RevokeSessionFamilies(ctx context.Context, sessionID string, at time.Time, reason string) (int64, error)
+	// PurgeFamilies deletes families, with their tokens, that expired (idle or
+	// absolute) or were revoked before the given time, and says how many families.
+	PurgeFamilies(ctx context.Context, before time.Time) (int64, error)
+}
+
+// AccessToken is the record behind an opaque access token, stored by the hash of its value.
+type AccessToken struct {
+	Hash      []byte
+	Realm     string
+	ClientID  string
+	UserID    string // empty for client credentials
+	SessionID string
+	FamilyID  string
+	Scopes    []string
+	Audience  []string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+	RevokedAt time.Time
+}
+
+// AccessTokenStore keeps opaque access tokens.
+type AccessTokenStore interface {
+	// CreateAccessToken stores a new token. ErrConflict if the hash is taken.
+	CreateAccessToken(ctx context.Context, t AccessToken) error
+	// GetAccessToken returns the token, live or not. ErrNotFound if there is none.
+	GetAccessToken(ctx context.Context, hash []byte) (AccessToken, error)
+	// RevokeAccessToken revokes the token; revoking twice keeps the first time.
+	// ErrNotFound if there is none.
+	RevokeAccessToken(ctx context.Context, hash []byte, at time.Time) error
+	// PurgeAccessTokens deletes tokens that expired before the given time and says how many.
+	PurgeAccessTokens(ctx context.Context, before time.Time) (int64, error)
+}
+
+// DeniedJWT is a deny-list entry for a JWT access token revoked before its expiry.
+type DeniedJWT struct {
+	Realm     string
+	JTI       string
+	ExpiresAt time.Time // the token's own exp: after it the entry is useless
+	CreatedAt time.Time
+	Reason    string
+}
+
+// DenyListStore keeps revoked JWT IDs until the tokens would have expired anyway.
+type DenyListStore interface {
+	// DenyJWT adds an entry; adding one twice keeps the first.
+	DenyJWT(ctx context.Context, d DeniedJWT) error
+	// IsJWTDenied reports whether the realm's jti is on the list.
+	IsJWTDenied(ctx context.Context, realm, jti string) (bool, error)
+	// ListDeniedJWTs returns the realm's entries not yet expired at now, ordered by JTI.
+	ListDeniedJWTs(ctx context.Context, realm string, now time.Time) ([]DeniedJWT, error)
+	// PurgeDeniedJWTs deletes entries that expired before the given time and says how many.
+	PurgeDeniedJWTs(ctx context.Context, before time.Time) (int64, error)
+}
+
+// SigningKey is a realm's signing key.
+type SigningKey struct {
+	Realm      string
+	KID        string // unique within the realm
+	Alg        string
+	PrivateKey []byte // sealed private key; the store keeps it opaque
+	PublicJWK  []byte // the public JWK as JSON
+	CreatedAt  time.Time
+	// The key is published from CreatedAt, signs from SignFrom until SignUntil (zero:
+	// no end yet), and stays published until PublishUntil (zero: no end yet).
+	SignFrom     time.Time
+	SignUntil    time.Time
+	PublishUntil time.Time
+}
+
+// SigningKeyStore keeps signing keys.
+type SigningKeyStore interface {
+	// CreateSigningKey stores a new key. ErrConflict if the realm has that KID;
+	// ErrNotFound if the realm does not exist.
+	CreateSigningKey(ctx context.Context, k SigningKey) error
+	// ListSigningKeys returns all of the realm's keys, oldest first (by CreatedAt, then KID).
+	ListSigningKeys(ctx context.Context, realm string) ([]SigningKey, error)
+	// RetireSigningKey sets when the key stops signing and stops being published.
+	// ErrNotFound if there is none.
+	RetireSigningKey(ctx context.Context, realm, kid string, signUntil, publishUntil time.Time) error
+	// PurgeSigningKeys deletes keys whose PublishUntil is set and before the given
+	// time, and says how many.
+	PurgeSigningKeys(ctx context.Context, before time.Time) (int64, error)
+}
+
+// AuditEvent is a security-relevant event. It never holds a secret.
+type AuditEvent struct {
+	ID        int64 // assigned by the store, increasing
+	Time      time.Time
+	Type      string // e.g. "refresh_token.reuse_detected"
+	Realm     string
+	ClientID  string
+	UserID    string
+	SessionID string
+	FamilyID  string
+	IP        string
+	UserAgent string
+	Details   map[string]string
+}
+
+// AuditFilter selects audit events; zero fields match everything.
+type AuditFilter struct {
+	Realm  string
+	Type   string
+	UserID string
+	Since  time.Time // events at or after
+	Limit  int       // 0: no limit
+}
+
+// AuditStore keeps the audit trail.
+type AuditStore interface {
+	// AppendAudit stores the event and returns the ID it got.
+	AppendAudit(ctx context.Context, e AuditEvent) (int64, error)
+	// ListAudit returns matching events, newest first.
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+}
+
+// Seed is a declarative set of realms, clients and users.
+type Seed struct {
+	Realms []SeedRealm
+}
+
+// SeedRealm is one realm of a Seed with its clients and users.
+type SeedRealm struct {
+	Realm   Realm
+	Clients []Client // Realm fields are set to the realm's name
+	Users   []User   // Realm fields are set to the realm's name
+}
+
+// SeedResult counts what applying a Seed did, over realms, clients and users.
+type SeedResult struct {
+	Created   int
+	Updated   int
+	Unchanged int
+}
+
+// SeedStore applies a Seed.
+type SeedStore interface {
+	// ApplySeed creates or updates every realm (by name), client (by realm and ID) and
+	// user (by realm and username) of the seed, all in one transaction: on any error
+	// nothing is changed. An entity whose configuration already matches (see
+	// SameRealm, SameClient, SameUser) is left untouched, timestamps included; an
+	// existing user keeps its ID, CreatedAt and TokensValidAfter. Entities the seed
+	// does not name are left alone.
+	ApplySeed(ctx context.Context, s Seed) (SeedResult, error)
+}
