@@ -1,0 +1,102 @@
+package seed
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/clientsecret"
+	"github.com/latchkey/latchkey/internal/password"
+	"github.com/latchkey/latchkey/storage"
+)
+
+// Store is what applying a seed needs.
+type Store interface {
+	storage.SeedStore
+	GetUserByUsername(ctx context.Context, realm, username string) (storage.User, error)
+}
+
+// Applier turns a validated File into stored realms, clients and users.
+type Applier struct {
+	Store    Store
+	Secrets  *clientsecret.Hasher
+	Password password.Params
+	Now      func() time.Time
+}
+
+// Apply stores the file's realms, clients and users in one transaction. Secrets and
+// passwords are hashed on the way in. Re-applying the same file changes nothing: a
+// client-secret hash is deterministic, and a user whose stored password hash already
+// matches keeps it.
+func (a *Applier) Apply(ctx context.Context, f *File) (storage.SeedResult, error) {
+	now := a.Now().UTC().Truncate(time.Microsecond)
+	var s storage.Seed
+	for _, r := range f.Realms {
+		sr := storage.SeedRealm{Realm: storage.Realm{
+			Name: r.Name, DisplayName: r.DisplayName, SigningAlg: r.SigningAlg,
+			AccessTokenTTL: time.Duration(r.AccessTokenTTL), CreatedAt: now, UpdatedAt: now,
+		}}
+		for _, c := range r.Clients {
+			sr.Clients = append(sr.Clients, a.client(r.Name, c, now))
+		}
+		for _, u := range r.Users {
+			su, err := a.user(ctx, r.Name, u, now)
+			if err != nil {
+				return storage.SeedResult{}, err
+			}
+			sr.Users = append(sr.Users, su)
+		}
+		s.Realms = append(s.Realms, sr)
+	}
+	res, err := a.Store.ApplySeed(ctx, s)
+	if err != nil {
+		return res, fmt.Errorf("apply seed: %w", err)
+	}
+	return res, nil
+}
+
+func (a *Applier) client(realm string, c Client, now time.Time) storage.Client {
+	out := storage.Client{
+		Realm: realm, ID: c.ID, Name: c.Name,
+		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+		GrantTypes: c.GrantTypes, Scopes: c.Scopes, Audiences: c.Audiences,
+		ThirdParty: c.ThirdParty, Disabled: c.Disabled,
+		Tokens: storage.TokenSettings{
+			AccessTokenTTL:    time.Duration(c.AccessTokenTTL),
+			AccessTokenFormat: c.AccessTokenFormat,
+			RefreshPreset:     c.RefreshPreset,
+			RefreshIdle:       time.Duration(c.RefreshIdle),
+			RefreshAbsolute:   time.Duration(c.RefreshAbsolute),
+		},
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if c.RefreshRetryWindow != nil {
+		out.Tokens.RefreshRetryWindow = time.Duration(*c.RefreshRetryWindow)
+	}
+	if c.Secret != "" {
+		out.SecretHash = a.Secrets.Hash(realm, c.ID, c.Secret)
+	}
+	return out
+}
+
+func (a *Applier) user(ctx context.Context, realm string, u User, now time.Time) (storage.User, error) {
+	out := storage.User{
+		Realm: realm, ID: rand.Text(), Username: u.Username, Email: u.Email,
+		EmailVerified: u.EmailVerified, Name: u.Name, Disabled: u.Disabled,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	existing, err := a.Store.GetUserByUsername(ctx, realm, u.Username)
+	switch {
+	case err == nil:
+		if ok, _ := password.Verify(u.Password, existing.PasswordHash); ok {
+			out.PasswordHash = existing.PasswordHash
+			return out, nil
+		}
+	case !errors.Is(err, storage.ErrNotFound):
+		return out, fmt.Errorf("apply seed: look up user %q: %w", u.Username, err)
+	}
+	out.PasswordHash, err = password.Hash(u.Password, a.Password)
+	return out, err
+}

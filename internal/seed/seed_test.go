@@ -1,0 +1,152 @@
+package seed
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseAcceptsTheDocumentedExample(t *testing.T) {
+	f, err := Load("testdata/acme.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Realms) != 1 || f.Realms[0].Name != "acme" || len(f.Realms[0].Clients) != 3 || len(f.Realms[0].Users) != 1 {
+		t.Fatalf("parsed %+v", f)
+	}
+	r := f.Realms[0]
+	if r.SigningAlg != "ES256" || time.Duration(r.AccessTokenTTL) != 5*time.Minute {
+		t.Errorf("realm defaults: %s %v", r.SigningAlg, time.Duration(r.AccessTokenTTL))
+	}
+	web, spa, svc := r.Clients[0], r.Clients[1], r.Clients[2]
+	if web.RefreshPreset != "web" || time.Duration(web.RefreshIdle) != 24*time.Hour || time.Duration(web.RefreshAbsolute) != 14*24*time.Hour ||
+		time.Duration(*web.RefreshRetryWindow) != 10*time.Second || web.AccessTokenFormat != "jwt" {
+		t.Errorf("web resolved to %+v", web)
+	}
+	if spa.RefreshPreset != "spa" || time.Duration(spa.RefreshIdle) != time.Hour || time.Duration(spa.RefreshAbsolute) != 24*time.Hour {
+		t.Errorf("spa resolved to %+v", spa)
+	}
+	if svc.RefreshPreset != "service" || svc.RefreshIdle != 0 {
+		t.Errorf("svc resolved to %+v", svc)
+	}
+	if u := r.Users[0]; u.Username != "alice" || u.Email != "alice@example.com" || u.Password != "alice-password-1" {
+		t.Errorf("user %+v", u)
+	}
+}
+
+func TestParseAcceptsOverridesAndEmptyFiles(t *testing.T) {
+	f, err := Parse("s.yaml", []byte(`
+realms:
+  - name: mobile-apps
+    signing_alg: EdDSA
+    access_token_ttl: 2h
+    allow_long_access_tokens: true
+    clients:
+      - id: ios
+        redirect_uris: [com.example.app:/oauth2redirect]
+        grant_types: [authorization_code, refresh_token]
+        refresh_preset: mobile
+        refresh_idle: 72h
+        refresh_retry_window: 0s
+        access_token_format: opaque
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.Realms[0].Clients[0]
+	if time.Duration(c.RefreshIdle) != 72*time.Hour || time.Duration(c.RefreshAbsolute) != 90*24*time.Hour || *c.RefreshRetryWindow != 0 {
+		t.Fatalf("overrides not kept: %+v", c)
+	}
+	for _, empty := range []string{"", "# nothing\n", "realms: []\n"} {
+		if f, err := Parse("e.yaml", []byte(empty)); err != nil || len(f.Realms) != 0 {
+			t.Errorf("Parse(%q) = %+v, %v", empty, f, err)
+		}
+	}
+}
+
+// Each bad file must be refused with the file, the line and the field.
+func TestParseRefusesBadFilesNamingFileLineAndField(t *testing.T) {
+	base, _ := os.ReadFile("testdata/acme.yaml")
+	edit := func(old, new string) string {
+		if !strings.Contains(string(base), old) {
+			t.Fatalf("fixture lacks %q", old)
+		}
+		return strings.Replace(string(base), old, new, 1)
+	}
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"bad YAML", edit("scopes: [orders:read, orders:write]", "scopes: [orders:read, orders:write"), "did not find expected ',' or ']'"},
+		{"tab-indented YAML", "realms:\n\t- name: x\n", "seed.yaml:2: "},
+		{"unknown grant type", edit("grant_types: [client_credentials]", "grant_types: [client_credentials, password]"),
+			`seed.yaml:15: realms[0].clients[2].grant_types[1]: grant type "password" is not offered`},
+		{"made-up grant type", edit("grant_types: [client_credentials]", "grant_types: [device_magic]"),
+			`seed.yaml:15: realms[0].clients[2].grant_types[0]: unknown grant type "device_magic"`},
+		{"relative redirect URI", edit("redirect_uris: [http://127.0.0.1:9999/cb]\n        grant_types: [authorization_code, refresh_token]\n        scopes: [openid, profile, offline_access]", "redirect_uris: [/cb]\n        grant_types: [authorization_code, refresh_token]\n        scopes: [openid, profile, offline_access]"),
+			`seed.yaml:10: realms[0].clients[1].redirect_uris[0]: "/cb" is not an absolute URI`},
+		{"redirect URI with fragment", edit("redirect_uris: [http://127.0.0.1:9999/cb]", "redirect_uris: [http://127.0.0.1:9999/cb#x]"),
+			`seed.yaml:6: realms[0].clients[0].redirect_uris[0]: "http://127.0.0.1:9999/cb#x" must not have a fragment`},
+		{"duplicate client id", edit("- id: spa", "- id: web"), `seed.yaml:9: realms[0].clients[1].id: duplicate client id "web"`},
+		{"duplicate realm", string(base) + "  - name: acme\n", `seed.yaml:21: realms[1].name: duplicate realm "acme"`},
+		{"duplicate username", string(base) + "      - username: ALICE\n        password: another-password\n", `seed.yaml:21: realms[0].users[1].username: duplicate username "alice"`},
+		{"duplicate email", string(base) + "      - username: alicia\n        password: another-password\n        email: Alice@example.com\n", `seed.yaml:23: realms[0].users[1].email: duplicate email "alice@example.com"`},
+		{"unknown field", edit("scopes: [orders:read, orders:write]", "scopes: [orders:read, orders:write]\n        colour: blue"),
+			`seed.yaml:17: realms[0].clients[2]: unknown field "colour"`},
+		{"duplicate key", edit("secret: svc-secret-123", "secret: svc-secret-123\n        secret: again"), `seed.yaml:15: `},
+		{"bad duration", edit("- name: acme", "- name: acme\n    access_token_ttl: five minutes"), `seed.yaml:3: "five minutes" is not a duration`},
+		{"too long access tokens", edit("- name: acme", "- name: acme\n    access_token_ttl: 2h"), `seed.yaml:3: realms[0].access_token_ttl: access_token_ttl 2h0m0s is over 1h0m0s`},
+		{"bad bool", edit("- id: svc", "- id: svc\n        third_party: perhaps"), `seed.yaml:14: cannot unmarshal`},
+		{"missing client id", edit("- id: svc\n", "- name: no-id\n"), `seed.yaml:13: realms[0].clients[2].id: client id "" must be`},
+		{"client credentials without secret", edit("        secret: svc-secret-123\n", ""), `seed.yaml:14: realms[0].clients[2].grant_types: client_credentials needs a confidential client`},
+		{"short password", edit("password: alice-password-1", "password: short"), `seed.yaml:19: realms[0].users[0].password: password must have at least 8`},
+		{"bad realm name", edit("- name: acme", "- name: Acme Corp"), `seed.yaml:2: realms[0].name: realm name "Acme Corp"`},
+		{"unknown preset", edit("- id: svc", "- id: svc\n        refresh_preset: forever"), `seed.yaml:14: realms[0].clients[2].refresh_preset: unknown refresh_preset "forever"`},
+		{"scope with space", edit("scopes: [orders:read, orders:write]", `scopes: ["orders read"]`), `seed.yaml:16: realms[0].clients[2].scopes[0]: "orders read" is not a scope token`},
+		{"list where a map belongs", "realms:\n  - name: acme\n    clients:\n      id: web\n", `seed.yaml:4: realms[0].clients: must be a list`},
+		{"secret is echoed nowhere", edit("secret: web-secret-123", "secret: [web-secret-123]"), `seed.yaml:5: `},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("seed.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.HasPrefix(err.Error(), tc.want) && !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %q\nwant it to contain %q", err, tc.want)
+			}
+			if !strings.HasPrefix(err.Error(), "seed.yaml:") {
+				t.Fatalf("error %q does not start with the file and line", err)
+			}
+			if strings.ContainsAny(err.Error(), "\n") {
+				t.Fatalf("error %q is more than one line", err)
+			}
+			var se *Error
+			if !errors.As(err, &se) || se.Line == 0 {
+				t.Fatalf("error %q carries no line", err)
+			}
+			for _, secret := range []string{"web-secret-123", "svc-secret-123", "alice-password-1"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Fatalf("error %q echoes a secret", err)
+				}
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	base, _ := os.ReadFile("testdata/acme.yaml")
+	f.Add(string(base))
+	f.Add("realms:\n  - name: x\n    clients: [{id: a, grant_types: [client_credentials], secret: s}]\n")
+	f.Add("realms: {}\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		file, err := Parse("fuzz.yaml", []byte(s))
+		if err == nil && file == nil {
+			t.Fatal("no file and no error")
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+			t.Fatalf("error %q does not name the file", err)
+		}
+	})
+}
