@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/latchkey/latchkey/internal/clientsecret"
+	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/logging"
+	"github.com/latchkey/latchkey/internal/password"
+	"github.com/latchkey/latchkey/internal/seed"
+	"github.com/latchkey/latchkey/internal/server"
+	"github.com/latchkey/latchkey/storage"
+)
+
+func newServeCmd(getenv func(string) string) *cobra.Command {
+	var s config.Serve
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the authorization server",
+		Long: `Run the authorization server.
+
+Every flag can also be set through its environment variable; a flag given on the
+command line wins. --dev listens on 127.0.0.1:8080, keeps its SQLite database and a
+generated master key under ./latchkey-data/, and seeds a "dev" realm with demo
+clients and a demo user.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return serve(cmd.Context(), cmd, s)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&s.Dev, "dev", false, "development mode: loopback, embedded SQLite under ./latchkey-data, a seeded dev realm")
+	stringFlag(f, getenv, &s.Addr, "addr", "listen address (default "+config.DefaultAddr+", or "+config.DefaultDevAddr+" with --dev)")
+	stringFlag(f, getenv, &s.BaseURL, "base-url", "public URL of this server; the issuer of realm R is BASE-URL/realms/R (default http://ADDR with --dev)")
+	stringFlag(f, getenv, &s.DB, "db", "database: a SQLite file path or a postgres:// URL (default DATA-DIR/latchkey.db)")
+	stringFlag(f, getenv, &s.DataDir, "data-dir", "directory for the SQLite database and, in dev mode, the master key (default ./"+config.DefaultDataDir+")")
+	stringFlag(f, getenv, &s.Seed, "seed", "YAML file of realms, clients and users to apply at start")
+	stringFlag(f, getenv, &s.MasterKeyFile, "master-key-file", "file holding the 32-byte master key (base64 or hex)")
+	stringFlag(f, getenv, &s.LogLevel, "log-level", "debug, info, warn or error (default info)")
+	f.BoolVar(&s.InsecureHTTP, "insecure-http", false, "allow a plain-HTTP issuer on a loopback address outside dev mode")
+	// The master key itself only comes from the environment: a flag would show in `ps`.
+	s.MasterKey = getenv(config.Env["master-key"])
+	return cmd
+}
+
+// stringFlag defines a string flag whose default comes from its environment variable.
+func stringFlag(f *pflag.FlagSet, getenv func(string) string, p *string, name, usage string) {
+	env := config.Env[name]
+	f.StringVar(p, name, getenv(env), usage+" ["+env+"]")
+}
+
+func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
+	opts, err := s.Resolve()
+	if err != nil {
+		return err
+	}
+	log := logging.New(cmd.ErrOrStderr(), logLevel(opts.LogLevel))
+
+	// Read and check the seed file before touching the store: a bad file changes nothing.
+	var seedFile *seed.File
+	if opts.Seed != "" {
+		if seedFile, err = seed.Load(opts.Seed); err != nil {
+			return err
+		}
+	}
+	var dev *devSetup
+	if opts.Dev {
+		if dev, err = loadDevSetup(opts); err != nil {
+			return err
+		}
+	}
+
+	// Bind early so a taken port fails before the store is touched; connections
+	// queue until the server starts answering below.
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", opts.Addr, err)
+	}
+	defer ln.Close()
+
+	store, err := openStore(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	applier := &seed.Applier{
+		Store:    store,
+		Secrets:  clientsecret.NewHasher(opts.MasterKey),
+		Password: password.Default,
+		Now:      time.Now,
+	}
+	if dev != nil {
+		if err := applySeed(ctx, log, applier, "dev realm", dev.seed); err != nil {
+			return err
+		}
+	}
+	if seedFile != nil {
+		if err := applySeed(ctx, log, applier, opts.Seed, seedFile); err != nil {
+			return err
+		}
+	}
+
+	if dev != nil {
+		dev.printBanner(cmd.OutOrStdout(), opts)
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "base_url", opts.BaseURL, "store", opts.Backend, "dev", opts.Dev)
+	return server.New(log, store).Serve(ctx, ln)
+}
+
+func applySeed(ctx context.Context, log *slog.Logger, a *seed.Applier, name string, f *seed.File) error {
+	res, err := a.Apply(ctx, f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	log.Info("seed applied", "source", name, "created", res.Created, "updated", res.Updated, "unchanged", res.Unchanged)
+	return nil
+}
+
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	l.UnmarshalText([]byte(s)) // Resolve has checked it
+	return l
+}
+
+// Compile-time check: every backend can be seeded.
+var _ seed.Store = storage.Store(nil)

@@ -1,0 +1,18 @@
+package main
+
+import (
+	"context"
+
+	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/storage"
+	"github.com/latchkey/latchkey/storage/postgres"
+	"github.com/latchkey/latchkey/storage/sqlite"
+)
+
+// openStore opens (and migrates) the configured backend.
+func openStore(ctx context.Context, o config.Options) (storage.Store, error) {
+	if o.Backend == "postgres" {
+		return postgres.Open(ctx, o.DB)
+	}
+	return sqlite.Open(ctx, sqlite.Config{Path: o.DB})
+}

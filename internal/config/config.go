@@ -1,0 +1,194 @@
+// Package config is the schema of `latchkey serve`'s flags and environment, and
+// resolves them into the options the server runs with.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/latchkey/latchkey/internal/masterkey"
+)
+
+// Serve is what `latchkey serve` is given, before defaults and checks.
+type Serve struct {
+	Dev           bool
+	Addr          string // listen address
+	BaseURL       string // public URL the issuers live under; the issuer of realm R is BaseURL/realms/R
+	DB            string // SQLite file path (optionally "sqlite:" prefixed) or postgres:// URL
+	DataDir       string
+	Seed          string // seed file path
+	MasterKey     string // the key itself, from LATCHKEY_MASTER_KEY
+	MasterKeyFile string
+	InsecureHTTP  bool // allow a plain-HTTP issuer on a loopback address outside dev mode
+	LogLevel      string
+}
+
+// Env names of the settings that can come from the environment.
+var Env = map[string]string{
+	"addr":            "LATCHKEY_ADDR",
+	"base-url":        "LATCHKEY_BASE_URL",
+	"db":              "LATCHKEY_DB",
+	"data-dir":        "LATCHKEY_DATA_DIR",
+	"seed":            "LATCHKEY_SEED",
+	"master-key":      "LATCHKEY_MASTER_KEY",
+	"master-key-file": "LATCHKEY_MASTER_KEY_FILE",
+	"log-level":       "LATCHKEY_LOG_LEVEL",
+}
+
+// Defaults.
+const (
+	DefaultDevAddr = "127.0.0.1:8080"
+	DefaultAddr    = ":8080"
+	DefaultDataDir = "latchkey-data"
+	dbFile         = "latchkey.db"
+	masterKeyFile  = "master.key"
+)
+
+// Options are the resolved settings the server runs with.
+type Options struct {
+	Dev       bool
+	Addr      string
+	BaseURL   string // no trailing slash
+	Backend   string // "sqlite" or "postgres"
+	DB        string // SQLite path or PostgreSQL URL
+	DataDir   string // "" when nothing is kept on local disk
+	Seed      string
+	MasterKey *masterkey.Key
+	// MasterKeyCreated is set when dev mode generated the key on this start.
+	MasterKeyCreated bool
+	LogLevel         string
+}
+
+// Resolve applies defaults, checks the settings, prepares the data directory and
+// loads (in dev mode, creates) the master key.
+func (s Serve) Resolve() (Options, error) {
+	o := Options{Dev: s.Dev, Addr: s.Addr, Seed: s.Seed, LogLevel: s.LogLevel}
+	if o.LogLevel == "" {
+		o.LogLevel = "info"
+	}
+	switch o.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return o, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.LogLevel)
+	}
+	if o.Addr == "" {
+		o.Addr = DefaultAddr
+		if s.Dev {
+			o.Addr = DefaultDevAddr
+		}
+	}
+	host, port, err := net.SplitHostPort(o.Addr)
+	if err != nil {
+		return o, fmt.Errorf("--addr %q: want host:port, e.g. 127.0.0.1:8080", o.Addr)
+	}
+
+	if err := o.resolveBaseURL(s, host, port); err != nil {
+		return o, err
+	}
+
+	needDir := s.Dev && s.MasterKey == "" && s.MasterKeyFile == "" // dev mode keeps its master key there
+	if o.Backend, o.DB, o.DataDir, err = ResolveDB(s.DB, s.DataDir, needDir); err != nil {
+		return o, err
+	}
+
+	switch {
+	case s.MasterKey != "":
+		o.MasterKey, err = masterkey.Parse(s.MasterKey)
+		if err != nil {
+			err = fmt.Errorf("LATCHKEY_MASTER_KEY: %w", err)
+		}
+	case s.MasterKeyFile != "":
+		o.MasterKey, err = masterkey.Load(s.MasterKeyFile)
+	case s.Dev:
+		o.MasterKey, o.MasterKeyCreated, err = masterkey.LoadOrCreate(filepath.Join(o.DataDir, masterKeyFile))
+	default:
+		err = errors.New("no master key: set LATCHKEY_MASTER_KEY or --master-key-file (make one with: openssl rand -base64 32)")
+	}
+	return o, err
+}
+
+func (o *Options) resolveBaseURL(s Serve, host, port string) error {
+	if s.BaseURL == "" {
+		if !s.Dev && !s.InsecureHTTP {
+			return errors.New("--base-url is required outside dev mode (the public https:// URL clients reach Latchkey at)")
+		}
+		if !isLoopback(host) {
+			return fmt.Errorf("--addr %s is not a loopback address: plain HTTP is only for loopback; set --base-url to the https:// URL in front of it", o.Addr)
+		}
+		o.BaseURL = "http://" + net.JoinHostPort(host, port)
+		return nil
+	}
+	u, err := url.Parse(s.BaseURL)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--base-url %q: want an absolute http(s) URL without query or fragment", s.BaseURL)
+	}
+	if u.Scheme == "http" && !((s.Dev || s.InsecureHTTP) && isLoopback(u.Hostname())) {
+		return fmt.Errorf("--base-url %q: the issuer must be https:// (plain HTTP only on loopback with --dev or --insecure-http)", s.BaseURL)
+	}
+	o.BaseURL = strings.TrimSuffix(u.String(), "/")
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// prepareDataDir creates the data directory (0700) and proves it is writable.
+func prepareDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory %s: %w", dir, unwrapPath(err))
+	}
+	f, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return fmt.Errorf("data directory %s is not writable: %w", dir, unwrapPath(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// unwrapPath drops the path an *os.PathError repeats, since the message names it already.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// ResolveDB picks the backend for a --db value and, when SQLite needs a file in it or
+// needDir says so, prepares the data directory.
+func ResolveDB(db, dataDir string, needDir bool) (backend, dsn, dir string, err error) {
+	backend, dsn = "sqlite", db
+	switch {
+	case strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://"):
+		backend = "postgres"
+	case strings.HasPrefix(db, "sqlite:"):
+		dsn = strings.TrimPrefix(db, "sqlite:")
+	}
+	if dataDir == "" && (backend == "sqlite" && dsn == "" || needDir) {
+		dataDir = DefaultDataDir
+	}
+	if dataDir != "" {
+		if err := prepareDataDir(dataDir); err != nil {
+			return "", "", "", err
+		}
+	}
+	if backend == "sqlite" && dsn == "" {
+		dsn = filepath.Join(dataDir, dbFile)
+	}
+	return backend, dsn, dataDir, nil
+}
+
+// Issuer returns the issuer URL of a realm.
+func (o Options) Issuer(realm string) string {
+	return o.BaseURL + "/realms/" + realm
+}
