@@ -154,8 +154,8 @@ type UserStore interface {
 	// UpdateUser replaces every field but Realm, ID and CreatedAt. ErrNotFound if there
 	// is none; ErrConflict if the new username or email is taken.
 	UpdateUser(ctx context.Context, u User) error
-	// DeleteUser deletes the user with their sessions and refresh families. ErrNotFound
-	// if there is none.
+	// DeleteUser deletes the user with everything they hold: sessions, refresh
+	// families, authorization codes and opaque access tokens. ErrNotFound if there is none.
 	DeleteUser(ctx context.Context, realm, id string) error
 }
 

@@ -84,7 +84,9 @@ func startServe(t *testing.T, getenv func(string) string, args ...string) *runni
 	s := &runningServer{addr: freeAddr(t), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, append([]string{"serve", "--addr", s.addr}, args...), s.stdout, s.stderr, getenv) }()
+	go func() {
+		done <- run(ctx, append([]string{"serve", "--addr", s.addr}, args...), s.stdout, s.stderr, getenv)
+	}()
 	var once sync.Once
 	code := -1
 	s.stop = func() int {
@@ -387,5 +389,18 @@ func TestBinaryServesDevModeAndStopsOnSIGTERM(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "shutting down") {
 		t.Fatalf("no graceful shutdown logged:\n%s", stderr.String())
+	}
+}
+
+func TestDevAndSeedCombine(t *testing.T) {
+	dataDir := t.TempDir()
+	s := startServe(t, env(), "--dev", "--data-dir", dataDir, "--seed", acmeSeed)
+	if n := strings.Count(s.stderr.String(), "seed applied"); n != 2 {
+		t.Fatalf("want the dev realm and the seed file applied, got %d:\n%s", n, s.stderr)
+	}
+	s.stop()
+	realms, err := openSQLite(t, filepath.Join(dataDir, "latchkey.db")).ListRealms(t.Context())
+	if err != nil || len(realms) != 2 || realms[0].Name != "acme" || realms[1].Name != "dev" {
+		t.Fatalf("realms = %+v, %v; want acme and dev", realms, err)
 	}
 }

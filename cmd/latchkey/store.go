@@ -12,7 +12,15 @@ import (
 // openStore opens (and migrates) the configured backend.
 func openStore(ctx context.Context, o config.Options) (storage.Store, error) {
 	if o.Backend == "postgres" {
-		return postgres.Open(ctx, o.DB)
+		st, err := postgres.Open(ctx, o.DB)
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
 	}
-	return sqlite.Open(ctx, sqlite.Config{Path: o.DB})
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: o.DB})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }

@@ -406,8 +406,16 @@ func testDeleteRealmCascades(t *testing.T, s storage.Store) {
 	_, err = s.GetFamily(c, "keep-fam")
 	must(t, err)
 
-	// Deleting a user takes their sessions and families with them.
+	// Deleting a user takes everything they hold with them.
+	code := newCode(t, "keep")
+	must(t, s.CreateAuthCode(c, code))
+	opaque := storage.AccessToken{Hash: randBytes(t), Realm: "keep", ClientID: "web", UserID: "keep-alice", IssuedAt: t0, ExpiresAt: at(time.Hour)}
+	must(t, s.CreateAccessToken(c, opaque))
 	must(t, s.DeleteUser(c, "keep", "keep-alice"))
+	_, err = s.ConsumeAuthCode(c, code.Hash, t0)
+	wantErr(t, err, storage.ErrNotFound)
+	_, err = s.GetAccessToken(c, opaque.Hash)
+	wantErr(t, err, storage.ErrNotFound)
 	_, err = s.GetSession(c, "keep-sid")
 	wantErr(t, err, storage.ErrNotFound)
 	_, err = s.GetFamily(c, "keep-fam")

@@ -1,0 +1,122 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/latchkey/latchkey/storage"
+)
+
+// seedLockID names the transaction-level advisory lock ApplySeed takes
+// ("lkseed" in ASCII). Any fixed number works; it only has to differ from goose's.
+const seedLockID int64 = 0x6c6b73656564
+
+// seedOutcome is what applying one seed entity did.
+type seedOutcome int
+
+const (
+	seedCreated seedOutcome = iota
+	seedUpdated
+	seedUnchanged
+)
+
+func count(res *storage.SeedResult, o seedOutcome) {
+	switch o {
+	case seedCreated:
+		res.Created++
+	case seedUpdated:
+		res.Updated++
+	case seedUnchanged:
+		res.Unchanged++
+	}
+}
+
+// ApplySeed creates or updates the seed's realms, clients and users in one
+// transaction. Instances starting together may apply the same seed at once:
+// the advisory lock makes them take turns, so the second finds the first's rows
+// (READ COMMITTED reads afresh after the wait) instead of failing on them.
+func (s *Store) ApplySeed(ctx context.Context, seed storage.Seed) (storage.SeedResult, error) {
+	var res storage.SeedResult
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, seedLockID); err != nil {
+			return fmt.Errorf("wait for other seeds: %w", err)
+		}
+		for _, sr := range seed.Realms {
+			name := sr.Realm.Name
+			outcome, err := seedRealm(ctx, tx, sr.Realm)
+			if err != nil {
+				return fmt.Errorf("realm %q: %w", name, err)
+			}
+			count(&res, outcome)
+			for _, c := range sr.Clients {
+				c.Realm = name
+				outcome, err := seedClient(ctx, tx, c)
+				if err != nil {
+					return fmt.Errorf("client %q in realm %q: %w", c.ID, name, err)
+				}
+				count(&res, outcome)
+			}
+			for _, u := range sr.Users {
+				u.Realm = name
+				outcome, err := seedUser(ctx, tx, u)
+				if err != nil {
+					return fmt.Errorf("user %q in realm %q: %w", u.Username, name, err)
+				}
+				count(&res, outcome)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return storage.SeedResult{}, fmt.Errorf("apply seed: %w", err)
+	}
+	return res, nil
+}
+
+func seedRealm(ctx context.Context, q querier, r storage.Realm) (seedOutcome, error) {
+	old, err := getRealm(ctx, q, r.Name)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return seedCreated, classify(insertRealm(ctx, q, r))
+	case err != nil:
+		return 0, err
+	case storage.SameRealm(old, r):
+		return seedUnchanged, nil
+	}
+	_, err = updateRealm(ctx, q, r)
+	return seedUpdated, classify(err)
+}
+
+func seedClient(ctx context.Context, q querier, c storage.Client) (seedOutcome, error) {
+	old, err := getClient(ctx, q, c.Realm, c.ID)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return seedCreated, classify(insertClient(ctx, q, c))
+	case err != nil:
+		return 0, err
+	case storage.SameClient(old, c):
+		return seedUnchanged, nil
+	}
+	_, err = updateClient(ctx, q, c)
+	return seedUpdated, classify(err)
+}
+
+// seedUser matches an existing user by username; that user keeps its ID,
+// CreatedAt and security stamp, which are state, not configuration.
+func seedUser(ctx context.Context, q querier, u storage.User) (seedOutcome, error) {
+	old, err := getUserByUsername(ctx, q, u.Realm, u.Username)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return seedCreated, classify(insertUser(ctx, q, u))
+	case err != nil:
+		return 0, err
+	case storage.SameUser(old, u):
+		return seedUnchanged, nil
+	}
+	u.ID, u.CreatedAt, u.TokensValidAfter = old.ID, old.CreatedAt, old.TokensValidAfter
+	_, err = updateUser(ctx, q, u)
+	return seedUpdated, classify(err)
+}

@@ -1,0 +1,129 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/latchkey/latchkey/storage"
+)
+
+const userColumns = `realm, id, username, email, email_verified, name, password_hash, disabled,
+	tokens_valid_after, created_at, updated_at`
+
+func scanUser(row scanner) (storage.User, error) {
+	var u storage.User
+	err := row.Scan(&u.Realm, &u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.Name, &u.PasswordHash,
+		&u.Disabled, nt(&u.TokensValidAfter), nt(&u.CreatedAt), nt(&u.UpdatedAt))
+	return u, err
+}
+
+// CreateUser stores a new user.
+func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
+	if err := insertUser(ctx, s.pool, u); err != nil {
+		return fmt.Errorf("create user %q in realm %q: %w", u.Username, u.Realm, classify(err))
+	}
+	return nil
+}
+
+func insertUser(ctx context.Context, q querier, u storage.User) error {
+	_, err := q.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		u.Realm, u.ID, u.Username, u.Email, u.EmailVerified, u.Name, u.PasswordHash, u.Disabled,
+		ts(u.TokensValidAfter), ts(u.CreatedAt), ts(u.UpdatedAt))
+	return err
+}
+
+// GetUser returns the user by ID.
+func (s *Store) GetUser(ctx context.Context, realm, id string) (storage.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE realm = $1 AND id = $2`, realm, id))
+	if err != nil {
+		return storage.User{}, fmt.Errorf("user %q in realm %q: %w", id, realm, notFound(err))
+	}
+	return u, nil
+}
+
+// GetUserByUsername matches the username exactly.
+func (s *Store) GetUserByUsername(ctx context.Context, realm, username string) (storage.User, error) {
+	u, err := getUserByUsername(ctx, s.pool, realm, username)
+	if err != nil {
+		return storage.User{}, fmt.Errorf("user %q in realm %q: %w", username, realm, notFound(err))
+	}
+	return u, nil
+}
+
+func getUserByUsername(ctx context.Context, q querier, realm, username string) (storage.User, error) {
+	return scanUser(q.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE realm = $1 AND username = $2`, realm, username))
+}
+
+// GetUserByEmail matches the email exactly. Users without an email are never
+// found by the empty one.
+func (s *Store) GetUserByEmail(ctx context.Context, realm, email string) (storage.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx,
+		`SELECT `+userColumns+` FROM users WHERE realm = $1 AND email = $2 AND email <> ''`, realm, email))
+	if err != nil {
+		return storage.User{}, fmt.Errorf("user with email %q in realm %q: %w", email, realm, notFound(err))
+	}
+	return u, nil
+}
+
+// ListUsers returns the realm's users ordered by username.
+func (s *Store) ListUsers(ctx context.Context, realm string) ([]storage.User, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users WHERE realm = $1 ORDER BY username`, realm)
+	if err != nil {
+		return nil, fmt.Errorf("list users of realm %q: %w", realm, err)
+	}
+	users, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (storage.User, error) { return scanUser(row) })
+	if err != nil {
+		return nil, fmt.Errorf("list users of realm %q: %w", realm, err)
+	}
+	return users, nil
+}
+
+// UpdateUser replaces every field but Realm, ID and CreatedAt.
+func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
+	n, err := updateUser(ctx, s.pool, u)
+	if err != nil {
+		return fmt.Errorf("update user %q in realm %q: %w", u.ID, u.Realm, classify(err))
+	}
+	if n == 0 {
+		return fmt.Errorf("update user %q in realm %q: %w", u.ID, u.Realm, storage.ErrNotFound)
+	}
+	return nil
+}
+
+func updateUser(ctx context.Context, q querier, u storage.User) (int64, error) {
+	tag, err := q.Exec(ctx, `
+		UPDATE users SET username = $3, email = $4, email_verified = $5, name = $6, password_hash = $7,
+			disabled = $8, tokens_valid_after = $9, updated_at = $10
+		WHERE realm = $1 AND id = $2`,
+		u.Realm, u.ID, u.Username, u.Email, u.EmailVerified, u.Name, u.PasswordHash, u.Disabled,
+		ts(u.TokensValidAfter), ts(u.UpdatedAt))
+	return tag.RowsAffected(), err
+}
+
+// DeleteUser deletes the user with their sessions and refresh families (whose
+// tokens go by foreign-key cascade), in one transaction.
+func (s *Store) DeleteUser(ctx context.Context, realm, id string) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE realm = $1 AND id = $2`, realm, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return storage.ErrNotFound
+		}
+		// What the user holds goes with them: sessions, families (their tokens
+		// follow), pending codes and opaque access tokens.
+		for _, table := range []string{"sessions", "refresh_families", "auth_codes", "access_tokens"} {
+			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE realm = $1 AND user_id = $2`, realm, id); err != nil {
+				return fmt.Errorf("deleting %s: %w", table, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete user %q in realm %q: %w", id, realm, err)
+	}
+	return nil
+}

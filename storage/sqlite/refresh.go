@@ -1,0 +1,162 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/latchkey/latchkey/storage"
+)
+
+const familyCols = `id, realm, client_id, user_id, session_id, scopes, audience, created_at, last_used_at,
+	idle_expires_at, absolute_expires_at, revoked_at, revoke_reason, ip, user_agent`
+
+func scanFamily(row rowScanner) (storage.Family, error) {
+	var f storage.Family
+	err := row.Scan(&f.ID, &f.Realm, &f.ClientID, &f.UserID, &f.SessionID, jsonCol{&f.Scopes}, jsonCol{&f.Audience},
+		timeCol{&f.CreatedAt}, timeCol{&f.LastUsedAt}, timeCol{&f.IdleExpiresAt}, timeCol{&f.AbsoluteExpiresAt},
+		timeCol{&f.RevokedAt}, &f.RevokeReason, &f.IP, &f.UserAgent)
+	return f, err
+}
+
+const refreshCols = `hash, family_id, scopes, issued_at, used_at, successor_hash, sealed`
+
+func scanRefreshToken(row rowScanner) (storage.RefreshToken, error) {
+	var t storage.RefreshToken
+	err := row.Scan(&t.Hash, &t.FamilyID, jsonCol{&t.Scopes}, timeCol{&t.IssuedAt}, timeCol{&t.UsedAt},
+		&t.SuccessorHash, &t.Sealed)
+	return t, err
+}
+
+func familyName(id string) string { return fmt.Sprintf("refresh family %q", id) }
+
+func (s *Store) CreateFamily(ctx context.Context, f storage.Family, first storage.RefreshToken) error {
+	first.FamilyID = f.ID
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO refresh_families (`+familyCols+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			f.ID, f.Realm, f.ClientID, f.UserID, f.SessionID, jsonText(f.Scopes), jsonText(f.Audience),
+			micros(f.CreatedAt), micros(f.LastUsedAt), micros(f.IdleExpiresAt), micros(f.AbsoluteExpiresAt),
+			micros(f.RevokedAt), f.RevokeReason, f.IP, f.UserAgent)
+		if err != nil {
+			return mapWriteError(err, familyName(f.ID))
+		}
+		return insertRefreshToken(ctx, tx, first)
+	})
+}
+
+func insertRefreshToken(ctx context.Context, tx *sql.Tx, t storage.RefreshToken) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO refresh_tokens (`+refreshCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		t.Hash, t.FamilyID, jsonText(t.Scopes), micros(t.IssuedAt), micros(t.UsedAt),
+		blob(t.SuccessorHash), blob(t.Sealed))
+	// The hash is a secret's digest: it has no place in an error message.
+	return mapWriteError(err, "refresh token in "+familyName(t.FamilyID))
+}
+
+func (s *Store) GetFamily(ctx context.Context, id string) (storage.Family, error) {
+	f, err := scanFamily(s.reader.QueryRowContext(ctx, `SELECT `+familyCols+` FROM refresh_families WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, fmt.Errorf("%s: %w", familyName(id), storage.ErrNotFound)
+	}
+	return f, err
+}
+
+func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, error) {
+	return getRefreshToken(ctx, s.reader, hash)
+}
+
+func getRefreshToken(ctx context.Context, q querier, hash []byte) (storage.RefreshToken, error) {
+	t, err := scanRefreshToken(q.QueryRowContext(ctx, `SELECT `+refreshCols+` FROM refresh_tokens WHERE hash = ?`, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, fmt.Errorf("refresh token: %w", storage.ErrNotFound)
+	}
+	return t, err
+}
+
+// RotateRefreshToken returns the parent as it now stands, whether this call
+// rotated it or another did first.
+func (s *Store) RotateRefreshToken(ctx context.Context, parentHash []byte, child storage.RefreshToken, sealed []byte, use storage.FamilyUse) (storage.RefreshToken, error) {
+	var parent storage.RefreshToken
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		parent, err = getRefreshToken(ctx, tx, parentHash)
+		if err != nil {
+			return err
+		}
+		var revoked bool
+		err = tx.QueryRowContext(ctx, `SELECT revoked_at IS NOT NULL FROM refresh_families WHERE id = ?`,
+			parent.FamilyID).Scan(&revoked)
+		if err != nil {
+			return fmt.Errorf("%s: %w", familyName(parent.FamilyID), err)
+		}
+		if revoked {
+			return fmt.Errorf("%s: %w", familyName(parent.FamilyID), storage.ErrRevoked)
+		}
+
+		// The conditional UPDATE is the decision, even though this IMMEDIATE
+		// transaction already holds the write lock: only a parent still unused is
+		// marked, by exactly one caller.
+		res, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET used_at = ?, successor_hash = ?, sealed = ?
+			WHERE hash = ? AND used_at IS NULL`, micros(use.At), blob(child.Hash), blob(sealed), parentHash)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("refresh token in %s: %w", familyName(parent.FamilyID), storage.ErrAlreadyUsed)
+		}
+		parent.UsedAt, parent.SuccessorHash, parent.Sealed = use.At, child.Hash, sealed
+
+		child.FamilyID = parent.FamilyID
+		if err := insertRefreshToken(ctx, tx, child); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE refresh_families SET last_used_at = ?, idle_expires_at = ?, ip = ?, user_agent = ?
+			WHERE id = ?`, micros(use.At), micros(use.IdleExpiresAt), use.IP, use.UserAgent, parent.FamilyID)
+		return err
+	})
+	return parent, err
+}
+
+func (s *Store) RevokeFamily(ctx context.Context, id string, at time.Time, reason string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		// One row: the family's tokens are dead because it is. The right-hand sides
+		// see the old revoked_at, so a second revocation keeps the first time and reason.
+		res, err := tx.ExecContext(ctx, `UPDATE refresh_families
+			SET revoked_at = COALESCE(revoked_at, ?),
+			    revoke_reason = CASE WHEN revoked_at IS NULL THEN ? ELSE revoke_reason END
+			WHERE id = ?`, micros(at), reason, id)
+		return mustChange(res, err, familyName(id))
+	})
+}
+
+func (s *Store) ListUserFamilies(ctx context.Context, realm, userID string, now time.Time) ([]storage.Family, error) {
+	return list(ctx, s.reader, scanFamily, `SELECT `+familyCols+` FROM refresh_families
+		WHERE realm = ? AND user_id = ? AND revoked_at IS NULL AND idle_expires_at > ? AND absolute_expires_at > ?
+		ORDER BY created_at, id`, realm, userID, micros(now), micros(now))
+}
+
+func (s *Store) RevokeUserFamilies(ctx context.Context, realm, userID string, at time.Time, reason string) (int64, error) {
+	return s.exec(ctx, `UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
+		WHERE realm = ? AND user_id = ? AND revoked_at IS NULL`, micros(at), reason, realm, userID)
+}
+
+func (s *Store) RevokeSessionFamilies(ctx context.Context, sessionID string, at time.Time, reason string) (int64, error) {
+	if sessionID == "" {
+		// "" marks families born outside a browser session; it names no session.
+		return 0, nil
+	}
+	return s.exec(ctx, `UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
+		WHERE session_id = ? AND revoked_at IS NULL`, micros(at), reason, sessionID)
+}
+
+func (s *Store) PurgeFamilies(ctx context.Context, before time.Time) (int64, error) {
+	b := micros(before)
+	// Tokens go by foreign key; the count is of families only, as SQLite counts
+	// only the rows a statement deletes directly.
+	return s.exec(ctx, `DELETE FROM refresh_families
+		WHERE idle_expires_at < ? OR absolute_expires_at < ? OR revoked_at < ?`, b, b, b)
+}

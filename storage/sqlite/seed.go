@@ -1,0 +1,99 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/latchkey/latchkey/storage"
+)
+
+// ApplySeed works in one write transaction: any error rolls the whole seed back.
+func (s *Store) ApplySeed(ctx context.Context, seed storage.Seed) (storage.SeedResult, error) {
+	var res storage.SeedResult
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res = storage.SeedResult{} // counts describe a committed seed only
+		for _, sr := range seed.Realms {
+			if err := seedRealm(ctx, tx, sr, &res); err != nil {
+				return fmt.Errorf("seed realm %q: %w", sr.Realm.Name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return storage.SeedResult{}, err
+	}
+	return res, nil
+}
+
+func seedRealm(ctx context.Context, tx *sql.Tx, sr storage.SeedRealm, res *storage.SeedResult) error {
+	want := sr.Realm
+	have, err := getRealm(ctx, tx, want.Name)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		_, err := tx.ExecContext(ctx, `INSERT INTO realms (`+realmCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
+			want.Name, want.DisplayName, want.SigningAlg, int64(want.AccessTokenTTL), micros(want.CreatedAt), micros(want.UpdatedAt))
+		if err != nil {
+			return mapWriteError(err, fmt.Sprintf("realm %q", want.Name))
+		}
+		res.Created++
+	case err != nil:
+		return err
+	case storage.SameRealm(have, want):
+		res.Unchanged++
+	default:
+		if err := updateRealm(ctx, tx, want); err != nil {
+			return err
+		}
+		res.Updated++
+	}
+
+	for _, c := range sr.Clients {
+		c.Realm = want.Name
+		have, err := getClient(ctx, tx, c.Realm, c.ID)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			if err := createClient(ctx, tx, c); err != nil {
+				return err
+			}
+			res.Created++
+		case err != nil:
+			return err
+		case storage.SameClient(have, c):
+			res.Unchanged++
+		default:
+			if err := updateClient(ctx, tx, c); err != nil {
+				return err
+			}
+			res.Updated++
+		}
+	}
+
+	for _, u := range sr.Users {
+		u.Realm = want.Name
+		have, err := getUserByUsername(ctx, tx, u.Realm, u.Username)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			if err := createUser(ctx, tx, u); err != nil {
+				return err
+			}
+			res.Created++
+		case err != nil:
+			return err
+		case storage.SameUser(have, u):
+			res.Unchanged++
+		default:
+			// The user is the one already there: its ID, CreatedAt and security
+			// stamp are state the seed does not own.
+			_, err := tx.ExecContext(ctx, `UPDATE users SET email = ?, email_verified = ?, name = ?,
+				password_hash = ?, disabled = ?, updated_at = ? WHERE id = ?`,
+				u.Email, u.EmailVerified, u.Name, u.PasswordHash, u.Disabled, micros(u.UpdatedAt), have.ID)
+			if err != nil {
+				return mapWriteError(err, userName(have.Realm, have.ID))
+			}
+			res.Updated++
+		}
+	}
+	return nil
+}

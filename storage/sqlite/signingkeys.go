@@ -1,0 +1,46 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/latchkey/latchkey/storage"
+)
+
+const signingKeyCols = `realm, kid, alg, private_key, public_jwk, created_at, sign_from, sign_until, publish_until`
+
+func scanSigningKey(row rowScanner) (storage.SigningKey, error) {
+	var k storage.SigningKey
+	err := row.Scan(&k.Realm, &k.KID, &k.Alg, &k.PrivateKey, &k.PublicJWK, timeCol{&k.CreatedAt},
+		timeCol{&k.SignFrom}, timeCol{&k.SignUntil}, timeCol{&k.PublishUntil})
+	return k, err
+}
+
+func keyName(realm, kid string) string { return fmt.Sprintf("signing key %q in realm %q", kid, realm) }
+
+func (s *Store) CreateSigningKey(ctx context.Context, k storage.SigningKey) error {
+	_, err := s.exec(ctx, `INSERT INTO signing_keys (`+signingKeyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.Realm, k.KID, k.Alg, blob(k.PrivateKey), blob(k.PublicJWK), micros(k.CreatedAt),
+		micros(k.SignFrom), micros(k.SignUntil), micros(k.PublishUntil))
+	return mapWriteError(err, keyName(k.Realm, k.KID))
+}
+
+func (s *Store) ListSigningKeys(ctx context.Context, realm string) ([]storage.SigningKey, error) {
+	return list(ctx, s.reader, scanSigningKey, `SELECT `+signingKeyCols+` FROM signing_keys
+		WHERE realm = ? ORDER BY created_at, kid`, realm)
+}
+
+func (s *Store) RetireSigningKey(ctx context.Context, realm, kid string, signUntil, publishUntil time.Time) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE signing_keys SET sign_until = ?, publish_until = ? WHERE realm = ? AND kid = ?`,
+			micros(signUntil), micros(publishUntil), realm, kid)
+		return mustChange(res, err, keyName(realm, kid))
+	})
+}
+
+func (s *Store) PurgeSigningKeys(ctx context.Context, before time.Time) (int64, error) {
+	// A NULL publish_until (no end yet) never compares as before anything.
+	return s.exec(ctx, `DELETE FROM signing_keys WHERE publish_until < ?`, micros(before))
+}
