@@ -1,0 +1,76 @@
+package config
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const key = "q7ZxMx2V1t0c1L1n7rRrj1h0s7oY2m7o3N8l8c9s0aA="
+
+func TestResolveIssuerRules(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name    string
+		in      Serve
+		wantURL string
+		wantErr string
+	}{
+		{"dev defaults to loopback", Serve{Dev: true, DataDir: dir}, "http://127.0.0.1:8080", ""},
+		{"dev on another loopback port", Serve{Dev: true, DataDir: dir, Addr: "localhost:9000"}, "http://localhost:9000", ""},
+		{"dev refuses a public address", Serve{Dev: true, DataDir: dir, Addr: "0.0.0.0:8080"}, "", "not a loopback address"},
+		{"https issuer", Serve{BaseURL: "https://id.example.com/", MasterKey: key, DataDir: dir}, "https://id.example.com", ""},
+		{"https issuer under a path", Serve{BaseURL: "https://example.com/auth", MasterKey: key, DataDir: dir}, "https://example.com/auth", ""},
+		{"plain HTTP outside dev", Serve{BaseURL: "http://id.example.com", MasterKey: key, DataDir: dir}, "", "must be https://"},
+		{"plain HTTP on loopback with the flag", Serve{BaseURL: "http://127.0.0.1:8080", InsecureHTTP: true, MasterKey: key, DataDir: dir}, "http://127.0.0.1:8080", ""},
+		{"plain HTTP off loopback even with the flag", Serve{BaseURL: "http://10.0.0.5", InsecureHTTP: true, MasterKey: key, DataDir: dir}, "", "must be https://"},
+		{"base URL with a query", Serve{BaseURL: "https://id.example.com/?x=1", MasterKey: key, DataDir: dir}, "", "without query"},
+		{"no base URL outside dev", Serve{MasterKey: key, DataDir: dir}, "", "--base-url is required"},
+		{"no master key outside dev", Serve{BaseURL: "https://id.example.com", DataDir: dir}, "", "no master key"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := tc.in.Resolve()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || o.BaseURL != tc.wantURL {
+				t.Fatalf("BaseURL = %q, %v; want %q", o.BaseURL, err, tc.wantURL)
+			}
+			if o.Issuer("acme") != tc.wantURL+"/realms/acme" {
+				t.Fatalf("Issuer = %q", o.Issuer("acme"))
+			}
+		})
+	}
+}
+
+func TestResolveDBPicksTheBackend(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ db, backend, dsn string }{
+		{"", "sqlite", filepath.Join(dir, "latchkey.db")},
+		{"sqlite:" + filepath.Join(dir, "x.db"), "sqlite", filepath.Join(dir, "x.db")},
+		{filepath.Join(dir, "y.db"), "sqlite", filepath.Join(dir, "y.db")},
+		{"postgres://u@h/db", "postgres", "postgres://u@h/db"},
+		{"postgresql://u@h/db", "postgres", "postgresql://u@h/db"},
+	} {
+		backend, dsn, _, err := ResolveDB(tc.db, dir, false)
+		if err != nil || backend != tc.backend || dsn != tc.dsn {
+			t.Errorf("ResolveDB(%q) = %s %s %v; want %s %s", tc.db, backend, dsn, err, tc.backend, tc.dsn)
+		}
+	}
+}
+
+func TestDevModeCreatesAndReusesTheMasterKey(t *testing.T) {
+	dir := t.TempDir()
+	o1, err := Serve{Dev: true, DataDir: dir}.Resolve()
+	if err != nil || !o1.MasterKeyCreated {
+		t.Fatalf("first dev start: %v, created %v", err, o1.MasterKeyCreated)
+	}
+	o2, err := Serve{Dev: true, DataDir: dir}.Resolve()
+	if err != nil || o2.MasterKeyCreated || o2.MasterKey.ID() != o1.MasterKey.ID() {
+		t.Fatalf("second dev start: %v, created %v", err, o2.MasterKeyCreated)
+	}
+}
