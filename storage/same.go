@@ -1,6 +1,9 @@
 package storage
 
-import "slices"
+import (
+	"bytes"
+	"slices"
+)
 
 // SameRealm reports whether two realms have the same configuration
 // (timestamps are not configuration).
@@ -13,7 +16,7 @@ func SameRealm(a, b Realm) bool {
 // (timestamps are not configuration; nil and empty lists are the same).
 func SameClient(a, b Client) bool {
 	return a.Realm == b.Realm && a.ID == b.ID && a.Name == b.Name &&
-		a.SecretHash == b.SecretHash &&
+		a.SecretHash == b.SecretHash && bytes.Equal(a.JWKS, b.JWKS) &&
 		slices.Equal(a.RedirectURIs, b.RedirectURIs) &&
 		slices.Equal(a.PostLogoutRedirectURIs, b.PostLogoutRedirectURIs) &&
 		slices.Equal(a.GrantTypes, b.GrantTypes) &&

@@ -43,6 +43,7 @@ type Store interface {
 	SigningKeyStore
 	AuditStore
 	SeedStore
+	ClientAssertionStore
 
 	// Ready reports whether the store is reachable and its schema is the one this
 	// binary expects.
@@ -88,10 +89,13 @@ type TokenSettings struct {
 
 // Client is an OAuth client registered in a realm.
 type Client struct {
-	Realm                  string
-	ID                     string // unique within the realm
-	Name                   string
-	SecretHash             string // keyed hash of the client secret; empty for a public client
+	Realm      string
+	ID         string // unique within the realm
+	Name       string
+	SecretHash string // keyed hash of the client secret; empty for a public client
+	// JWKS holds the client's public keys for private_key_jwt (RFC 7523) as a JWK Set
+	// in JSON; empty when the client does not authenticate that way.
+	JWKS                   []byte
 	RedirectURIs           []string
 	PostLogoutRedirectURIs []string
 	GrantTypes             []string
@@ -104,8 +108,8 @@ type Client struct {
 	UpdatedAt              time.Time
 }
 
-// Public reports whether the client has no secret (RFC 6749 §2.1).
-func (c Client) Public() bool { return c.SecretHash == "" }
+// Public reports whether the client has no credentials (RFC 6749 §2.1).
+func (c Client) Public() bool { return c.SecretHash == "" && len(c.JWKS) == 0 }
 
 // ClientStore keeps clients.
 type ClientStore interface {
@@ -452,4 +456,15 @@ type SeedStore interface {
 	// existing user keeps its ID, CreatedAt and TokensValidAfter. Entities the seed
 	// does not name are left alone.
 	ApplySeed(ctx context.Context, s Seed) (SeedResult, error)
+}
+
+// ClientAssertionStore remembers the IDs of client assertions (private_key_jwt,
+// RFC 7523 §3) until they expire, so none can be replayed.
+type ClientAssertionStore interface {
+	// UseClientAssertion records the assertion's jti for the client until expiresAt,
+	// exactly once across all callers and instances. ErrAlreadyUsed if the client
+	// used that jti before (an entry that expired but is not yet purged counts).
+	UseClientAssertion(ctx context.Context, realm, clientID, jti string, expiresAt time.Time) error
+	// PurgeClientAssertions deletes entries that expired before the given time and says how many.
+	PurgeClientAssertions(ctx context.Context, before time.Time) (int64, error)
 }

@@ -10,14 +10,14 @@ import (
 	"github.com/latchkey/latchkey/storage"
 )
 
-const clientColumns = `realm, id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types,
+const clientColumns = `realm, id, name, secret_hash, jwks, redirect_uris, post_logout_redirect_uris, grant_types,
 	scopes, audiences, third_party, disabled, access_token_ttl, access_token_format, refresh_preset,
 	refresh_idle, refresh_absolute, refresh_retry_window, created_at, updated_at`
 
 func scanClient(row scanner) (storage.Client, error) {
 	var c storage.Client
 	var ttl, idle, absolute, retry int64
-	err := row.Scan(&c.Realm, &c.ID, &c.Name, &c.SecretHash, &c.RedirectURIs, &c.PostLogoutRedirectURIs,
+	err := row.Scan(&c.Realm, &c.ID, &c.Name, &c.SecretHash, &c.JWKS, &c.RedirectURIs, &c.PostLogoutRedirectURIs,
 		&c.GrantTypes, &c.Scopes, &c.Audiences, &c.ThirdParty, &c.Disabled, &ttl, &c.Tokens.AccessTokenFormat,
 		&c.Tokens.RefreshPreset, &idle, &absolute, &retry, nt(&c.CreatedAt), nt(&c.UpdatedAt))
 	c.Tokens.AccessTokenTTL = time.Duration(ttl)
@@ -37,8 +37,8 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 
 func insertClient(ctx context.Context, q querier, c storage.Client) error {
 	_, err := q.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
-		c.Realm, c.ID, c.Name, c.SecretHash, list(c.RedirectURIs), list(c.PostLogoutRedirectURIs),
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+		c.Realm, c.ID, c.Name, c.SecretHash, bytesOrNull(c.JWKS), list(c.RedirectURIs), list(c.PostLogoutRedirectURIs),
 		list(c.GrantTypes), list(c.Scopes), list(c.Audiences), c.ThirdParty, c.Disabled,
 		int64(c.Tokens.AccessTokenTTL), c.Tokens.AccessTokenFormat, c.Tokens.RefreshPreset,
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
@@ -89,13 +89,13 @@ func updateClient(ctx context.Context, q querier, c storage.Client) (int64, erro
 		UPDATE clients SET name = $3, secret_hash = $4, redirect_uris = $5, post_logout_redirect_uris = $6,
 			grant_types = $7, scopes = $8, audiences = $9, third_party = $10, disabled = $11,
 			access_token_ttl = $12, access_token_format = $13, refresh_preset = $14, refresh_idle = $15,
-			refresh_absolute = $16, refresh_retry_window = $17, updated_at = $18
+			refresh_absolute = $16, refresh_retry_window = $17, updated_at = $18, jwks = $19
 		WHERE realm = $1 AND id = $2`,
 		c.Realm, c.ID, c.Name, c.SecretHash, list(c.RedirectURIs), list(c.PostLogoutRedirectURIs),
 		list(c.GrantTypes), list(c.Scopes), list(c.Audiences), c.ThirdParty, c.Disabled,
 		int64(c.Tokens.AccessTokenTTL), c.Tokens.AccessTokenFormat, c.Tokens.RefreshPreset,
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
-		ts(c.UpdatedAt))
+		ts(c.UpdatedAt), bytesOrNull(c.JWKS))
 	return tag.RowsAffected(), err
 }
 

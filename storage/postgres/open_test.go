@@ -1,8 +1,9 @@
-package postgres
+package postgres_test
 
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -11,12 +12,15 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/latchkey/latchkey/storage/postgres"
+	"github.com/latchkey/latchkey/storage/postgres/pgtest"
 )
 
 const password = "hunter2-not-for-logs"
 
 func TestMigrate_BrokenMigrationLeavesNothingBehind(t *testing.T) {
-	dsn := newDatabase(t, "template0")
+	dsn := pgtest.EmptyDSN(t)
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +33,7 @@ func TestMigrate_BrokenMigrationLeavesNothingBehind(t *testing.T) {
 		// The first statements succeed; the last fails, after the table exists.
 		"00002_broken.sql": {Data: []byte("-- +goose Up\nCREATE TABLE partial (id int);\nINSERT INTO partial VALUES (1);\nSELECT no_such_column FROM partial;\n")},
 	}
-	_, err = migrate(t.Context(), db, fsys)
+	_, err = postgres.Migrate(t.Context(), db, fsys)
 	if err == nil || !strings.Contains(err.Error(), "apply migration 2") {
 		t.Fatalf("migrate with a broken migration: error %v, want one naming migration 2", err)
 	}
@@ -49,24 +53,24 @@ func TestMigrate_BrokenMigrationLeavesNothingBehind(t *testing.T) {
 
 	// Once fixed, the migration applies from where it stopped.
 	fsys["00002_broken.sql"] = &fstest.MapFile{Data: []byte("-- +goose Up\nCREATE TABLE partial (id int);\n")}
-	newest, err := migrate(t.Context(), db, fsys)
+	newest, err := postgres.Migrate(t.Context(), db, fsys)
 	if err != nil || newest != 2 {
 		t.Fatalf("migrate after the fix = %d, %v; want 2, nil", newest, err)
 	}
 }
 
 func TestOpen_ConcurrentStartsMigrateOnce(t *testing.T) {
-	dsn := newDatabase(t, "template0")
+	dsn := pgtest.EmptyDSN(t)
 
 	const instances = 3
-	stores := make([]*Store, instances)
+	stores := make([]*postgres.Store, instances)
 	errs := make([]error, instances)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range instances {
 		wg.Go(func() {
 			<-start
-			stores[i], errs[i] = Open(t.Context(), dsn)
+			stores[i], errs[i] = postgres.Open(t.Context(), dsn)
 		})
 	}
 	close(start)
@@ -83,12 +87,12 @@ func TestOpen_ConcurrentStartsMigrateOnce(t *testing.T) {
 
 	// One row per version (0 is goose's own), each recorded once.
 	var rows, versions int64
-	err := stores[0].pool.QueryRow(t.Context(),
+	err := stores[0].Pool().QueryRow(t.Context(),
 		`SELECT count(*), count(DISTINCT version_id) FROM goose_db_version`).Scan(&rows, &versions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := stores[0].schemaVersion + 1; rows != want || versions != want {
+	if want := stores[0].SchemaVersion() + 1; rows != want || versions != want {
 		t.Fatalf("goose_db_version has %d rows for %d versions; want %d of each", rows, versions, want)
 	}
 }
@@ -103,7 +107,7 @@ func TestOpen_UnreachableServerFailsFastInOneLine(t *testing.T) {
 	_ = l.Close()
 
 	began := time.Now()
-	_, err = Open(t.Context(), fmt.Sprintf("postgres://latchkey:%s@127.0.0.1:%d/latchkey?sslmode=disable", password, port))
+	_, err = postgres.Open(t.Context(), fmt.Sprintf("postgres://latchkey:%s@127.0.0.1:%d/latchkey?sslmode=disable", password, port))
 	if elapsed := time.Since(began); elapsed > 5*time.Second {
 		t.Fatalf("Open took %v to give up on an unreachable server", elapsed)
 	}
@@ -125,7 +129,7 @@ func TestOpen_BadDSNIsNotEchoed(t *testing.T) {
 		"host=db.example sslmode=sometimes password=" + password,
 		"postgres://latchkey:" + password + "@db.example/latchkey?connect_timeout=soon",
 	} {
-		_, err := Open(t.Context(), dsn)
+		_, err := postgres.Open(t.Context(), dsn)
 		if err == nil || !containsLine(err.Error(), "invalid PostgreSQL DSN") {
 			t.Errorf("Open(bad DSN): error %v, want one line saying the DSN is invalid", err)
 			continue
@@ -137,8 +141,13 @@ func TestOpen_BadDSNIsNotEchoed(t *testing.T) {
 }
 
 func TestOpen_MissingDatabaseSaysSoInOneLine(t *testing.T) {
-	needPostgres(t)
-	_, err := Open(t.Context(), dsnFor(dbPrefix+"missing_"+randomName()))
+	// The DSN of a database that exists, pointed at one beside it that does not.
+	u, err := url.Parse(pgtest.EmptyDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path += "_missing"
+	_, err = postgres.Open(t.Context(), u.String())
 	if err == nil || !containsLine(err.Error(), "cannot connect to PostgreSQL at ") || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("Open on a missing database: error %v, want one line saying it does not exist", err)
 	}

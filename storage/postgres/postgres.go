@@ -177,6 +177,14 @@ func (n nullTime) ScanTimestamptz(v pgtype.Timestamptz) error {
 	return nil
 }
 
+// bytesOrNull is b as a bytea argument, NULL when empty, so that nil comes back nil.
+func bytesOrNull(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
 // list is a string list as a text[] argument: never NULL, since the columns
 // are NOT NULL and an empty list is just empty.
 func list(s []string) []string {

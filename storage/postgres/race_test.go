@@ -1,4 +1,4 @@
-package postgres
+package postgres_test
 
 import (
 	"context"
@@ -9,16 +9,18 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/storage"
+	"github.com/latchkey/latchkey/storage/postgres"
+	"github.com/latchkey/latchkey/storage/postgres/pgtest"
 )
 
 // These tests run two stores on one database, as two Latchkey instances would.
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
-func twoInstances(t *testing.T) [2]*Store {
+func twoInstances(t *testing.T) [2]*postgres.Store {
 	t.Helper()
-	dsn := newDatabase(t, templateDB)
-	return [2]*Store{openStore(t, dsn), openStore(t, dsn)}
+	dsn := pgtest.DSN(t)
+	return [2]*postgres.Store{openStore(t, dsn), openStore(t, dsn)}
 }
 
 func hash(t *testing.T) []byte {
@@ -65,7 +67,7 @@ func mustWinOnce(t *testing.T, errs []error) int {
 	return winner
 }
 
-func setupFamily(t *testing.T, s *Store) storage.RefreshToken {
+func setupFamily(t *testing.T, s *postgres.Store) storage.RefreshToken {
 	t.Helper()
 	ctx := t.Context()
 	f := storage.Family{ID: "fam", Realm: "acme", ClientID: "web", UserID: "alice", CreatedAt: t0,
@@ -120,7 +122,7 @@ func TestRotateRefreshToken_WaitsForRevokeInFlight(t *testing.T) {
 	parent := setupFamily(t, stores[0])
 
 	// Instance 0 is revoking the family, inside a transaction not yet committed.
-	tx, err := stores[0].pool.Begin(ctx)
+	tx, err := stores[0].Pool().Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +149,7 @@ func TestRotateRefreshToken_WaitsForRevokeInFlight(t *testing.T) {
 		default:
 		}
 		time.Sleep(5 * time.Millisecond) // a polling pace, not a wait for time to pass
-		err := stores[0].pool.QueryRow(ctx, `
+		err := stores[0].Pool().QueryRow(ctx, `
 			SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting)
 		if err != nil {
@@ -186,5 +188,29 @@ func TestApplySeed_SameSeedFromTwoInstancesAtOnce(t *testing.T) {
 	created, unchanged := results[0].Created+results[1].Created, results[0].Unchanged+results[1].Unchanged
 	if created != 3 || unchanged != 3 {
 		t.Fatalf("seed results %+v; want one instance to create 3 and the other to find 3 unchanged", results)
+	}
+}
+
+// The conformance suite does not look at client assertions after DeleteRealm.
+func TestDeleteRealm_ForgetsClientAssertions(t *testing.T) {
+	s := openStore(t, pgtest.DSN(t))
+	ctx := t.Context()
+	for _, realm := range []string{"acme", "keep"} {
+		if err := s.CreateRealm(ctx, storage.Realm{Name: realm}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.UseClientAssertion(ctx, realm, "web", "jti", t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteRealm(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	var realms []string
+	if err := s.Pool().QueryRow(ctx, `SELECT coalesce(array_agg(realm), '{}') FROM client_assertions`).Scan(&realms); err != nil {
+		t.Fatal(err)
+	}
+	if len(realms) != 1 || realms[0] != "keep" {
+		t.Fatalf("client assertions left for realms %v, want only [keep]", realms)
 	}
 }

@@ -468,3 +468,37 @@ func rotateHelper() int {
 	wg.Wait()
 	return 0
 }
+
+// The conformance suite does not look at client assertions after DeleteRealm.
+func TestDeleteRealm_ForgetsClientAssertions(t *testing.T) {
+	s := openTestStore(t, filepath.Join(t.TempDir(), "latchkey.db"))
+	ctx := t.Context()
+	exp := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, realm := range []string{"acme", "keep"} {
+		if err := s.CreateRealm(ctx, storage.Realm{Name: realm}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.UseClientAssertion(ctx, realm, "web", "jti", exp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteRealm(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	var realms []string
+	rows, err := s.reader.QueryContext(ctx, `SELECT realm FROM client_assertions`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			t.Fatal(err)
+		}
+		realms = append(realms, r)
+	}
+	if err := rows.Err(); err != nil || len(realms) != 1 || realms[0] != "keep" {
+		t.Fatalf("client assertions left for realms %v (%v), want only [keep]", realms, err)
+	}
+}

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"DenyList", testDenyList},
 		{"SigningKeys", testSigningKeys},
 		{"Audit", testAudit},
+		{"ClientAssertions", testClientAssertions},
 		{"Seed", testSeed},
 		{"SeedIsAllOrNothing", testSeedAllOrNothing},
 	}
@@ -272,8 +273,12 @@ func testClients(t *testing.T, s storage.Store) {
 	svc.RedirectURIs, svc.GrantTypes, svc.Scopes = nil, []string{"client_credentials"}, []string{"orders:read", "orders:write"}
 	svc.Tokens = storage.TokenSettings{AccessTokenFormat: "opaque", RefreshPreset: "service"}
 	must(t, s.CreateClient(c, svc))
+	pk := newClient("acme", "pk")
+	pk.SecretHash = ""
+	pk.JWKS = []byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1"}]}`)
+	must(t, s.CreateClient(c, pk))
 
-	for _, want := range []storage.Client{web, spa, svc} {
+	for _, want := range []storage.Client{web, spa, svc, pk} {
 		got, err := s.GetClient(c, "acme", want.ID)
 		must(t, err)
 		same(t, "GetClient "+want.ID, got, want)
@@ -283,6 +288,10 @@ func testClients(t *testing.T, s storage.Store) {
 	if !got.Public() {
 		t.Fatal("a client with no secret must be public")
 	}
+	if got, _ := s.GetClient(c, "acme", "pk"); got.Public() {
+		t.Fatal("a client with keys is confidential")
+	}
+	must(t, s.DeleteClient(c, "acme", "pk"))
 	_, err = s.GetClient(c, "acme", "nope")
 	wantErr(t, err, storage.ErrNotFound)
 	_, err = s.GetClient(c, "nope", "web")
@@ -1055,4 +1064,39 @@ func testSeedAllOrNothing(t *testing.T, s storage.Store) {
 	if len(realms) != 1 || realms[0].Name != "existing" {
 		t.Fatalf("realms after a failed seed = %+v, want only the one that was there", realms)
 	}
+}
+
+func testClientAssertions(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	setupRealm(t, s, "acme")
+	mkRealm(t, s, "other")
+
+	must(t, s.UseClientAssertion(c, "acme", "web", "jti-1", at(time.Minute)))
+	wantErr(t, s.UseClientAssertion(c, "acme", "web", "jti-1", at(time.Minute)), storage.ErrAlreadyUsed)
+	// A jti is the client's own: another client, or realm, may use the same value.
+	must(t, s.UseClientAssertion(c, "acme", "svc", "jti-1", at(time.Minute)))
+	must(t, s.UseClientAssertion(c, "other", "web", "jti-1", at(time.Minute)))
+	must(t, s.UseClientAssertion(c, "acme", "web", "jti-2", at(time.Hour)))
+
+	errs := race(func(int) error { return s.UseClientAssertion(c, "acme", "web", "jti-race", at(time.Minute)) })
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, storage.ErrAlreadyUsed):
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of %d concurrent uses of one jti succeeded, want 1", won, racers)
+	}
+
+	n, err := s.PurgeClientAssertions(c, at(time.Minute))
+	wantCount(t, "PurgeClientAssertions(1m)", n, err, 0)
+	n, err = s.PurgeClientAssertions(c, at(2*time.Minute))
+	wantCount(t, "PurgeClientAssertions(2m)", n, err, 4)
+	// Once purged (after its expiry) the entry is gone; jti-2 is still remembered.
+	must(t, s.UseClientAssertion(c, "acme", "web", "jti-1", at(3*time.Minute)))
+	wantErr(t, s.UseClientAssertion(c, "acme", "web", "jti-2", at(time.Hour)), storage.ErrAlreadyUsed)
 }

@@ -1,0 +1,232 @@
+package oauth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/latchkey/latchkey/internal/token"
+	"github.com/latchkey/latchkey/storage"
+)
+
+// Client authentication methods (RFC 8414 §2, OIDC Core §9).
+const (
+	methodBasic = "client_secret_basic"
+	methodPost  = "client_secret_post"
+	methodJWT   = "private_key_jwt"
+	methodNone  = "none"
+)
+
+// assertionType is the client_assertion_type of RFC 7523 §2.2.
+const assertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// maxAssertionLifetime bounds how far in the future a client assertion may expire,
+// and so how long its jti must be remembered.
+const maxAssertionLifetime = time.Hour
+
+// assertionAlgs are the algorithms a client may sign its assertion with.
+var assertionAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.EdDSA, jose.RS256, jose.PS256}
+
+// authenticateClient identifies and authenticates the client of a request by
+// exactly one method (RFC 6749 §2.3). Public clients pass with their client_id alone
+// when allowPublic is set. Every failure is invalid_client (401).
+func (h *Handler) authenticateClient(r *http.Request, form url.Values, realm storage.Realm, allowPublic bool) (storage.Client, error) {
+	ctx := r.Context()
+	basicID, basicSecret, hasBasic := r.BasicAuth()
+	fail := func(description string, cause error) error {
+		return &Error{Code: InvalidClient, Description: description, Status: http.StatusUnauthorized, Basic: hasBasic, Cause: cause}
+	}
+	if !hasBasic && r.Header.Get("Authorization") != "" && strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "basic") {
+		return storage.Client{}, &Error{Code: InvalidClient, Description: "malformed Basic credentials", Status: http.StatusUnauthorized, Basic: true}
+	}
+
+	methods := 0
+	for _, used := range []bool{hasBasic, form.Has("client_secret"), form.Has("client_assertion")} {
+		if used {
+			methods++
+		}
+	}
+	if methods > 1 {
+		return storage.Client{}, fail("use exactly one client authentication method", nil)
+	}
+
+	method, clientID, secret := methodNone, form.Get("client_id"), form.Get("client_secret")
+	switch {
+	case hasBasic:
+		// RFC 6749 §2.3.1: both halves are form-encoded before Basic encoding.
+		id, err1 := url.QueryUnescape(basicID)
+		sec, err2 := url.QueryUnescape(basicSecret)
+		if err1 != nil || err2 != nil {
+			return storage.Client{}, fail("malformed Basic credentials", nil)
+		}
+		if clientID != "" && clientID != id {
+			return storage.Client{}, fail("client_id does not match the Basic credentials", nil)
+		}
+		method, clientID, secret = methodBasic, id, sec
+	case form.Has("client_secret"):
+		method = methodPost
+	case form.Has("client_assertion"):
+		method = methodJWT
+	}
+	if method == methodJWT {
+		return h.authenticateAssertion(ctx, r, form, realm, clientID)
+	}
+	if clientID == "" {
+		return storage.Client{}, fail("client authentication is required", nil)
+	}
+	client, err := h.store.GetClient(ctx, realm.Name, clientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Client{}, fail("unknown client or bad credentials", nil)
+	}
+	if err != nil {
+		return storage.Client{}, err
+	}
+	if client.Disabled {
+		return storage.Client{}, fail("client is disabled", nil)
+	}
+	switch {
+	case method == methodNone && client.Public() && allowPublic:
+		return client, nil
+	case method == methodNone:
+		return storage.Client{}, fail("client authentication is required", nil)
+	case client.SecretHash == "":
+		return storage.Client{}, fail("client has no secret", nil)
+	}
+	ok, err := h.secrets.Verify(realm.Name, client.ID, secret, client.SecretHash)
+	if err != nil {
+		h.log.ErrorContext(ctx, "client secret cannot be checked", "realm", realm.Name, "client_id", client.ID, "err", err)
+	}
+	if !ok {
+		return storage.Client{}, fail("unknown client or bad credentials", nil)
+	}
+	return client, nil
+}
+
+// assertionClaims are the claims of a client assertion (RFC 7523 §3).
+type assertionClaims struct {
+	Issuer    string         `json:"iss"`
+	Subject   string         `json:"sub"`
+	Audience  token.Audience `json:"aud"`
+	Expiry    int64          `json:"exp"`
+	NotBefore int64          `json:"nbf"`
+	IssuedAt  int64          `json:"iat"`
+	ID        string         `json:"jti"`
+}
+
+// authenticateAssertion checks a private_key_jwt client assertion: signed by one of
+// the client's registered keys with that key's algorithm, issued by and about the
+// client, for this server, unexpired, and never seen before.
+func (h *Handler) authenticateAssertion(ctx context.Context, r *http.Request, form url.Values, realm storage.Realm, clientID string) (storage.Client, error) {
+	fail := func(description string) error {
+		return &Error{Code: InvalidClient, Description: description, Status: http.StatusUnauthorized}
+	}
+	if form.Get("client_assertion_type") != assertionType {
+		return storage.Client{}, fail("client_assertion_type must be " + assertionType)
+	}
+	jws, err := jose.ParseSignedCompact(form.Get("client_assertion"), assertionAlgs)
+	if err != nil || len(jws.Signatures) != 1 {
+		return storage.Client{}, fail("malformed client assertion")
+	}
+	var unverified assertionClaims
+	if json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &unverified) != nil || unverified.Issuer == "" {
+		return storage.Client{}, fail("malformed client assertion")
+	}
+	if clientID == "" {
+		clientID = unverified.Issuer
+	}
+	client, err := h.store.GetClient(ctx, realm.Name, clientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Client{}, fail("unknown client or bad assertion")
+	}
+	if err != nil {
+		return storage.Client{}, err
+	}
+	if client.Disabled || len(client.JWKS) == 0 {
+		return storage.Client{}, fail("client cannot use private_key_jwt")
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(client.JWKS, &set); err != nil {
+		return storage.Client{}, err
+	}
+	header := jws.Signatures[0].Header
+	var payload []byte
+	for _, k := range set.Keys {
+		if header.KeyID != "" && k.KeyID != header.KeyID {
+			continue
+		}
+		if !slices.Contains(algsFor(k), header.Algorithm) {
+			continue // the algorithm is pinned to the key (RFC 8725 §3.1)
+		}
+		if p, err := jws.Verify(k.Key); err == nil {
+			payload = p
+			break
+		}
+	}
+	if payload == nil {
+		return storage.Client{}, fail("client assertion signature does not verify")
+	}
+	var c assertionClaims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return storage.Client{}, fail("malformed client assertion")
+	}
+	now := h.now()
+	issuer := h.tokens.Issuer(realm.Name)
+	audOK := slices.ContainsFunc(c.Audience, func(a string) bool {
+		return a == issuer || a == issuer+tokenPath || a == h.baseURL+r.URL.Path
+	})
+	exp := time.Unix(c.Expiry, 0)
+	switch {
+	case c.Issuer != client.ID || c.Subject != client.ID:
+		return storage.Client{}, fail("client assertion iss and sub must be the client_id")
+	case !audOK:
+		return storage.Client{}, fail("client assertion aud must be the issuer or the token endpoint")
+	case c.Expiry == 0 || !now.Before(exp):
+		return storage.Client{}, fail("client assertion expired")
+	case exp.Sub(now) > maxAssertionLifetime:
+		return storage.Client{}, fail("client assertion lives too long")
+	case c.NotBefore != 0 && time.Unix(c.NotBefore, 0).After(now.Add(token.Leeway)):
+		return storage.Client{}, fail("client assertion not yet valid")
+	case c.ID == "":
+		return storage.Client{}, fail("client assertion has no jti")
+	}
+	err = h.store.UseClientAssertion(ctx, realm.Name, client.ID, c.ID, exp.UTC().Truncate(time.Microsecond))
+	if errors.Is(err, storage.ErrAlreadyUsed) {
+		return storage.Client{}, fail("client assertion replayed")
+	}
+	if err != nil {
+		return storage.Client{}, err
+	}
+	return client, nil
+}
+
+// algsFor returns the algorithms a client key may sign with: its own alg when the
+// JWK names one, else those its type allows.
+func algsFor(k jose.JSONWebKey) []string {
+	if k.Algorithm != "" {
+		return []string{k.Algorithm}
+	}
+	switch key := k.Key.(type) {
+	case *ecdsa.PublicKey:
+		switch key.Curve.Params().BitSize {
+		case 256:
+			return []string{"ES256"}
+		case 384:
+			return []string{"ES384"}
+		}
+	case ed25519.PublicKey:
+		return []string{"EdDSA"}
+	case *rsa.PublicKey:
+		return []string{"RS256", "PS256"}
+	}
+	return nil
+}

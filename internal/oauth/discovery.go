@@ -1,0 +1,97 @@
+package oauth
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/latchkey/latchkey/storage"
+)
+
+// metadata is the authorization server metadata (RFC 8414 §2), also served as the
+// OpenID Provider configuration. Only what is implemented is listed.
+type metadata struct {
+	Issuer                                     string   `json:"issuer"`
+	TokenEndpoint                              string   `json:"token_endpoint"`
+	JWKSURI                                    string   `json:"jwks_uri"`
+	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
+	RevocationEndpoint                         string   `json:"revocation_endpoint"`
+	ScopesSupported                            []string `json:"scopes_supported"`
+	ResponseTypesSupported                     []string `json:"response_types_supported"`
+	GrantTypesSupported                        []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthSigningAlgValues  []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
+	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthSigningAlgValues     []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
+}
+
+func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	clients, err := h.store.ListClients(r.Context(), realm.Name)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var scopes []string
+	for _, c := range clients {
+		scopes = append(scopes, c.Scopes...)
+	}
+	slices.Sort(scopes)
+	scopes = slices.Compact(scopes)
+
+	confidential := []string{methodBasic, methodPost, methodJWT}
+	var algs []string
+	for _, a := range assertionAlgs {
+		algs = append(algs, string(a))
+	}
+	issuer := h.tokens.Issuer(realm.Name)
+	md := metadata{
+		Issuer:                                     issuer,
+		TokenEndpoint:                              issuer + tokenPath,
+		JWKSURI:                                    issuer + certsPath,
+		IntrospectionEndpoint:                      issuer + introspectPath,
+		RevocationEndpoint:                         issuer + revokePath,
+		ScopesSupported:                            append([]string{}, scopes...),
+		ResponseTypesSupported:                     []string{}, // no authorization endpoint yet
+		GrantTypesSupported:                        []string{"client_credentials"},
+		TokenEndpointAuthMethodsSupported:          confidential,
+		TokenEndpointAuthSigningAlgValuesSupported: algs,
+		IntrospectionEndpointAuthMethodsSupported:  confidential,
+		IntrospectionEndpointAuthSigningAlgValues:  algs,
+		RevocationEndpointAuthMethodsSupported:     append(confidential, methodNone),
+		RevocationEndpointAuthSigningAlgValues:     algs,
+	}
+	publicJSON(w, h.keys.Policy().JWKSMaxAge.Seconds())
+	writeBody(w, md)
+}
+
+// certs serves the realm's JWKS: public keys only, cacheable for one JWKS lifetime.
+func (h *Handler) certs(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	alg := realm.SigningAlg
+	if alg == "" {
+		alg = "ES256"
+	}
+	// Make sure the realm has a key before anyone asks it to sign.
+	if _, err := h.keys.Signer(r.Context(), realm.Name, alg); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	jwks, err := h.keys.JWKS(r.Context(), realm.Name)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	publicJSON(w, h.keys.Policy().JWKSMaxAge.Seconds())
+	w.Header().Set("Content-Length", strconv.Itoa(len(jwks)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(jwks)
+}
+
+// publicJSON sets the headers of a public, cacheable JSON document that browsers
+// on any origin may read.
+func publicJSON(w http.ResponseWriter, maxAge float64) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(maxAge)))
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+}

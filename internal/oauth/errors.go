@@ -1,0 +1,106 @@
+package oauth
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+)
+
+// Code is an OAuth error code (RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 8707 §2).
+type Code string
+
+// The error codes Latchkey answers with.
+const (
+	InvalidRequest       Code = "invalid_request"
+	InvalidClient        Code = "invalid_client"
+	InvalidGrant         Code = "invalid_grant"
+	UnauthorizedClient   Code = "unauthorized_client"
+	UnsupportedGrantType Code = "unsupported_grant_type"
+	InvalidScope         Code = "invalid_scope"
+	InvalidTarget        Code = "invalid_target"
+	UnsupportedTokenType Code = "unsupported_token_type"
+	ServerError          Code = "server_error"
+	NotFound             Code = "not_found"
+)
+
+// Error is a protocol error: the RFC code, a description safe for the wire, the HTTP
+// status, and the cause, which is only ever logged.
+type Error struct {
+	Code        Code
+	Description string
+	Status      int
+	// Basic is set when the client tried HTTP Basic: the 401 then carries
+	// WWW-Authenticate: Basic (RFC 6749 §5.2).
+	Basic bool
+	Cause error
+}
+
+func (e *Error) Error() string {
+	s := string(e.Code)
+	if e.Description != "" {
+		s += ": " + e.Description
+	}
+	if e.Cause != nil {
+		s += ": " + e.Cause.Error()
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Cause }
+
+// Is matches another *Error by code, so errors.Is(err, &Error{Code: InvalidClient}) works.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// newError makes an Error with the status RFC 6749 §5.2 gives its code.
+func newError(code Code, description string) *Error {
+	status := http.StatusBadRequest
+	switch code {
+	case InvalidClient:
+		status = http.StatusUnauthorized
+	case ServerError:
+		status = http.StatusInternalServerError
+	case NotFound:
+		status = http.StatusNotFound
+	}
+	return &Error{Code: code, Description: description, Status: status}
+}
+
+// writeError is the one place a protocol error reaches the wire. Anything that is
+// not an *Error is a server error whose cause is logged, never sent.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Code: ServerError, Description: "internal error", Status: http.StatusInternalServerError, Cause: err}
+	}
+	if e.Status >= 500 {
+		h.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
+	} else {
+		h.log.DebugContext(r.Context(), "request refused", "path", r.URL.Path, "code", string(e.Code), "err", err)
+	}
+	if e.Status == http.StatusUnauthorized && e.Basic {
+		w.Header().Set("WWW-Authenticate", `Basic realm="latchkey", charset="UTF-8"`)
+	}
+	body := map[string]string{"error": string(e.Code)}
+	if e.Description != "" {
+		body["error_description"] = e.Description
+	}
+	writeJSON(w, e.Status, body)
+}
+
+// writeJSON writes a JSON response that no cache may keep (RFC 6749 §5.1).
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// writeBody writes v as the JSON body of a 200 response whose headers are set.
+func writeBody(w http.ResponseWriter, v any) {
+	w.WriteHeader(http.StatusOK)
+	json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,64 @@
+package oauth
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+)
+
+// maxFormBytes caps a request body: an OAuth form is a few hundred bytes; a client
+// assertion a few kilobytes.
+const maxFormBytes = 64 << 10
+
+// repeatable are the parameters RFC 8707 §2 lets a client send more than once.
+var repeatable = map[string]bool{"resource": true}
+
+// parseForm reads a POST body of application/x-www-form-urlencoded parameters, the
+// only way the token, introspection and revocation endpoints take input.
+func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return nil, &Error{Code: InvalidRequest, Description: "use POST", Status: http.StatusMethodNotAllowed}
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, newError(InvalidRequest, "the body must be application/x-www-form-urlencoded")
+	}
+	// Credentials and tokens never travel in the URL, where logs and proxies keep them.
+	q := r.URL.Query()
+	for _, p := range []string{"client_secret", "client_assertion", "token", "refresh_token", "code", "code_verifier", "password"} {
+		if q.Has(p) {
+			return nil, newError(InvalidRequest, "parameter "+p+" must be sent in the body, not the URL")
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &Error{Code: InvalidRequest, Description: "request body too large", Status: http.StatusRequestEntityTooLarge}
+		}
+		return nil, newError(InvalidRequest, "could not read the request body")
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, newError(InvalidRequest, "malformed form body")
+	}
+	// RFC 6749 §3.2: parameters must not be included more than once.
+	for k, v := range form {
+		if len(v) > 1 && !repeatable[k] {
+			return nil, newError(InvalidRequest, "parameter "+k+" is repeated")
+		}
+		if k == "" {
+			return nil, newError(InvalidRequest, "malformed form body")
+		}
+	}
+	// A parameter sent without a value is treated as omitted (RFC 6749 §3.1).
+	for k, v := range form {
+		if len(v) == 1 && v[0] == "" {
+			delete(form, k)
+		}
+	}
+	return form, nil
+}

@@ -1,0 +1,102 @@
+// Package oauth is the protocol edge: the RFC 6749, 7009, 7662 and 8414 endpoints of
+// each realm, client authentication, and the one place protocol errors are written.
+package oauth
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/clientsecret"
+	"github.com/latchkey/latchkey/internal/keys"
+	"github.com/latchkey/latchkey/internal/token"
+	"github.com/latchkey/latchkey/storage"
+)
+
+// Endpoint paths under a realm's issuer, in Keycloak's layout.
+const (
+	tokenPath      = "/protocol/openid-connect/token"
+	introspectPath = tokenPath + "/introspect"
+	revokePath     = "/protocol/openid-connect/revoke"
+	certsPath      = "/protocol/openid-connect/certs"
+)
+
+// Store is what the protocol edge reads and writes itself.
+type Store interface {
+	GetRealm(ctx context.Context, name string) (storage.Realm, error)
+	GetClient(ctx context.Context, realm, id string) (storage.Client, error)
+	ListClients(ctx context.Context, realm string) ([]storage.Client, error)
+	UseClientAssertion(ctx context.Context, realm, clientID, jti string, expiresAt time.Time) error
+}
+
+// Handler serves every realm's OAuth endpoints.
+type Handler struct {
+	store   Store
+	tokens  *token.Service
+	keys    *keys.Manager
+	secrets *clientsecret.Hasher
+	log     *slog.Logger
+	baseURL string
+	now     func() time.Time
+}
+
+// Config is what a Handler is built from.
+type Config struct {
+	Store   Store
+	Tokens  *token.Service
+	Keys    *keys.Manager
+	Secrets *clientsecret.Hasher
+	Log     *slog.Logger
+	BaseURL string // the issuer of realm R is BaseURL/realms/R
+	Now     func() time.Time
+}
+
+// New returns a Handler.
+func New(c Config) *Handler {
+	return &Handler{store: c.Store, tokens: c.Tokens, keys: c.Keys, secrets: c.Secrets, log: c.Log,
+		baseURL: strings.TrimSuffix(c.BaseURL, "/"), now: c.Now}
+}
+
+// Register adds the endpoints to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	realm := "/realms/{realm}"
+	mux.HandleFunc(realm+tokenPath, h.withRealm(h.token))
+	mux.HandleFunc(realm+introspectPath, h.withRealm(h.introspect))
+	mux.HandleFunc(realm+revokePath, h.withRealm(h.revoke))
+	mux.HandleFunc("GET "+realm+certsPath, h.withRealm(h.certs))
+	mux.HandleFunc("GET "+realm+"/.well-known/openid-configuration", h.withRealm(h.discovery))
+	mux.HandleFunc("GET "+realm+"/.well-known/oauth-authorization-server", h.withRealm(h.discovery))
+	// RFC 8414 §3.1 puts the well-known segment before the issuer's path.
+	mux.HandleFunc("GET /.well-known/oauth-authorization-server"+realm, h.withRealm(h.discovery))
+}
+
+type realmHandler func(w http.ResponseWriter, r *http.Request, realm storage.Realm)
+
+// withRealm resolves the realm in the path, answering 404 for an unknown one.
+func (h *Handler) withRealm(next realmHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		realm, err := h.store.GetRealm(r.Context(), r.PathValue("realm"))
+		if errors.Is(err, storage.ErrNotFound) {
+			h.writeError(w, r, newError(NotFound, "realm not found"))
+			return
+		}
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		next(w, r, realm)
+	}
+}
+
+// caller says who sent a request, for audit events.
+func caller(r *http.Request) token.Caller {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	return token.Caller{IP: ip, UserAgent: r.UserAgent()}
+}

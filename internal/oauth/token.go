@@ -1,0 +1,189 @@
+package oauth
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/latchkey/latchkey/internal/token"
+	"github.com/latchkey/latchkey/storage"
+)
+
+// tokenResponse is a successful token response (RFC 6749 §5.1).
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope,omitempty"`
+}
+
+// token serves the token endpoint.
+func (h *Handler) token(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	form, err := parseForm(w, r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	client, err := h.authenticateClient(r, form, realm, true)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var resp tokenResponse
+	switch gt := form.Get("grant_type"); gt {
+	case "":
+		err = newError(InvalidRequest, "grant_type is required")
+	case "client_credentials":
+		resp, err = h.clientCredentials(r, realm, client, form)
+	default:
+		err = newError(UnsupportedGrantType, "grant type "+strings.ReplaceAll(gt, "\n", " ")+" is not supported")
+	}
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// clientCredentials is the client credentials grant (RFC 6749 §4.4): an access
+// token for the client itself, and never a refresh token.
+func (h *Handler) clientCredentials(r *http.Request, realm storage.Realm, client storage.Client, form url.Values) (tokenResponse, error) {
+	if client.Public() {
+		return tokenResponse{}, newError(UnauthorizedClient, "public clients cannot use client_credentials")
+	}
+	if !slices.Contains(client.GrantTypes, "client_credentials") {
+		return tokenResponse{}, newError(UnauthorizedClient, "client may not use client_credentials")
+	}
+	scopes, err := grantedScopes(form.Get("scope"), client.Scopes)
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	audience, err := audience(form["resource"], client)
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	issued, err := h.tokens.IssueAccessToken(r.Context(), token.Grant{Realm: realm, Client: client, Scopes: scopes, Audience: audience})
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	return tokenResponse{
+		AccessToken: issued.Value, TokenType: "Bearer",
+		ExpiresIn: int64(issued.ExpiresIn.Seconds()), Scope: issued.Scope,
+	}, nil
+}
+
+// scopeToken is RFC 6749 §3.3's scope-token.
+var scopeToken = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
+
+// grantedScopes checks a requested scope against what the client may have. No scope
+// requested means all of the client's (RFC 6749 §3.3 lets the server pick a default).
+func grantedScopes(requested string, allowed []string) ([]string, error) {
+	if requested == "" {
+		return slices.Clone(allowed), nil
+	}
+	var out []string
+	for _, s := range strings.Split(requested, " ") {
+		if s == "" {
+			continue // tolerate doubled spaces
+		}
+		if !scopeToken.MatchString(s) {
+			return nil, newError(InvalidScope, "malformed scope")
+		}
+		if !slices.Contains(allowed, s) {
+			return nil, newError(InvalidScope, "scope "+s+" is not allowed for this client")
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		return nil, newError(InvalidScope, "malformed scope")
+	}
+	return out, nil
+}
+
+// audience picks the token's audience: the requested resources (RFC 8707), each of
+// which the client must be allowed; else the client's configured audiences; else
+// the client itself.
+func audience(resources []string, client storage.Client) ([]string, error) {
+	if len(resources) == 0 {
+		if len(client.Audiences) > 0 {
+			return slices.Clone(client.Audiences), nil
+		}
+		return []string{client.ID}, nil
+	}
+	var out []string
+	for _, res := range resources {
+		u, err := url.Parse(res)
+		if err != nil || !u.IsAbs() || u.Fragment != "" || strings.Contains(res, "#") {
+			return nil, newError(InvalidTarget, "resource must be an absolute URI without a fragment")
+		}
+		if !slices.Contains(client.Audiences, res) {
+			return nil, newError(InvalidTarget, "resource "+res+" is not allowed for this client")
+		}
+		if !slices.Contains(out, res) {
+			out = append(out, res)
+		}
+	}
+	return out, nil
+}
+
+// introspect serves RFC 7662 introspection to authenticated confidential clients.
+func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	form, err := parseForm(w, r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if _, err := h.authenticateClient(r, form, realm, false); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	tok := form.Get("token")
+	if tok == "" {
+		h.writeError(w, r, newError(InvalidRequest, "token is required"))
+		return
+	}
+	res, err := h.tokens.Introspect(r.Context(), realm, tok)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// revoke serves RFC 7009 revocation. Public clients identify themselves by client_id.
+func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	form, err := parseForm(w, r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	client, err := h.authenticateClient(r, form, realm, true)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	tok := form.Get("token")
+	if tok == "" {
+		h.writeError(w, r, newError(InvalidRequest, "token is required"))
+		return
+	}
+	// token_type_hint is only a hint (RFC 7009 §2.1): every type is tried anyway.
+	err = h.tokens.Revoke(r.Context(), realm, client, tok, caller(r))
+	if errors.Is(err, token.ErrNotOwner) {
+		// RFC 7009 §2.1: a token issued to another client is refused.
+		h.writeError(w, r, newError(UnauthorizedClient, "the token was issued to another client"))
+		return
+	}
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	w.WriteHeader(http.StatusOK)
+}

@@ -1,0 +1,158 @@
+package token
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/keys"
+	"github.com/latchkey/latchkey/storage"
+)
+
+// Introspection is an RFC 7662 response. An inactive token marshals to exactly
+// {"active":false}: nothing about why, or what it was.
+type Introspection struct {
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	Username  string   `json:"username,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+	Exp       int64    `json:"exp,omitempty"`
+	Iat       int64    `json:"iat,omitempty"`
+	Sub       string   `json:"sub,omitempty"`
+	Aud       Audience `json:"aud,omitempty"`
+	Iss       string   `json:"iss,omitempty"`
+	Jti       string   `json:"jti,omitempty"`
+}
+
+var inactive = Introspection{}
+
+// Introspect says whether tok is an active access token of the realm. Only a store
+// failure is an error; every other problem is simply an inactive token.
+func (s *Service) Introspect(ctx context.Context, realm storage.Realm, tok string) (Introspection, error) {
+	switch {
+	case strings.HasPrefix(tok, AccessPrefix):
+		return s.introspectOpaque(ctx, realm, tok)
+	case strings.HasPrefix(tok, RefreshPrefix):
+		return inactive, nil // refresh tokens are for the token endpoint only
+	}
+	c, err := s.verifyAccessJWT(ctx, realm, tok)
+	if err != nil || c == nil {
+		return inactive, err
+	}
+	now := s.now()
+	if !now.Before(time.Unix(c.Expiry, 0)) || s.deny.Denied(realm.Name, c.ID) {
+		return inactive, nil
+	}
+	userID := c.Subject
+	if userID == c.ClientID {
+		userID = "" // client credentials: the client is the subject
+	}
+	username, live, err := s.subjectLive(ctx, realm.Name, c.ClientID, userID, c.SessionID, "", time.Unix(c.IssuedAt, 0))
+	if err != nil || !live {
+		return inactive, err
+	}
+	return Introspection{
+		Active: true, Scope: c.Scope, ClientID: c.ClientID, Username: username, TokenType: "Bearer",
+		Exp: c.Expiry, Iat: c.IssuedAt, Sub: c.Subject, Aud: c.Audience, Iss: c.Issuer, Jti: c.ID,
+	}, nil
+}
+
+// verifyAccessJWT returns the claims of a JWT access token of the realm whose
+// signature, typ, iss, iat and nbf hold (not exp: callers differ on that), or nil.
+func (s *Service) verifyAccessJWT(ctx context.Context, realm storage.Realm, tok string) (*AccessClaims, error) {
+	v, err := s.keys.Verify(ctx, realm.Name, tok)
+	if errors.Is(err, keys.ErrBadSignature) || errors.Is(err, keys.ErrUnknownKey) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	// RFC 9068 §4: the typ must say access token, so an ID token never passes.
+	if !strings.EqualFold(v.Typ, TypeAccessJWT) && !strings.EqualFold(v.Typ, "application/"+TypeAccessJWT) {
+		return nil, nil
+	}
+	var c AccessClaims
+	if err := json.Unmarshal(v.Payload, &c); err != nil || c.ID == "" || c.ClientID == "" || c.Subject == "" {
+		return nil, nil
+	}
+	now := s.now()
+	if c.Issuer != s.Issuer(realm.Name) ||
+		time.Unix(c.IssuedAt, 0).After(now.Add(Leeway)) ||
+		(c.NotBefore != 0 && time.Unix(c.NotBefore, 0).After(now.Add(Leeway))) {
+		return nil, nil
+	}
+	return &c, nil
+}
+
+func (s *Service) introspectOpaque(ctx context.Context, realm storage.Realm, tok string) (Introspection, error) {
+	at, err := s.store.GetAccessToken(ctx, Hash(tok))
+	if errors.Is(err, storage.ErrNotFound) {
+		return inactive, nil
+	}
+	if err != nil {
+		return inactive, fmt.Errorf("introspect: %w", err)
+	}
+	if at.Realm != realm.Name || !at.RevokedAt.IsZero() || !s.now().Before(at.ExpiresAt) {
+		return inactive, nil
+	}
+	username, live, err := s.subjectLive(ctx, realm.Name, at.ClientID, at.UserID, at.SessionID, at.FamilyID, at.IssuedAt)
+	if err != nil || !live {
+		return inactive, err
+	}
+	sub := at.UserID
+	if sub == "" {
+		sub = at.ClientID
+	}
+	return Introspection{
+		Active: true, Scope: strings.Join(at.Scopes, " "), ClientID: at.ClientID, Username: username,
+		TokenType: "Bearer", Exp: at.ExpiresAt.Unix(), Iat: at.IssuedAt.Unix(), Sub: sub,
+		Aud: at.Audience, Iss: s.Issuer(realm.Name),
+	}, nil
+}
+
+// subjectLive checks what a token stands on besides itself: its client is enabled;
+// its user exists, is enabled and has not been signed out everywhere since the token
+// was issued; its browser session and refresh family are live. It returns the
+// user's username.
+func (s *Service) subjectLive(ctx context.Context, realm, clientID, userID, sessionID, familyID string, issuedAt time.Time) (string, bool, error) {
+	ok := func(err error) (bool, error) {
+		if errors.Is(err, storage.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	client, err := s.store.GetClient(ctx, realm, clientID)
+	if live, err := ok(err); !live || client.Disabled {
+		return "", false, err
+	}
+	var username string
+	if userID != "" {
+		user, err := s.store.GetUser(ctx, realm, userID)
+		if live, err := ok(err); !live || user.Disabled {
+			return "", false, err
+		}
+		// iat has whole seconds: a token from the stamp's own second counts as before it.
+		if issuedAt.Before(user.TokensValidAfter.Truncate(time.Second).Add(time.Second)) && !user.TokensValidAfter.IsZero() {
+			return "", false, nil
+		}
+		username = user.Username
+	}
+	now := s.now()
+	if sessionID != "" {
+		sess, err := s.store.GetSession(ctx, sessionID)
+		if live, err := ok(err); !live || sess.Realm != realm || !sess.Live(now) {
+			return "", false, err
+		}
+	}
+	if familyID != "" {
+		fam, err := s.store.GetFamily(ctx, familyID)
+		if live, err := ok(err); !live || !fam.RevokedAt.IsZero() {
+			return "", false, err
+		}
+	}
+	return username, true, nil
+}

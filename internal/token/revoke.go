@@ -1,0 +1,97 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey/storage"
+)
+
+// Caller says where a request came from, for audit events.
+type Caller struct {
+	IP        string
+	UserAgent string
+}
+
+// Revoke revokes tok on behalf of client (RFC 7009). A JWT access token goes on the
+// deny-list until it expires; an opaque one is revoked in the store; a refresh token
+// takes its whole family with it. Unknown, malformed, expired or foreign-realm tokens
+// are not an error (RFC 7009 §2.2); another client's token is ErrNotOwner.
+func (s *Service) Revoke(ctx context.Context, realm storage.Realm, client storage.Client, tok string, from Caller) error {
+	now := s.now().UTC().Truncate(time.Microsecond)
+	event := storage.AuditEvent{Time: now, Realm: realm.Name, ClientID: client.ID, IP: from.IP, UserAgent: from.UserAgent}
+
+	switch {
+	case strings.HasPrefix(tok, AccessPrefix):
+		at, err := s.store.GetAccessToken(ctx, Hash(tok))
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && at.Realm != realm.Name) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("revoke: %w", err)
+		}
+		if at.ClientID != client.ID {
+			return ErrNotOwner
+		}
+		if err := s.store.RevokeAccessToken(ctx, at.Hash, now); err != nil {
+			return fmt.Errorf("revoke: %w", err)
+		}
+		event.Type, event.UserID = "access_token.revoked", at.UserID
+
+	case strings.HasPrefix(tok, RefreshPrefix):
+		rt, err := s.store.GetRefreshToken(ctx, Hash(tok))
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("revoke: %w", err)
+		}
+		fam, err := s.store.GetFamily(ctx, rt.FamilyID)
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && fam.Realm != realm.Name) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("revoke: %w", err)
+		}
+		if fam.ClientID != client.ID {
+			return ErrNotOwner
+		}
+		if err := s.store.RevokeFamily(ctx, fam.ID, now, "revoked by client"); err != nil {
+			return fmt.Errorf("revoke: %w", err)
+		}
+		event.Type, event.UserID, event.SessionID, event.FamilyID = "refresh_family.revoked", fam.UserID, fam.SessionID, fam.ID
+
+	default:
+		c, err := s.verifyAccessJWT(ctx, realm, tok)
+		if err != nil {
+			return fmt.Errorf("revoke: %w", err)
+		}
+		if c == nil {
+			return nil // not an access token of this realm
+		}
+		exp := time.Unix(c.Expiry, 0)
+		if !now.Before(exp) {
+			return nil // dead already
+		}
+		if c.ClientID != client.ID {
+			return ErrNotOwner
+		}
+		if err := s.store.DenyJWT(ctx, storage.DeniedJWT{Realm: realm.Name, JTI: c.ID, ExpiresAt: exp.UTC(), CreatedAt: now, Reason: "revoked by client"}); err != nil {
+			return fmt.Errorf("revoke: %w", err)
+		}
+		s.deny.Add(realm.Name, c.ID, exp)
+		event.Type = "access_token.revoked"
+		if c.Subject != c.ClientID {
+			event.UserID = c.Subject
+		}
+		event.SessionID = c.SessionID
+		event.Details = map[string]string{"jti": c.ID}
+	}
+	if _, err := s.store.AppendAudit(ctx, event); err != nil {
+		return fmt.Errorf("revoke: audit: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,12 @@
+package postgres
+
+// What the tests, in package postgres_test, reach inside the store. They are in
+// an external package because they use pgtest, which imports this one.
+
+import "github.com/jackc/pgx/v5/pgxpool"
+
+var Migrate = migrate
+
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+func (s *Store) SchemaVersion() int64 { return s.schemaVersion }
