@@ -12,10 +12,13 @@ import (
 
 	"github.com/latchkey/latchkey/internal/clientsecret"
 	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/keys"
+	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/internal/logging"
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/seed"
 	"github.com/latchkey/latchkey/internal/server"
+	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/storage"
 )
 
@@ -69,6 +72,9 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		if seedFile, err = seed.Load(opts.Seed); err != nil {
 			return err
 		}
+		for _, w := range seedFile.Warnings() {
+			log.Warn("seed: "+w, "file", opts.Seed)
+		}
 	}
 	var dev *devSetup
 	if opts.Dev {
@@ -111,8 +117,74 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 	if dev != nil {
 		dev.printBanner(cmd.OutOrStdout(), opts)
 	}
+	km := keys.NewManager(store, opts.MasterKey, keys.DefaultPolicy, time.Now)
+	tokens := token.NewService(store, km, token.NewDenyList(), opts.BaseURL, time.Now)
+	realmNames := func(ctx context.Context) ([]string, error) {
+		realms, err := store.ListRealms(ctx)
+		names := make([]string, len(realms))
+		for i, r := range realms {
+			names[i] = r.Name
+		}
+		return names, err
+	}
+	// Load the deny-list before answering: a revoked token must not pass after a restart.
+	if err := syncDenyList(ctx, tokens, realmNames); err != nil {
+		return err
+	}
+	handler := oauth.New(oauth.Config{
+		Store: store, Tokens: tokens, Keys: km, Secrets: applier.Secrets, Log: log,
+		BaseURL: opts.BaseURL, Now: time.Now,
+	})
+
+	tasksCtx, stopTasks := context.WithCancel(ctx)
+	tasksDone := make(chan struct{})
+	go func() {
+		defer close(tasksDone)
+		server.RunTasks(tasksCtx, log,
+			server.Task{Name: "deny-list sync", Every: 2 * time.Second, Run: func(ctx context.Context) error {
+				return syncDenyList(ctx, tokens, realmNames)
+			}},
+			server.Task{Name: "key rotation", Every: 10 * time.Minute, Run: func(ctx context.Context) error {
+				names, err := realmNames(ctx)
+				if err != nil {
+					return err
+				}
+				rotated, err := km.RotateDue(ctx, names)
+				for _, r := range rotated {
+					log.Info("signing keys rotated", "realm", r)
+				}
+				return err
+			}},
+			server.Task{Name: "purge", Every: 10 * time.Minute, Run: func(ctx context.Context) error {
+				return purgeExpired(ctx, store, time.Now())
+			}},
+		)
+	}()
+	defer func() { stopTasks(); <-tasksDone }()
+
 	log.Info("listening", "addr", ln.Addr().String(), "base_url", opts.BaseURL, "store", opts.Backend, "dev", opts.Dev)
-	return server.New(log, store).Serve(ctx, ln)
+	return server.New(log, store, handler).Serve(ctx, ln)
+}
+
+func syncDenyList(ctx context.Context, tokens *token.Service, realmNames func(context.Context) ([]string, error)) error {
+	names, err := realmNames(ctx)
+	if err != nil {
+		return err
+	}
+	return tokens.SyncDenyList(ctx, names)
+}
+
+// purgeExpired deletes what can no longer be used: expired opaque access tokens,
+// deny-list entries and client-assertion IDs.
+func purgeExpired(ctx context.Context, store storage.Store, now time.Time) error {
+	for _, purge := range []func(context.Context, time.Time) (int64, error){
+		store.PurgeAccessTokens, store.PurgeDeniedJWTs, store.PurgeClientAssertions,
+	} {
+		if _, err := purge(ctx, now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func applySeed(ctx context.Context, log *slog.Logger, a *seed.Applier, name string, f *seed.File) error {

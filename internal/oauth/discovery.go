@@ -47,15 +47,15 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storag
 	}
 	issuer := h.tokens.Issuer(realm.Name)
 	md := metadata{
-		Issuer:                                     issuer,
-		TokenEndpoint:                              issuer + tokenPath,
-		JWKSURI:                                    issuer + certsPath,
-		IntrospectionEndpoint:                      issuer + introspectPath,
-		RevocationEndpoint:                         issuer + revokePath,
-		ScopesSupported:                            append([]string{}, scopes...),
-		ResponseTypesSupported:                     []string{}, // no authorization endpoint yet
-		GrantTypesSupported:                        []string{"client_credentials"},
-		TokenEndpointAuthMethodsSupported:          confidential,
+		Issuer:                            issuer,
+		TokenEndpoint:                     issuer + tokenPath,
+		JWKSURI:                           issuer + certsPath,
+		IntrospectionEndpoint:             issuer + introspectPath,
+		RevocationEndpoint:                issuer + revokePath,
+		ScopesSupported:                   append([]string{}, scopes...),
+		ResponseTypesSupported:            []string{}, // no authorization endpoint yet
+		GrantTypesSupported:               []string{"client_credentials"},
+		TokenEndpointAuthMethodsSupported: confidential,
 		TokenEndpointAuthSigningAlgValuesSupported: algs,
 		IntrospectionEndpointAuthMethodsSupported:  confidential,
 		IntrospectionEndpointAuthSigningAlgValues:  algs,

@@ -59,7 +59,7 @@ func (a *Applier) Apply(ctx context.Context, f *File) (storage.SeedResult, error
 
 func (a *Applier) client(realm string, c Client, now time.Time) storage.Client {
 	out := storage.Client{
-		Realm: realm, ID: c.ID, Name: c.Name,
+		Realm: realm, ID: c.ID, Name: c.Name, JWKS: c.JWKS,
 		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		GrantTypes: c.GrantTypes, Scopes: c.Scopes, Audiences: c.Audiences,
 		ThirdParty: c.ThirdParty, Disabled: c.Disabled,

@@ -4,6 +4,7 @@ package seed
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -42,6 +44,7 @@ type Client struct {
 	ID                     string    `yaml:"id"`
 	Name                   string    `yaml:"name"`
 	Secret                 string    `yaml:"secret"`
+	JWKS                   JWKS      `yaml:"jwks"` // public keys for private_key_jwt
 	RedirectURIs           []string  `yaml:"redirect_uris"`
 	PostLogoutRedirectURIs []string  `yaml:"post_logout_redirect_uris"`
 	GrantTypes             []string  `yaml:"grant_types"`
@@ -78,6 +81,24 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 		return &fieldError{line: n.Line, msg: fmt.Sprintf("%q is not a duration (write it like 5m, 24h or 0s)", n.Value)}
 	}
 	*d = Duration(v)
+	return nil
+}
+
+// JWKS is a client's JWK Set, written in the file as a mapping (or as JSON, which
+// YAML reads the same) and kept as JSON.
+type JWKS []byte
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (j *JWKS) UnmarshalYAML(n *yaml.Node) error {
+	var v map[string]any
+	if err := n.Decode(&v); err != nil {
+		return &fieldError{line: n.Line, msg: "jwks must be a JWK Set: a mapping with a keys list"}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return &fieldError{line: n.Line, msg: "jwks must be a JWK Set: " + err.Error()}
+	}
+	*j = b
 	return nil
 }
 
@@ -170,6 +191,8 @@ func checkKeys(name string, n *yaml.Node, t reflect.Type, path string) error {
 		t = t.Elem()
 	}
 	switch {
+	case t == reflect.TypeFor[JWKS]():
+		return nil // free-form JSON, checked by validate
 	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
 		fields := map[string]reflect.Type{}
 		for i := range t.NumField() {
@@ -210,6 +233,24 @@ func join(path, key string) string {
 		return key
 	}
 	return path + "." + key
+}
+
+// Warnings lists the risky settings the file forces: access tokens that live over
+// MaxAccessTokenTTL.
+func (f *File) Warnings() []string {
+	var out []string
+	long := func(d Duration) bool { return time.Duration(d) > MaxAccessTokenTTL }
+	for _, r := range f.Realms {
+		if long(r.AccessTokenTTL) {
+			out = append(out, fmt.Sprintf("realm %s issues access tokens for %v: long-lived bearer tokens are hard to take back", r.Name, time.Duration(r.AccessTokenTTL)))
+		}
+		for _, c := range r.Clients {
+			if long(c.AccessTokenTTL) {
+				out = append(out, fmt.Sprintf("client %s of realm %s gets access tokens for %v: long-lived bearer tokens are hard to take back", c.ID, r.Name, time.Duration(c.AccessTokenTTL)))
+			}
+		}
+	}
+	return out
 }
 
 // Presets for refresh-token lifetimes by client type.
@@ -373,9 +414,23 @@ func (v *validator) validateClient(c *Client, seen map[string]bool, at func(p ..
 			v.fail(fmt.Sprintf("unknown grant type %q (want %s)", g, strings.Join(grantTypes, ", ")), at("grant_types", i)...)
 		}
 	}
+	if len(c.JWKS) > 0 {
+		var set jose.JSONWebKeySet
+		switch err := json.Unmarshal(c.JWKS, &set); {
+		case err != nil:
+			v.fail("jwks is not a JWK Set: "+err.Error(), at("jwks")...)
+		case len(set.Keys) == 0:
+			v.fail("jwks has no usable keys", at("jwks")...)
+		case slices.ContainsFunc(set.Keys, func(k jose.JSONWebKey) bool { return !k.IsPublic() }):
+			v.fail("jwks must hold public keys only: remove the private parts", at("jwks")...)
+		case c.Secret != "":
+			v.fail("give a client a secret or jwks, not both", at("jwks")...)
+		}
+	}
+	confidential := c.Secret != "" || len(c.JWKS) > 0
 	has := func(g string) bool { return slices.Contains(c.GrantTypes, g) }
-	if has("client_credentials") && c.Secret == "" {
-		v.fail("client_credentials needs a confidential client: give it a secret", at("grant_types")...)
+	if has("client_credentials") && !confidential {
+		v.fail("client_credentials needs a confidential client: give it a secret or jwks", at("grant_types")...)
 	}
 	if has("refresh_token") && !has("authorization_code") {
 		v.fail("refresh_token needs authorization_code: refresh tokens come from a user's grant", at("grant_types")...)
@@ -416,7 +471,7 @@ func (v *validator) validateClient(c *Client, seen map[string]bool, at func(p ..
 		switch {
 		case !has("refresh_token"):
 			c.RefreshPreset = "service"
-		case c.Secret == "":
+		case !confidential:
 			c.RefreshPreset = "spa"
 		default:
 			c.RefreshPreset = "web"

@@ -105,6 +105,9 @@ func TestParseRefusesBadFilesNamingFileLineAndField(t *testing.T) {
 		{"unknown preset", edit("- id: svc", "- id: svc\n        refresh_preset: forever"), `seed.yaml:14: realms[0].clients[2].refresh_preset: unknown refresh_preset "forever"`},
 		{"scope with space", edit("scopes: [orders:read, orders:write]", `scopes: ["orders read"]`), `seed.yaml:16: realms[0].clients[2].scopes[0]: "orders read" is not a scope token`},
 		{"list where a map belongs", "realms:\n  - name: acme\n    clients:\n      id: web\n", `seed.yaml:4: realms[0].clients: must be a list`},
+		{"private key in jwks", edit("secret: svc-secret-123", `jwks: {"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}]}`),
+			`seed.yaml:14: realms[0].clients[2].jwks: jwks must hold public keys only`},
+		{"jwks not a set", edit("secret: svc-secret-123", `jwks: [1, 2]`), `seed.yaml:14: jwks must be a JWK Set`},
 		{"secret is echoed nowhere", edit("secret: web-secret-123", "secret: [web-secret-123]"), `seed.yaml:5: `},
 	}
 	for _, tc := range cases {
@@ -132,6 +135,38 @@ func TestParseRefusesBadFilesNamingFileLineAndField(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestParseKeepsAClientJWKSAsJSON(t *testing.T) {
+	f, err := Parse("s.yaml", []byte(`
+realms:
+  - name: acme
+    clients:
+      - id: pk
+        jwks:
+          keys:
+            - {kty: OKP, crv: Ed25519, x: 11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo, kid: k1}
+        grant_types: [client_credentials]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(f.Realms[0].Clients[0].JWKS); !strings.Contains(got, `"kid":"k1"`) || !strings.HasPrefix(got, `{"keys":[`) {
+		t.Fatalf("JWKS = %s", got)
+	}
+}
+
+func TestWarningsNameForcedLongLivedTokens(t *testing.T) {
+	f, err := Parse("s.yaml", []byte("realms:\n  - name: acme\n    access_token_ttl: 2h\n    allow_long_access_tokens: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := f.Warnings(); len(w) != 1 || !strings.Contains(w[0], "realm acme issues access tokens for 2h0m0s") {
+		t.Fatalf("Warnings() = %q", w)
+	}
+	if w := (&File{Realms: []Realm{{Name: "x", AccessTokenTTL: Duration(time.Hour)}}}).Warnings(); len(w) != 0 {
+		t.Fatalf("an hour is not long-lived: %q", w)
 	}
 }
 

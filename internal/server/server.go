@@ -17,6 +17,11 @@ type Readier interface {
 	Ready(ctx context.Context) error
 }
 
+// Routes is a set of endpoints that adds itself to the server's mux.
+type Routes interface {
+	Register(mux *http.ServeMux)
+}
+
 // Server is Latchkey's HTTP server.
 type Server struct {
 	log     *slog.Logger
@@ -24,12 +29,15 @@ type Server struct {
 	handler http.Handler
 }
 
-// New builds the server's routes.
-func New(log *slog.Logger, store Readier) *Server {
+// New builds the server's routes: the health checks and every set given.
+func New(log *slog.Logger, store Readier, routes ...Routes) *Server {
 	s := &Server{log: log, store: store}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	for _, r := range routes {
+		r.Register(mux)
+	}
 	s.handler = s.logRequests(securityHeaders(mux))
 	return s
 }
