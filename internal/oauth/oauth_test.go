@@ -102,7 +102,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time       { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 // instance is one Latchkey instance serving over httptest.
@@ -110,11 +110,11 @@ type instance struct {
 	url     string
 	handler http.Handler
 	store   storage.Store
-	tokens *token.Service
-	keys   *keys.Manager
-	clock  *clock
-	logs   *bytes.Buffer
-	logMu  *sync.Mutex
+	tokens  *token.Service
+	keys    *keys.Manager
+	clock   *clock
+	logs    *bytes.Buffer
+	logMu   *sync.Mutex
 }
 
 func (i *instance) issuer(realm string) string { return i.url + "/realms/" + realm }
@@ -124,7 +124,11 @@ type lockedWriter struct {
 	w  io.Writer
 }
 
-func (l lockedWriter) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.w.Write(p) }
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
 
 var masterKey, _ = masterkey.Parse(hex.EncodeToString(bytes.Repeat([]byte{7}, 32)))
 
