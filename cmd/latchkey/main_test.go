@@ -404,3 +404,41 @@ func TestDevAndSeedCombine(t *testing.T) {
 		t.Fatalf("realms = %+v, %v; want acme and dev", realms, err)
 	}
 }
+
+func TestKeysRotateAndList(t *testing.T) {
+	dataDir := t.TempDir()
+	s := startServe(t, env(), "--dev", "--data-dir", dataDir)
+	s.stop()
+
+	code, out, errOut := runCLI(t, env(), "keys", "rotate", "--realm", "dev", "--data-dir", dataDir)
+	if code != 0 || !strings.Contains(out, "new ES256 key") {
+		t.Fatalf("rotate: %d %q %q", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, env(), "keys", "rotate", "--realm", "dev", "--data-dir", dataDir)
+	if code != 0 {
+		t.Fatalf("second rotate: %d", code)
+	}
+	code, out, _ = runCLI(t, env(), "keys", "list", "--realm", "dev", "--data-dir", dataDir)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[0], "KID") {
+		t.Fatalf("list: %d\n%s", code, out)
+	}
+	// The first key now has an end to its signing; the newest has none.
+	if strings.Count(lines[1], " - ") != 0 || !strings.Contains(lines[2], " - ") {
+		t.Fatalf("list shows no retirement:\n%s", out)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"keys", "rotate", "--data-dir", dataDir}, "--realm is required"},
+		{[]string{"keys", "rotate", "--realm", "nope", "--data-dir", dataDir}, `realm "nope" not found`},
+		{[]string{"keys", "rotate", "--realm", "dev", "--data-dir", t.TempDir()}, "no master key"},
+	} {
+		code, _, errOut := runCLI(t, env(), tc.args...)
+		if code == 0 || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%v: %d %q, want %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}

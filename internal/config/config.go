@@ -192,3 +192,26 @@ func ResolveDB(db, dataDir string, needDir bool) (backend, dsn, dir string, err 
 func (o Options) Issuer(realm string) string {
 	return o.BaseURL + "/realms/" + realm
 }
+
+// LoadMasterKey finds the master key for a command other than serve: the key itself,
+// else a key file, else the one dev mode keeps in the data directory.
+func LoadMasterKey(key, file, dataDir string) (*masterkey.Key, error) {
+	switch {
+	case key != "":
+		k, err := masterkey.Parse(key)
+		if err != nil {
+			return nil, fmt.Errorf("LATCHKEY_MASTER_KEY: %w", err)
+		}
+		return k, nil
+	case file != "":
+		return masterkey.Load(file)
+	}
+	if dataDir == "" {
+		dataDir = DefaultDataDir
+	}
+	k, err := masterkey.Load(filepath.Join(dataDir, masterKeyFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errors.New("no master key: set LATCHKEY_MASTER_KEY or --master-key-file")
+	}
+	return k, err
+}
