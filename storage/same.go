@@ -23,6 +23,7 @@ func SameClient(a, b Client) bool {
 		slices.Equal(a.Scopes, b.Scopes) &&
 		slices.Equal(a.Audiences, b.Audiences) &&
 		a.ThirdParty == b.ThirdParty && a.Disabled == b.Disabled &&
+		a.PKCEOptional == b.PKCEOptional && a.IDTokenSignedResponseAlg == b.IDTokenSignedResponseAlg &&
 		a.Tokens == b.Tokens
 }
 

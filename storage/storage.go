@@ -44,6 +44,7 @@ type Store interface {
 	AuditStore
 	SeedStore
 	ClientAssertionStore
+	ConsentStore
 
 	// Ready reports whether the store is reachable and its schema is the one this
 	// binary expects.
@@ -103,9 +104,13 @@ type Client struct {
 	Audiences              []string // RFC 8707 resources the client may ask tokens for
 	ThirdParty             bool     // third-party clients get a consent screen
 	Disabled               bool
-	Tokens                 TokenSettings
-	CreatedAt              time.Time
-	UpdatedAt              time.Time
+	// PKCEOptional lets a confidential client skip PKCE; public clients never may.
+	PKCEOptional bool
+	// IDTokenSignedResponseAlg is the alg of the client's ID tokens; empty means RS256.
+	IDTokenSignedResponseAlg string
+	Tokens                   TokenSettings
+	CreatedAt                time.Time
+	UpdatedAt                time.Time
 }
 
 // Public reports whether the client has no credentials (RFC 6749 §2.1).
@@ -159,7 +164,8 @@ type UserStore interface {
 	// is none; ErrConflict if the new username or email is taken.
 	UpdateUser(ctx context.Context, u User) error
 	// DeleteUser deletes the user with everything they hold: sessions, refresh
-	// families, authorization codes and opaque access tokens. ErrNotFound if there is none.
+	// families, authorization codes, opaque access tokens and consents. ErrNotFound if
+	// there is none.
 	DeleteUser(ctx context.Context, realm, id string) error
 }
 
@@ -467,4 +473,27 @@ type ClientAssertionStore interface {
 	UseClientAssertion(ctx context.Context, realm, clientID, jti string, expiresAt time.Time) error
 	// PurgeClientAssertions deletes entries that expired before the given time and says how many.
 	PurgeClientAssertions(ctx context.Context, before time.Time) (int64, error)
+}
+
+// Consent is a user's standing permission for a client to have some scopes.
+type Consent struct {
+	Realm     string
+	UserID    string
+	ClientID  string
+	Scopes    []string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// ConsentStore keeps the consents users gave to third-party clients.
+type ConsentStore interface {
+	// GetConsent returns the user's consent for the client. ErrNotFound if there is none.
+	GetConsent(ctx context.Context, realm, userID, clientID string) (Consent, error)
+	// SaveConsent creates the consent or replaces its scopes and UpdatedAt (an existing
+	// one keeps its CreatedAt).
+	SaveConsent(ctx context.Context, c Consent) error
+	// DeleteConsent deletes it. ErrNotFound if there is none.
+	DeleteConsent(ctx context.Context, realm, userID, clientID string) error
+	// ListUserConsents returns the user's consents ordered by client ID.
+	ListUserConsents(ctx context.Context, realm, userID string) ([]Consent, error)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/latchkey/latchkey/internal/seed"
 	"github.com/latchkey/latchkey/internal/server"
 	"github.com/latchkey/latchkey/internal/token"
+	"github.com/latchkey/latchkey/internal/web"
 	"github.com/latchkey/latchkey/storage"
 )
 
@@ -131,8 +132,13 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 	if err := syncDenyList(ctx, tokens, realmNames); err != nil {
 		return err
 	}
+	pages, err := web.NewPages()
+	if err != nil {
+		return err
+	}
 	handler := oauth.New(oauth.Config{
-		Store: store, Tokens: tokens, Keys: km, Secrets: applier.Secrets, Log: log,
+		Store: store, Tokens: tokens, Keys: km, Secrets: applier.Secrets, MasterKey: opts.MasterKey,
+		Pages: pages, Limiter: web.NewLimiter(web.LimiterConfig{}, time.Now), Log: log,
 		BaseURL: opts.BaseURL, Now: time.Now,
 	})
 

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/storage"
 )
 
@@ -12,13 +13,25 @@ import (
 // OpenID Provider configuration. Only what is implemented is listed.
 type metadata struct {
 	Issuer                                     string   `json:"issuer"`
+	AuthorizationEndpoint                      string   `json:"authorization_endpoint"`
 	TokenEndpoint                              string   `json:"token_endpoint"`
+	UserinfoEndpoint                           string   `json:"userinfo_endpoint"`
+	EndSessionEndpoint                         string   `json:"end_session_endpoint"`
 	JWKSURI                                    string   `json:"jwks_uri"`
 	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
 	RevocationEndpoint                         string   `json:"revocation_endpoint"`
 	ScopesSupported                            []string `json:"scopes_supported"`
 	ResponseTypesSupported                     []string `json:"response_types_supported"`
+	ResponseModesSupported                     []string `json:"response_modes_supported"`
 	GrantTypesSupported                        []string `json:"grant_types_supported"`
+	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
+	SubjectTypesSupported                      []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported           []string `json:"id_token_signing_alg_values_supported"`
+	ClaimsSupported                            []string `json:"claims_supported"`
+	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
+	RequestParameterSupported                  bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported               bool     `json:"request_uri_parameter_supported"`
+	ClaimsParameterSupported                   bool     `json:"claims_parameter_supported"`
 	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
 	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
@@ -70,12 +83,15 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storag
 func (h *Handler) certs(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
 	alg := realm.SigningAlg
 	if alg == "" {
-		alg = "ES256"
+		alg = keys.ES256
 	}
-	// Make sure the realm has a key before anyone asks it to sign.
-	if _, err := h.keys.Signer(r.Context(), realm.Name, alg); err != nil {
-		h.writeError(w, r, err)
-		return
+	// Make sure the realm has its keys before anyone asks it to sign: its access-token
+	// key, and an RS256 key for ID tokens, which every OP must offer (OIDC Core §15.1).
+	for _, a := range []string{alg, keys.RS256} {
+		if _, err := h.keys.Signer(r.Context(), realm.Name, a); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
 	}
 	jwks, err := h.keys.JWKS(r.Context(), realm.Name)
 	if err != nil {

@@ -78,8 +78,16 @@ func TestEachRealmSignsWithItsAlgorithm(t *testing.T) {
 		}{"acme": {"ES256", 300}, "ed": {"EdDSA", 300}, "rs": {"RS256", 120}} {
 			r := inst.clientCredentials(t, realm, "svc:svc-secret-123")
 			set := fetchJWKS(t, inst, realm)
-			if len(set.Keys) != 1 || set.Keys[0].Algorithm != want.alg || set.Keys[0].Use != "sig" || !set.Keys[0].IsPublic() {
-				t.Fatalf("%s JWKS = %+v", realm, set.Keys)
+			// The realm's access-token key, and always an RS256 key for ID tokens (OIDC Core §15.1).
+			var algs []string
+			for _, k := range set.Keys {
+				if k.Use != "sig" || !k.IsPublic() {
+					t.Fatalf("%s JWKS key %+v", realm, k)
+				}
+				algs = append(algs, k.Algorithm)
+			}
+			if !slices.Contains(algs, want.alg) || !slices.Contains(algs, "RS256") || len(algs) > 2 {
+				t.Fatalf("%s JWKS algs = %v", realm, algs)
 			}
 			_, claims := verifyLocally(t, set, r.body["access_token"].(string))
 			if claims["exp"].(float64)-claims["iat"].(float64) != want.ttl || r.body["expires_in"] != want.ttl {

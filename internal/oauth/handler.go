@@ -13,7 +13,9 @@ import (
 
 	"github.com/latchkey/latchkey/internal/clientsecret"
 	"github.com/latchkey/latchkey/internal/keys"
+	"github.com/latchkey/latchkey/internal/masterkey"
 	"github.com/latchkey/latchkey/internal/token"
+	"github.com/latchkey/latchkey/internal/web"
 	"github.com/latchkey/latchkey/storage"
 )
 
@@ -23,6 +25,7 @@ const (
 	introspectPath = tokenPath + "/introspect"
 	revokePath     = "/protocol/openid-connect/revoke"
 	certsPath      = "/protocol/openid-connect/certs"
+	userinfoPath   = "/protocol/openid-connect/userinfo"
 )
 
 // Store is what the protocol edge reads and writes itself.
@@ -31,6 +34,17 @@ type Store interface {
 	GetClient(ctx context.Context, realm, id string) (storage.Client, error)
 	ListClients(ctx context.Context, realm string) ([]storage.Client, error)
 	UseClientAssertion(ctx context.Context, realm, clientID, jti string, expiresAt time.Time) error
+	GetUser(ctx context.Context, realm, id string) (storage.User, error)
+	GetUserByUsername(ctx context.Context, realm, username string) (storage.User, error)
+	GetUserByEmail(ctx context.Context, realm, email string) (storage.User, error)
+	CreateSession(ctx context.Context, s storage.Session) error
+	GetSession(ctx context.Context, id string) (storage.Session, error)
+	TouchSession(ctx context.Context, id string, seenAt, idleExpiresAt time.Time) error
+	RevokeSession(ctx context.Context, id string, at time.Time) error
+	RevokeSessionFamilies(ctx context.Context, sessionID string, at time.Time, reason string) (int64, error)
+	GetConsent(ctx context.Context, realm, userID, clientID string) (storage.Consent, error)
+	SaveConsent(ctx context.Context, c storage.Consent) error
+	AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error)
 }
 
 // Handler serves every realm's OAuth endpoints.
@@ -39,6 +53,9 @@ type Handler struct {
 	tokens  *token.Service
 	keys    *keys.Manager
 	secrets *clientsecret.Hasher
+	pages   *web.Pages
+	limiter *web.Limiter
+	box     *box
 	log     *slog.Logger
 	baseURL string
 	now     func() time.Time
@@ -50,14 +67,19 @@ type Config struct {
 	Tokens  *token.Service
 	Keys    *keys.Manager
 	Secrets *clientsecret.Hasher
-	Log     *slog.Logger
-	BaseURL string // the issuer of realm R is BaseURL/realms/R
-	Now     func() time.Time
+	// MasterKey seals the state browser forms carry.
+	MasterKey *masterkey.Key
+	Pages     *web.Pages
+	Limiter   *web.Limiter
+	Log       *slog.Logger
+	BaseURL   string // the issuer of realm R is BaseURL/realms/R
+	Now       func() time.Time
 }
 
 // New returns a Handler.
 func New(c Config) *Handler {
-	return &Handler{store: c.Store, tokens: c.Tokens, keys: c.Keys, secrets: c.Secrets, log: c.Log,
+	return &Handler{store: c.Store, tokens: c.Tokens, keys: c.Keys, secrets: c.Secrets,
+		pages: c.Pages, limiter: c.Limiter, box: newBox(c.MasterKey), log: c.Log,
 		baseURL: strings.TrimSuffix(c.BaseURL, "/"), now: c.Now}
 }
 
@@ -68,6 +90,19 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc(realm+introspectPath, h.withRealm(h.introspect))
 	mux.HandleFunc(realm+revokePath, h.withRealm(h.revoke))
 	mux.HandleFunc("GET "+realm+certsPath, h.withRealm(h.certs))
+	mux.HandleFunc(realm+userinfoPath, h.withRealm(h.userinfo))
+
+	// Browser endpoints. Cross-origin POSTs are refused outright (Sec-Fetch-Site and
+	// Origin checks), on top of each form's CSRF value.
+	browser := http.NewCrossOriginProtection()
+	mux.HandleFunc(realm+authPath, h.withRealm(h.authorize))
+	mux.Handle("POST "+realm+loginPath, browser.Handler(h.withRealm(h.login)))
+	mux.Handle("POST "+realm+consentPath, browser.Handler(h.withRealm(h.consent)))
+	mux.HandleFunc(realm+logoutPath, h.withRealm(h.logout))
+	mux.Handle("POST "+realm+logoutConfirmPath, browser.Handler(h.withRealm(h.logoutConfirm)))
+	mux.HandleFunc("GET "+realm+accountPath, h.withRealm(h.account))
+	mux.Handle("POST "+realm+accountLogoutPath, browser.Handler(h.withRealm(h.accountLogout)))
+	mux.Handle("GET /static/", web.Static())
 	mux.HandleFunc("GET "+realm+"/.well-known/openid-configuration", h.withRealm(h.discovery))
 	mux.HandleFunc("GET "+realm+"/.well-known/oauth-authorization-server", h.withRealm(h.discovery))
 	// RFC 8414 §3.1 puts the well-known segment before the issuer's path.

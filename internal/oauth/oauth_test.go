@@ -28,6 +28,7 @@ import (
 	"github.com/latchkey/latchkey/internal/seed"
 	"github.com/latchkey/latchkey/internal/server"
 	"github.com/latchkey/latchkey/internal/token"
+	"github.com/latchkey/latchkey/internal/web"
 	"github.com/latchkey/latchkey/storage"
 	"github.com/latchkey/latchkey/storage/postgres"
 	"github.com/latchkey/latchkey/storage/postgres/pgtest"
@@ -161,7 +162,12 @@ func newInstanceBehind(t testing.TB, store storage.Store, clk *clock, seedIt boo
 	}
 	inst.keys = keys.NewManager(store, masterKey, keys.DefaultPolicy, clk.Now)
 	inst.tokens = token.NewService(store, inst.keys, token.NewDenyList(), baseURL, clk.Now)
-	h := New(Config{Store: store, Tokens: inst.tokens, Keys: inst.keys, Secrets: secrets, Log: log, BaseURL: baseURL, Now: clk.Now})
+	pages, err := web.NewPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Config{Store: store, Tokens: inst.tokens, Keys: inst.keys, Secrets: secrets, MasterKey: masterKey,
+		Pages: pages, Limiter: web.NewLimiter(web.LimiterConfig{}, clk.Now), Log: log, BaseURL: baseURL, Now: clk.Now})
 	inst.handler = server.New(log, store, h).Handler()
 	srv.Config.Handler = inst.handler
 	srv.Start()

@@ -12,12 +12,14 @@ import (
 	"github.com/latchkey/latchkey/storage"
 )
 
-// tokenResponse is a successful token response (RFC 6749 §5.1).
+// tokenResponse is a successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
 type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
-	Scope       string `json:"scope,omitempty"`
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
 }
 
 // token serves the token endpoint.
@@ -38,6 +40,8 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request, realm storage.Re
 		err = newError(InvalidRequest, "grant_type is required")
 	case "client_credentials":
 		resp, err = h.clientCredentials(r, realm, client, form)
+	case "authorization_code":
+		resp, err = h.authorizationCode(r, realm, client, form)
 	default:
 		err = newError(UnsupportedGrantType, "grant type "+strings.ReplaceAll(gt, "\n", " ")+" is not supported")
 	}
@@ -73,6 +77,71 @@ func (h *Handler) clientCredentials(r *http.Request, realm storage.Realm, client
 		AccessToken: issued.Value, TokenType: "Bearer",
 		ExpiresIn: int64(issued.ExpiresIn.Seconds()), Scope: issued.Scope,
 	}, nil
+}
+
+// authorizationCode redeems a code (RFC 6749 §4.1.3): an access token for the user,
+// an ID token when openid was granted, and a refresh token when the client may
+// refresh and offline_access was granted.
+func (h *Handler) authorizationCode(r *http.Request, realm storage.Realm, client storage.Client, form url.Values) (tokenResponse, error) {
+	if !slices.Contains(client.GrantTypes, "authorization_code") {
+		return tokenResponse{}, newError(UnauthorizedClient, "client may not use authorization_code")
+	}
+	if form.Get("code") == "" {
+		return tokenResponse{}, newError(InvalidRequest, "code is required")
+	}
+	ctx := r.Context()
+	from := caller(r)
+	code, err := h.tokens.RedeemCode(ctx, realm.Name, client.ID, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"), from)
+	if errors.Is(err, token.ErrInvalidGrant) {
+		return tokenResponse{}, &Error{Code: InvalidGrant, Description: "the code is invalid, expired, used, or not for this client", Status: http.StatusBadRequest, Cause: err}
+	}
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	user, err := h.store.GetUser(ctx, realm.Name, code.UserID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && user.Disabled) {
+		return tokenResponse{}, newError(InvalidGrant, "the user is no longer active")
+	}
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	sess, err := h.store.GetSession(ctx, code.SessionID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && !sess.Live(h.now())) {
+		return tokenResponse{}, newError(InvalidGrant, "the sign-in session has ended")
+	}
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	aud, err := audience(form["resource"], client)
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	withRefresh := slices.Contains(client.GrantTypes, "refresh_token") && slices.Contains(code.Scopes, "offline_access")
+	refresh, err := h.tokens.StartGrant(ctx, realm, client, code, withRefresh, aud, from)
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	issued, err := h.tokens.IssueAccessToken(ctx, token.Grant{
+		Realm: realm, Client: client, UserID: user.ID, SessionID: code.SessionID, AuthTime: code.AuthTime,
+		FamilyID: code.FamilyID, Scopes: code.Scopes, Audience: aud,
+	})
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	resp := tokenResponse{AccessToken: issued.Value, TokenType: "Bearer", ExpiresIn: int64(issued.ExpiresIn.Seconds()), Scope: issued.Scope}
+	if withRefresh {
+		resp.RefreshToken = refresh
+	}
+	if slices.Contains(code.Scopes, "openid") {
+		resp.IDToken, err = h.tokens.IssueIDToken(ctx, token.IDTokenInput{
+			Realm: realm, Client: client, User: user, SessionID: code.SessionID, AuthTime: code.AuthTime,
+			Nonce: code.Nonce, Scopes: code.Scopes, AccessToken: issued.Value,
+		})
+		if err != nil {
+			return tokenResponse{}, err
+		}
+	}
+	return resp, nil
 }
 
 // scopeToken is RFC 6749 §3.3's scope-token.

@@ -51,7 +51,7 @@ func (s *Service) Introspect(ctx context.Context, realm storage.Realm, tok strin
 	if userID == c.ClientID {
 		userID = "" // client credentials: the client is the subject
 	}
-	username, live, err := s.subjectLive(ctx, realm.Name, c.ClientID, userID, c.SessionID, "", time.Unix(c.IssuedAt, 0))
+	username, live, err := s.subjectLive(ctx, realm.Name, c.ClientID, userID, c.SessionID, c.FamilyID, time.Unix(c.IssuedAt, 0))
 	if err != nil || !live {
 		return inactive, err
 	}

@@ -22,6 +22,7 @@ import (
 const (
 	AccessPrefix  = "lk_at_"
 	RefreshPrefix = "lk_rt_"
+	CodePrefix    = "lk_ac_"
 )
 
 // TypeAccessJWT is the typ header of JWT access tokens (RFC 9068 §2.1).
@@ -40,6 +41,9 @@ type Store interface {
 	GetSession(ctx context.Context, id string) (storage.Session, error)
 	GetFamily(ctx context.Context, id string) (storage.Family, error)
 	GetRefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, error)
+	CreateFamily(ctx context.Context, f storage.Family, first storage.RefreshToken) error
+	CreateAuthCode(ctx context.Context, c storage.AuthCode) error
+	ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time) (storage.AuthCode, error)
 	RevokeFamily(ctx context.Context, id string, at time.Time, reason string) error
 	CreateAccessToken(ctx context.Context, t storage.AccessToken) error
 	GetAccessToken(ctx context.Context, hash []byte) (storage.AccessToken, error)
@@ -98,6 +102,10 @@ type AccessClaims struct {
 	Scope     string   `json:"scope,omitempty"`
 	SessionID string   `json:"sid,omitempty"`
 	AuthTime  int64    `json:"auth_time,omitempty"`
+	// FamilyID names the grant (refresh family) the token came from, so ending the
+	// grant (code replay, refresh-token theft, revocation) ends the token at
+	// introspection too.
+	FamilyID string `json:"fid,omitempty"`
 }
 
 // Audience is the aud claim: a single string when there is one, else an array (RFC 7519 §4.1.3).
@@ -166,7 +174,7 @@ func (s *Service) IssueAccessToken(ctx context.Context, g Grant) (Issued, error)
 	claims := AccessClaims{
 		Issuer: s.Issuer(g.Realm.Name), Subject: subject, Audience: g.Audience,
 		Expiry: now.Add(ttl).Unix(), IssuedAt: now.Unix(), ID: rand.Text(),
-		ClientID: g.Client.ID, Scope: scope, SessionID: g.SessionID,
+		ClientID: g.Client.ID, Scope: scope, SessionID: g.SessionID, FamilyID: g.FamilyID,
 	}
 	if !g.AuthTime.IsZero() {
 		claims.AuthTime = g.AuthTime.Unix()

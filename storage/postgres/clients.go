@@ -12,14 +12,16 @@ import (
 
 const clientColumns = `realm, id, name, secret_hash, jwks, redirect_uris, post_logout_redirect_uris, grant_types,
 	scopes, audiences, third_party, disabled, access_token_ttl, access_token_format, refresh_preset,
-	refresh_idle, refresh_absolute, refresh_retry_window, created_at, updated_at`
+	refresh_idle, refresh_absolute, refresh_retry_window, created_at, updated_at,
+	pkce_optional, id_token_signed_response_alg`
 
 func scanClient(row scanner) (storage.Client, error) {
 	var c storage.Client
 	var ttl, idle, absolute, retry int64
 	err := row.Scan(&c.Realm, &c.ID, &c.Name, &c.SecretHash, &c.JWKS, &c.RedirectURIs, &c.PostLogoutRedirectURIs,
 		&c.GrantTypes, &c.Scopes, &c.Audiences, &c.ThirdParty, &c.Disabled, &ttl, &c.Tokens.AccessTokenFormat,
-		&c.Tokens.RefreshPreset, &idle, &absolute, &retry, nt(&c.CreatedAt), nt(&c.UpdatedAt))
+		&c.Tokens.RefreshPreset, &idle, &absolute, &retry, nt(&c.CreatedAt), nt(&c.UpdatedAt),
+		&c.PKCEOptional, &c.IDTokenSignedResponseAlg)
 	c.Tokens.AccessTokenTTL = time.Duration(ttl)
 	c.Tokens.RefreshIdle = time.Duration(idle)
 	c.Tokens.RefreshAbsolute = time.Duration(absolute)
@@ -37,12 +39,12 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 
 func insertClient(ctx context.Context, q querier, c storage.Client) error {
 	_, err := q.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
 		c.Realm, c.ID, c.Name, c.SecretHash, bytesOrNull(c.JWKS), list(c.RedirectURIs), list(c.PostLogoutRedirectURIs),
 		list(c.GrantTypes), list(c.Scopes), list(c.Audiences), c.ThirdParty, c.Disabled,
 		int64(c.Tokens.AccessTokenTTL), c.Tokens.AccessTokenFormat, c.Tokens.RefreshPreset,
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
-		ts(c.CreatedAt), ts(c.UpdatedAt))
+		ts(c.CreatedAt), ts(c.UpdatedAt), c.PKCEOptional, c.IDTokenSignedResponseAlg)
 	return err
 }
 
@@ -89,13 +91,14 @@ func updateClient(ctx context.Context, q querier, c storage.Client) (int64, erro
 		UPDATE clients SET name = $3, secret_hash = $4, redirect_uris = $5, post_logout_redirect_uris = $6,
 			grant_types = $7, scopes = $8, audiences = $9, third_party = $10, disabled = $11,
 			access_token_ttl = $12, access_token_format = $13, refresh_preset = $14, refresh_idle = $15,
-			refresh_absolute = $16, refresh_retry_window = $17, updated_at = $18, jwks = $19
+			refresh_absolute = $16, refresh_retry_window = $17, updated_at = $18, jwks = $19,
+			pkce_optional = $20, id_token_signed_response_alg = $21
 		WHERE realm = $1 AND id = $2`,
 		c.Realm, c.ID, c.Name, c.SecretHash, list(c.RedirectURIs), list(c.PostLogoutRedirectURIs),
 		list(c.GrantTypes), list(c.Scopes), list(c.Audiences), c.ThirdParty, c.Disabled,
 		int64(c.Tokens.AccessTokenTTL), c.Tokens.AccessTokenFormat, c.Tokens.RefreshPreset,
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
-		ts(c.UpdatedAt), bytesOrNull(c.JWKS))
+		ts(c.UpdatedAt), bytesOrNull(c.JWKS), c.PKCEOptional, c.IDTokenSignedResponseAlg)
 	return tag.RowsAffected(), err
 }
 

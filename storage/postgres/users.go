@@ -102,8 +102,9 @@ func updateUser(ctx context.Context, q querier, u storage.User) (int64, error) {
 	return tag.RowsAffected(), err
 }
 
-// DeleteUser deletes the user with their sessions and refresh families (whose
-// tokens go by foreign-key cascade), in one transaction.
+// DeleteUser deletes the user with their sessions, refresh families (whose
+// tokens go by foreign-key cascade), codes, opaque access tokens and consents,
+// in one transaction.
 func (s *Store) DeleteUser(ctx context.Context, realm, id string) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE realm = $1 AND id = $2`, realm, id)
@@ -114,8 +115,8 @@ func (s *Store) DeleteUser(ctx context.Context, realm, id string) error {
 			return storage.ErrNotFound
 		}
 		// What the user holds goes with them: sessions, families (their tokens
-		// follow), pending codes and opaque access tokens.
-		for _, table := range []string{"sessions", "refresh_families", "auth_codes", "access_tokens"} {
+		// follow), pending codes, opaque access tokens and consents.
+		for _, table := range []string{"sessions", "refresh_families", "auth_codes", "access_tokens", "consents"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE realm = $1 AND user_id = $2`, realm, id); err != nil {
 				return fmt.Errorf("deleting %s: %w", table, err)
 			}

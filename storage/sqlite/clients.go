@@ -10,15 +10,16 @@ import (
 )
 
 const clientCols = `realm, id, name, secret_hash, jwks, redirect_uris, post_logout_redirect_uris, grant_types,
-	scopes, audiences, third_party, disabled, access_token_ttl, access_token_format, refresh_preset,
-	refresh_idle, refresh_absolute, refresh_retry_window, created_at, updated_at`
+	scopes, audiences, third_party, disabled, pkce_optional, id_token_signed_response_alg,
+	access_token_ttl, access_token_format, refresh_preset, refresh_idle, refresh_absolute, refresh_retry_window,
+	created_at, updated_at`
 
 func scanClient(row rowScanner) (storage.Client, error) {
 	var c storage.Client
 	err := row.Scan(&c.Realm, &c.ID, &c.Name, &c.SecretHash, &c.JWKS,
 		jsonCol{&c.RedirectURIs}, jsonCol{&c.PostLogoutRedirectURIs}, jsonCol{&c.GrantTypes},
 		jsonCol{&c.Scopes}, jsonCol{&c.Audiences}, &c.ThirdParty, &c.Disabled,
-		&c.Tokens.AccessTokenTTL, &c.Tokens.AccessTokenFormat, &c.Tokens.RefreshPreset,
+		&c.PKCEOptional, &c.IDTokenSignedResponseAlg, &c.Tokens.AccessTokenTTL, &c.Tokens.AccessTokenFormat, &c.Tokens.RefreshPreset,
 		&c.Tokens.RefreshIdle, &c.Tokens.RefreshAbsolute, &c.Tokens.RefreshRetryWindow,
 		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt})
 	return c, err
@@ -32,11 +33,11 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 
 func createClient(ctx context.Context, tx *sql.Tx, c storage.Client) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO clients (`+clientCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.Realm, c.ID, c.Name, c.SecretHash, blob(c.JWKS),
 		jsonText(c.RedirectURIs), jsonText(c.PostLogoutRedirectURIs), jsonText(c.GrantTypes),
 		jsonText(c.Scopes), jsonText(c.Audiences), c.ThirdParty, c.Disabled,
-		int64(c.Tokens.AccessTokenTTL), c.Tokens.AccessTokenFormat, c.Tokens.RefreshPreset,
+		c.PKCEOptional, c.IDTokenSignedResponseAlg, int64(c.Tokens.AccessTokenTTL), c.Tokens.AccessTokenFormat, c.Tokens.RefreshPreset,
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
 		micros(c.CreatedAt), micros(c.UpdatedAt))
 	return mapWriteError(err, clientName(c.Realm, c.ID))
@@ -65,12 +66,12 @@ func (s *Store) UpdateClient(ctx context.Context, c storage.Client) error {
 func updateClient(ctx context.Context, tx *sql.Tx, c storage.Client) error {
 	res, err := tx.ExecContext(ctx, `UPDATE clients SET name = ?, secret_hash = ?, jwks = ?, redirect_uris = ?,
 		post_logout_redirect_uris = ?, grant_types = ?, scopes = ?, audiences = ?, third_party = ?, disabled = ?,
-		access_token_ttl = ?, access_token_format = ?, refresh_preset = ?, refresh_idle = ?, refresh_absolute = ?,
+		pkce_optional = ?, id_token_signed_response_alg = ?, access_token_ttl = ?, access_token_format = ?, refresh_preset = ?, refresh_idle = ?, refresh_absolute = ?,
 		refresh_retry_window = ?, updated_at = ?
 		WHERE realm = ? AND id = ?`,
 		c.Name, c.SecretHash, blob(c.JWKS), jsonText(c.RedirectURIs),
 		jsonText(c.PostLogoutRedirectURIs), jsonText(c.GrantTypes), jsonText(c.Scopes), jsonText(c.Audiences),
-		c.ThirdParty, c.Disabled,
+		c.ThirdParty, c.Disabled, c.PKCEOptional, c.IDTokenSignedResponseAlg,
 		int64(c.Tokens.AccessTokenTTL), c.Tokens.AccessTokenFormat, c.Tokens.RefreshPreset,
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
 		micros(c.UpdatedAt), c.Realm, c.ID)

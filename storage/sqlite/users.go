@@ -84,11 +84,10 @@ func (s *Store) DeleteUser(ctx context.Context, realm, id string) error {
 		if err := mustChange(res, err, userName(realm, id)); err != nil {
 			return err
 		}
-		// What the user holds goes with them. Beyond sessions and families (the
-		// contract), that includes pending codes and opaque access tokens, which
-		// would otherwise stay valid at introspection for a user who is gone.
-		// Refresh tokens follow their families.
-		for _, table := range []string{"sessions", "refresh_families", "auth_codes", "access_tokens"} {
+		// What the user holds goes with them: sessions, families, pending codes,
+		// opaque access tokens (which would otherwise stay valid at introspection
+		// for a user who is gone) and consents. Refresh tokens follow their families.
+		for _, table := range []string{"sessions", "refresh_families", "auth_codes", "access_tokens", "consents"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE realm = ? AND user_id = ?`, realm, id); err != nil {
 				return fmt.Errorf("%s: deleting %s: %w", userName(realm, id), table, err)
 			}

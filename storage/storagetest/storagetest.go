@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"SigningKeys", testSigningKeys},
 		{"Audit", testAudit},
 		{"ClientAssertions", testClientAssertions},
+		{"Consents", testConsents},
 		{"Seed", testSeed},
 		{"SeedIsAllOrNothing", testSeedAllOrNothing},
 	}
@@ -199,6 +200,11 @@ func newFamily(realm, clientID, userID, sessionID, id string) storage.Family {
 	}
 }
 
+func newConsent(realm, userID, clientID string) storage.Consent {
+	return storage.Consent{Realm: realm, UserID: userID, ClientID: clientID,
+		Scopes: []string{"openid", "profile"}, CreatedAt: t0, UpdatedAt: t0}
+}
+
 // mkFamily creates realm r's family id for a fresh client and user, and returns it with its first token.
 func mkFamily(t *testing.T, s storage.Store, realm, id string) (storage.Family, storage.RefreshToken) {
 	t.Helper()
@@ -268,6 +274,7 @@ func testClients(t *testing.T, s storage.Store) {
 	spa.SecretHash = ""
 	spa.Audiences, spa.PostLogoutRedirectURIs = nil, nil
 	spa.ThirdParty = true
+	spa.IDTokenSignedResponseAlg = "ES256"
 	must(t, s.CreateClient(c, spa))
 	svc := newClient("acme", "svc")
 	svc.RedirectURIs, svc.GrantTypes, svc.Scopes = nil, []string{"client_credentials"}, []string{"orders:read", "orders:write"}
@@ -306,6 +313,8 @@ func testClients(t *testing.T, s storage.Store) {
 	web.RedirectURIs = []string{"https://new.example/cb"}
 	web.Scopes = append(web.Scopes, "email")
 	web.Disabled = true
+	web.PKCEOptional = true
+	web.IDTokenSignedResponseAlg = "EdDSA"
 	web.Tokens.RefreshRetryWindow = 0
 	web.UpdatedAt = at(time.Hour)
 	web.CreatedAt = at(time.Hour) // CreatedAt is not updatable
@@ -398,6 +407,7 @@ func testDeleteRealmCascades(t *testing.T, s storage.Store) {
 	for _, realm := range []string{"acme", "keep"} {
 		must(t, s.CreateSession(c, newSession(realm, realm+"-alice", realm+"-sid")))
 		mkFamily(t, s, realm, realm+"-fam")
+		must(t, s.SaveConsent(c, newConsent(realm, realm+"-alice", "web")))
 	}
 
 	must(t, s.DeleteRealm(c, "acme"))
@@ -409,10 +419,14 @@ func testDeleteRealmCascades(t *testing.T, s storage.Store) {
 	wantErr(t, err, storage.ErrNotFound)
 	_, err = s.GetFamily(c, "acme-fam")
 	wantErr(t, err, storage.ErrNotFound)
+	_, err = s.GetConsent(c, "acme", "acme-alice", "web")
+	wantErr(t, err, storage.ErrNotFound)
 
 	_, err = s.GetSession(c, "keep-sid")
 	must(t, err)
 	_, err = s.GetFamily(c, "keep-fam")
+	must(t, err)
+	_, err = s.GetConsent(c, "keep", "keep-alice", "web")
 	must(t, err)
 
 	// Deleting a user takes everything they hold with them.
@@ -428,6 +442,8 @@ func testDeleteRealmCascades(t *testing.T, s storage.Store) {
 	_, err = s.GetSession(c, "keep-sid")
 	wantErr(t, err, storage.ErrNotFound)
 	_, err = s.GetFamily(c, "keep-fam")
+	wantErr(t, err, storage.ErrNotFound)
+	_, err = s.GetConsent(c, "keep", "keep-alice", "web")
 	wantErr(t, err, storage.ErrNotFound)
 }
 
@@ -1099,4 +1115,75 @@ func testClientAssertions(t *testing.T, s storage.Store) {
 	// Once purged (after its expiry) the entry is gone; jti-2 is still remembered.
 	must(t, s.UseClientAssertion(c, "acme", "web", "jti-1", at(3*time.Minute)))
 	wantErr(t, s.UseClientAssertion(c, "acme", "web", "jti-2", at(time.Hour)), storage.ErrAlreadyUsed)
+}
+
+func testConsents(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	setupRealm(t, s, "acme")
+	setupRealm(t, s, "other")
+	mkUser(t, s, "acme", "bob")
+
+	_, err := s.GetConsent(c, "acme", "acme-alice", "web")
+	wantErr(t, err, storage.ErrNotFound)
+
+	web := newConsent("acme", "acme-alice", "web")
+	must(t, s.SaveConsent(c, web))
+	got, err := s.GetConsent(c, "acme", "acme-alice", "web")
+	must(t, err)
+	same(t, "GetConsent", got, web)
+
+	// Saving again replaces the scopes and UpdatedAt; the consent keeps its CreatedAt.
+	again := web
+	again.Scopes = []string{"openid", "email", "offline_access"}
+	again.CreatedAt, again.UpdatedAt = at(time.Hour), at(time.Hour)
+	must(t, s.SaveConsent(c, again))
+	got, err = s.GetConsent(c, "acme", "acme-alice", "web")
+	must(t, err)
+	web.Scopes, web.UpdatedAt = again.Scopes, again.UpdatedAt
+	same(t, "saved again", got, web)
+
+	// A consent is one user's, for one client, in one realm.
+	spa := newConsent("acme", "acme-alice", "spa")
+	spa.Scopes = []string{"openid"}
+	bob := newConsent("acme", "acme-bob", "web")
+	bob.Scopes = []string{"email"}
+	elsewhere := newConsent("other", "other-alice", "web")
+	for _, cs := range []storage.Consent{spa, bob, elsewhere} {
+		must(t, s.SaveConsent(c, cs))
+	}
+	for _, want := range []storage.Consent{web, spa, bob, elsewhere} {
+		got, err := s.GetConsent(c, want.Realm, want.UserID, want.ClientID)
+		must(t, err)
+		same(t, "GetConsent "+want.Realm+"/"+want.UserID+"/"+want.ClientID, got, want)
+	}
+	_, err = s.GetConsent(c, "other", "acme-alice", "web")
+	wantErr(t, err, storage.ErrNotFound)
+
+	list, err := s.ListUserConsents(c, "acme", "acme-alice")
+	must(t, err)
+	same(t, "alice's consents, by client ID", list, []storage.Consent{spa, web})
+	list, err = s.ListUserConsents(c, "acme", "acme-bob")
+	must(t, err)
+	same(t, "bob's consents", list, []storage.Consent{bob})
+	list, err = s.ListUserConsents(c, "acme", "nobody")
+	must(t, err)
+	same(t, "consents of a user with none", list, []storage.Consent(nil))
+
+	must(t, s.DeleteConsent(c, "acme", "acme-alice", "web"))
+	_, err = s.GetConsent(c, "acme", "acme-alice", "web")
+	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, s.DeleteConsent(c, "acme", "acme-alice", "web"), storage.ErrNotFound)
+	list, err = s.ListUserConsents(c, "acme", "acme-alice")
+	must(t, err)
+	same(t, "alice's consents after a delete", list, []storage.Consent{spa})
+	_, err = s.GetConsent(c, "other", "other-alice", "web")
+	must(t, err)
+
+	// Deleting a user takes their consents, and no one else's.
+	must(t, s.DeleteUser(c, "acme", "acme-bob"))
+	_, err = s.GetConsent(c, "acme", "acme-bob", "web")
+	wantErr(t, err, storage.ErrNotFound)
+	list, err = s.ListUserConsents(c, "acme", "acme-alice")
+	must(t, err)
+	same(t, "alice's consents after bob's deletion", list, []storage.Consent{spa})
 }

@@ -1,0 +1,489 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/password"
+	"github.com/latchkey/latchkey/internal/token"
+	"github.com/latchkey/latchkey/internal/web"
+	"github.com/latchkey/latchkey/storage"
+)
+
+// Paths of the login and consent forms under a realm.
+const (
+	authPath    = "/protocol/openid-connect/auth"
+	loginPath   = "/login-actions/authenticate"
+	consentPath = "/login-actions/consent"
+)
+
+// authRequest is a validated authorization request, carried sealed through the
+// login and consent forms.
+type authRequest struct {
+	ClientID      string   `json:"c"`
+	RedirectURI   string   `json:"r"`  // where the response goes
+	RedirectGiven bool     `json:"rg"` // the request named it (so the token request must too)
+	Scopes        []string `json:"s"`
+	State         string   `json:"st,omitempty"`
+	Nonce         string   `json:"n,omitempty"`
+	CodeChallenge string   `json:"cc,omitempty"`
+	Prompt        []string `json:"p,omitempty"`
+	MaxAge        int64    `json:"ma"` // -1: none given
+	LoginHint     string   `json:"lh,omitempty"`
+	CSRF          string   `json:"x"`
+	Expires       int64    `json:"e"`
+}
+
+func (a authRequest) prompts(p string) bool { return slices.Contains(a.Prompt, p) }
+
+// redirectError is an error that goes back to the client's redirect URI (RFC 6749
+// §4.1.2.1), once that URI is known to be registered.
+type redirectError struct {
+	code        string
+	description string
+}
+
+func (e *redirectError) Error() string { return e.code + ": " + e.description }
+
+func redirectErr(code, description string) error {
+	return &redirectError{code: code, description: description}
+}
+
+// challengeSyntax is an S256 code_challenge: 43 base64url characters.
+var challengeSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+// authorize serves the authorization endpoint (GET, or POST with a form body).
+func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	params, err := authParams(w, r)
+	if err != nil {
+		h.errorPage(w, r, realm, http.StatusBadRequest, "Invalid request", "The application sent a request Latchkey cannot read.")
+		return
+	}
+	// The client and its redirect URI first: until both check out, errors are shown
+	// here and never sent anywhere.
+	client, err := h.store.GetClient(r.Context(), realm.Name, params.Get("client_id"))
+	if err != nil || client.Disabled || !slices.Contains(client.GrantTypes, "authorization_code") {
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			h.writeError(w, r, err)
+			return
+		}
+		h.errorPage(w, r, realm, http.StatusBadRequest, "Unknown application", "The application that sent you here is not registered with this sign-in service.")
+		return
+	}
+	req := authRequest{ClientID: client.ID, MaxAge: -1}
+	switch ru := params.Get("redirect_uri"); {
+	case ru == "" && len(client.RedirectURIs) == 1:
+		req.RedirectURI = client.RedirectURIs[0]
+	case slices.Contains(client.RedirectURIs, ru):
+		req.RedirectURI, req.RedirectGiven = ru, true
+	default:
+		h.errorPage(w, r, realm, http.StatusBadRequest, "Invalid redirect", "The application asked to send you to an address it has not registered. Nothing was sent.")
+		return
+	}
+	req.State = params.Get("state")
+	if err := h.validateAuthRequest(&req, params, client); err != nil {
+		h.redirectError(w, r, realm, req, err)
+		return
+	}
+	req.CSRF = h.csrfToken(w, r, realm.Name)
+	req.Expires = h.now().Add(formTTL).Unix()
+	h.continueAuthorization(w, r, realm, client, req, nil)
+}
+
+// authParams reads the request's parameters, refusing any given twice (RFC 6749 §3.1).
+func authParams(w http.ResponseWriter, r *http.Request) (url.Values, error) {
+	if r.Method == http.MethodPost {
+		return parseForm(w, r)
+	}
+	if r.Method != http.MethodGet {
+		return nil, errors.New("method")
+	}
+	params, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range params {
+		if len(v) > 1 {
+			return nil, errors.New("repeated parameter " + k)
+		}
+	}
+	return params, nil
+}
+
+func (h *Handler) validateAuthRequest(req *authRequest, p url.Values, client storage.Client) error {
+	switch rt := p.Get("response_type"); {
+	case rt == "":
+		return redirectErr("invalid_request", "response_type is required")
+	case rt != "code":
+		return redirectErr("unsupported_response_type", "only response_type=code is supported")
+	}
+	if rm := p.Get("response_mode"); rm != "" && rm != "query" {
+		return redirectErr("invalid_request", "only response_mode=query is supported")
+	}
+	if p.Has("request") {
+		return redirectErr("request_not_supported", "request objects are not supported")
+	}
+	if p.Has("request_uri") {
+		return redirectErr("request_uri_not_supported", "request_uri is not supported")
+	}
+	scopes, err := grantedScopes(p.Get("scope"), client.Scopes)
+	if err != nil {
+		var e *Error
+		errors.As(err, &e)
+		return redirectErr(string(e.Code), e.Description)
+	}
+	req.Scopes = scopes
+
+	// PKCE (RFC 7636): S256 only; required for public clients and, unless a
+	// confidential client opts out, for everyone.
+	challenge, method := p.Get("code_challenge"), p.Get("code_challenge_method")
+	switch {
+	case challenge == "" && method != "":
+		return redirectErr("invalid_request", "code_challenge_method without code_challenge")
+	case challenge != "" && method != "S256":
+		return redirectErr("invalid_request", "code_challenge_method must be S256")
+	case challenge != "" && !challengeSyntax.MatchString(challenge):
+		return redirectErr("invalid_request", "malformed code_challenge")
+	case challenge == "" && (client.Public() || !client.PKCEOptional):
+		return redirectErr("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256")
+	}
+	req.CodeChallenge = challenge
+	req.Nonce = p.Get("nonce")
+	req.LoginHint = p.Get("login_hint")
+
+	for _, pr := range strings.Fields(p.Get("prompt")) {
+		switch pr {
+		case "none", "login", "consent", "select_account":
+			req.Prompt = append(req.Prompt, pr)
+		default:
+			return redirectErr("invalid_request", "unknown prompt value "+pr)
+		}
+	}
+	if req.prompts("none") && len(req.Prompt) > 1 {
+		return redirectErr("invalid_request", "prompt=none cannot be combined with other values")
+	}
+	if ma := p.Get("max_age"); ma != "" {
+		n, err := strconv.ParseInt(ma, 10, 64)
+		if err != nil || n < 0 {
+			return redirectErr("invalid_request", "max_age must be a non-negative integer")
+		}
+		req.MaxAge = n
+	}
+	return nil
+}
+
+// signIn is a session the user has just proved their password for.
+type signIn struct {
+	session storage.Session
+	user    storage.User
+}
+
+// continueAuthorization takes a validated request as far as it can go: to the login
+// page, the consent page, or the client with a code. fresh is set right after the
+// user typed their password, which satisfies prompt=login and max_age.
+func (h *Handler) continueAuthorization(w http.ResponseWriter, r *http.Request, realm storage.Realm, client storage.Client, req authRequest, fresh *signIn) {
+	ctx := r.Context()
+	var sess storage.Session
+	var user storage.User
+	ok := fresh != nil
+	if fresh != nil {
+		sess, user = fresh.session, fresh.user
+	} else {
+		var err error
+		if sess, user, ok, err = h.currentSession(ctx, r, realm.Name); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+	}
+	needLogin := !ok
+	if ok && fresh == nil {
+		if req.prompts("login") {
+			needLogin = true
+		}
+		if req.MaxAge >= 0 && h.now().Sub(sess.AuthTime) > time.Duration(req.MaxAge)*time.Second {
+			needLogin = true
+		}
+	}
+	if needLogin {
+		if req.prompts("none") {
+			h.redirectError(w, r, realm, req, redirectErr("login_required", "the user must sign in"))
+			return
+		}
+		h.loginPage(w, r, realm, client, req, http.StatusOK, req.LoginHint, "", 0)
+		return
+	}
+
+	if client.ThirdParty {
+		consent, err := h.store.GetConsent(ctx, realm.Name, user.ID, client.ID)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			h.writeError(w, r, err)
+			return
+		}
+		covered := err == nil && !slices.ContainsFunc(req.Scopes, func(s string) bool { return !slices.Contains(consent.Scopes, s) })
+		if !covered || req.prompts("consent") {
+			if req.prompts("none") {
+				h.redirectError(w, r, realm, req, redirectErr("consent_required", "the user must approve this application"))
+				return
+			}
+			h.consentPage(w, r, realm, client, req)
+			return
+		}
+	}
+	h.issueCode(w, r, realm, req, user, sess)
+}
+
+// issueCode ends the authorization with a code sent to the client (RFC 6749
+// §4.1.2), with iss (RFC 9207) and the state.
+func (h *Handler) issueCode(w http.ResponseWriter, r *http.Request, realm storage.Realm, req authRequest, user storage.User, sess storage.Session) {
+	given := ""
+	if req.RedirectGiven {
+		given = req.RedirectURI
+	}
+	code, err := h.tokens.IssueCode(r.Context(), token.CodeRequest{
+		Realm: realm.Name, ClientID: req.ClientID, UserID: user.ID, SessionID: sess.ID, RedirectURI: given,
+		Scopes: req.Scopes, Nonce: req.Nonce, CodeChallenge: req.CodeChallenge, AuthTime: sess.AuthTime,
+	})
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.redirectTo(w, r, req.RedirectURI, url.Values{"code": {code}}, req.State, realm)
+}
+
+// redirectError sends an error to the client's (registered) redirect URI.
+func (h *Handler) redirectError(w http.ResponseWriter, r *http.Request, realm storage.Realm, req authRequest, err error) {
+	var re *redirectError
+	if !errors.As(err, &re) {
+		h.writeError(w, r, err)
+		return
+	}
+	h.redirectTo(w, r, req.RedirectURI, url.Values{"error": {re.code}, "error_description": {re.description}}, req.State, realm)
+}
+
+// redirectTo sends the browser to the redirect URI with params, state and iss added
+// to whatever query the URI has. 303 turns a POSTed form into a GET.
+func (h *Handler) redirectTo(w http.ResponseWriter, r *http.Request, redirectURI string, params url.Values, state string, realm storage.Realm) {
+	u, err := url.Parse(redirectURI)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	q := u.Query()
+	for k, v := range params {
+		q[k] = v
+	}
+	if state != "" {
+		q.Set("state", state)
+	}
+	q.Set("iss", h.tokens.Issuer(realm.Name))
+	u.RawQuery = q.Encode()
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	http.Redirect(w, r, u.String(), http.StatusSeeOther)
+}
+
+func (h *Handler) common(realm storage.Realm, origins ...string) web.Common {
+	name := realm.DisplayName
+	if name == "" {
+		name = realm.Name
+	}
+	return web.Common{RealmName: name, FormActionOrigins: origins}
+}
+
+// origin returns the scheme://host of a URI, for CSP form-action: after a form is
+// posted, the browser is redirected there.
+func origin(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+func clientName(c storage.Client) string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
+}
+
+func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, realm storage.Realm, client storage.Client, req authRequest, status int, username, message string, retryAfter time.Duration) {
+	h.pages.Login(w, status, web.LoginPage{
+		Common:     h.common(realm, origin(req.RedirectURI)),
+		ClientName: clientName(client),
+		Action:     h.realmPath(realm.Name) + strings.TrimPrefix(loginPath, "/"),
+		Username:   username,
+		Error:      message,
+		RetryAfter: int((retryAfter + time.Second - 1) / time.Second),
+		Hidden:     map[string]string{"request": h.box.seal("login", req)},
+	})
+}
+
+// scopeDescriptions say what a client asking for a scope gets, on the consent page.
+var scopeDescriptions = map[string]string{
+	"openid":         "Know who you are",
+	"profile":        "See your name and username",
+	"email":          "See your email address",
+	"offline_access": "Stay signed in and act for you while you are away",
+}
+
+func (h *Handler) consentPage(w http.ResponseWriter, r *http.Request, realm storage.Realm, client storage.Client, req authRequest) {
+	var scopes []web.Scope
+	for _, s := range req.Scopes {
+		d := scopeDescriptions[s]
+		if d == "" {
+			d = "Use " + s
+		}
+		scopes = append(scopes, web.Scope{Name: s, Description: d})
+	}
+	h.pages.Consent(w, http.StatusOK, web.ConsentPage{
+		Common:     h.common(realm, origin(req.RedirectURI)),
+		ClientName: clientName(client),
+		Scopes:     scopes,
+		Action:     h.realmPath(realm.Name) + strings.TrimPrefix(consentPath, "/"),
+		Hidden:     map[string]string{"request": h.box.seal("consent", req)},
+	})
+}
+
+func (h *Handler) errorPage(w http.ResponseWriter, r *http.Request, realm storage.Realm, status int, title, message string) {
+	h.pages.Error(w, status, web.ErrorPage{Common: h.common(realm), Title: title, Message: message})
+}
+
+// openForm reads a POSTed login or consent form and the request it carries, checking
+// that it is fresh, came with the browser's CSRF cookie, and still names a
+// registered client and redirect URI.
+func (h *Handler) openForm(w http.ResponseWriter, r *http.Request, realm storage.Realm, purpose string) (url.Values, authRequest, storage.Client, bool) {
+	var req authRequest
+	form, err := parseForm(w, r)
+	if err != nil {
+		h.errorPage(w, r, realm, http.StatusBadRequest, "Invalid request", "The form could not be read.")
+		return nil, req, storage.Client{}, false
+	}
+	if err := h.box.open(purpose, form.Get("request"), &req); err != nil || h.now().Unix() > req.Expires {
+		h.errorPage(w, r, realm, http.StatusBadRequest, "This page has expired", "Go back to the application and start signing in again.")
+		return nil, req, storage.Client{}, false
+	}
+	if !csrfOK(r, req.CSRF) {
+		h.errorPage(w, r, realm, http.StatusForbidden, "Request refused", "This form was not sent from this sign-in page. Go back to the application and try again.")
+		return nil, req, storage.Client{}, false
+	}
+	client, err := h.store.GetClient(r.Context(), realm.Name, req.ClientID)
+	if err != nil || client.Disabled || !slices.Contains(client.RedirectURIs, req.RedirectURI) {
+		h.errorPage(w, r, realm, http.StatusBadRequest, "Unknown application", "The application is no longer registered.")
+		return nil, req, storage.Client{}, false
+	}
+	return form, req, client, true
+}
+
+// dummyHash is checked when no user matches, so that a login for an unknown user
+// takes as long as one with a wrong password.
+var dummyHash, _ = password.Hash("latchkey-dummy-password", password.Default)
+
+// login handles the login form.
+func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	form, req, client, ok := h.openForm(w, r, realm, "login")
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	name := strings.ToLower(strings.TrimSpace(form.Get("username")))
+	from := caller(r)
+	account := realm.Name + "/" + name
+	if wait := h.limiter.Check(account, from.IP); wait > 0 {
+		h.loginPage(w, r, realm, client, req, http.StatusTooManyRequests, name, "", wait)
+		return
+	}
+	user, found, err := h.findUser(ctx, realm.Name, name)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	hash := dummyHash
+	if found {
+		hash = user.PasswordHash
+	}
+	match, _ := password.Verify(form.Get("password"), hash)
+	if !found || !match || user.Disabled || name == "" {
+		h.limiter.Failure(account, from.IP)
+		h.audit(ctx, storage.AuditEvent{Type: "login.failed", Realm: realm.Name, ClientID: client.ID, UserID: user.ID,
+			IP: from.IP, UserAgent: from.UserAgent, Details: map[string]string{"username": name}})
+		if wait := h.limiter.Check(account, from.IP); wait > 0 {
+			h.loginPage(w, r, realm, client, req, http.StatusTooManyRequests, name, "", wait)
+			return
+		}
+		h.loginPage(w, r, realm, client, req, http.StatusUnauthorized, name, "Invalid username or password.", 0)
+		return
+	}
+	h.limiter.Success(account, from.IP)
+	sess, err := h.startSession(ctx, w, r, realm.Name, user)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.audit(ctx, storage.AuditEvent{Type: "login.succeeded", Realm: realm.Name, ClientID: client.ID, UserID: user.ID,
+		SessionID: sess.ID, IP: from.IP, UserAgent: from.UserAgent})
+	h.continueAuthorization(w, r, realm, client, req, &signIn{session: sess, user: user})
+}
+
+// findUser finds a user by username, or by email when the name has an @.
+func (h *Handler) findUser(ctx context.Context, realm, name string) (storage.User, bool, error) {
+	u, err := h.store.GetUserByUsername(ctx, realm, name)
+	if errors.Is(err, storage.ErrNotFound) && strings.Contains(name, "@") {
+		u, err = h.store.GetUserByEmail(ctx, realm, name)
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return u, false, nil
+	}
+	return u, err == nil, err
+}
+
+// consent handles the consent form.
+func (h *Handler) consent(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	form, req, client, ok := h.openForm(w, r, realm, "consent")
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	sess, user, live, err := h.currentSession(ctx, r, realm.Name)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if !live {
+		h.loginPage(w, r, realm, client, req, http.StatusOK, "", "Your session ended. Please sign in again.", 0)
+		return
+	}
+	if form.Get("decision") != "allow" {
+		h.redirectError(w, r, realm, req, redirectErr("access_denied", "the user denied the request"))
+		return
+	}
+	now := h.now().UTC().Truncate(time.Microsecond)
+	c := storage.Consent{Realm: realm.Name, UserID: user.ID, ClientID: client.ID, Scopes: req.Scopes, CreatedAt: now, UpdatedAt: now}
+	if old, err := h.store.GetConsent(ctx, realm.Name, user.ID, client.ID); err == nil {
+		for _, s := range old.Scopes {
+			if !slices.Contains(c.Scopes, s) {
+				c.Scopes = append(c.Scopes, s)
+			}
+		}
+	}
+	if err := h.store.SaveConsent(ctx, c); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.issueCode(w, r, realm, req, user, sess)
+}
+
+// audit appends an event, logging rather than failing the request if it cannot.
+func (h *Handler) audit(ctx context.Context, e storage.AuditEvent) {
+	e.Time = h.now().UTC().Truncate(time.Microsecond)
+	if _, err := h.store.AppendAudit(ctx, e); err != nil {
+		h.log.ErrorContext(ctx, "audit event lost", "type", e.Type, "err", err)
+	}
+}

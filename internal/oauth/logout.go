@@ -1,0 +1,231 @@
+package oauth
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/latchkey/latchkey/internal/token"
+	"github.com/latchkey/latchkey/internal/web"
+	"github.com/latchkey/latchkey/storage"
+)
+
+// Paths of RP-initiated logout and the account screen under a realm.
+const (
+	logoutPath        = "/protocol/openid-connect/logout"
+	logoutConfirmPath = "/protocol/openid-connect/logout/confirm"
+	accountPath       = "/account"
+	accountLogoutPath = "/account/logout"
+)
+
+// logoutRequest is a validated logout request, carried sealed through the
+// confirmation form.
+type logoutRequest struct {
+	RedirectURI string `json:"r,omitempty"`
+	State       string `json:"st,omitempty"`
+	CSRF        string `json:"x"`
+	Expires     int64  `json:"e"`
+}
+
+// logout serves OpenID Connect RP-initiated logout (GET or POST). With a valid
+// id_token_hint for the browser's session (or no session at all) it signs out at
+// once; otherwise it asks the user first, so a link on another site cannot sign
+// them out.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	params, err := authParams(w, r)
+	if err != nil {
+		h.errorPage(w, r, realm, http.StatusBadRequest, "Invalid request", "The sign-out request could not be read.")
+		return
+	}
+	ctx := r.Context()
+	hint, hintOK := token.IDTokenClaims{}, false
+	if v := params.Get("id_token_hint"); v != "" {
+		if hint, hintOK = h.tokens.VerifyIDTokenHint(ctx, realm, v); !hintOK {
+			h.errorPage(w, r, realm, http.StatusBadRequest, "Invalid request", "The sign-out request carried an ID token this service did not issue.")
+			return
+		}
+	}
+	clientID := params.Get("client_id")
+	if hintOK {
+		if clientID != "" && !slices.Contains(hint.Audience, clientID) {
+			h.errorPage(w, r, realm, http.StatusBadRequest, "Invalid request", "The sign-out request names two different applications.")
+			return
+		}
+		clientID = hint.Audience[0]
+	}
+	req := logoutRequest{State: params.Get("state")}
+	if ru := params.Get("post_logout_redirect_uri"); ru != "" {
+		client, err := h.store.GetClient(ctx, realm.Name, clientID)
+		if err != nil || !slices.Contains(client.PostLogoutRedirectURIs, ru) {
+			if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				h.writeError(w, r, err)
+				return
+			}
+			h.errorPage(w, r, realm, http.StatusBadRequest, "Invalid redirect", "The application asked to send you to an address it has not registered. You are still signed in.")
+			return
+		}
+		req.RedirectURI = ru
+	}
+
+	sess, _, live, err := h.currentSession(ctx, r, realm.Name)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	switch {
+	case hintOK && (!live || hint.SessionID == sess.ID) && hint.SessionID != "":
+		// The application proved which session it means: end that one.
+		if s, err := h.store.GetSession(ctx, hint.SessionID); err == nil && s.Realm == realm.Name && s.UserID == hint.Subject {
+			if err := h.endSession(ctx, w, r, realm, s, "logout"); err != nil {
+				h.writeError(w, r, err)
+				return
+			}
+		}
+		h.loggedOut(w, r, realm, req)
+	case !live:
+		h.setCookie(w, realm.Name, sessionCookie, "", -1)
+		h.loggedOut(w, r, realm, req)
+	default:
+		req.CSRF = h.csrfToken(w, r, realm.Name)
+		req.Expires = h.now().Add(formTTL).Unix()
+		h.pages.Logout(w, http.StatusOK, web.LogoutPage{
+			Common: h.common(realm, origin(req.RedirectURI)),
+			Action: h.realmPath(realm.Name) + strings.TrimPrefix(logoutConfirmPath, "/"),
+			Hidden: map[string]string{"request": h.box.seal("logout", req)},
+		})
+	}
+}
+
+// logoutConfirm handles the "Sign out?" form.
+func (h *Handler) logoutConfirm(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	form, err := parseForm(w, r)
+	var req logoutRequest
+	if err != nil || h.box.open("logout", form.Get("request"), &req) != nil || h.now().Unix() > req.Expires {
+		h.errorPage(w, r, realm, http.StatusBadRequest, "This page has expired", "Nothing was changed.")
+		return
+	}
+	if !csrfOK(r, req.CSRF) {
+		h.errorPage(w, r, realm, http.StatusForbidden, "Request refused", "This form was not sent from this sign-in page. Nothing was changed.")
+		return
+	}
+	if sess, _, live, err := h.currentSession(r.Context(), r, realm.Name); err != nil {
+		h.writeError(w, r, err)
+		return
+	} else if live {
+		if err := h.endSession(r.Context(), w, r, realm, sess, "logout"); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+	}
+	h.loggedOut(w, r, realm, req)
+}
+
+// loggedOut finishes a logout: back to the application when it registered where, or
+// a plain page saying so.
+func (h *Handler) loggedOut(w http.ResponseWriter, r *http.Request, realm storage.Realm, req logoutRequest) {
+	if req.RedirectURI != "" {
+		u, err := url.Parse(req.RedirectURI)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		if req.State != "" {
+			q := u.Query()
+			q.Set("state", req.State)
+			u.RawQuery = q.Encode()
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, u.String(), http.StatusSeeOther)
+		return
+	}
+	h.pages.Message(w, http.StatusOK, web.MessagePage{Common: h.common(realm), Title: "You are signed out",
+		Message: "You have been signed out of " + h.common(realm).RealmName + "."})
+}
+
+// account shows who is signed in, with a button to sign out.
+func (h *Handler) account(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	_, user, live, err := h.currentSession(r.Context(), r, realm.Name)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if !live {
+		h.pages.Message(w, http.StatusOK, web.MessagePage{Common: h.common(realm), Title: "You are not signed in",
+			Message: "Sign in through one of your applications to see your account here."})
+		return
+	}
+	csrf := h.csrfToken(w, r, realm.Name)
+	h.pages.Account(w, http.StatusOK, web.AccountPage{
+		Common: h.common(realm), Username: user.Username, Email: user.Email, Name: user.Name,
+		LogoutAction: h.realmPath(realm.Name) + strings.TrimPrefix(accountLogoutPath, "/"),
+		Hidden:       map[string]string{"request": h.box.seal("account", logoutRequest{CSRF: csrf, Expires: h.now().Add(formTTL).Unix()})},
+	})
+}
+
+// accountLogout handles the account screen's sign-out button.
+func (h *Handler) accountLogout(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	form, err := parseForm(w, r)
+	var req logoutRequest
+	if err != nil || h.box.open("account", form.Get("request"), &req) != nil || h.now().Unix() > req.Expires || !csrfOK(r, req.CSRF) {
+		h.errorPage(w, r, realm, http.StatusForbidden, "Request refused", "Nothing was changed. Reload your account page and try again.")
+		return
+	}
+	sess, _, live, err := h.currentSession(r.Context(), r, realm.Name)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if live {
+		if err := h.endSession(r.Context(), w, r, realm, sess, "logout"); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+	}
+	h.loggedOut(w, r, realm, logoutRequest{})
+}
+
+// userinfo serves the OIDC UserInfo endpoint (Core §5.3) for a Bearer access token
+// in the Authorization header or, for POST, the form body (RFC 6750 §2.1, §2.2);
+// never in the URL.
+func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	challenge := `Bearer realm="` + h.tokens.Issuer(realm.Name) + `"`
+	fail := func(status int, code, description string) {
+		v := challenge
+		if code != "" {
+			v += `, error="` + code + `", error_description="` + description + `"`
+		}
+		w.Header().Set("WWW-Authenticate", v)
+		body := map[string]string{}
+		if code != "" {
+			body["error"], body["error_description"] = code, description
+		}
+		writeJSON(w, status, body)
+	}
+	if r.URL.Query().Has("access_token") {
+		fail(http.StatusBadRequest, "invalid_request", "access tokens must not be sent in the URL")
+		return
+	}
+	tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !found && r.Method == http.MethodPost && r.Header.Get("Authorization") == "" {
+		if form, err := parseForm(w, r); err == nil {
+			tok, found = form.Get("access_token"), form.Has("access_token")
+		}
+	}
+	if !found || strings.TrimSpace(tok) == "" {
+		fail(http.StatusUnauthorized, "", "")
+		return
+	}
+	claims, err := h.tokens.UserInfo(r.Context(), realm, strings.TrimSpace(tok))
+	switch {
+	case errors.Is(err, token.ErrInvalidToken):
+		fail(http.StatusUnauthorized, "invalid_token", "the access token is not valid")
+	case errors.Is(err, token.ErrInsufficientScope):
+		fail(http.StatusForbidden, "insufficient_scope", "the token lacks the openid scope")
+	case err != nil:
+		h.writeError(w, r, err)
+	default:
+		writeJSON(w, http.StatusOK, claims)
+	}
+}

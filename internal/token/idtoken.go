@@ -1,0 +1,150 @@
+package token
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/keys"
+	"github.com/latchkey/latchkey/storage"
+)
+
+// TypeIDToken is the typ header of ID tokens: never at+jwt, so an ID token is never
+// taken for an access token, nor the other way round.
+const TypeIDToken = "JWT"
+
+// IDTokenInput is what an ID token is made from.
+type IDTokenInput struct {
+	Realm       storage.Realm
+	Client      storage.Client
+	User        storage.User
+	SessionID   string
+	AuthTime    time.Time
+	Nonce       string
+	Scopes      []string
+	AccessToken string // for at_hash
+}
+
+// IssueIDToken signs an ID token (OIDC Core §2) with the client's
+// id_token_signed_response_alg, RS256 by default (§15.1 requires every OP to offer it).
+func (s *Service) IssueIDToken(ctx context.Context, in IDTokenInput) (string, error) {
+	alg := in.Client.IDTokenSignedResponseAlg
+	if alg == "" {
+		alg = keys.RS256
+	}
+	k, err := s.keys.Signer(ctx, in.Realm.Name, alg)
+	if err != nil {
+		return "", err
+	}
+	now := s.now()
+	claims := map[string]any{
+		"iss": s.Issuer(in.Realm.Name), "sub": in.User.ID, "aud": in.Client.ID,
+		"exp": now.Add(TTL(in.Realm, in.Client)).Unix(), "iat": now.Unix(),
+		"auth_time": in.AuthTime.Unix(), "azp": in.Client.ID,
+	}
+	if in.Nonce != "" {
+		claims["nonce"] = in.Nonce
+	}
+	if in.SessionID != "" {
+		claims["sid"] = in.SessionID
+	}
+	if in.AccessToken != "" {
+		claims["at_hash"] = halfHash(alg, in.AccessToken)
+	}
+	for k, v := range UserClaims(in.User, in.Scopes) {
+		if k != "sub" {
+			claims[k] = v
+		}
+	}
+	return k.Sign(claims, TypeIDToken)
+}
+
+// halfHash is at_hash (OIDC Core §3.1.3.6): the left half of the access token's
+// hash under the hash of the ID token's alg (SHA-512 for Ed25519).
+func halfHash(alg, s string) string {
+	var sum []byte
+	if alg == keys.EdDSA {
+		h := sha512.Sum512([]byte(s))
+		sum = h[:]
+	} else {
+		h := sha256.Sum256([]byte(s))
+		sum = h[:]
+	}
+	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
+}
+
+// UserClaims are the user's claims the scopes allow (OIDC Core §5.4).
+func UserClaims(u storage.User, scopes []string) map[string]any {
+	c := map[string]any{"sub": u.ID}
+	if slices.Contains(scopes, "profile") {
+		c["preferred_username"] = u.Username
+		if u.Name != "" {
+			c["name"] = u.Name
+		}
+	}
+	if slices.Contains(scopes, "email") && u.Email != "" {
+		c["email"] = u.Email
+		c["email_verified"] = u.EmailVerified
+	}
+	return c
+}
+
+// Userinfo errors (RFC 6750 §3.1).
+var (
+	ErrInvalidToken      = errors.New("invalid_token")
+	ErrInsufficientScope = errors.New("insufficient_scope")
+)
+
+// UserInfo returns the claims of the user an access token stands for. A token that is
+// not an active user access token of the realm is ErrInvalidToken; one without the
+// openid scope is ErrInsufficientScope.
+func (s *Service) UserInfo(ctx context.Context, realm storage.Realm, tok string) (map[string]any, error) {
+	in, err := s.Introspect(ctx, realm, tok)
+	if err != nil {
+		return nil, err
+	}
+	if !in.Active || in.Sub == in.ClientID {
+		return nil, ErrInvalidToken // inactive, or a client's own token: no user
+	}
+	scopes := strings.Fields(in.Scope)
+	if !slices.Contains(scopes, "openid") {
+		return nil, ErrInsufficientScope
+	}
+	user, err := s.store.GetUser(ctx, realm.Name, in.Sub)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, ErrInvalidToken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("userinfo: %w", err)
+	}
+	return UserClaims(user, scopes), nil
+}
+
+// IDTokenClaims are what logout needs from an id_token_hint.
+type IDTokenClaims struct {
+	Subject   string   `json:"sub"`
+	Audience  Audience `json:"aud"`
+	SessionID string   `json:"sid"`
+	Issuer    string   `json:"iss"`
+}
+
+// VerifyIDTokenHint checks an ID token the realm issued, expired or not (OIDC
+// RP-Initiated Logout §2 accepts expired hints), and returns its claims.
+func (s *Service) VerifyIDTokenHint(ctx context.Context, realm storage.Realm, tok string) (IDTokenClaims, bool) {
+	v, err := s.keys.Verify(ctx, realm.Name, tok)
+	if err != nil || v.Typ != TypeIDToken {
+		return IDTokenClaims{}, false
+	}
+	var c IDTokenClaims
+	if json.Unmarshal(v.Payload, &c) != nil || c.Issuer != s.Issuer(realm.Name) || c.Subject == "" || len(c.Audience) == 0 {
+		return IDTokenClaims{}, false
+	}
+	return c, true
+}
