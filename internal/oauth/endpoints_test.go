@@ -147,8 +147,8 @@ func TestScopesAndResources(t *testing.T) {
 		}
 		r = inst.clientCredentials(t, "acme", "svc2:svc2-secret-456")
 		_, claims = verifyLocally(t, fetchJWKS(t, inst, "acme"), r.body["access_token"].(string))
-		if claims["aud"] != "svc2" {
-			t.Fatalf("aud of a client with no audiences = %v", claims["aud"])
+		if claims["aud"] != inst.issuer("acme") {
+			t.Fatalf("aud of a client with no audiences = %v, want the issuer", claims["aud"])
 		}
 		tok := inst.tokenURL("acme")
 		basic := "svc:svc-secret-123"
@@ -487,11 +487,19 @@ func TestDiscovery(t *testing.T) {
 				}
 				return out
 			}
-			if g := strs("grant_types_supported"); !slices.Equal(g, []string{"client_credentials"}) {
+			if g := strs("grant_types_supported"); !slices.Equal(g, []string{"authorization_code", "client_credentials"}) {
 				t.Fatalf("grant types %v: only what is implemented", g)
 			}
-			if m := strs("token_endpoint_auth_methods_supported"); !slices.Equal(m, []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}) {
+			if m := strs("token_endpoint_auth_methods_supported"); !slices.Equal(m, []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}) {
 				t.Fatalf("auth methods %v", m)
+			}
+			if c := strs("code_challenge_methods_supported"); !slices.Equal(c, []string{"S256"}) {
+				t.Fatalf("PKCE methods %v", c)
+			}
+			if r.body["authorization_endpoint"] != iss+authPath || r.body["userinfo_endpoint"] != iss+userinfoPath ||
+				r.body["end_session_endpoint"] != iss+logoutPath || r.body["request_uri_parameter_supported"] != false ||
+				r.body["authorization_response_iss_parameter_supported"] != true {
+				t.Fatalf("OIDC endpoints and flags: %s", r.raw)
 			}
 			if s := strs("scopes_supported"); !slices.Contains(s, "orders:write") || !slices.Contains(s, "openid") {
 				t.Fatalf("scopes %v", s)

@@ -65,21 +65,37 @@ realms:
         grant_types: [client_credentials]
         scopes: [orders:read]
       - id: spa
+        redirect_uris: [http://127.0.0.1:9999/cb, http://127.0.0.1:9999/other]
+        post_logout_redirect_uris: [http://127.0.0.1:9999/bye]
+        grant_types: [authorization_code, refresh_token]
+        scopes: [openid, profile, offline_access]
+      - id: third
+        name: Third Party App
+        secret: third-secret-321
+        third_party: true
         redirect_uris: [http://127.0.0.1:9999/cb]
         grant_types: [authorization_code]
-        scopes: [openid]
+        scopes: [openid, email]
       - id: off
         secret: off-secret-000
         grant_types: [client_credentials]
         disabled: true
       - id: web
+        name: Web App
         secret: web-secret-123
         redirect_uris: [http://127.0.0.1:9999/cb]
-        grant_types: [authorization_code]
-        scopes: [openid, profile]
+        post_logout_redirect_uris: [http://127.0.0.1:9999/bye]
+        grant_types: [authorization_code, refresh_token]
+        scopes: [openid, profile, email, offline_access]
     users:
       - username: alice
         password: alice-password-1
+        email: alice@example.com
+        email_verified: true
+        name: Alice Liddell
+      - username: bob
+        password: bob-password-22
+        disabled: true
   - name: ed
     signing_alg: EdDSA
     clients:

@@ -65,7 +65,7 @@ func (h *Handler) clientCredentials(r *http.Request, realm storage.Realm, client
 	if err != nil {
 		return tokenResponse{}, err
 	}
-	audience, err := audience(form["resource"], client)
+	audience, err := audience(form["resource"], client, h.tokens.Issuer(realm.Name))
 	if err != nil {
 		return tokenResponse{}, err
 	}
@@ -112,7 +112,7 @@ func (h *Handler) authorizationCode(r *http.Request, realm storage.Realm, client
 	if err != nil {
 		return tokenResponse{}, err
 	}
-	aud, err := audience(form["resource"], client)
+	aud, err := audience(form["resource"], client, h.tokens.Issuer(realm.Name))
 	if err != nil {
 		return tokenResponse{}, err
 	}
@@ -175,14 +175,16 @@ func grantedScopes(requested string, allowed []string) ([]string, error) {
 }
 
 // audience picks the token's audience: the requested resources (RFC 8707), each of
-// which the client must be allowed; else the client's configured audiences; else
-// the client itself.
-func audience(resources []string, client storage.Client) ([]string, error) {
+// which the client must be allowed; else the client's configured audiences; else the
+// realm's issuer as the default resource (RFC 9068 §3). Never the client ID: that is
+// an ID token's audience, and a client library that forgets to check typ would
+// otherwise take an access token for an ID token.
+func audience(resources []string, client storage.Client, issuer string) ([]string, error) {
 	if len(resources) == 0 {
 		if len(client.Audiences) > 0 {
 			return slices.Clone(client.Audiences), nil
 		}
-		return []string{client.ID}, nil
+		return []string{issuer}, nil
 	}
 	var out []string
 	for _, res := range resources {
