@@ -127,7 +127,8 @@ type ClientStore interface {
 	ListClients(ctx context.Context, realm string) ([]Client, error)
 	// UpdateClient replaces every field but Realm, ID and CreatedAt. ErrNotFound if there is none.
 	UpdateClient(ctx context.Context, c Client) error
-	// DeleteClient deletes the client. ErrNotFound if there is none.
+	// DeleteClient deletes the client and the consents users gave it. ErrNotFound if
+	// there is none.
 	DeleteClient(ctx context.Context, realm, id string) error
 }
 

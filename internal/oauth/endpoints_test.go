@@ -551,3 +551,35 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		}
 	})
 }
+
+// A single-page app on a registered origin may call the token endpoint by fetch;
+// other origins get no CORS headers, so browsers keep their pages out.
+func TestCORSForRegisteredOrigins(t *testing.T) {
+	start(t, func(t *testing.T, inst *instance) {
+		preflight := func(o string) response {
+			req, _ := http.NewRequest("OPTIONS", inst.tokenURL("acme"), nil)
+			req.Header.Set("Origin", o)
+			req.Header.Set("Access-Control-Request-Method", "POST")
+			req.Header.Set("Access-Control-Request-Headers", "content-type")
+			return do(t, req)
+		}
+		ok := preflight("http://127.0.0.1:9999")
+		if ok.status != 204 || ok.header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:9999" ||
+			!strings.Contains(ok.header.Get("Access-Control-Allow-Headers"), "Content-Type") {
+			t.Fatalf("preflight from a registered origin: %d %v", ok.status, ok.header)
+		}
+		if ok.header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Fatal("credentials allowed")
+		}
+		if bad := preflight("https://evil.example"); bad.header.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatalf("preflight from a foreign origin allowed: %v", bad.header)
+		}
+		req, _ := http.NewRequest("POST", inst.tokenURL("acme"), strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", "http://127.0.0.1:9999")
+		req.SetBasicAuth("svc", "svc-secret-123")
+		if r := do(t, req); r.status != 200 || r.header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:9999" {
+			t.Fatalf("token response to a registered origin: %d %v", r.status, r.header)
+		}
+	})
+}

@@ -86,11 +86,11 @@ func New(c Config) *Handler {
 // Register adds the endpoints to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	realm := "/realms/{realm}"
-	mux.HandleFunc(realm+tokenPath, h.withRealm(h.token))
+	mux.HandleFunc(realm+tokenPath, h.withRealm(h.cors(h.token)))
 	mux.HandleFunc(realm+introspectPath, h.withRealm(h.introspect))
-	mux.HandleFunc(realm+revokePath, h.withRealm(h.revoke))
+	mux.HandleFunc(realm+revokePath, h.withRealm(h.cors(h.revoke)))
 	mux.HandleFunc("GET "+realm+certsPath, h.withRealm(h.certs))
-	mux.HandleFunc(realm+userinfoPath, h.withRealm(h.userinfo))
+	mux.HandleFunc(realm+userinfoPath, h.withRealm(h.cors(h.userinfo)))
 
 	// Browser endpoints. Cross-origin POSTs are refused outright (Sec-Fetch-Site and
 	// Origin checks), on top of each form's CSRF value.

@@ -63,6 +63,7 @@ func (a *Applier) client(realm string, c Client, now time.Time) storage.Client {
 		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		GrantTypes: c.GrantTypes, Scopes: c.Scopes, Audiences: c.Audiences,
 		ThirdParty: c.ThirdParty, Disabled: c.Disabled,
+		PKCEOptional: c.PKCEOptional, IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
 		Tokens: storage.TokenSettings{
 			AccessTokenTTL:    time.Duration(c.AccessTokenTTL),
 			AccessTokenFormat: c.AccessTokenFormat,

@@ -41,24 +41,26 @@ type Realm struct {
 
 // Client is a client in the seed file.
 type Client struct {
-	ID                     string    `yaml:"id"`
-	Name                   string    `yaml:"name"`
-	Secret                 string    `yaml:"secret"`
-	JWKS                   JWKS      `yaml:"jwks"` // public keys for private_key_jwt
-	RedirectURIs           []string  `yaml:"redirect_uris"`
-	PostLogoutRedirectURIs []string  `yaml:"post_logout_redirect_uris"`
-	GrantTypes             []string  `yaml:"grant_types"`
-	Scopes                 []string  `yaml:"scopes"`
-	Audiences              []string  `yaml:"audiences"`
-	ThirdParty             bool      `yaml:"third_party"`
-	Disabled               bool      `yaml:"disabled"`
-	AccessTokenTTL         Duration  `yaml:"access_token_ttl"`
-	AllowLongAccessTokens  bool      `yaml:"allow_long_access_tokens"`
-	AccessTokenFormat      string    `yaml:"access_token_format"`
-	RefreshPreset          string    `yaml:"refresh_preset"`
-	RefreshIdle            Duration  `yaml:"refresh_idle"`
-	RefreshAbsolute        Duration  `yaml:"refresh_absolute"`
-	RefreshRetryWindow     *Duration `yaml:"refresh_retry_window"` // nil: the default; 0s turns it off
+	ID                       string    `yaml:"id"`
+	Name                     string    `yaml:"name"`
+	Secret                   string    `yaml:"secret"`
+	JWKS                     JWKS      `yaml:"jwks"` // public keys for private_key_jwt
+	RedirectURIs             []string  `yaml:"redirect_uris"`
+	PostLogoutRedirectURIs   []string  `yaml:"post_logout_redirect_uris"`
+	GrantTypes               []string  `yaml:"grant_types"`
+	Scopes                   []string  `yaml:"scopes"`
+	Audiences                []string  `yaml:"audiences"`
+	ThirdParty               bool      `yaml:"third_party"`
+	Disabled                 bool      `yaml:"disabled"`
+	PKCEOptional             bool      `yaml:"pkce_optional"`                // confidential clients only
+	IDTokenSignedResponseAlg string    `yaml:"id_token_signed_response_alg"` // RS256 (default), ES256 or EdDSA
+	AccessTokenTTL           Duration  `yaml:"access_token_ttl"`
+	AllowLongAccessTokens    bool      `yaml:"allow_long_access_tokens"`
+	AccessTokenFormat        string    `yaml:"access_token_format"`
+	RefreshPreset            string    `yaml:"refresh_preset"`
+	RefreshIdle              Duration  `yaml:"refresh_idle"`
+	RefreshAbsolute          Duration  `yaml:"refresh_absolute"`
+	RefreshRetryWindow       *Duration `yaml:"refresh_retry_window"` // nil: the default; 0s turns it off
 }
 
 // User is a user in the seed file.
@@ -428,6 +430,12 @@ func (v *validator) validateClient(c *Client, seen map[string]bool, at func(p ..
 		}
 	}
 	confidential := c.Secret != "" || len(c.JWKS) > 0
+	if c.PKCEOptional && !confidential {
+		v.fail("public clients must use PKCE: pkce_optional is for confidential clients", at("pkce_optional")...)
+	}
+	if a := c.IDTokenSignedResponseAlg; a != "" && !slices.Contains(signingAlgs, a) {
+		v.fail(fmt.Sprintf("unknown id_token_signed_response_alg %q (want one of %s)", a, strings.Join(signingAlgs, ", ")), at("id_token_signed_response_alg")...)
+	}
 	has := func(g string) bool { return slices.Contains(c.GrantTypes, g) }
 	if has("client_credentials") && !confidential {
 		v.fail("client_credentials needs a confidential client: give it a secret or jwks", at("grant_types")...)

@@ -108,6 +108,10 @@ func TestParseRefusesBadFilesNamingFileLineAndField(t *testing.T) {
 		{"private key in jwks", edit("secret: svc-secret-123", `jwks: {"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}]}`),
 			`seed.yaml:14: realms[0].clients[2].jwks: jwks must hold public keys only`},
 		{"jwks not a set", edit("secret: svc-secret-123", `jwks: [1, 2]`), `seed.yaml:14: jwks must be a JWK Set`},
+		{"public client without PKCE", edit("      - id: spa                       # public: no secret\n", "      - id: spa\n        pkce_optional: true\n"),
+			`seed.yaml:10: realms[0].clients[1].pkce_optional: public clients must use PKCE`},
+		{"unknown ID token alg", edit("- id: svc", "- id: svc\n        id_token_signed_response_alg: HS256"),
+			`seed.yaml:14: realms[0].clients[2].id_token_signed_response_alg: unknown id_token_signed_response_alg "HS256"`},
 		{"secret is echoed nowhere", edit("secret: web-secret-123", "secret: [web-secret-123]"), `seed.yaml:5: `},
 	}
 	for _, tc := range cases {

@@ -104,12 +104,20 @@ func updateClient(ctx context.Context, q querier, c storage.Client) (int64, erro
 
 // DeleteClient deletes the client.
 func (s *Store) DeleteClient(ctx context.Context, realm, id string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM clients WHERE realm = $1 AND id = $2`, realm, id)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM clients WHERE realm = $1 AND id = $2`, realm, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return storage.ErrNotFound
+		}
+		// A client registered later under the same ID must not inherit the consents.
+		_, err = tx.Exec(ctx, `DELETE FROM consents WHERE realm = $1 AND client_id = $2`, realm, id)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("delete client %q in realm %q: %w", id, realm, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete client %q in realm %q: %w", id, realm, storage.ErrNotFound)
 	}
 	return nil
 }

@@ -81,6 +81,11 @@ func updateClient(ctx context.Context, tx *sql.Tx, c storage.Client) error {
 func (s *Store) DeleteClient(ctx context.Context, realm, id string) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM clients WHERE realm = ? AND id = ?`, realm, id)
-		return mustChange(res, err, clientName(realm, id))
+		if err := mustChange(res, err, clientName(realm, id)); err != nil {
+			return err
+		}
+		// A client registered later under the same ID must not inherit the consents.
+		_, err = tx.ExecContext(ctx, `DELETE FROM consents WHERE realm = ? AND client_id = ?`, realm, id)
+		return err
 	})
 }

@@ -1186,4 +1186,11 @@ func testConsents(t *testing.T, s storage.Store) {
 	list, err = s.ListUserConsents(c, "acme", "acme-alice")
 	must(t, err)
 	same(t, "alice's consents after bob's deletion", list, []storage.Consent{spa})
+
+	// Deleting a client takes the consents given to it: a client registered later
+	// under the same ID starts with none.
+	must(t, s.CreateClient(c, newClient("acme", "spa")))
+	must(t, s.DeleteClient(c, "acme", "spa"))
+	_, err = s.GetConsent(c, "acme", "acme-alice", "spa")
+	wantErr(t, err, storage.ErrNotFound)
 }
