@@ -45,6 +45,7 @@ type Store interface {
 	SeedStore
 	ClientAssertionStore
 	ConsentStore
+	SweepStore
 
 	// Ready reports whether the store is reachable and its schema is the one this
 	// binary expects.
@@ -497,4 +498,39 @@ type ConsentStore interface {
 	DeleteConsent(ctx context.Context, realm, userID, clientID string) error
 	// ListUserConsents returns the user's consents ordered by client ID.
 	ListUserConsents(ctx context.Context, realm, userID string) ([]Consent, error)
+}
+
+// SweepResult counts the rows a sweep deleted, by kind.
+type SweepResult struct {
+	Skipped          bool // another instance was sweeping; nothing was done
+	Families         int64
+	Sessions         int64
+	AuthCodes        int64
+	AccessTokens     int64
+	DeniedJWTs       int64
+	ClientAssertions int64
+}
+
+// Counts are the numbers of stored rows, by kind, for tests and metrics.
+type Counts struct {
+	Families         int64
+	RefreshTokens    int64
+	Sessions         int64
+	AuthCodes        int64
+	AccessTokens     int64
+	DeniedJWTs       int64
+	ClientAssertions int64
+}
+
+// SweepStore keeps storage proportional to what is live.
+type SweepStore interface {
+	// Sweep deletes every family (with its tokens), session, authorization code,
+	// opaque access token, deny-list entry and client assertion that expired or was
+	// revoked before the given time (the same rules as the Purge* methods: an opaque
+	// access token goes when it expires). When several instances share the store
+	// only one sweeps at a time, and a backend may answer the others Skipped at once
+	// (PostgreSQL does; SQLite's single writer simply runs them one after another).
+	Sweep(ctx context.Context, before time.Time) (SweepResult, error)
+	// Count returns the number of stored rows of each kind.
+	Count(ctx context.Context) (Counts, error)
 }

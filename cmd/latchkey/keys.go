@@ -31,17 +31,13 @@ func newKeysCmd(getenv func(string) string) *cobra.Command {
 		if realm == "" {
 			return nil, nil, storage.Realm{}, errors.New("--realm is required")
 		}
-		var o config.Options
-		var err error
-		if o.Backend, o.DB, o.DataDir, err = config.ResolveDB(db, dataDir, false); err != nil {
+		st, o, err := openFromFlags(cmd.Context(), db, dataDir)
+		if err != nil {
 			return nil, nil, storage.Realm{}, err
 		}
 		mk, err := config.LoadMasterKey(getenv(config.Env["master-key"]), keyFile, o.DataDir)
 		if err != nil {
-			return nil, nil, storage.Realm{}, err
-		}
-		st, err := openStore(cmd.Context(), o)
-		if err != nil {
+			st.Close()
 			return nil, nil, storage.Realm{}, err
 		}
 		r, err := st.GetRealm(cmd.Context(), realm)
@@ -105,14 +101,8 @@ func newKeysCmd(getenv func(string) string) *cobra.Command {
 func printKeys(w io.Writer, ks []storage.SigningKey) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KID\tALG\tPUBLISHED\tSIGNS FROM\tSIGNS UNTIL\tPUBLISHED UNTIL")
-	when := func(t time.Time) string {
-		if t.IsZero() {
-			return "-"
-		}
-		return t.Local().Format(time.RFC3339)
-	}
 	for _, k := range ks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.KID, k.Alg, when(k.CreatedAt), when(k.SignFrom), when(k.SignUntil), when(k.PublishUntil))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.KID, k.Alg, stamp(k.CreatedAt), stamp(k.SignFrom), stamp(k.SignUntil), stamp(k.PublishUntil))
 	}
 	return tw.Flush()
 }

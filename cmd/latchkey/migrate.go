@@ -15,12 +15,7 @@ func newMigrateCmd(getenv func(string) string) *cobra.Command {
 		Short: "Apply database migrations and exit (serve also applies them at start)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var o config.Options
-			var err error
-			if o.Backend, o.DB, o.DataDir, err = config.ResolveDB(db, dataDir, false); err != nil {
-				return err
-			}
-			st, err := openStore(cmd.Context(), o)
+			st, o, err := openFromFlags(cmd.Context(), db, dataDir)
 			if err != nil {
 				return err
 			}

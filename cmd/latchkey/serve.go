@@ -161,8 +161,13 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 				}
 				return err
 			}},
-			server.Task{Name: "purge", Every: 10 * time.Minute, Run: func(ctx context.Context) error {
-				return purgeExpired(ctx, store, time.Now())
+			server.Task{Name: "sweep", Every: 10 * time.Minute, Run: func(ctx context.Context) error {
+				res, err := store.Sweep(ctx, time.Now().Add(-sweepGrace))
+				if err == nil && !res.Skipped {
+					log.Debug("swept", "families", res.Families, "sessions", res.Sessions, "codes", res.AuthCodes,
+						"access_tokens", res.AccessTokens, "denied_jwts", res.DeniedJWTs, "client_assertions", res.ClientAssertions)
+				}
+				return err
 			}},
 		)
 	}()
@@ -172,25 +177,16 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 	return server.New(log, store, handler).Serve(ctx, ln)
 }
 
+// sweepGrace is how long ended sessions, families and tokens are kept after they
+// expire or are revoked, for audit and for telling reuse from garbage.
+const sweepGrace = time.Hour
+
 func syncDenyList(ctx context.Context, tokens *token.Service, realmNames func(context.Context) ([]string, error)) error {
 	names, err := realmNames(ctx)
 	if err != nil {
 		return err
 	}
 	return tokens.SyncDenyList(ctx, names)
-}
-
-// purgeExpired deletes what can no longer be used: expired opaque access tokens,
-// deny-list entries and client-assertion IDs.
-func purgeExpired(ctx context.Context, store storage.Store, now time.Time) error {
-	for _, purge := range []func(context.Context, time.Time) (int64, error){
-		store.PurgeAccessTokens, store.PurgeDeniedJWTs, store.PurgeClientAssertions,
-	} {
-		if _, err := purge(ctx, now); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func applySeed(ctx context.Context, log *slog.Logger, a *seed.Applier, name string, f *seed.File) error {

@@ -24,3 +24,15 @@ func openStore(ctx context.Context, o config.Options) (storage.Store, error) {
 	}
 	return st, nil
 }
+
+// openFromFlags opens the store a --db / --data-dir pair names, for commands other
+// than serve.
+func openFromFlags(ctx context.Context, db, dataDir string) (storage.Store, config.Options, error) {
+	var o config.Options
+	var err error
+	if o.Backend, o.DB, o.DataDir, err = config.ResolveDB(db, dataDir, false); err != nil {
+		return nil, o, err
+	}
+	st, err := openStore(ctx, o)
+	return st, o, err
+}

@@ -295,7 +295,13 @@ func (t *decodedJWT) numericDate(name string) (time.Time, bool, error) {
 
 func since(from, to time.Time) time.Duration { return to.Sub(from).Round(time.Second) }
 
-func stamp(t time.Time) string { return t.Format(time.RFC3339) }
+// stamp formats a time for people; "-" when it is unset.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}
 
 // parseIssuer accepts an absolute http(s) URL and drops a trailing slash, as
 // issuers are compared as exact strings (RFC 8414 §3.3).

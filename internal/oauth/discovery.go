@@ -71,7 +71,7 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storag
 		ScopesSupported:                  append([]string{}, scopes...),
 		ResponseTypesSupported:           []string{"code"},
 		ResponseModesSupported:           []string{"query"},
-		GrantTypesSupported:              []string{"authorization_code", "client_credentials"},
+		GrantTypesSupported:              []string{"authorization_code", "client_credentials", "refresh_token"},
 		CodeChallengeMethodsSupported:    []string{"S256"},
 		SubjectTypesSupported:            []string{"public"},
 		IDTokenSigningAlgValuesSupported: []string{keys.RS256, keys.ES256, keys.EdDSA},

@@ -35,6 +35,7 @@ type Store interface {
 	ListClients(ctx context.Context, realm string) ([]storage.Client, error)
 	UseClientAssertion(ctx context.Context, realm, clientID, jti string, expiresAt time.Time) error
 	GetUser(ctx context.Context, realm, id string) (storage.User, error)
+	UpdateUser(ctx context.Context, u storage.User) error
 	GetUserByUsername(ctx context.Context, realm, username string) (storage.User, error)
 	GetUserByEmail(ctx context.Context, realm, email string) (storage.User, error)
 	CreateSession(ctx context.Context, s storage.Session) error
@@ -42,6 +43,11 @@ type Store interface {
 	TouchSession(ctx context.Context, id string, seenAt, idleExpiresAt time.Time) error
 	RevokeSession(ctx context.Context, id string, at time.Time) error
 	RevokeSessionFamilies(ctx context.Context, sessionID string, at time.Time, reason string) (int64, error)
+	RevokeUserSessions(ctx context.Context, realm, userID string, at time.Time) (int64, error)
+	GetFamily(ctx context.Context, id string) (storage.Family, error)
+	RevokeFamily(ctx context.Context, id string, at time.Time, reason string) error
+	ListUserFamilies(ctx context.Context, realm, userID string, now time.Time) ([]storage.Family, error)
+	RevokeUserFamilies(ctx context.Context, realm, userID string, at time.Time, reason string) (int64, error)
 	GetConsent(ctx context.Context, realm, userID, clientID string) (storage.Consent, error)
 	SaveConsent(ctx context.Context, c storage.Consent) error
 	AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error)
@@ -102,6 +108,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST "+realm+logoutConfirmPath, browser.Handler(h.withRealm(h.logoutConfirm)))
 	mux.HandleFunc("GET "+realm+accountPath, h.withRealm(h.account))
 	mux.Handle("POST "+realm+accountLogoutPath, browser.Handler(h.withRealm(h.accountLogout)))
+	mux.Handle("POST "+realm+accountEndPath, browser.Handler(h.withRealm(h.accountEnd)))
+	mux.Handle("POST "+realm+accountEverywherePath, browser.Handler(h.withRealm(h.accountEverywhere)))
 	mux.Handle("GET /static/", web.Static())
 	mux.HandleFunc("GET "+realm+"/.well-known/openid-configuration", h.withRealm(h.discovery))
 	mux.HandleFunc("GET "+realm+"/.well-known/oauth-authorization-server", h.withRealm(h.discovery))

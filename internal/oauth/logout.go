@@ -14,10 +14,12 @@ import (
 
 // Paths of RP-initiated logout and the account screen under a realm.
 const (
-	logoutPath        = "/protocol/openid-connect/logout"
-	logoutConfirmPath = "/protocol/openid-connect/logout/confirm"
-	accountPath       = "/account"
-	accountLogoutPath = "/account/logout"
+	logoutPath            = "/protocol/openid-connect/logout"
+	logoutConfirmPath     = "/protocol/openid-connect/logout/confirm"
+	accountPath           = "/account"
+	accountLogoutPath     = "/account/logout"
+	accountEndPath        = "/account/sessions/end"
+	accountEverywherePath = "/account/logout-everywhere"
 )
 
 // logoutRequest is a validated logout request, carried sealed through the
@@ -144,9 +146,11 @@ func (h *Handler) loggedOut(w http.ResponseWriter, r *http.Request, realm storag
 		Message: "You have been signed out of " + h.common(realm).RealmName + "."})
 }
 
-// account shows who is signed in, with a button to sign out.
+// account shows who is signed in, their sessions and apps, and buttons to end one,
+// to sign out, and to sign out everywhere.
 func (h *Handler) account(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
-	_, user, live, err := h.currentSession(r.Context(), r, realm.Name)
+	ctx := r.Context()
+	sess, user, live, err := h.currentSession(ctx, r, realm.Name)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -156,34 +160,100 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request, realm storage.
 			Message: "Sign in through one of your applications to see your account here."})
 		return
 	}
-	csrf := h.csrfToken(w, r, realm.Name)
-	h.pages.Account(w, http.StatusOK, web.AccountPage{
-		Common: h.common(realm), Username: user.Username, Email: user.Email, Name: user.Name,
-		LogoutAction: h.realmPath(realm.Name) + strings.TrimPrefix(accountLogoutPath, "/"),
-		Hidden:       map[string]string{"request": h.box.seal("account", logoutRequest{CSRF: csrf, Expires: h.now().Add(formTTL).Unix()})},
-	})
-}
-
-// accountLogout handles the account screen's sign-out button.
-func (h *Handler) accountLogout(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
-	form, err := parseForm(w, r)
-	var req logoutRequest
-	if err != nil || h.box.open("account", form.Get("request"), &req) != nil || h.now().Unix() > req.Expires || !csrfOK(r, req.CSRF) {
-		h.errorPage(w, r, realm, http.StatusForbidden, "Request refused", "Nothing was changed. Reload your account page and try again.")
-		return
-	}
-	sess, _, live, err := h.currentSession(r.Context(), r, realm.Name)
+	families, err := h.store.ListUserFamilies(ctx, realm.Name, user.ID, h.now())
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	if live {
-		if err := h.endSession(r.Context(), w, r, realm, sess, "logout"); err != nil {
-			h.writeError(w, r, err)
-			return
+	names := map[string]string{}
+	var apps []web.App
+	for _, f := range families {
+		if _, seen := names[f.ClientID]; !seen {
+			names[f.ClientID] = f.ClientID
+			if c, err := h.store.GetClient(ctx, realm.Name, f.ClientID); err == nil {
+				names[f.ClientID] = clientName(c)
+			}
 		}
+		device := f.UserAgent
+		if device == "" {
+			device = "Unknown device"
+		}
+		apps = append(apps, web.App{ID: f.ID, Client: names[f.ClientID], Device: device,
+			Created: f.CreatedAt.Format("2 Jan 2006 15:04 MST"), LastUsed: f.LastUsedAt.Format("2 Jan 2006 15:04 MST"),
+			Current: f.SessionID == sess.ID})
+	}
+	csrf := h.csrfToken(w, r, realm.Name)
+	path := h.realmPath(realm.Name)
+	h.pages.Account(w, http.StatusOK, web.AccountPage{
+		Common: h.common(realm), Username: user.Username, Email: user.Email, Name: user.Name, Apps: apps,
+		EndAction:        path + strings.TrimPrefix(accountEndPath, "/"),
+		LogoutAction:     path + strings.TrimPrefix(accountLogoutPath, "/"),
+		EverywhereAction: path + strings.TrimPrefix(accountEverywherePath, "/"),
+		Hidden:           map[string]string{"request": h.box.seal("account", logoutRequest{CSRF: csrf, Expires: h.now().Add(formTTL).Unix()})},
+	})
+}
+
+// accountForm checks a POST from the account page: its sealed state, the CSRF
+// cookie and a live session. It answers the refusal itself.
+func (h *Handler) accountForm(w http.ResponseWriter, r *http.Request, realm storage.Realm) (url.Values, storage.Session, storage.User, bool) {
+	form, err := parseForm(w, r)
+	var req logoutRequest
+	if err != nil || h.box.open("account", form.Get("request"), &req) != nil || h.now().Unix() > req.Expires || !csrfOK(r, req.CSRF) {
+		h.errorPage(w, r, realm, http.StatusForbidden, "Request refused", "Nothing was changed. Reload your account page and try again.")
+		return nil, storage.Session{}, storage.User{}, false
+	}
+	sess, user, live, err := h.currentSession(r.Context(), r, realm.Name)
+	if err != nil {
+		h.writeError(w, r, err)
+		return nil, sess, user, false
+	}
+	if !live {
+		h.loggedOut(w, r, realm, logoutRequest{})
+		return nil, sess, user, false
+	}
+	return form, sess, user, true
+}
+
+// accountLogout handles the account page's sign-out button.
+func (h *Handler) accountLogout(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	_, sess, _, ok := h.accountForm(w, r, realm)
+	if !ok {
+		return
+	}
+	if err := h.endSession(r.Context(), w, r, realm, sess, "logout"); err != nil {
+		h.writeError(w, r, err)
+		return
 	}
 	h.loggedOut(w, r, realm, logoutRequest{})
+}
+
+// accountEnd ends one of the user's app sessions, then shows the account page again.
+func (h *Handler) accountEnd(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	form, _, user, ok := h.accountForm(w, r, realm)
+	if !ok {
+		return
+	}
+	err := token.EndFamily(r.Context(), h.store, realm.Name, user.ID, form.Get("family"), h.now(), caller(r))
+	if err != nil && !errors.Is(err, token.ErrNotYours) {
+		h.writeError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, h.realmPath(realm.Name)+strings.TrimPrefix(accountPath, "/"), http.StatusSeeOther)
+}
+
+// accountEverywhere signs the user out of every browser and app.
+func (h *Handler) accountEverywhere(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	_, _, user, ok := h.accountForm(w, r, realm)
+	if !ok {
+		return
+	}
+	if err := token.LogoutEverywhere(r.Context(), h.store, realm.Name, user.ID, h.now(), caller(r)); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.setCookie(w, realm.Name, sessionCookie, "", -1)
+	h.pages.Message(w, http.StatusOK, web.MessagePage{Common: h.common(realm), Title: "You are signed out everywhere",
+		Message: "Every browser and app signed in as you has been signed out."})
 }
 
 // userinfo serves the OIDC UserInfo endpoint (Core §5.3) for a Bearer access token

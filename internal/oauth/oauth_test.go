@@ -69,6 +69,12 @@ realms:
         post_logout_redirect_uris: [http://127.0.0.1:9999/bye]
         grant_types: [authorization_code, refresh_token]
         scopes: [openid, profile, offline_access]
+      - id: strict
+        secret: strict-secret-111
+        redirect_uris: [http://127.0.0.1:9999/cb]
+        grant_types: [authorization_code, refresh_token]
+        scopes: [openid, offline_access]
+        refresh_retry_window: 0s
       - id: third
         name: Third Party App
         secret: third-secret-321

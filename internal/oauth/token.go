@@ -12,16 +12,6 @@ import (
 	"github.com/latchkey/latchkey/storage"
 )
 
-// tokenResponse is a successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
-type tokenResponse struct {
-	AccessToken  string `json:"access_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int64  `json:"expires_in"`
-	RefreshToken string `json:"refresh_token,omitempty"`
-	Scope        string `json:"scope,omitempty"`
-	IDToken      string `json:"id_token,omitempty"`
-}
-
 // token serves the token endpoint.
 func (h *Handler) token(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
 	form, err := parseForm(w, r)
@@ -34,7 +24,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request, realm storage.Re
 		h.writeError(w, r, err)
 		return
 	}
-	var resp tokenResponse
+	var resp token.Response
 	switch gt := form.Get("grant_type"); gt {
 	case "":
 		err = newError(InvalidRequest, "grant_type is required")
@@ -42,6 +32,8 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request, realm storage.Re
 		resp, err = h.clientCredentials(r, realm, client, form)
 	case "authorization_code":
 		resp, err = h.authorizationCode(r, realm, client, form)
+	case "refresh_token":
+		resp, err = h.refresh(r, realm, client, form)
 	default:
 		err = newError(UnsupportedGrantType, "grant type "+strings.ReplaceAll(gt, "\n", " ")+" is not supported")
 	}
@@ -54,26 +46,26 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request, realm storage.Re
 
 // clientCredentials is the client credentials grant (RFC 6749 §4.4): an access
 // token for the client itself, and never a refresh token.
-func (h *Handler) clientCredentials(r *http.Request, realm storage.Realm, client storage.Client, form url.Values) (tokenResponse, error) {
+func (h *Handler) clientCredentials(r *http.Request, realm storage.Realm, client storage.Client, form url.Values) (token.Response, error) {
 	if client.Public() {
-		return tokenResponse{}, newError(UnauthorizedClient, "public clients cannot use client_credentials")
+		return token.Response{}, newError(UnauthorizedClient, "public clients cannot use client_credentials")
 	}
 	if !slices.Contains(client.GrantTypes, "client_credentials") {
-		return tokenResponse{}, newError(UnauthorizedClient, "client may not use client_credentials")
+		return token.Response{}, newError(UnauthorizedClient, "client may not use client_credentials")
 	}
 	scopes, err := grantedScopes(form.Get("scope"), client.Scopes)
 	if err != nil {
-		return tokenResponse{}, err
+		return token.Response{}, err
 	}
 	audience, err := audience(form["resource"], client, h.tokens.Issuer(realm.Name))
 	if err != nil {
-		return tokenResponse{}, err
+		return token.Response{}, err
 	}
 	issued, err := h.tokens.IssueAccessToken(r.Context(), token.Grant{Realm: realm, Client: client, Scopes: scopes, Audience: audience})
 	if err != nil {
-		return tokenResponse{}, err
+		return token.Response{}, err
 	}
-	return tokenResponse{
+	return token.Response{
 		AccessToken: issued.Value, TokenType: "Bearer",
 		ExpiresIn: int64(issued.ExpiresIn.Seconds()), Scope: issued.Scope,
 	}, nil
@@ -82,53 +74,53 @@ func (h *Handler) clientCredentials(r *http.Request, realm storage.Realm, client
 // authorizationCode redeems a code (RFC 6749 §4.1.3): an access token for the user,
 // an ID token when openid was granted, and a refresh token when the client may
 // refresh and offline_access was granted.
-func (h *Handler) authorizationCode(r *http.Request, realm storage.Realm, client storage.Client, form url.Values) (tokenResponse, error) {
+func (h *Handler) authorizationCode(r *http.Request, realm storage.Realm, client storage.Client, form url.Values) (token.Response, error) {
 	if !slices.Contains(client.GrantTypes, "authorization_code") {
-		return tokenResponse{}, newError(UnauthorizedClient, "client may not use authorization_code")
+		return token.Response{}, newError(UnauthorizedClient, "client may not use authorization_code")
 	}
 	if form.Get("code") == "" {
-		return tokenResponse{}, newError(InvalidRequest, "code is required")
+		return token.Response{}, newError(InvalidRequest, "code is required")
 	}
 	ctx := r.Context()
 	from := caller(r)
 	code, err := h.tokens.RedeemCode(ctx, realm.Name, client.ID, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"), from)
 	if errors.Is(err, token.ErrInvalidGrant) {
-		return tokenResponse{}, &Error{Code: InvalidGrant, Description: "the code is invalid, expired, used, or not for this client", Status: http.StatusBadRequest, Cause: err}
+		return token.Response{}, &Error{Code: InvalidGrant, Description: "the code is invalid, expired, used, or not for this client", Status: http.StatusBadRequest, Cause: err}
 	}
 	if err != nil {
-		return tokenResponse{}, err
+		return token.Response{}, err
 	}
 	user, err := h.store.GetUser(ctx, realm.Name, code.UserID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && user.Disabled) {
-		return tokenResponse{}, newError(InvalidGrant, "the user is no longer active")
+		return token.Response{}, newError(InvalidGrant, "the user is no longer active")
 	}
 	if err != nil {
-		return tokenResponse{}, err
+		return token.Response{}, err
 	}
 	sess, err := h.store.GetSession(ctx, code.SessionID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && !sess.Live(h.now())) {
-		return tokenResponse{}, newError(InvalidGrant, "the sign-in session has ended")
+		return token.Response{}, newError(InvalidGrant, "the sign-in session has ended")
 	}
 	if err != nil {
-		return tokenResponse{}, err
+		return token.Response{}, err
 	}
 	aud, err := audience(form["resource"], client, h.tokens.Issuer(realm.Name))
 	if err != nil {
-		return tokenResponse{}, err
+		return token.Response{}, err
 	}
 	withRefresh := slices.Contains(client.GrantTypes, "refresh_token") && slices.Contains(code.Scopes, "offline_access")
 	refresh, err := h.tokens.StartGrant(ctx, realm, client, code, withRefresh, aud, from)
 	if err != nil {
-		return tokenResponse{}, err
+		return token.Response{}, err
 	}
 	issued, err := h.tokens.IssueAccessToken(ctx, token.Grant{
 		Realm: realm, Client: client, UserID: user.ID, SessionID: code.SessionID, AuthTime: code.AuthTime,
 		FamilyID: code.FamilyID, Scopes: code.Scopes, Audience: aud,
 	})
 	if err != nil {
-		return tokenResponse{}, err
+		return token.Response{}, err
 	}
-	resp := tokenResponse{AccessToken: issued.Value, TokenType: "Bearer", ExpiresIn: int64(issued.ExpiresIn.Seconds()), Scope: issued.Scope}
+	resp := token.Response{AccessToken: issued.Value, TokenType: "Bearer", ExpiresIn: int64(issued.ExpiresIn.Seconds()), Scope: issued.Scope}
 	if withRefresh {
 		resp.RefreshToken = refresh
 	}
@@ -138,10 +130,30 @@ func (h *Handler) authorizationCode(r *http.Request, realm storage.Realm, client
 			Nonce: code.Nonce, Scopes: code.Scopes, AccessToken: issued.Value,
 		})
 		if err != nil {
-			return tokenResponse{}, err
+			return token.Response{}, err
 		}
 	}
 	return resp, nil
+}
+
+// refresh is the refresh_token grant (RFC 6749 §6), with rotation.
+func (h *Handler) refresh(r *http.Request, realm storage.Realm, client storage.Client, form url.Values) (token.Response, error) {
+	if !slices.Contains(client.GrantTypes, "refresh_token") {
+		return token.Response{}, newError(UnauthorizedClient, "client may not use refresh_token")
+	}
+	if form.Get("refresh_token") == "" {
+		return token.Response{}, newError(InvalidRequest, "refresh_token is required")
+	}
+	resp, err := h.tokens.Refresh(r.Context(), token.RefreshRequest{
+		Realm: realm, Client: client, Token: form.Get("refresh_token"), Scope: form.Get("scope"), From: caller(r),
+	})
+	switch {
+	case errors.Is(err, token.ErrInvalidGrant):
+		return resp, &Error{Code: InvalidGrant, Description: "the refresh token is invalid, expired, revoked or used", Status: http.StatusBadRequest, Cause: err}
+	case errors.Is(err, token.ErrInvalidScope):
+		return resp, &Error{Code: InvalidScope, Description: "a refresh may only narrow the granted scope", Status: http.StatusBadRequest, Cause: err}
+	}
+	return resp, err
 }
 
 // scopeToken is RFC 6749 §3.3's scope-token.

@@ -42,6 +42,7 @@ type Store interface {
 	GetFamily(ctx context.Context, id string) (storage.Family, error)
 	GetRefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, error)
 	CreateFamily(ctx context.Context, f storage.Family, first storage.RefreshToken) error
+	RotateRefreshToken(ctx context.Context, parentHash []byte, child storage.RefreshToken, sealed []byte, use storage.FamilyUse) (storage.RefreshToken, error)
 	CreateAuthCode(ctx context.Context, c storage.AuthCode) error
 	ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time) (storage.AuthCode, error)
 	RevokeFamily(ctx context.Context, id string, at time.Time, reason string) error

@@ -91,12 +91,26 @@ type LogoutPage struct {
 	Hidden map[string]string
 }
 
-// AccountPage shows the signed-in user and a Sign out button.
+// AccountPage shows the signed-in user, their active sessions and apps, and
+// buttons to end one, to sign out here and to sign out everywhere.
 type AccountPage struct {
 	Common
 	Username, Email, Name string
+	Apps                  []App
+	EndAction             string // POST target of each app's "End" button (field "family")
 	LogoutAction          string // POST target of the "Sign out" button
+	EverywhereAction      string // POST target of the "Sign out everywhere" button
 	Hidden                map[string]string
+}
+
+// App is one active session of an app (a refresh-token family), as the account page lists it.
+type App struct {
+	ID       string // sent back as "family" to end it
+	Client   string
+	Device   string // the user agent it was last used from
+	Created  string
+	LastUsed string
+	Current  bool // born in the browser session looking at the page
 }
 
 // Login renders the sign-in form.

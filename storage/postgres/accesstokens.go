@@ -50,7 +50,11 @@ func (s *Store) RevokeAccessToken(ctx context.Context, hash []byte, at time.Time
 
 // PurgeAccessTokens deletes tokens that expired before the given time.
 func (s *Store) PurgeAccessTokens(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM access_tokens WHERE expires_at < $1`, ts(before))
+	return purgeAccessTokens(ctx, s.pool, before)
+}
+
+func purgeAccessTokens(ctx context.Context, q querier, before time.Time) (int64, error) {
+	tag, err := q.Exec(ctx, `DELETE FROM access_tokens WHERE expires_at < $1`, ts(before))
 	if err != nil {
 		return 0, fmt.Errorf("purge access tokens: %w", err)
 	}

@@ -64,7 +64,11 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time)
 
 // PurgeAuthCodes deletes codes that expired before the given time, consumed or not.
 func (s *Store) PurgeAuthCodes(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM auth_codes WHERE expires_at < $1`, ts(before))
+	return purgeAuthCodes(ctx, s.pool, before)
+}
+
+func purgeAuthCodes(ctx context.Context, q querier, before time.Time) (int64, error) {
+	tag, err := q.Exec(ctx, `DELETE FROM auth_codes WHERE expires_at < $1`, ts(before))
 	if err != nil {
 		return 0, fmt.Errorf("purge authorization codes: %w", err)
 	}

@@ -27,7 +27,11 @@ func (s *Store) UseClientAssertion(ctx context.Context, realm, clientID, jti str
 
 // PurgeClientAssertions deletes entries that expired before the given time.
 func (s *Store) PurgeClientAssertions(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM client_assertions WHERE expires_at < $1`, ts(before))
+	return purgeClientAssertions(ctx, s.pool, before)
+}
+
+func purgeClientAssertions(ctx context.Context, q querier, before time.Time) (int64, error) {
+	tag, err := q.Exec(ctx, `DELETE FROM client_assertions WHERE expires_at < $1`, ts(before))
 	if err != nil {
 		return 0, fmt.Errorf("purge client assertions: %w", err)
 	}

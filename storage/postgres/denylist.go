@@ -55,7 +55,11 @@ func (s *Store) ListDeniedJWTs(ctx context.Context, realm string, now time.Time)
 
 // PurgeDeniedJWTs deletes entries that expired before the given time.
 func (s *Store) PurgeDeniedJWTs(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM denied_jwts WHERE expires_at < $1`, ts(before))
+	return purgeDeniedJWTs(ctx, s.pool, before)
+}
+
+func purgeDeniedJWTs(ctx context.Context, q querier, before time.Time) (int64, error) {
+	tag, err := q.Exec(ctx, `DELETE FROM denied_jwts WHERE expires_at < $1`, ts(before))
 	if err != nil {
 		return 0, fmt.Errorf("purge deny-list: %w", err)
 	}

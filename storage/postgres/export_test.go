@@ -10,3 +10,5 @@ var Migrate = migrate
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 func (s *Store) SchemaVersion() int64 { return s.schemaVersion }
+
+const SweepLockKey = sweepLockKey

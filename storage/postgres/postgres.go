@@ -119,7 +119,7 @@ func (s *Store) Ready(ctx context.Context) error {
 }
 
 // querier is what a pool and a transaction have in common, so one query
-// function serves both a plain call and ApplySeed's transaction.
+// function serves both a plain call and a transaction (ApplySeed's, Sweep's).
 type querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)

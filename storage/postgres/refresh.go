@@ -201,7 +201,11 @@ func (s *Store) RevokeSessionFamilies(ctx context.Context, sessionID string, at 
 // PurgeFamilies deletes families, with their tokens (by foreign-key cascade),
 // that expired or were revoked before the given time.
 func (s *Store) PurgeFamilies(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `
+	return purgeFamilies(ctx, s.pool, before)
+}
+
+func purgeFamilies(ctx context.Context, q querier, before time.Time) (int64, error) {
+	tag, err := q.Exec(ctx, `
 		DELETE FROM refresh_families
 		WHERE idle_expires_at < $1 OR absolute_expires_at < $1 OR revoked_at < $1`, ts(before))
 	if err != nil {

@@ -95,7 +95,11 @@ func (s *Store) RevokeUserSessions(ctx context.Context, realm, userID string, at
 
 // PurgeSessions deletes sessions that expired or were revoked before the given time.
 func (s *Store) PurgeSessions(ctx context.Context, before time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `
+	return purgeSessions(ctx, s.pool, before)
+}
+
+func purgeSessions(ctx context.Context, q querier, before time.Time) (int64, error) {
+	tag, err := q.Exec(ctx, `
 		DELETE FROM sessions WHERE idle_expires_at < $1 OR expires_at < $1 OR revoked_at < $1`, ts(before))
 	if err != nil {
 		return 0, fmt.Errorf("purge sessions: %w", err)

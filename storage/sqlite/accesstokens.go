@@ -47,5 +47,9 @@ func (s *Store) RevokeAccessToken(ctx context.Context, hash []byte, at time.Time
 }
 
 func (s *Store) PurgeAccessTokens(ctx context.Context, before time.Time) (int64, error) {
-	return s.exec(ctx, `DELETE FROM access_tokens WHERE expires_at < ?`, micros(before))
+	return s.purge(ctx, purgeAccessTokens, before)
+}
+
+func purgeAccessTokens(ctx context.Context, tx *sql.Tx, before time.Time) (int64, error) {
+	return changed(tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE expires_at < ?`, micros(before)))
 }

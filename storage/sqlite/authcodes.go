@@ -66,5 +66,9 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time)
 }
 
 func (s *Store) PurgeAuthCodes(ctx context.Context, before time.Time) (int64, error) {
-	return s.exec(ctx, `DELETE FROM auth_codes WHERE expires_at < ?`, micros(before))
+	return s.purge(ctx, purgeAuthCodes, before)
+}
+
+func purgeAuthCodes(ctx context.Context, tx *sql.Tx, before time.Time) (int64, error) {
+	return changed(tx.ExecContext(ctx, `DELETE FROM auth_codes WHERE expires_at < ?`, micros(before)))
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -23,5 +24,9 @@ func (s *Store) UseClientAssertion(ctx context.Context, realm, clientID, jti str
 }
 
 func (s *Store) PurgeClientAssertions(ctx context.Context, before time.Time) (int64, error) {
-	return s.exec(ctx, `DELETE FROM client_assertions WHERE expires_at < ?`, micros(before))
+	return s.purge(ctx, purgeClientAssertions, before)
+}
+
+func purgeClientAssertions(ctx context.Context, tx *sql.Tx, before time.Time) (int64, error) {
+	return changed(tx.ExecContext(ctx, `DELETE FROM client_assertions WHERE expires_at < ?`, micros(before)))
 }

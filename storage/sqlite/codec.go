@@ -123,3 +123,11 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, err
 	})
 	return n, err
 }
+
+// changed says how many rows a statement changed.
+func changed(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"github.com/latchkey/latchkey/storage"
@@ -36,5 +37,9 @@ func (s *Store) ListDeniedJWTs(ctx context.Context, realm string, now time.Time)
 }
 
 func (s *Store) PurgeDeniedJWTs(ctx context.Context, before time.Time) (int64, error) {
-	return s.exec(ctx, `DELETE FROM denied_jwts WHERE expires_at < ?`, micros(before))
+	return s.purge(ctx, purgeDeniedJWTs, before)
+}
+
+func purgeDeniedJWTs(ctx context.Context, tx *sql.Tx, before time.Time) (int64, error) {
+	return changed(tx.ExecContext(ctx, `DELETE FROM denied_jwts WHERE expires_at < ?`, micros(before)))
 }

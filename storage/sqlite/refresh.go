@@ -154,9 +154,13 @@ func (s *Store) RevokeSessionFamilies(ctx context.Context, sessionID string, at 
 }
 
 func (s *Store) PurgeFamilies(ctx context.Context, before time.Time) (int64, error) {
+	return s.purge(ctx, purgeFamilies, before)
+}
+
+func purgeFamilies(ctx context.Context, tx *sql.Tx, before time.Time) (int64, error) {
 	b := micros(before)
 	// Tokens go by foreign key; the count is of families only, as SQLite counts
 	// only the rows a statement deletes directly.
-	return s.exec(ctx, `DELETE FROM refresh_families
-		WHERE idle_expires_at < ? OR absolute_expires_at < ? OR revoked_at < ?`, b, b, b)
+	return changed(tx.ExecContext(ctx, `DELETE FROM refresh_families
+		WHERE idle_expires_at < ? OR absolute_expires_at < ? OR revoked_at < ?`, b, b, b))
 }

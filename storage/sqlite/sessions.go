@@ -69,6 +69,10 @@ func (s *Store) RevokeUserSessions(ctx context.Context, realm, userID string, at
 }
 
 func (s *Store) PurgeSessions(ctx context.Context, before time.Time) (int64, error) {
+	return s.purge(ctx, purgeSessions, before)
+}
+
+func purgeSessions(ctx context.Context, tx *sql.Tx, before time.Time) (int64, error) {
 	b := micros(before)
-	return s.exec(ctx, `DELETE FROM sessions WHERE idle_expires_at < ? OR expires_at < ? OR revoked_at < ?`, b, b, b)
+	return changed(tx.ExecContext(ctx, `DELETE FROM sessions WHERE idle_expires_at < ? OR expires_at < ? OR revoked_at < ?`, b, b, b))
 }

@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Audit", testAudit},
 		{"ClientAssertions", testClientAssertions},
 		{"Consents", testConsents},
+		{"Sweep", testSweep},
 		{"Seed", testSeed},
 		{"SeedIsAllOrNothing", testSeedAllOrNothing},
 	}
@@ -1193,4 +1194,170 @@ func testConsents(t *testing.T, s storage.Store) {
 	must(t, s.DeleteClient(c, "acme", "spa"))
 	_, err = s.GetConsent(c, "acme", "acme-alice", "spa")
 	wantErr(t, err, storage.ErrNotFound)
+}
+
+func testSweep(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	setupRealm(t, s, "acme")
+	const n = 20 // rows of each kind
+	sweepAt, soon, later := at(time.Hour), at(30*time.Minute), at(2*time.Hour)
+
+	// Each row's fate at the sweep follows from its index. As with the Purge*
+	// methods, what ends exactly at the sweep time stays: only what expired or
+	// was revoked strictly before it goes.
+	//
+	// expiry is for the kinds with one expiry: i%4 == 0 is dead (5 of 20).
+	expiry := func(i int) (time.Time, bool) {
+		switch i % 4 {
+		case 0:
+			return soon, true
+		case 1:
+			return sweepAt, false
+		}
+		return later, false
+	}
+	// lifeOf is for families and sessions, which end at an idle or an absolute
+	// expiry or on revocation: i%8 of 0, 3 and 4 are dead (8 of 20).
+	type life struct {
+		idle, absolute, revoked time.Time
+		dead                    bool
+	}
+	lifeOf := func(i int) life {
+		switch i % 8 {
+		case 0:
+			return life{idle: soon, absolute: later, dead: true}
+		case 1:
+			return life{idle: sweepAt, absolute: later}
+		case 3:
+			return life{idle: later, absolute: later, revoked: at(10 * time.Minute), dead: true}
+		case 4:
+			return life{idle: later, absolute: soon, dead: true}
+		case 5:
+			return life{idle: later, absolute: sweepAt}
+		case 7:
+			return life{idle: later, absolute: later, revoked: sweepAt}
+		}
+		return life{idle: later, absolute: later}
+	}
+
+	// reads reads each row back after the sweeps: nil if it is there,
+	// storage.ErrNotFound if it is gone.
+	type read struct {
+		what string
+		dead bool
+		get  func() error
+	}
+	var reads []read
+
+	for i := range n {
+		l := lifeOf(i)
+		f := newFamily("acme", "web", "acme-alice", "", fmt.Sprintf("fam-%02d", i))
+		f.IdleExpiresAt, f.AbsoluteExpiresAt = l.idle, l.absolute
+		first := storage.RefreshToken{Hash: randBytes(t), Scopes: f.Scopes, IssuedAt: t0}
+		must(t, s.CreateFamily(c, f, first))
+		second := storage.RefreshToken{Hash: randBytes(t), Scopes: f.Scopes, IssuedAt: at(time.Minute)}
+		_, err := s.RotateRefreshToken(c, first.Hash, second, []byte("sealed"),
+			storage.FamilyUse{At: at(time.Minute), IdleExpiresAt: l.idle})
+		must(t, err)
+		if !l.revoked.IsZero() {
+			must(t, s.RevokeFamily(c, f.ID, l.revoked, "test"))
+		}
+		reads = append(reads, read{"family " + f.ID, l.dead, func() error { _, err := s.GetFamily(c, f.ID); return err }})
+		for j, tok := range []storage.RefreshToken{first, second} {
+			reads = append(reads, read{fmt.Sprintf("refresh token %d of family %s", j, f.ID), l.dead,
+				func() error { _, err := s.GetRefreshToken(c, tok.Hash); return err }})
+		}
+
+		sess := newSession("acme", "acme-alice", fmt.Sprintf("sid-%02d", i))
+		sess.IdleExpiresAt, sess.ExpiresAt = l.idle, l.absolute
+		must(t, s.CreateSession(c, sess))
+		if !l.revoked.IsZero() {
+			must(t, s.RevokeSession(c, sess.ID, l.revoked))
+		}
+		reads = append(reads, read{"session " + sess.ID, l.dead, func() error { _, err := s.GetSession(c, sess.ID); return err }})
+
+		exp, dead := expiry(i)
+		code := newCode(t, "acme")
+		code.ExpiresAt = exp
+		if i%2 == 0 {
+			code.ConsumedAt = at(time.Minute) // consumed or not, a code goes when it expires
+		}
+		must(t, s.CreateAuthCode(c, code))
+		reads = append(reads, read{fmt.Sprintf("authorization code %d", i), dead, func() error {
+			_, err := s.ConsumeAuthCode(c, code.Hash, t0)
+			if errors.Is(err, storage.ErrAlreadyUsed) {
+				return nil // a consumed code that is still there
+			}
+			return err
+		}})
+
+		tok := storage.AccessToken{Hash: randBytes(t), Realm: "acme", ClientID: "web", UserID: "acme-alice",
+			Scopes: []string{"openid"}, IssuedAt: t0, ExpiresAt: exp}
+		must(t, s.CreateAccessToken(c, tok))
+		if i%2 == 0 {
+			// As PurgeAccessTokens, only expiry counts: a revoked token stays until then.
+			must(t, s.RevokeAccessToken(c, tok.Hash, at(10*time.Minute)))
+		}
+		reads = append(reads, read{fmt.Sprintf("access token %d", i), dead, func() error {
+			_, err := s.GetAccessToken(c, tok.Hash)
+			return err
+		}})
+
+		jti := fmt.Sprintf("jti-%02d", i)
+		must(t, s.DenyJWT(c, storage.DeniedJWT{Realm: "acme", JTI: jti, ExpiresAt: exp, CreatedAt: t0, Reason: "revoked"}))
+		reads = append(reads, read{"deny-list entry " + jti, dead, func() error {
+			denied, err := s.IsJWTDenied(c, "acme", jti)
+			if err == nil && !denied {
+				err = storage.ErrNotFound
+			}
+			return err
+		}})
+
+		assertion := fmt.Sprintf("assertion-%02d", i)
+		must(t, s.UseClientAssertion(c, "acme", "web", assertion, exp))
+		reads = append(reads, read{"client assertion " + assertion, dead, func() error {
+			// Using it again fails while it is remembered, and succeeds once it is forgotten.
+			switch err := s.UseClientAssertion(c, "acme", "web", assertion, exp); {
+			case err == nil:
+				return storage.ErrNotFound
+			case errors.Is(err, storage.ErrAlreadyUsed):
+				return nil
+			default:
+				return err
+			}
+		}})
+	}
+
+	counts, err := s.Count(c)
+	must(t, err)
+	same(t, "Count before the sweep", counts, storage.Counts{Families: n, RefreshTokens: 2 * n, Sessions: n,
+		AuthCodes: n, AccessTokens: n, DeniedJWTs: n, ClientAssertions: n})
+
+	res, err := s.Sweep(c, sweepAt)
+	must(t, err)
+	same(t, "Sweep", res, storage.SweepResult{Families: 8, Sessions: 8, AuthCodes: 5, AccessTokens: 5,
+		DeniedJWTs: 5, ClientAssertions: 5})
+	live := storage.Counts{Families: 12, RefreshTokens: 24, Sessions: 12, AuthCodes: 15, AccessTokens: 15,
+		DeniedJWTs: 15, ClientAssertions: 15}
+	counts, err = s.Count(c)
+	must(t, err)
+	same(t, "Count after the sweep", counts, live)
+
+	res, err = s.Sweep(c, sweepAt)
+	must(t, err)
+	same(t, "second Sweep", res, storage.SweepResult{})
+	counts, err = s.Count(c)
+	must(t, err)
+	same(t, "Count after the second sweep", counts, live)
+
+	// Last, as reading codes consumes them and reading a forgotten assertion uses it again.
+	for _, r := range reads {
+		err := r.get()
+		switch {
+		case r.dead && !errors.Is(err, storage.ErrNotFound):
+			t.Errorf("%s, dead at the sweep: read gives %v, want %v", r.what, err, storage.ErrNotFound)
+		case !r.dead && err != nil:
+			t.Errorf("%s, live at the sweep: %v", r.what, err)
+		}
+	}
 }

@@ -1,0 +1,275 @@
+package oauth
+
+import (
+	"encoding/json"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/token"
+	"github.com/latchkey/latchkey/storage"
+)
+
+// signInTokens signs alice in with the client and redeems the code.
+func signInTokens(t *testing.T, inst *instance, b *browser, clientID, basic, scope string) response {
+	t.Helper()
+	u := authURL(inst, "acme", "client_id", clientID, "scope", scope)
+	var loc *url.URL
+	if p := b.get(u); p.location != nil {
+		loc = p.location
+	} else {
+		loc = b.submit(p, u, "username", "alice", "password", "alice-password-1").location
+	}
+	if loc == nil || loc.Query().Get("code") == "" {
+		t.Fatalf("no code: %v", loc)
+	}
+	extra := []string{}
+	if basic == "" {
+		extra = append(extra, "client_id", clientID)
+	}
+	r := inst.redeem(t, basic, loc.Query().Get("code"), extra...)
+	if r.status != 200 {
+		t.Fatalf("redeem = %d %s", r.status, r.raw)
+	}
+	return r
+}
+
+func (i *instance) refresh(t *testing.T, basic, rt string, extra ...string) response {
+	t.Helper()
+	return post(t, i.tokenURL("acme"), basic, form(append([]string{"grant_type", "refresh_token", "refresh_token", rt}, extra...)...))
+}
+
+func str(r response, k string) string { s, _ := r.body[k].(string); return s }
+
+func TestRefreshRotatesAndDetectsReuse(t *testing.T) {
+	start(t, func(t *testing.T, inst *instance) {
+		basic := "web:web-secret-123"
+		first := signInTokens(t, inst, newBrowser(t), "web", basic, "openid profile offline_access")
+		rt1 := str(first, "refresh_token")
+		if !strings.HasPrefix(rt1, token.RefreshPrefix) || len(rt1) < len(token.RefreshPrefix)+43 {
+			t.Fatalf("refresh token %q", rt1)
+		}
+
+		r2 := inst.refresh(t, basic, rt1)
+		rt2 := str(r2, "refresh_token")
+		if r2.status != 200 || rt2 == "" || rt2 == rt1 || str(r2, "access_token") == str(first, "access_token") || str(r2, "id_token") == "" {
+			t.Fatalf("refresh = %d %s", r2.status, r2.raw)
+		}
+		if r2.header.Get("Cache-Control") != "no-store" {
+			t.Fatal("refresh response is cacheable")
+		}
+		// A refreshed ID token has no nonce but the same sid and auth_time.
+		_, idClaims := verifyLocally(t, fetchJWKS(t, inst, "acme"), str(r2, "id_token"))
+		_, firstID := verifyLocally(t, fetchJWKS(t, inst, "acme"), str(first, "id_token"))
+		if idClaims["nonce"] != nil || idClaims["sid"] != firstID["sid"] || idClaims["auth_time"] != firstID["auth_time"] {
+			t.Fatalf("refreshed ID token %v", idClaims)
+		}
+
+		// An honest retry within the window: the very same response, no fork.
+		retry := inst.refresh(t, basic, rt1)
+		if retry.status != 200 || retry.raw != r2.raw {
+			t.Fatalf("retry = %d, same response: %v", retry.status, retry.raw == r2.raw)
+		}
+		// Using the successor closes the window: the parent is now plain reuse.
+		r3 := inst.refresh(t, basic, rt2)
+		if r3.status != 200 {
+			t.Fatalf("second rotation = %d %s", r3.status, r3.raw)
+		}
+		wantError(t, inst.refresh(t, basic, rt1), 400, InvalidGrant)
+		// The whole family is dead: the newest refresh token, and every access token of it.
+		wantError(t, inst.refresh(t, basic, str(r3, "refresh_token")), 400, InvalidGrant)
+		for _, at := range []string{str(first, "access_token"), str(r2, "access_token"), str(r3, "access_token")} {
+			wantInactive(t, inst.introspect(t, "acme", at))
+		}
+		events, _ := inst.store.ListAudit(t.Context(), storage.AuditFilter{Type: "refresh_token.reuse_detected"})
+		if len(events) != 1 || events[0].FamilyID == "" || events[0].UserID == "" || events[0].ClientID != "web" || events[0].IP == "" || events[0].UserAgent == "" {
+			t.Fatalf("audit %+v", events)
+		}
+		if b, _ := json.Marshal(events); strings.Contains(string(b), rt1) || strings.Contains(string(b), rt2) {
+			t.Fatal("the audit event holds a token")
+		}
+	})
+}
+
+func TestRefreshRetryWindow(t *testing.T) {
+	start(t, func(t *testing.T, inst *instance) {
+		basic := "web:web-secret-123"
+		// After the window, a retry is reuse.
+		rt := str(signInTokens(t, inst, newBrowser(t), "web", basic, "openid offline_access"), "refresh_token")
+		if r := inst.refresh(t, basic, rt); r.status != 200 {
+			t.Fatal(r.raw)
+		}
+		inst.clock.Add(11 * time.Second)
+		wantError(t, inst.refresh(t, basic, rt), 400, InvalidGrant)
+
+		// With the window off (refresh_retry_window: 0s) any second use is reuse.
+		strict := "strict:strict-secret-111"
+		rt = str(signInTokens(t, inst, newBrowser(t), "strict", strict, "openid offline_access"), "refresh_token")
+		next := inst.refresh(t, strict, rt)
+		if next.status != 200 {
+			t.Fatal(next.raw)
+		}
+		wantError(t, inst.refresh(t, strict, rt), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, strict, str(next, "refresh_token")), 400, InvalidGrant)
+	})
+}
+
+// 100 parallel refreshes of one token: one rotation, 100 identical answers.
+func TestParallelRefreshesRotateOnce(t *testing.T) {
+	start(t, func(t *testing.T, inst *instance) {
+		basic := "web:web-secret-123"
+		rt := str(signInTokens(t, inst, newBrowser(t), "web", basic, "openid offline_access"), "refresh_token")
+		const n = 100
+		answers := make([]response, n)
+		var wg sync.WaitGroup
+		startGate := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-startGate
+				answers[i] = inst.refresh(t, basic, rt)
+			})
+		}
+		close(startGate)
+		wg.Wait()
+		for i, a := range answers {
+			if a.status != 200 || a.raw != answers[0].raw {
+				t.Fatalf("answer %d = %d %s; want 100 identical successes", i, a.status, a.raw)
+			}
+		}
+		parent, err := inst.store.GetRefreshToken(t.Context(), token.Hash(rt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(parent.SuccessorHash) != string(token.Hash(str(answers[0], "refresh_token"))) {
+			t.Fatal("the family forked: the stored successor is not the one handed out")
+		}
+		fam, _ := inst.store.GetFamily(t.Context(), parent.FamilyID)
+		if !fam.RevokedAt.IsZero() {
+			t.Fatal("parallel refreshes tripped the theft alarm")
+		}
+		if r := inst.refresh(t, basic, str(answers[0], "refresh_token")); r.status != 200 {
+			t.Fatalf("the successor does not work: %s", r.raw)
+		}
+	})
+}
+
+func TestRefreshChecks(t *testing.T) {
+	start(t, func(t *testing.T, inst *instance) {
+		ctx := t.Context()
+		basic := "web:web-secret-123"
+		b := newBrowser(t)
+		rt := str(signInTokens(t, inst, b, "web", basic, "openid profile email offline_access"), "refresh_token")
+
+		// Another client: invalid_grant, and the token still works for its owner.
+		wantError(t, inst.refresh(t, "strict:strict-secret-111", rt), 400, InvalidGrant)
+		// Scope may narrow, never widen.
+		wantError(t, inst.refresh(t, basic, rt, "scope", "openid admin"), 400, InvalidScope)
+		narrowed := inst.refresh(t, basic, rt, "scope", "openid profile")
+		if narrowed.status != 200 || str(narrowed, "scope") != "openid profile" {
+			t.Fatalf("narrowing = %d %s", narrowed.status, narrowed.raw)
+		}
+		rt = str(narrowed, "refresh_token")
+		wantError(t, inst.refresh(t, basic, rt, "scope", "openid profile email"), 400, InvalidScope)
+
+		// The new tokens carry the user's current claims.
+		alice := mustUser(t, inst, "alice")
+		alice.Name = "Alice Pleasance Liddell"
+		if err := inst.store.UpdateUser(ctx, alice); err != nil {
+			t.Fatal(err)
+		}
+		r := inst.refresh(t, basic, rt)
+		_, id := verifyLocally(t, fetchJWKS(t, inst, "acme"), str(r, "id_token"))
+		if id["name"] != "Alice Pleasance Liddell" {
+			t.Fatalf("refreshed ID token name = %v", id["name"])
+		}
+		rt = str(r, "refresh_token")
+
+		// A disabled user cannot refresh.
+		alice.Disabled = true
+		inst.store.UpdateUser(ctx, alice)
+		wantError(t, inst.refresh(t, basic, rt), 400, InvalidGrant)
+		alice.Disabled = false
+		inst.store.UpdateUser(ctx, alice)
+
+		// Nor can a malformed or unknown token, or a missing one.
+		wantError(t, inst.refresh(t, basic, "lk_rt_unknown"), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, basic, str(r, "access_token")), 400, InvalidGrant)
+		wantError(t, post(t, inst.tokenURL("acme"), basic, form("grant_type", "refresh_token")), 400, InvalidRequest)
+		// A client without the grant cannot use it.
+		wantError(t, post(t, inst.tokenURL("acme"), "svc:svc-secret-123", form("grant_type", "refresh_token", "refresh_token", rt)), 400, UnauthorizedClient)
+
+		// Revoking the refresh token (RFC 7009) ends its family.
+		rt2 := str(inst.refresh(t, basic, rt), "refresh_token")
+		if r := post(t, inst.revokeURL("acme"), basic, form("token", rt2, "token_type_hint", "refresh_token")); r.status != 200 {
+			t.Fatal(r.raw)
+		}
+		wantError(t, inst.refresh(t, basic, rt2), 400, InvalidGrant)
+
+		// Logging the session out ends its families.
+		rt = str(signInTokens(t, inst, b, "web", basic, "openid offline_access"), "refresh_token")
+		sid := sessionOf(t, inst, rt)
+		if err := inst.store.RevokeSession(ctx, sid, inst.clock.Now().UTC()); err != nil {
+			t.Fatal(err)
+		}
+		wantError(t, inst.refresh(t, basic, rt), 400, InvalidGrant)
+	})
+}
+
+func sessionOf(t *testing.T, inst *instance, rt string) string {
+	tok, err := inst.store.GetRefreshToken(t.Context(), token.Hash(rt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fam, err := inst.store.GetFamily(t.Context(), tok.FamilyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fam.SessionID
+}
+
+// Idle and absolute limits by preset: the public spa client gets idle 1h, absolute 24h.
+func TestRefreshLifetimes(t *testing.T) {
+	start(t, func(t *testing.T, inst *instance) {
+		rt := str(signInTokens(t, inst, newBrowser(t), "spa", "", "openid offline_access"), "refresh_token")
+		spa := func(tok string) response { return inst.refresh(t, "", tok, "client_id", "spa") }
+		// Idle: a use within the hour slides it.
+		for range 3 {
+			inst.clock.Add(59 * time.Minute)
+			r := spa(rt)
+			if r.status != 200 {
+				t.Fatalf("refresh within the idle limit = %d %s", r.status, r.raw)
+			}
+			rt = str(r, "refresh_token")
+		}
+		inst.clock.Add(61 * time.Minute)
+		wantError(t, spa(rt), 400, InvalidGrant)
+
+		// Absolute: never extended, however busy the client is.
+		rt = str(signInTokens(t, inst, newBrowser(t), "spa", "", "openid offline_access"), "refresh_token")
+		fam, _ := inst.store.GetFamily(t.Context(), familyOf(t, inst, rt))
+		for inst.clock.Now().Add(50 * time.Minute).Before(fam.AbsoluteExpiresAt) {
+			inst.clock.Add(50 * time.Minute)
+			r := spa(rt)
+			if r.status != 200 {
+				t.Fatalf("refresh before the absolute limit = %d %s", r.status, r.raw)
+			}
+			rt = str(r, "refresh_token")
+		}
+		inst.clock.Add(50 * time.Minute)
+		wantError(t, spa(rt), 400, InvalidGrant)
+		after, _ := inst.store.GetFamily(t.Context(), fam.ID)
+		if !after.AbsoluteExpiresAt.Equal(fam.AbsoluteExpiresAt) || fam.AbsoluteExpiresAt.Sub(fam.CreatedAt) != 24*time.Hour {
+			t.Fatalf("absolute expiry moved: %v -> %v", fam.AbsoluteExpiresAt, after.AbsoluteExpiresAt)
+		}
+	})
+}
+
+func familyOf(t *testing.T, inst *instance, rt string) string {
+	tok, err := inst.store.GetRefreshToken(t.Context(), token.Hash(rt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.FamilyID
+}

@@ -1,0 +1,255 @@
+package token
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey/storage"
+)
+
+// ErrInvalidScope is a refresh asking for a scope the grant does not have.
+var ErrInvalidScope = errors.New("invalid scope")
+
+// Response is a token endpoint response as the refresh grant returns it, and as it is
+// sealed for an honest retry.
+type Response struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
+}
+
+// RefreshRequest is a refresh_token grant request from an authenticated client.
+type RefreshRequest struct {
+	Realm  storage.Realm
+	Client storage.Client
+	Token  string // the refresh token presented
+	Scope  string // the scope parameter; "" keeps the token's scopes
+	From   Caller
+}
+
+// Refresh redeems a refresh token (RFC 6749 §6): it rotates the token, so the one
+// presented is spent and a successor comes back with a new access token (and ID
+// token, for openid).
+//
+// A token presented again is either an honest retry or theft. Within the client's
+// retry window, while its successor is still unused, the same client gets the very
+// response the first use got, decrypted from the sealed copy only the holder of the
+// spent token can open: a lost response or two tabs refreshing at once cause no
+// alarm and no fork in the family. Outside the window it is reuse: the whole family
+// is revoked and the event audited.
+func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (Response, error) {
+	invalid := func(why string) error { return fmt.Errorf("%w: %s", ErrInvalidGrant, why) }
+	if !strings.HasPrefix(req.Token, RefreshPrefix) {
+		return Response{}, invalid("not a refresh token")
+	}
+	hash := Hash(req.Token)
+	rt, err := s.store.GetRefreshToken(ctx, hash)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Response{}, invalid("unknown refresh token")
+	}
+	if err != nil {
+		return Response{}, fmt.Errorf("refresh: %w", err)
+	}
+	fam, err := s.store.GetFamily(ctx, rt.FamilyID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && fam.Realm != req.Realm.Name) {
+		return Response{}, invalid("unknown refresh token")
+	}
+	if err != nil {
+		return Response{}, fmt.Errorf("refresh: %w", err)
+	}
+	if fam.ClientID != req.Client.ID {
+		return Response{}, invalid("refresh token was issued to another client")
+	}
+	if !fam.RevokedAt.IsZero() {
+		return Response{}, invalid("refresh token family is revoked")
+	}
+	if !rt.UsedAt.IsZero() {
+		return s.retryOrReuse(ctx, req, rt, fam)
+	}
+
+	now := s.now()
+	if !fam.Live(now) {
+		return Response{}, invalid("refresh token expired")
+	}
+	user, err := s.store.GetUser(ctx, fam.Realm, fam.UserID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && user.Disabled) {
+		return Response{}, invalid("user is no longer active")
+	}
+	if err != nil {
+		return Response{}, fmt.Errorf("refresh: %w", err)
+	}
+	if !user.TokensValidAfter.IsZero() && rt.IssuedAt.Before(user.TokensValidAfter) {
+		return Response{}, invalid("user was signed out everywhere")
+	}
+	var authTime time.Time
+	if fam.SessionID != "" {
+		// The family dies with its session's logout; its own idle and absolute limits,
+		// not the browser session's, decide how long it lasts otherwise.
+		sess, err := s.store.GetSession(ctx, fam.SessionID)
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && !sess.RevokedAt.IsZero()) {
+			return Response{}, invalid("the session has ended")
+		}
+		if err != nil {
+			return Response{}, fmt.Errorf("refresh: %w", err)
+		}
+		authTime = sess.AuthTime
+	}
+	scopes, err := narrow(req.Scope, rt.Scopes)
+	if err != nil {
+		return Response{}, err
+	}
+
+	resp, child, err := s.successor(ctx, req, fam, user, scopes, authTime)
+	if err != nil {
+		return Response{}, err
+	}
+	sealed, err := sealRetry(req.Token, resp)
+	if err != nil {
+		return Response{}, err
+	}
+	idle := now.Add(req.Client.Tokens.RefreshIdle)
+	if idle.After(fam.AbsoluteExpiresAt) || req.Client.Tokens.RefreshIdle <= 0 {
+		idle = fam.AbsoluteExpiresAt // the absolute limit never moves
+	}
+	use := storage.FamilyUse{At: now.UTC().Truncate(time.Microsecond), IdleExpiresAt: idle.UTC().Truncate(time.Microsecond),
+		IP: req.From.IP, UserAgent: req.From.UserAgent}
+	parent, err := s.store.RotateRefreshToken(ctx, hash, child, sealed, use)
+	switch {
+	case errors.Is(err, storage.ErrAlreadyUsed):
+		// Another request rotated this token a moment ago: the same retry rules apply.
+		return s.retryOrReuse(ctx, req, parent, fam)
+	case errors.Is(err, storage.ErrRevoked):
+		return Response{}, invalid("refresh token family is revoked")
+	case err != nil:
+		return Response{}, fmt.Errorf("refresh: %w", err)
+	}
+	return resp, nil
+}
+
+// successor builds the response of a rotation and the refresh token it hands out.
+func (s *Service) successor(ctx context.Context, req RefreshRequest, fam storage.Family, user storage.User, scopes []string, authTime time.Time) (Response, storage.RefreshToken, error) {
+	value, hash := newOpaque(RefreshPrefix)
+	child := storage.RefreshToken{Hash: hash, Scopes: scopes, IssuedAt: s.now().UTC().Truncate(time.Microsecond)}
+	issued, err := s.IssueAccessToken(ctx, Grant{
+		Realm: req.Realm, Client: req.Client, UserID: user.ID, SessionID: fam.SessionID, AuthTime: authTime,
+		FamilyID: fam.ID, Scopes: scopes, Audience: fam.Audience,
+	})
+	if err != nil {
+		return Response{}, child, err
+	}
+	resp := Response{AccessToken: issued.Value, TokenType: "Bearer", ExpiresIn: int64(issued.ExpiresIn.Seconds()),
+		RefreshToken: value, Scope: issued.Scope}
+	if slices.Contains(scopes, "openid") {
+		// OIDC Core §12.2: a refreshed ID token has no nonce, and the same auth_time.
+		resp.IDToken, err = s.IssueIDToken(ctx, IDTokenInput{
+			Realm: req.Realm, Client: req.Client, User: user, SessionID: fam.SessionID, AuthTime: authTime,
+			Scopes: scopes, AccessToken: issued.Value,
+		})
+	}
+	return resp, child, err
+}
+
+// retryOrReuse answers a refresh token that was already rotated.
+func (s *Service) retryOrReuse(ctx context.Context, req RefreshRequest, rt storage.RefreshToken, fam storage.Family) (Response, error) {
+	window := req.Client.Tokens.RefreshRetryWindow
+	if window > 0 && s.now().Sub(rt.UsedAt) < window && len(rt.Sealed) > 0 {
+		succ, err := s.store.GetRefreshToken(ctx, rt.SuccessorHash)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return Response{}, fmt.Errorf("refresh: %w", err)
+		}
+		// Once the successor has been used the client demonstrably got it: from then
+		// on the parent is plain reuse.
+		if err == nil && succ.UsedAt.IsZero() {
+			if resp, err := openRetry(req.Token, rt.Sealed); err == nil {
+				return resp, nil
+			}
+		}
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	if err := s.store.RevokeFamily(ctx, fam.ID, now, "refresh token reuse"); err != nil {
+		return Response{}, fmt.Errorf("refresh: %w", err)
+	}
+	if _, err := s.store.AppendAudit(ctx, storage.AuditEvent{
+		Time: now, Type: "refresh_token.reuse_detected", Realm: fam.Realm, ClientID: fam.ClientID, UserID: fam.UserID,
+		SessionID: fam.SessionID, FamilyID: fam.ID, IP: req.From.IP, UserAgent: req.From.UserAgent,
+	}); err != nil {
+		return Response{}, fmt.Errorf("refresh: audit: %w", err)
+	}
+	return Response{}, fmt.Errorf("%w: refresh token reused; its family is revoked", ErrInvalidGrant)
+}
+
+// narrow applies a refresh request's scope: it may only narrow (RFC 6749 §6).
+func narrow(requested string, granted []string) ([]string, error) {
+	if requested == "" {
+		return granted, nil
+	}
+	var out []string
+	for _, sc := range strings.Fields(requested) {
+		if !slices.Contains(granted, sc) {
+			return nil, fmt.Errorf("%w: %s was not granted", ErrInvalidScope, sc)
+		}
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out, nil
+}
+
+// retryAEAD derives the key that seals a rotation's response from the refresh token
+// that was spent for it (HKDF-SHA256): only a holder of that token can open it, and
+// Latchkey itself keeps no refresh token in plaintext.
+func retryAEAD(presented string) (cipher.AEAD, error) {
+	key, err := hkdf.Key(sha256.New, []byte(presented), nil, "latchkey refresh retry", 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+func sealRetry(presented string, resp Response) ([]byte, error) {
+	aead, err := retryAEAD(presented)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := json.Marshal(resp)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	rand.Read(nonce)
+	return aead.Seal(nonce, nonce, plain, nil), nil
+}
+
+func openRetry(presented string, sealed []byte) (Response, error) {
+	aead, err := retryAEAD(presented)
+	if err != nil {
+		return Response{}, err
+	}
+	if len(sealed) < aead.NonceSize() {
+		return Response{}, errors.New("sealed response truncated")
+	}
+	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], nil)
+	if err != nil {
+		return Response{}, err
+	}
+	var resp Response
+	err = json.Unmarshal(plain, &resp)
+	return resp, err
+}

@@ -1,0 +1,77 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/latchkey/latchkey/storage"
+)
+
+// purgeFunc deletes one kind's rows that expired or were revoked before the
+// given time, and says how many.
+type purgeFunc func(ctx context.Context, tx *sql.Tx, before time.Time) (int64, error)
+
+// purge runs one purge in a write transaction of its own.
+func (s *Store) purge(ctx context.Context, p purgeFunc, before time.Time) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		n, err = p(ctx, tx, before)
+		return err
+	})
+	return n, err
+}
+
+// Sweep runs every purge in one write transaction. It never skips: sweeps, like
+// all writes, take turns on the writer connection (and, across processes, on
+// the file's write lock), so a second one waits and then finds little to do.
+func (s *Store) Sweep(ctx context.Context, before time.Time) (storage.SweepResult, error) {
+	var r storage.SweepResult
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// Refresh tokens go with their families, by foreign key.
+		for _, p := range []struct {
+			what  string
+			n     *int64
+			purge purgeFunc
+		}{
+			{"refresh families", &r.Families, purgeFamilies},
+			{"sessions", &r.Sessions, purgeSessions},
+			{"authorization codes", &r.AuthCodes, purgeAuthCodes},
+			{"access tokens", &r.AccessTokens, purgeAccessTokens},
+			{"deny-list", &r.DeniedJWTs, purgeDeniedJWTs},
+			{"client assertions", &r.ClientAssertions, purgeClientAssertions},
+		} {
+			n, err := p.purge(ctx, tx, before)
+			if err != nil {
+				return fmt.Errorf("purge %s: %w", p.what, err)
+			}
+			*p.n = n
+		}
+		return nil
+	})
+	if err != nil {
+		return storage.SweepResult{}, fmt.Errorf("sweep: %w", err)
+	}
+	return r, nil
+}
+
+// Count returns the number of stored rows of each kind. One statement reads
+// one snapshot, so the numbers agree with each other.
+func (s *Store) Count(ctx context.Context) (storage.Counts, error) {
+	var c storage.Counts
+	err := s.reader.QueryRowContext(ctx, `
+		SELECT (SELECT count(*) FROM refresh_families),
+			(SELECT count(*) FROM refresh_tokens),
+			(SELECT count(*) FROM sessions),
+			(SELECT count(*) FROM auth_codes),
+			(SELECT count(*) FROM access_tokens),
+			(SELECT count(*) FROM denied_jwts),
+			(SELECT count(*) FROM client_assertions)`,
+	).Scan(&c.Families, &c.RefreshTokens, &c.Sessions, &c.AuthCodes, &c.AccessTokens, &c.DeniedJWTs, &c.ClientAssertions)
+	if err != nil {
+		return storage.Counts{}, fmt.Errorf("count stored rows: %w", err)
+	}
+	return c, nil
+}
