@@ -442,3 +442,64 @@ func TestKeysRotateAndList(t *testing.T) {
 		}
 	}
 }
+
+func TestSessionsListAndRevoke(t *testing.T) {
+	dataDir := t.TempDir()
+	s := startServe(t, env(), "--dev", "--data-dir", dataDir)
+	s.stop()
+	st := openSQLite(t, filepath.Join(dataDir, "latchkey.db"))
+	ctx := t.Context()
+	demo, err := st.GetUserByUsername(ctx, "dev", "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	for _, id := range []string{"fam-a", "fam-b"} {
+		f := storage.Family{ID: id, Realm: "dev", ClientID: "demo-web", UserID: demo.ID, CreatedAt: now, LastUsedAt: now,
+			IdleExpiresAt: now.Add(time.Hour), AbsoluteExpiresAt: now.Add(24 * time.Hour), IP: "192.0.2.7", UserAgent: "TestBrowser/1.0"}
+		if err := st.CreateFamily(ctx, f, storage.RefreshToken{Hash: []byte(id), IssuedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"--realm", "dev", "--user", "demo", "--data-dir", dataDir}
+
+	code, out, errOut := runCLI(t, env(), append([]string{"sessions", "list"}, args...)...)
+	if code != 0 || !strings.Contains(out, "fam-a") || !strings.Contains(out, "TestBrowser/1.0") || !strings.Contains(out, "demo-web") {
+		t.Fatalf("list: %d %q %q", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, env(), append([]string{"sessions", "revoke", "--family", "fam-a"}, args...)...)
+	if code != 0 || !strings.Contains(out, "fam-a") {
+		t.Fatalf("revoke --family: %d %q", code, out)
+	}
+	if f, _ := st.GetFamily(ctx, "fam-a"); f.RevokedAt.IsZero() {
+		t.Fatal("fam-a not revoked")
+	}
+	if f, _ := st.GetFamily(ctx, "fam-b"); !f.RevokedAt.IsZero() {
+		t.Fatal("fam-b revoked too")
+	}
+	code, _, _ = runCLI(t, env(), append([]string{"sessions", "revoke", "--all"}, args...)...)
+	if code != 0 {
+		t.Fatal("revoke --all failed")
+	}
+	if f, _ := st.GetFamily(ctx, "fam-b"); f.RevokedAt.IsZero() {
+		t.Fatal("log out everywhere left fam-b")
+	}
+	if u, _ := st.GetUser(ctx, "dev", demo.ID); u.TokensValidAfter.IsZero() {
+		t.Fatal("log out everywhere did not set tokens_valid_after")
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sessions", "list", "--data-dir", dataDir}, "--realm and --user are required"},
+		{[]string{"sessions", "list", "--realm", "dev", "--user", "nobody", "--data-dir", dataDir}, `no user "nobody" in realm "dev"`},
+		{append([]string{"sessions", "revoke"}, args...), "exactly one of --family ID and --all"},
+		{append([]string{"sessions", "revoke", "--all", "--family", "x"}, args...), "exactly one of --family ID and --all"},
+		{append([]string{"sessions", "revoke", "--family", "nope"}, args...), `demo has no session "nope"`},
+	} {
+		code, _, errOut := runCLI(t, env(), tc.args...)
+		if code == 0 || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%v: %d %q, want %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}

@@ -273,3 +273,103 @@ func familyOf(t *testing.T, inst *instance, rt string) string {
 	}
 	return tok.FamilyID
 }
+
+func TestAccountScreenEndsSessions(t *testing.T) {
+	start(t, func(t *testing.T, inst *instance) {
+		b := newBrowser(t)
+		web1 := signInTokens(t, inst, b, "web", "web:web-secret-123", "openid offline_access")
+		other := signInTokens(t, inst, newBrowser(t), "strict", "strict:strict-secret-111", "openid offline_access")
+
+		acct := b.get(inst.issuer("acme") + accountPath)
+		if acct.status != 200 || strings.Count(acct.body, "End this session") < 2 || !strings.Contains(acct.body, "(this browser)") {
+			t.Fatalf("account page lists no sessions:\n%s", acct.body)
+		}
+		// End one app session: its refresh token and access token die; the others live on.
+		fam := familyOf(t, inst, str(web1, "refresh_token"))
+		p := b.submitForm(acct, inst.url, "family", fam)
+		if p.status != 200 || strings.Contains(p.body, fam) {
+			t.Fatalf("after ending a session: %d", p.status)
+		}
+		wantError(t, inst.refresh(t, "web:web-secret-123", str(web1, "refresh_token")), 400, InvalidGrant)
+		wantInactive(t, inst.introspect(t, "acme", str(web1, "access_token")))
+		if r := inst.refresh(t, "strict:strict-secret-111", str(other, "refresh_token")); r.status != 200 {
+			t.Fatalf("another session died too: %s", r.raw)
+		}
+		// Another user's family cannot be ended from this page.
+		if p := b.submitForm(b.get(inst.issuer("acme")+accountPath), inst.url, "family", "not-mine"); p.status != 200 {
+			t.Fatalf("ending an unknown family = %d", p.status)
+		}
+
+		// Sign out everywhere: every session, app and token of alice ends.
+		other = signInTokens(t, inst, newBrowser(t), "strict", "strict:strict-secret-111", "openid offline_access")
+		acct = b.get(inst.issuer("acme") + accountPath)
+		p = b.submitEverywhere(acct, inst.url)
+		if p.status != 200 || !strings.Contains(p.body, "signed out everywhere") {
+			t.Fatalf("sign out everywhere = %d %s", p.status, p.body)
+		}
+		wantError(t, inst.refresh(t, "strict:strict-secret-111", str(other, "refresh_token")), 400, InvalidGrant)
+		wantInactive(t, inst.introspect(t, "acme", str(other, "access_token")))
+		if mustUser(t, inst, "alice").TokensValidAfter.IsZero() {
+			t.Fatal("tokens_valid_after not set")
+		}
+		if p := b.get(authURL(inst, "acme", "prompt", "none")); p.location.Query().Get("error") != "login_required" {
+			t.Fatal("the browser is still signed in")
+		}
+		events, _ := inst.store.ListAudit(t.Context(), storage.AuditFilter{Type: "user.logout_everywhere"})
+		if len(events) != 1 {
+			t.Fatalf("audit %+v", events)
+		}
+	})
+}
+
+// submitForm posts the first form on the page that has a field named "family".
+func (b *browser) submitForm(p page, base string, fields ...string) page {
+	b.t.Helper()
+	i := strings.Index(p.body, `name="family"`)
+	if i < 0 {
+		b.t.Fatalf("no app session to end:\n%s", p.body)
+	}
+	start := strings.LastIndex(p.body[:i], "<form")
+	end := strings.Index(p.body[i:], "</form>") + i
+	return b.submit(page{body: p.body[start:end]}, base, fields...)
+}
+
+func (b *browser) submitEverywhere(p page, base string) page {
+	b.t.Helper()
+	i := strings.Index(p.body, "Sign out everywhere")
+	start := strings.LastIndex(p.body[:i], "<form")
+	return b.submit(page{body: p.body[start:i]}, base)
+}
+
+// After a burst of logins expires, a sweep brings storage back to what is live.
+func TestSweepAfterABurstOfLogins(t *testing.T) {
+	start(t, func(t *testing.T, inst *instance) {
+		ctx := t.Context()
+		before, err := inst.store.Count(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 10 {
+			r := signInTokens(t, inst, newBrowser(t), "spa", "", "openid offline_access")
+			if rr := inst.refresh(t, "", str(r, "refresh_token"), "client_id", "spa"); rr.status != 200 {
+				t.Fatal(rr.raw)
+			}
+			inst.clientCredentials(t, "acme", "opq:opq-secret-789")
+		}
+		during, _ := inst.store.Count(ctx)
+		if during.Families < before.Families+10 || during.Sessions < before.Sessions+10 || during.RefreshTokens < before.RefreshTokens+20 || during.AccessTokens < before.AccessTokens+10 {
+			t.Fatalf("the burst left %+v (before %+v)", during, before)
+		}
+		// A day and a half later (spa families live 24 h at most, sessions idle out in
+		// 24 h), past the audit grace, everything from the burst is gone.
+		inst.clock.Add(36 * time.Hour)
+		res, err := inst.store.Sweep(ctx, inst.clock.Now().Add(-time.Hour))
+		if err != nil || res.Families < 10 || res.Sessions < 10 {
+			t.Fatalf("sweep = %+v, %v", res, err)
+		}
+		after, _ := inst.store.Count(ctx)
+		if after != before {
+			t.Fatalf("counts after the sweep %+v, want those before the burst %+v", after, before)
+		}
+	})
+}
