@@ -203,3 +203,6 @@ func Hash(token string) []byte {
 
 // ErrNotOwner is returned when a client tries to revoke another client's token.
 var ErrNotOwner = errors.New("token: issued to another client")
+
+// NewRefreshToken returns a new refresh-token value and the hash it is stored by.
+func NewRefreshToken() (string, []byte) { return newOpaque(RefreshPrefix) }
