@@ -243,17 +243,91 @@ func (c *chromium) screenshot(name string, width, height int) {
 	c.t.Logf("screenshot of the %s: %s (%dx%d, %d bytes)", name, path, cfg.Width, cfg.Height, len(buf))
 }
 
-// The whole browser journey on the SQLite backend (the pages do not depend on the
-// store, and one browser run is enough): sign-in after a failed attempt, SSO,
-// consent, confirmed logout, and the login page on a phone.
-func TestChromium_PlainFormsSignInConsentAndLogoutWithoutJavaScript(t *testing.T) {
-	c := newChromium(t)
+// chromiumInstance starts one seeded instance on a fresh SQLite store for a
+// browser test (the pages do not depend on the store).
+func chromiumInstance(t *testing.T) *instance {
+	t.Helper()
 	st, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "latchkey.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	inst := newInstance(t, st, &clock{t: time.Now().Truncate(time.Second)}, true)
+	return newInstance(t, st, &clock{t: time.Now().Truncate(time.Second)}, true)
+}
+
+// signIn goes from an authorization URL through the login page, with the right
+// password at the first try, to the client's redirect URI, and returns that URL.
+func (c *chromium) signIn(what, authURL, username, password string) *url.URL {
+	c.t.Helper()
+	c.do(what+": the login page",
+		chromedp.Navigate(authURL),
+		chromedp.WaitVisible(chromedp.ID("password")))
+	c.do(what+": the password",
+		chromedp.SendKeys(chromedp.ID("username"), username),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Click(`//button[normalize-space()="Sign in"]`))
+	return c.callback(what)
+}
+
+// submit clicks a form's button and waits for the page the form leads to (after
+// any redirect) to load; it returns that page's HTTP response.
+func (c *chromium) submit(what, button string) *network.Response {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(c.tab, stepTimeout)
+	defer cancel()
+	res, err := chromedp.RunResponse(ctx, chromedp.Click(button))
+	if err != nil {
+		c.t.Fatalf("%s: %v%s", what, err, c.state())
+	}
+	if res == nil {
+		c.t.Fatalf("%s: no response for the page%s", what, c.state())
+	}
+	return res
+}
+
+// The phone the pages are laid out on, in CSS pixels, at phoneScale device
+// pixels to one.
+const phoneWidth, phoneHeight, phoneScale = 390, 844, 3
+
+// onPhone makes the tab a phone, until the tab is made something else.
+func onPhone() chromedp.Action[chromedp.Void] {
+	return chromedp.EmulateViewport(phoneWidth, phoneHeight, chromedp.EmulateScale(phoneScale), chromedp.EmulateMobile, chromedp.EmulateTouch)
+}
+
+// fitsPhone screenshots the page on the phone (see onPhone) and checks it is laid
+// out at the device width with nothing wider than the screen.
+func (c *chromium) fitsPhone(name string) {
+	c.t.Helper()
+	c.screenshot(name, phoneWidth*phoneScale, phoneHeight*phoneScale)
+	m := inTab(c, name+": layout metrics", func(ctx context.Context, t *chromedp.Target) (cdppage.GetLayoutMetricsResult, error) {
+		return cdp.Call(ctx, t, cdppage.GetLayoutMetrics, cdp.Empty{})
+	})
+	if vw := m.CSSLayoutViewport.ClientWidth; vw != phoneWidth {
+		c.t.Errorf("%s: on a %dpx-wide phone the page is laid out %dpx wide", name, phoneWidth, vw)
+	}
+	if cw := m.CSSContentSize.Width; cw > phoneWidth {
+		c.t.Errorf("%s: on a %dpx-wide phone the page is %vpx wide: it scrolls sideways", name, phoneWidth, cw)
+	}
+	// The same, element by element: an element that overflows a box that clips
+	// or scrolls does not widen the page, but is still cut off. (The tab's
+	// scripts are off; DevTools can still evaluate.)
+	wide := inTab(c, name+": elements wider than the screen", chromedp.Evaluate[[]string](`(() => {
+		const vw = document.documentElement.clientWidth;
+		return [...document.querySelectorAll("body *")]
+			.filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && (r.left < 0 || r.right > vw); })
+			.map(e => e.outerHTML.slice(0, 120));
+	})()`))
+	for _, e := range wide {
+		c.t.Errorf("%s: on a %dpx-wide phone this element sticks out of the screen: %s", name, phoneWidth, e)
+	}
+}
+
+// The whole browser journey on the SQLite backend (the pages do not depend on the
+// store, and one browser run is enough): sign-in after a failed attempt, SSO,
+// consent, confirmed logout, and the login page on a phone.
+func TestChromium_PlainFormsSignInConsentAndLogoutWithoutJavaScript(t *testing.T) {
+	c := newChromium(t)
+	inst := chromiumInstance(t)
 	begin := time.Now()
 
 	// Scripts really are off in the tab.
@@ -342,21 +416,12 @@ func TestChromium_PlainFormsSignInConsentAndLogoutWithoutJavaScript(t *testing.T
 
 	// 6. The login page on a phone: laid out at the device width, nothing wider
 	// than the screen, and the Sign in button in view without scrolling.
-	const w, h, scale = 390, 844, 3
+	const w, h = phoneWidth, phoneHeight
 	c.do("a phone",
-		chromedp.EmulateViewport(w, h, chromedp.EmulateScale(scale), chromedp.EmulateMobile, chromedp.EmulateTouch),
+		onPhone(),
 		chromedp.Navigate(authURL(inst, "acme", "state", "phone")),
 		chromedp.WaitVisible(chromedp.ID("password")))
-	c.screenshot("login page on a phone", w*scale, h*scale)
-	m := inTab(c, "layout metrics", func(ctx context.Context, t *chromedp.Target) (cdppage.GetLayoutMetricsResult, error) {
-		return cdp.Call(ctx, t, cdppage.GetLayoutMetrics, cdp.Empty{})
-	})
-	if vw := m.CSSLayoutViewport.ClientWidth; vw != w {
-		t.Errorf("on a %dpx-wide phone the page is laid out %dpx wide", w, vw)
-	}
-	if cw := m.CSSContentSize.Width; cw > w {
-		t.Errorf("on a %dpx-wide phone the page is %vpx wide: it scrolls sideways", w, cw)
-	}
+	c.fitsPhone("login page on a phone")
 	box := inTab(c, "the Sign in button", chromedp.Dimensions(`//button[normalize-space()="Sign in"]`))
 	q0 := box.Border
 	left, top, right, bottom := q0[0], q0[1], q0[4], q0[5]
@@ -367,4 +432,89 @@ func TestChromium_PlainFormsSignInConsentAndLogoutWithoutJavaScript(t *testing.T
 		t.Errorf("the Sign in button is %vpx tall, too small to tap", bottom-top)
 	}
 	t.Logf("browser journey took %v", time.Since(begin).Round(time.Millisecond))
+}
+
+// The account screen in the browser, with scripts off: alice sees her sessions,
+// ends another app's one, then signs out everywhere.
+func TestChromium_AccountScreen(t *testing.T) {
+	c := newChromium(t)
+	inst := chromiumInstance(t)
+	const webBasic, strictBasic, scope = "web:web-secret-123", "strict:strict-secret-111", "openid offline_access"
+
+	// 1. Alice signs in to the web app in the browser (refresh token A), and to
+	// the strict app somewhere else (refresh token B).
+	cb := c.signIn("signing in to the web app", authURL(inst, "acme", "scope", scope, "state", "account"), "alice", "alice-password-1")
+	if cb.Query().Get("state") != "account" || cb.Query().Get("code") == "" {
+		t.Fatalf("callback %s", cb)
+	}
+	a := inst.redeem(t, webBasic, cb.Query().Get("code"))
+	rtA := str(a, "refresh_token")
+	if a.status != 200 || rtA == "" {
+		t.Fatalf("redeeming the browser's code = %d %s", a.status, a.raw)
+	}
+	rtB := str(signInTokens(t, inst, newBrowser(t), "strict", strictBasic, scope), "refresh_token")
+	if rtB == "" {
+		t.Fatal("the strict app got no refresh token")
+	}
+	famA, famB := familyOf(t, inst, rtA), familyOf(t, inst, rtB)
+	// session is the account page's entry for a family, whose form holds its ID.
+	session := func(fam string) string {
+		return `//ul[@class="apps"]/li[form/input[@name="family" and @value="` + fam + `"]]`
+	}
+	const endButton, everywhereButton = `//button[normalize-space()="End this session"]`, `//form//button[normalize-space()="Sign out everywhere"]`
+
+	// 2. The account page, on a phone: alice, both sessions, this browser's marked.
+	accountURL := inst.issuer("acme") + accountPath
+	c.do("the account page on a phone",
+		onPhone(),
+		chromedp.Navigate(accountURL),
+		chromedp.WaitVisible(everywhereButton))
+	if u := inTab(c, "the username", chromedp.Text(`//dt[normalize-space()="Username"]/following-sibling::dd[1]`)); strings.TrimSpace(u) != "alice" {
+		t.Errorf("the account page shows the username %q, want alice", u)
+	}
+	if n := len(inTab(c, "the End this session buttons", chromedp.Nodes(endButton))); n != 2 {
+		t.Errorf("the account page has %d End this session buttons, want 2", n)
+	}
+	if s := inTab(c, "the browser's session", chromedp.Text(session(famA))); !strings.Contains(s, "Web App (this browser)") || !strings.Contains(s, "End this session") {
+		t.Errorf("the web app's session in this browser reads %q, want it marked (this browser)", s)
+	}
+	if s := inTab(c, "the strict app's session", chromedp.Text(session(famB))); !strings.Contains(s, "strict") || strings.Contains(s, "this browser") {
+		t.Errorf("the strict app's session reads %q, want it listed and not marked (this browser)", s)
+	}
+	c.fitsPhone("account page on a phone")
+
+	// 3. End B's session: the page comes back without it; B is dead, A lives on.
+	res := c.submit("ending the strict app's session", session(famB)+`/form//button[normalize-space()="End this session"]`)
+	if res.Status != 200 || res.URL != accountURL {
+		t.Errorf("ending a session ends on %d %s, want 200 %s", res.Status, res.URL, accountURL)
+	}
+	c.do("the account page again", chromedp.WaitVisible(everywhereButton))
+	html := inTab(c, "the account page again", chromedp.OuterHTML(chromedp.CSS("main")))
+	if strings.Contains(html, famB) || !strings.Contains(html, famA) || strings.Count(html, "End this session") != 1 {
+		t.Errorf("after ending the strict app's session the account page lists (want only %s, not %s):\n%s", famA, famB, html)
+	}
+	wantError(t, inst.refresh(t, strictBasic, rtB), 400, InvalidGrant)
+	r := inst.refresh(t, webBasic, rtA)
+	if r.status != 200 || str(r, "refresh_token") == "" {
+		t.Fatalf("the web app's session died with the strict app's: %d %s", r.status, r.raw)
+	}
+	rtA = str(r, "refresh_token")
+
+	// 4. Sign out everywhere: A's newest token dies, and the browser must sign in again.
+	res = c.submit("signing out everywhere", everywhereButton)
+	if res.Status != 200 {
+		t.Errorf("signing out everywhere = %d %s", res.Status, res.URL)
+	}
+	c.do("the signed-out page", chromedp.WaitVisible(`//h1[normalize-space()="You are signed out everywhere"]`))
+	if s := inTab(c, "the signed-out page", chromedp.Text(chromedp.CSS("main"))); !strings.Contains(s, "signed out everywhere") {
+		t.Errorf("the page after signing out everywhere reads %q", s)
+	}
+	if ck := c.cookies(inst.issuer("acme") + "/")[sessionCookie]; ck != nil {
+		t.Errorf("the session cookie outlived signing out everywhere: %+v", ck)
+	}
+	wantError(t, inst.refresh(t, webBasic, rtA), 400, InvalidGrant)
+	c.do("signing in after signing out everywhere",
+		chromedp.Navigate(authURL(inst, "acme", "scope", scope, "state", "again")),
+		chromedp.WaitVisible(chromedp.ID("password")))
+	c.noCallback("after signing out everywhere")
 }
