@@ -18,6 +18,7 @@ import (
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/seed"
 	"github.com/latchkey/latchkey/internal/server"
+	"github.com/latchkey/latchkey/internal/storecache"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/internal/web"
 	"github.com/latchkey/latchkey/storage"
@@ -118,8 +119,10 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 	if dev != nil {
 		dev.printBanner(cmd.OutOrStdout(), opts)
 	}
-	km := keys.NewManager(store, opts.MasterKey, keys.DefaultPolicy, time.Now)
-	tokens := token.NewService(store, km, token.NewDenyList(), opts.BaseURL, time.Now)
+	// Realms and clients are read on every request and rarely change: keep them a second.
+	cached := storecache.New(store, time.Second, time.Now)
+	km := keys.NewManager(cached, opts.MasterKey, keys.DefaultPolicy, time.Now)
+	tokens := token.NewService(cached, km, token.NewDenyList(), opts.BaseURL, time.Now)
 	realmNames := func(ctx context.Context) ([]string, error) {
 		realms, err := store.ListRealms(ctx)
 		names := make([]string, len(realms))
@@ -137,7 +140,7 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		return err
 	}
 	handler := oauth.New(oauth.Config{
-		Store: store, Tokens: tokens, Keys: km, Secrets: applier.Secrets, MasterKey: opts.MasterKey,
+		Store: cached, Tokens: tokens, Keys: km, Secrets: applier.Secrets, MasterKey: opts.MasterKey,
 		Pages: pages, Limiter: web.NewLimiter(web.LimiterConfig{}, time.Now), Log: log,
 		BaseURL: opts.BaseURL, Now: time.Now,
 	})

@@ -27,6 +27,7 @@ import (
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/seed"
 	"github.com/latchkey/latchkey/internal/server"
+	"github.com/latchkey/latchkey/internal/storecache"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/internal/web"
 	"github.com/latchkey/latchkey/storage"
@@ -182,13 +183,15 @@ func newInstanceBehind(t testing.TB, store storage.Store, clk *clock, seedIt boo
 	if baseURL == "" {
 		baseURL = inst.url
 	}
-	inst.keys = keys.NewManager(store, masterKey, keys.DefaultPolicy, clk.Now)
-	inst.tokens = token.NewService(store, inst.keys, token.NewDenyList(), baseURL, clk.Now)
+	// As serve does: realms and clients cached for a second in front of the store.
+	cached := storecache.New(store, time.Second, clk.Now)
+	inst.keys = keys.NewManager(cached, masterKey, keys.DefaultPolicy, clk.Now)
+	inst.tokens = token.NewService(cached, inst.keys, token.NewDenyList(), baseURL, clk.Now)
 	pages, err := web.NewPages()
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := New(Config{Store: store, Tokens: inst.tokens, Keys: inst.keys, Secrets: secrets, MasterKey: masterKey,
+	h := New(Config{Store: cached, Tokens: inst.tokens, Keys: inst.keys, Secrets: secrets, MasterKey: masterKey,
 		Pages: pages, Limiter: web.NewLimiter(web.LimiterConfig{}, clk.Now), Log: log, BaseURL: baseURL, Now: clk.Now})
 	inst.handler = server.New(log, store, h).Handler()
 	srv.Config.Handler = inst.handler

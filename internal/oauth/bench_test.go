@@ -1,0 +1,118 @@
+package oauth
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/token"
+	"github.com/latchkey/latchkey/storage"
+	"github.com/latchkey/latchkey/storage/sqlite"
+)
+
+// benchInstance is a seeded instance on SQLite, driven in-process (no network), so
+// the figures are the server's own work per request.
+func benchInstance(b *testing.B) *instance {
+	st, err := sqlite.Open(b.Context(), sqlite.Config{Path: filepath.Join(b.TempDir(), "bench.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	return newInstance(b, st, &clock{t: time.Now()}, true)
+}
+
+func serve(b *testing.B, h http.Handler, path, basic, body string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest("POST", path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if id, secret, ok := strings.Cut(basic, ":"); ok {
+		req.SetBasicAuth(id, secret)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		b.Fatalf("%s = %d %s", path, rec.Code, rec.Body)
+	}
+	return rec
+}
+
+func benchToken(b *testing.B, inst *instance, basic string) string {
+	rec := serve(b, inst.handler, "/realms/acme"+tokenPath, basic, "grant_type=client_credentials")
+	var out map[string]any
+	json.Unmarshal(rec.Body.Bytes(), &out)
+	return out["access_token"].(string)
+}
+
+func BenchmarkClientCredentials(b *testing.B) {
+	for _, tc := range []struct{ name, basic string }{{"JWT-ES256", "svc:svc-secret-123"}, {"opaque", "opq:opq-secret-789"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			inst := benchInstance(b)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					serve(b, inst.handler, "/realms/acme"+tokenPath, tc.basic, "grant_type=client_credentials")
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkIntrospect(b *testing.B) {
+	for _, tc := range []struct{ name, basic string }{{"JWT-ES256", "svc:svc-secret-123"}, {"opaque", "opq:opq-secret-789"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			inst := benchInstance(b)
+			body := "token=" + benchToken(b, inst, tc.basic)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					serve(b, inst.handler, "/realms/acme"+introspectPath, "svc:svc-secret-123", body)
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkRefresh(b *testing.B) {
+	inst := benchInstance(b)
+	rts := mintRefresh(b, inst, 64)
+	b.ReportAllocs()
+	next := make(chan string, len(rts))
+	for _, rt := range rts {
+		next <- rt
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		rt := <-next
+		for pb.Next() {
+			rec := serve(b, inst.handler, "/realms/acme"+tokenPath, "web:web-secret-123", "grant_type=refresh_token&refresh_token="+rt)
+			var out map[string]any
+			json.Unmarshal(rec.Body.Bytes(), &out)
+			rt = out["refresh_token"].(string)
+		}
+	})
+}
+
+// mintRefresh creates n refresh families for alice and the web client, as n sign-ins would.
+func mintRefresh(b *testing.B, inst *instance, n int) []string {
+	ctx := b.Context()
+	alice, err := inst.store.GetUserByUsername(ctx, "acme", "alice")
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := inst.clock.Now().UTC().Truncate(time.Microsecond)
+	var out []string
+	for i := range n {
+		value, hash := token.NewRefreshToken()
+		f := storage.Family{ID: fmt.Sprintf("bench-%d", i), Realm: "acme", ClientID: "web", UserID: alice.ID,
+			Scopes: []string{"offline_access"}, Audience: []string{"https://api.example"}, CreatedAt: now, LastUsedAt: now,
+			IdleExpiresAt: now.Add(24 * time.Hour), AbsoluteExpiresAt: now.Add(14 * 24 * time.Hour)}
+		if err := inst.store.CreateFamily(ctx, f, storage.RefreshToken{Hash: hash, Scopes: f.Scopes, IssuedAt: now}); err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, value)
+	}
+	return out
+}
