@@ -81,6 +81,7 @@ type Key struct {
 	storage.SigningKey
 	private crypto.Signer
 	public  jose.JSONWebKey
+	headers sync.Map // typ → encoded JWS protected header
 }
 
 // Public returns the key's public JWK.

@@ -317,3 +317,45 @@ func TestPrivateKeysAreSealedUnderTheMasterKey(t *testing.T) {
 		t.Fatal("a sealed key opened under another realm")
 	}
 }
+
+func BenchmarkSign(b *testing.B) {
+	for _, alg := range Algs {
+		b.Run(alg, func(b *testing.B) {
+			st, err := sqlite.Open(b.Context(), sqlite.Config{Path: filepath.Join(b.TempDir(), "k.db")})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			st.CreateRealm(b.Context(), storage.Realm{Name: "r", SigningAlg: alg, AccessTokenTTL: time.Minute, CreatedAt: t0, UpdatedAt: t0})
+			m := NewManager(st, testKeyB(b), DefaultPolicy, time.Now)
+			k, err := m.Signer(b.Context(), "r", alg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c := map[string]any{"iss": "https://id.example/realms/r", "sub": "svc", "aud": "svc", "exp": 1795348974, "iat": 1795348674,
+				"jti": "JPFGACCO562YX5Q7FERGAOEFGF", "client_id": "svc", "scope": "orders:read orders:write"}
+			tok, _ := k.Sign(c, "at+jwt")
+			b.Run("sign", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := k.Sign(c, "at+jwt"); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("verify", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := m.Verify(b.Context(), "r", tok); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+func testKeyB(b *testing.B) *masterkey.Key {
+	k, _ := masterkey.Parse(hex.EncodeToString(bytes.Repeat([]byte{1}, masterkey.Size)))
+	return k
+}
