@@ -69,3 +69,14 @@ func TestOpen_RefusesNewerSchema(t *testing.T) {
 func containsLine(msg, want string) bool {
 	return !strings.ContainsAny(msg, "\r\n") && strings.Contains(msg, want)
 }
+
+func BenchmarkStore(b *testing.B) {
+	storagetest.Bench(b, func(b *testing.B) storage.Store {
+		s, err := postgres.Open(b.Context(), pgtest.DSN(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	})
+}

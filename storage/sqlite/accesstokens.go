@@ -38,7 +38,7 @@ func (s *Store) GetAccessToken(ctx context.Context, hash []byte) (storage.Access
 }
 
 func (s *Store) RevokeAccessToken(ctx context.Context, hash []byte, at time.Time) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// COALESCE keeps the first revocation time.
 		res, err := tx.ExecContext(ctx, `UPDATE access_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE hash = ?`,
 			micros(at), hash)

@@ -33,7 +33,7 @@ func (s *Store) CreateAuthCode(ctx context.Context, c storage.AuthCode) error {
 
 func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time) (storage.AuthCode, error) {
 	var code storage.AuthCode
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// The conditional UPDATE is the decision: of any number of callers, on any
 		// instance, only the first finds consumed_at NULL.
 		c, err := scanAuthCode(tx.QueryRowContext(ctx, `UPDATE auth_codes SET consumed_at = ?

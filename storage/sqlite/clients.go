@@ -28,7 +28,7 @@ func scanClient(row rowScanner) (storage.Client, error) {
 func clientName(realm, id string) string { return fmt.Sprintf("client %q in realm %q", id, realm) }
 
 func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error { return createClient(ctx, tx, c) })
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return createClient(ctx, tx, c) })
 }
 
 func createClient(ctx context.Context, tx *sql.Tx, c storage.Client) error {
@@ -60,7 +60,7 @@ func (s *Store) ListClients(ctx context.Context, realm string) ([]storage.Client
 }
 
 func (s *Store) UpdateClient(ctx context.Context, c storage.Client) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error { return updateClient(ctx, tx, c) })
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return updateClient(ctx, tx, c) })
 }
 
 func updateClient(ctx context.Context, tx *sql.Tx, c storage.Client) error {
@@ -79,7 +79,7 @@ func updateClient(ctx context.Context, tx *sql.Tx, c storage.Client) error {
 }
 
 func (s *Store) DeleteClient(ctx context.Context, realm, id string) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM clients WHERE realm = ? AND id = ?`, realm, id)
 		if err := mustChange(res, err, clientName(realm, id)); err != nil {
 			return err

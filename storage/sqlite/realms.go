@@ -41,7 +41,7 @@ func (s *Store) ListRealms(ctx context.Context) ([]storage.Realm, error) {
 }
 
 func (s *Store) UpdateRealm(ctx context.Context, r storage.Realm) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error { return updateRealm(ctx, tx, r) })
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return updateRealm(ctx, tx, r) })
 }
 
 func updateRealm(ctx context.Context, tx *sql.Tx, r storage.Realm) error {
@@ -51,7 +51,7 @@ func updateRealm(ctx context.Context, tx *sql.Tx, r storage.Realm) error {
 }
 
 func (s *Store) DeleteRealm(ctx context.Context, name string) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM realms WHERE name = ?`, name)
 		if err := mustChange(res, err, fmt.Sprintf("realm %q", name)); err != nil {
 			return err

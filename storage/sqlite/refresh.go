@@ -34,7 +34,7 @@ func familyName(id string) string { return fmt.Sprintf("refresh family %q", id) 
 
 func (s *Store) CreateFamily(ctx context.Context, f storage.Family, first storage.RefreshToken) error {
 	first.FamilyID = f.ID
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO refresh_families (`+familyCols+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			f.ID, f.Realm, f.ClientID, f.UserID, f.SessionID, jsonText(f.Scopes), jsonText(f.Audience),
@@ -79,7 +79,7 @@ func getRefreshToken(ctx context.Context, q querier, hash []byte) (storage.Refre
 // rotated it or another did first.
 func (s *Store) RotateRefreshToken(ctx context.Context, parentHash []byte, child storage.RefreshToken, sealed []byte, use storage.FamilyUse) (storage.RefreshToken, error) {
 	var parent storage.RefreshToken
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		parent, err = getRefreshToken(ctx, tx, parentHash)
 		if err != nil {
@@ -122,7 +122,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, parentHash []byte, child
 }
 
 func (s *Store) RevokeFamily(ctx context.Context, id string, at time.Time, reason string) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// One row: the family's tokens are dead because it is. The right-hand sides
 		// see the old revoked_at, so a second revocation keeps the first time and reason.
 		res, err := tx.ExecContext(ctx, `UPDATE refresh_families

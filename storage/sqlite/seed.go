@@ -12,7 +12,7 @@ import (
 // ApplySeed works in one write transaction: any error rolls the whole seed back.
 func (s *Store) ApplySeed(ctx context.Context, seed storage.Seed) (storage.SeedResult, error) {
 	var res storage.SeedResult
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res = storage.SeedResult{} // counts describe a committed seed only
 		for _, sr := range seed.Realms {
 			if err := seedRealm(ctx, tx, sr, &res); err != nil {

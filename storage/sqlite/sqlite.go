@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -43,6 +44,11 @@ type Store struct {
 	writer        *sql.DB
 	reader        *sql.DB
 	schemaVersion int64 // the newest embedded migration
+
+	writes    chan *write   // to writeLoop: see inTx
+	closed    chan struct{} // closed by Close
+	loopDone  chan struct{} // closed when writeLoop has stopped
+	closeOnce sync.Once
 }
 
 // Open opens (creating if needed) the database at cfg.Path, applies any pending
@@ -103,11 +109,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, describeOpenError(cfg, err)
 	}
+	s.writes, s.closed, s.loopDone = make(chan *write), make(chan struct{}), make(chan struct{})
+	go s.writeLoop()
 	return s, nil
 }
 
-// Close releases both connection pools.
+// Close stops the writer and releases both connection pools.
 func (s *Store) Close() error {
+	if s.closed != nil {
+		s.closeOnce.Do(func() { close(s.closed) })
+		<-s.loopDone
+	}
 	var errs []error
 	if s.reader != nil {
 		errs = append(errs, s.reader.Close())

@@ -502,3 +502,70 @@ func TestDeleteRealm_ForgetsClientAssertions(t *testing.T) {
 		t.Fatalf("client assertions left for realms %v (%v), want only [keep]", realms, err)
 	}
 }
+
+func BenchmarkStore(b *testing.B) {
+	storagetest.Bench(b, func(b *testing.B) storage.Store {
+		s, err := Open(b.Context(), Config{Path: filepath.Join(b.TempDir(), "bench.db")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+// Concurrent writes share transactions (group commit); a failing write undoes only
+// itself, and every write reported done is stored.
+func TestGroupCommit_AFailingWriteUndoesOnlyItself(t *testing.T) {
+	s := openTestStore(t, filepath.Join(t.TempDir(), "group.db"))
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	if err := s.CreateRealm(ctx, storage.Realm{Name: "acme", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	dup := make([]byte, 32)
+	if err := s.CreateAccessToken(ctx, storage.AccessToken{Hash: dup, Realm: "acme", ClientID: "c", IssuedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	errs := make([]error, n)
+	hashes := make([][]byte, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		hashes[i] = []byte(fmt.Sprintf("%032d", i))
+		if i%3 == 0 {
+			hashes[i] = dup // conflicts with the token stored above
+		}
+		wg.Go(func() {
+			errs[i] = s.CreateAccessToken(ctx, storage.AccessToken{Hash: hashes[i], Realm: "acme", ClientID: "c", IssuedAt: now, ExpiresAt: now.Add(time.Hour)})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if i%3 == 0 {
+			if !errors.Is(err, storage.ErrConflict) {
+				t.Fatalf("write %d: %v, want ErrConflict", i, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		if _, err := s.GetAccessToken(ctx, hashes[i]); err != nil {
+			t.Fatalf("write %d reported done but is not stored: %v", i, err)
+		}
+	}
+	c, _ := s.Count(ctx)
+	if c.AccessTokens != 1+n-(n+2)/3 {
+		t.Fatalf("%d access tokens stored, want %d", c.AccessTokens, 1+n-(n+2)/3)
+	}
+	// A write whose caller has given up is not made.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.CreateAccessToken(cancelled, storage.AccessToken{Hash: []byte("late"), Realm: "acme", ClientID: "c", IssuedAt: now, ExpiresAt: now.Add(time.Hour)}); err == nil {
+		t.Fatal("a cancelled write succeeded")
+	}
+	if _, err := s.GetAccessToken(ctx, []byte("late")); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatal("a cancelled write was stored")
+	}
+}

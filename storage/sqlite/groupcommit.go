@@ -1,0 +1,107 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// maxGroup bounds how many writes share one transaction.
+const maxGroup = 256
+
+var errClosed = errors.New("sqlite: store is closed")
+
+// write is one write transaction waiting for the writer.
+type write struct {
+	ctx  context.Context
+	fn   func(ctx context.Context, tx *sql.Tx) error
+	done chan error
+	err  error
+}
+
+// writeLoop is the only user of the writer connection once the store is open. It
+// takes the writes that are waiting, runs them in one transaction and commits.
+func (s *Store) writeLoop() {
+	defer close(s.loopDone)
+	for {
+		var first *write
+		select {
+		case first = <-s.writes:
+		case <-s.closed:
+			return
+		}
+		group := []*write{first}
+	collect:
+		for len(group) < maxGroup {
+			select {
+			case w := <-s.writes:
+				group = append(group, w)
+			default:
+				break collect
+			}
+		}
+		s.commitGroup(group)
+	}
+}
+
+// commitGroup runs a group of writes in one transaction, each in a savepoint, and
+// answers each once the transaction is committed.
+func (s *Store) commitGroup(group []*write) {
+	// The writes' own contexts must not reach the connection: a cancelled statement
+	// can make SQLite roll back the whole transaction, others' writes with it. A
+	// write whose caller gave up before its turn is skipped instead.
+	ctx := context.WithoutCancel(group[0].ctx)
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		for _, w := range group {
+			w.done <- err
+		}
+		return
+	}
+	for _, w := range group {
+		if w.err = w.ctx.Err(); w.err != nil {
+			continue
+		}
+		if err := s.runInSavepoint(ctx, tx, w); err != nil {
+			// The transaction itself is broken: no write of the group stands.
+			tx.Rollback()
+			for _, w := range group {
+				w.done <- fmt.Errorf("sqlite: write group failed: %w", err)
+			}
+			return
+		}
+	}
+	err = tx.Commit()
+	for _, w := range group {
+		if w.err == nil {
+			w.err = err
+		}
+		w.done <- w.err
+	}
+}
+
+// runInSavepoint runs one write of a group inside a savepoint, undoing it alone if
+// it fails (w.err). The error returned is the transaction's own, fatal to the group.
+func (s *Store) runInSavepoint(ctx context.Context, tx *sql.Tx, w *write) error {
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+		return err
+	}
+	if w.err = run(ctx, tx, w.fn); w.err != nil {
+		if _, err := tx.ExecContext(ctx, "ROLLBACK TO w"); err != nil {
+			return err
+		}
+	}
+	_, err := tx.ExecContext(ctx, "RELEASE w")
+	return err
+}
+
+// run calls fn, turning a panic into an error so one bad write cannot stop the writer.
+func run(ctx context.Context, tx *sql.Tx, fn func(ctx context.Context, tx *sql.Tx) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("sqlite: write panicked: %v", p)
+		}
+	}()
+	return fn(ctx, tx)
+}
