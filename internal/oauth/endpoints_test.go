@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"crypto/hmac"
+	"log/slog"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -59,7 +60,7 @@ func TestClientCredentialsWalkThrough(t *testing.T) {
 		wantInactive(t, inst.introspect(t, "acme", at))
 
 		// Revocation survives a restart: a new instance loads the deny-list from the store.
-		other := newInstanceBehind(t, inst.store, inst.clock, false, inst.url)
+		other := newInstanceBehind(t, inst.store, inst.clock, false, inst.url, slog.LevelDebug)
 		if other.introspect(t, "acme", inst.clientCredentials(t, "acme", "svc:svc-secret-123").body["access_token"].(string)).body["active"] != true {
 			t.Fatal("the restarted instance does not accept live tokens")
 		}
@@ -450,7 +451,7 @@ func TestRevocationReachesOtherInstances(t *testing.T) {
 	backends(t, func(t *testing.T, open func() storage.Store) {
 		clk := &clock{t: time.Now().Truncate(time.Second)}
 		a := newInstance(t, open(), clk, true)
-		b := newInstanceBehind(t, open(), clk, false, a.url)
+		b := newInstanceBehind(t, open(), clk, false, a.url, slog.LevelDebug)
 		at := a.clientCredentials(t, "acme", "svc:svc-secret-123").body["access_token"].(string)
 		if b.introspect(t, "acme", at).body["active"] != true {
 			t.Fatal("instance b does not accept a's token")

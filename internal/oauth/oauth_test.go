@@ -158,15 +158,15 @@ var masterKey, _ = masterkey.Parse(hex.EncodeToString(bytes.Repeat([]byte{7}, 32
 
 // newInstance starts an instance on store; the first instance of a store seeds it.
 func newInstance(t testing.TB, store storage.Store, clk *clock, seedIt bool) *instance {
-	return newInstanceBehind(t, store, clk, seedIt, "")
+	return newInstanceBehind(t, store, clk, seedIt, "", slog.LevelDebug)
 }
 
 // newInstanceBehind starts an instance whose public base URL is baseURL, as when
 // several instances stand behind one load balancer ("" for its own address).
-func newInstanceBehind(t testing.TB, store storage.Store, clk *clock, seedIt bool, baseURL string) *instance {
+func newInstanceBehind(t testing.TB, store storage.Store, clk *clock, seedIt bool, baseURL string, level slog.Level) *instance {
 	t.Helper()
 	inst := &instance{store: store, clock: clk, logs: &bytes.Buffer{}, logMu: &sync.Mutex{}}
-	log := logging.New(lockedWriter{inst.logMu, inst.logs}, slog.LevelDebug)
+	log := logging.New(lockedWriter{inst.logMu, inst.logs}, level)
 	secrets := clientsecret.NewHasher(masterKey)
 	if seedIt {
 		f, err := seed.Parse("test.yaml", []byte(seedYAML()))

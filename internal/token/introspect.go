@@ -64,6 +64,11 @@ func (s *Service) Introspect(ctx context.Context, realm storage.Realm, tok strin
 // verifyAccessJWT returns the claims of a JWT access token of the realm whose
 // signature, typ, iss, iat and nbf hold (not exp: callers differ on that), or nil.
 func (s *Service) verifyAccessJWT(ctx context.Context, realm storage.Realm, tok string) (*AccessClaims, error) {
+	now := s.now()
+	c, key := s.verified.get(tok, now)
+	if c != nil && c.Issuer == s.Issuer(realm.Name) {
+		return c, nil
+	}
 	v, err := s.keys.Verify(ctx, realm.Name, tok)
 	if errors.Is(err, keys.ErrBadSignature) || errors.Is(err, keys.ErrUnknownKey) {
 		return nil, nil
@@ -75,17 +80,17 @@ func (s *Service) verifyAccessJWT(ctx context.Context, realm storage.Realm, tok 
 	if !strings.EqualFold(v.Typ, TypeAccessJWT) && !strings.EqualFold(v.Typ, "application/"+TypeAccessJWT) {
 		return nil, nil
 	}
-	var c AccessClaims
-	if err := json.Unmarshal(v.Payload, &c); err != nil || c.ID == "" || c.ClientID == "" || c.Subject == "" {
+	c = &AccessClaims{}
+	if err := json.Unmarshal(v.Payload, c); err != nil || c.ID == "" || c.ClientID == "" || c.Subject == "" {
 		return nil, nil
 	}
-	now := s.now()
 	if c.Issuer != s.Issuer(realm.Name) ||
 		time.Unix(c.IssuedAt, 0).After(now.Add(Leeway)) ||
 		(c.NotBefore != 0 && time.Unix(c.NotBefore, 0).After(now.Add(Leeway))) {
 		return nil, nil
 	}
-	return &c, nil
+	s.verified.put(key, c, now)
+	return c, nil
 }
 
 func (s *Service) introspectOpaque(ctx context.Context, realm storage.Realm, tok string) (Introspection, error) {

@@ -56,16 +56,17 @@ type Store interface {
 
 // Service issues, introspects and revokes tokens.
 type Service struct {
-	store   Store
-	keys    *keys.Manager
-	deny    *DenyList
-	baseURL string
-	now     func() time.Time
+	store    Store
+	keys     *keys.Manager
+	deny     *DenyList
+	verified *verifiedCache
+	baseURL  string
+	now      func() time.Time
 }
 
 // NewService returns a Service. The issuer of realm R is baseURL/realms/R.
 func NewService(store Store, km *keys.Manager, deny *DenyList, baseURL string, now func() time.Time) *Service {
-	return &Service{store: store, keys: km, deny: deny, baseURL: strings.TrimSuffix(baseURL, "/"), now: now}
+	return &Service{store: store, keys: km, deny: deny, verified: newVerifiedCache(), baseURL: strings.TrimSuffix(baseURL, "/"), now: now}
 }
 
 // Issuer returns the issuer URL of a realm.
