@@ -2,10 +2,10 @@ package oauth
 
 import (
 	"crypto/hmac"
-	"log/slog"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
