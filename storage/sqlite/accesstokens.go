@@ -38,7 +38,7 @@ func (s *Store) GetAccessToken(ctx context.Context, hash []byte) (storage.Access
 }
 
 func (s *Store) RevokeAccessToken(ctx context.Context, hash []byte, at time.Time) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		// COALESCE keeps the first revocation time.
 		res, err := tx.ExecContext(ctx, `UPDATE access_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE hash = ?`,
 			micros(at), hash)
@@ -50,6 +50,6 @@ func (s *Store) PurgeAccessTokens(ctx context.Context, before time.Time) (int64,
 	return s.purge(ctx, purgeAccessTokens, before)
 }
 
-func purgeAccessTokens(ctx context.Context, tx *sql.Tx, before time.Time) (int64, error) {
+func purgeAccessTokens(ctx context.Context, tx *stmtTx, before time.Time) (int64, error) {
 	return changed(tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE expires_at < ?`, micros(before)))
 }

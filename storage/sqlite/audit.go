@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"strings"
 
 	"github.com/latchkey/latchkey/storage"
@@ -19,7 +18,7 @@ func scanAuditEvent(row rowScanner) (storage.AuditEvent, error) {
 
 func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error) {
 	var id int64
-	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO audit_events
 			(time, type, realm, client_id, user_id, session_id, family_id, ip, user_agent, details)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

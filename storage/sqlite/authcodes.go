@@ -33,7 +33,7 @@ func (s *Store) CreateAuthCode(ctx context.Context, c storage.AuthCode) error {
 
 func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time) (storage.AuthCode, error) {
 	var code storage.AuthCode
-	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		// The conditional UPDATE is the decision: of any number of callers, on any
 		// instance, only the first finds consumed_at NULL.
 		c, err := scanAuthCode(tx.QueryRowContext(ctx, `UPDATE auth_codes SET consumed_at = ?
@@ -69,6 +69,6 @@ func (s *Store) PurgeAuthCodes(ctx context.Context, before time.Time) (int64, er
 	return s.purge(ctx, purgeAuthCodes, before)
 }
 
-func purgeAuthCodes(ctx context.Context, tx *sql.Tx, before time.Time) (int64, error) {
+func purgeAuthCodes(ctx context.Context, tx *stmtTx, before time.Time) (int64, error) {
 	return changed(tx.ExecContext(ctx, `DELETE FROM auth_codes WHERE expires_at < ?`, micros(before)))
 }

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -27,6 +26,6 @@ func (s *Store) PurgeClientAssertions(ctx context.Context, before time.Time) (in
 	return s.purge(ctx, purgeClientAssertions, before)
 }
 
-func purgeClientAssertions(ctx context.Context, tx *sql.Tx, before time.Time) (int64, error) {
+func purgeClientAssertions(ctx context.Context, tx *stmtTx, before time.Time) (int64, error) {
 	return changed(tx.ExecContext(ctx, `DELETE FROM client_assertions WHERE expires_at < ?`, micros(before)))
 }

@@ -28,10 +28,10 @@ func scanClient(row rowScanner) (storage.Client, error) {
 func clientName(realm, id string) string { return fmt.Sprintf("client %q in realm %q", id, realm) }
 
 func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return createClient(ctx, tx, c) })
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error { return createClient(ctx, tx, c) })
 }
 
-func createClient(ctx context.Context, tx *sql.Tx, c storage.Client) error {
+func createClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO clients (`+clientCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.Realm, c.ID, c.Name, c.SecretHash, blob(c.JWKS),
@@ -60,10 +60,10 @@ func (s *Store) ListClients(ctx context.Context, realm string) ([]storage.Client
 }
 
 func (s *Store) UpdateClient(ctx context.Context, c storage.Client) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return updateClient(ctx, tx, c) })
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error { return updateClient(ctx, tx, c) })
 }
 
-func updateClient(ctx context.Context, tx *sql.Tx, c storage.Client) error {
+func updateClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 	res, err := tx.ExecContext(ctx, `UPDATE clients SET name = ?, secret_hash = ?, jwks = ?, redirect_uris = ?,
 		post_logout_redirect_uris = ?, grant_types = ?, scopes = ?, audiences = ?, third_party = ?, disabled = ?,
 		pkce_optional = ?, id_token_signed_response_alg = ?, access_token_ttl = ?, access_token_format = ?, refresh_preset = ?, refresh_idle = ?, refresh_absolute = ?,
@@ -79,7 +79,7 @@ func updateClient(ctx context.Context, tx *sql.Tx, c storage.Client) error {
 }
 
 func (s *Store) DeleteClient(ctx context.Context, realm, id string) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM clients WHERE realm = ? AND id = ?`, realm, id)
 		if err := mustChange(res, err, clientName(realm, id)); err != nil {
 			return err

@@ -103,7 +103,7 @@ func list[T any](ctx context.Context, q querier, scan func(rowScanner) (T, error
 // a failing write undoes only itself, and all of them share one commit, and so one
 // fsync (synchronous=FULL). A write is answered only after that commit: durability
 // is the same as a transaction each, at a fraction of the fsyncs under load.
-func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *stmtTx) error) error {
 	w := &write{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
 	case s.writes <- w:
@@ -120,7 +120,7 @@ func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *sql.T
 // up front (BEGIN IMMEDIATE), waiting out the busy timeout if another process has it.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, error) {
 	var n int64
-	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err

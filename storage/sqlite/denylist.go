@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"time"
 
 	"github.com/latchkey/latchkey/storage"
@@ -40,6 +39,6 @@ func (s *Store) PurgeDeniedJWTs(ctx context.Context, before time.Time) (int64, e
 	return s.purge(ctx, purgeDeniedJWTs, before)
 }
 
-func purgeDeniedJWTs(ctx context.Context, tx *sql.Tx, before time.Time) (int64, error) {
+func purgeDeniedJWTs(ctx context.Context, tx *stmtTx, before time.Time) (int64, error) {
 	return changed(tx.ExecContext(ctx, `DELETE FROM denied_jwts WHERE expires_at < ?`, micros(before)))
 }

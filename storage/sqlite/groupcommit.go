@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 )
@@ -15,7 +14,7 @@ var errClosed = errors.New("sqlite: store is closed")
 // write is one write transaction waiting for the writer.
 type write struct {
 	ctx  context.Context
-	fn   func(ctx context.Context, tx *sql.Tx) error
+	fn   func(ctx context.Context, tx *stmtTx) error
 	done chan error
 	err  error
 }
@@ -42,6 +41,7 @@ func (s *Store) writeLoop() {
 			}
 		}
 		s.commitGroup(group)
+		s.writerStmts.preparePending(context.Background())
 	}
 }
 
@@ -52,13 +52,14 @@ func (s *Store) commitGroup(group []*write) {
 	// can make SQLite roll back the whole transaction, others' writes with it. A
 	// write whose caller gave up before its turn is skipped instead.
 	ctx := context.WithoutCancel(group[0].ctx)
-	tx, err := s.writer.BeginTx(ctx, nil)
+	sqlTx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		for _, w := range group {
 			w.done <- err
 		}
 		return
 	}
+	tx := &stmtTx{Tx: sqlTx, db: s.writerStmts}
 	for _, w := range group {
 		if w.err = w.ctx.Err(); w.err != nil {
 			continue
@@ -83,7 +84,7 @@ func (s *Store) commitGroup(group []*write) {
 
 // runInSavepoint runs one write of a group inside a savepoint, undoing it alone if
 // it fails (w.err). The error returned is the transaction's own, fatal to the group.
-func (s *Store) runInSavepoint(ctx context.Context, tx *sql.Tx, w *write) error {
+func (s *Store) runInSavepoint(ctx context.Context, tx *stmtTx, w *write) error {
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
 		return err
 	}
@@ -97,7 +98,7 @@ func (s *Store) runInSavepoint(ctx context.Context, tx *sql.Tx, w *write) error 
 }
 
 // run calls fn, turning a panic into an error so one bad write cannot stop the writer.
-func run(ctx context.Context, tx *sql.Tx, fn func(ctx context.Context, tx *sql.Tx) error) (err error) {
+func run(ctx context.Context, tx *stmtTx, fn func(ctx context.Context, tx *stmtTx) error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("sqlite: write panicked: %v", p)

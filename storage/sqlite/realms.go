@@ -41,17 +41,17 @@ func (s *Store) ListRealms(ctx context.Context) ([]storage.Realm, error) {
 }
 
 func (s *Store) UpdateRealm(ctx context.Context, r storage.Realm) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return updateRealm(ctx, tx, r) })
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error { return updateRealm(ctx, tx, r) })
 }
 
-func updateRealm(ctx context.Context, tx *sql.Tx, r storage.Realm) error {
+func updateRealm(ctx context.Context, tx *stmtTx, r storage.Realm) error {
 	res, err := tx.ExecContext(ctx, `UPDATE realms SET display_name = ?, signing_alg = ?, access_token_ttl = ?, updated_at = ?
 		WHERE name = ?`, r.DisplayName, r.SigningAlg, int64(r.AccessTokenTTL), micros(r.UpdatedAt), r.Name)
 	return mustChange(res, err, fmt.Sprintf("realm %q", r.Name))
 }
 
 func (s *Store) DeleteRealm(ctx context.Context, name string) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM realms WHERE name = ?`, name)
 		if err := mustChange(res, err, fmt.Sprintf("realm %q", name)); err != nil {
 			return err

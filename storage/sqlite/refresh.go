@@ -34,7 +34,7 @@ func familyName(id string) string { return fmt.Sprintf("refresh family %q", id) 
 
 func (s *Store) CreateFamily(ctx context.Context, f storage.Family, first storage.RefreshToken) error {
 	first.FamilyID = f.ID
-	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO refresh_families (`+familyCols+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			f.ID, f.Realm, f.ClientID, f.UserID, f.SessionID, jsonText(f.Scopes), jsonText(f.Audience),
@@ -47,7 +47,7 @@ func (s *Store) CreateFamily(ctx context.Context, f storage.Family, first storag
 	})
 }
 
-func insertRefreshToken(ctx context.Context, tx *sql.Tx, t storage.RefreshToken) error {
+func insertRefreshToken(ctx context.Context, tx *stmtTx, t storage.RefreshToken) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO refresh_tokens (`+refreshCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		t.Hash, t.FamilyID, jsonText(t.Scopes), micros(t.IssuedAt), micros(t.UsedAt),
 		blob(t.SuccessorHash), blob(t.Sealed))
@@ -79,7 +79,7 @@ func getRefreshToken(ctx context.Context, q querier, hash []byte) (storage.Refre
 // rotated it or another did first.
 func (s *Store) RotateRefreshToken(ctx context.Context, parentHash []byte, child storage.RefreshToken, sealed []byte, use storage.FamilyUse) (storage.RefreshToken, error) {
 	var parent storage.RefreshToken
-	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		var err error
 		parent, err = getRefreshToken(ctx, tx, parentHash)
 		if err != nil {
@@ -122,7 +122,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, parentHash []byte, child
 }
 
 func (s *Store) RevokeFamily(ctx context.Context, id string, at time.Time, reason string) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		// One row: the family's tokens are dead because it is. The right-hand sides
 		// see the old revoked_at, so a second revocation keeps the first time and reason.
 		res, err := tx.ExecContext(ctx, `UPDATE refresh_families
@@ -157,7 +157,7 @@ func (s *Store) PurgeFamilies(ctx context.Context, before time.Time) (int64, err
 	return s.purge(ctx, purgeFamilies, before)
 }
 
-func purgeFamilies(ctx context.Context, tx *sql.Tx, before time.Time) (int64, error) {
+func purgeFamilies(ctx context.Context, tx *stmtTx, before time.Time) (int64, error) {
 	b := micros(before)
 	// Tokens go by foreign key; the count is of families only, as SQLite counts
 	// only the rows a statement deletes directly.

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 
@@ -12,7 +11,7 @@ import (
 // ApplySeed works in one write transaction: any error rolls the whole seed back.
 func (s *Store) ApplySeed(ctx context.Context, seed storage.Seed) (storage.SeedResult, error) {
 	var res storage.SeedResult
-	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res = storage.SeedResult{} // counts describe a committed seed only
 		for _, sr := range seed.Realms {
 			if err := seedRealm(ctx, tx, sr, &res); err != nil {
@@ -27,7 +26,7 @@ func (s *Store) ApplySeed(ctx context.Context, seed storage.Seed) (storage.SeedR
 	return res, nil
 }
 
-func seedRealm(ctx context.Context, tx *sql.Tx, sr storage.SeedRealm, res *storage.SeedResult) error {
+func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *storage.SeedResult) error {
 	want := sr.Realm
 	have, err := getRealm(ctx, tx, want.Name)
 	switch {

@@ -40,7 +40,7 @@ func (s *Store) GetSession(ctx context.Context, id string) (storage.Session, err
 }
 
 func (s *Store) TouchSession(ctx context.Context, id string, seenAt, idleExpiresAt time.Time) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE sessions SET last_seen_at = ?, idle_expires_at = ? WHERE id = ?`,
 			micros(seenAt), micros(idleExpiresAt), id)
 		return mustChange(res, err, sessionName(id))
@@ -48,7 +48,7 @@ func (s *Store) TouchSession(ctx context.Context, id string, seenAt, idleExpires
 }
 
 func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		// COALESCE keeps the first revocation time.
 		res, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`,
 			micros(at), id)
@@ -72,7 +72,7 @@ func (s *Store) PurgeSessions(ctx context.Context, before time.Time) (int64, err
 	return s.purge(ctx, purgeSessions, before)
 }
 
-func purgeSessions(ctx context.Context, tx *sql.Tx, before time.Time) (int64, error) {
+func purgeSessions(ctx context.Context, tx *stmtTx, before time.Time) (int64, error) {
 	b := micros(before)
 	return changed(tx.ExecContext(ctx, `DELETE FROM sessions WHERE idle_expires_at < ? OR expires_at < ? OR revoked_at < ?`, b, b, b))
 }

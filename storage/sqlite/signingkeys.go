@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -33,7 +32,7 @@ func (s *Store) ListSigningKeys(ctx context.Context, realm string) ([]storage.Si
 }
 
 func (s *Store) RetireSigningKey(ctx context.Context, realm, kid string, signUntil, publishUntil time.Time) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE signing_keys SET sign_until = ?, publish_until = ? WHERE realm = ? AND kid = ?`,
 			micros(signUntil), micros(publishUntil), realm, kid)
 		return mustChange(res, err, keyName(realm, kid))

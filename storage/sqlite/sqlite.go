@@ -42,8 +42,9 @@ type Config struct {
 type Store struct {
 	path          string
 	writer        *sql.DB
-	reader        *sql.DB
-	schemaVersion int64 // the newest embedded migration
+	reader        *stmtDB
+	writerStmts   *stmtDB // the writer's prepared statements
+	schemaVersion int64   // the newest embedded migration
 
 	writes    chan *write   // to writeLoop: see inTx
 	closed    chan struct{} // closed by Close
@@ -104,11 +105,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, describeOpenError(cfg, err)
 	}
 	reader.SetMaxOpenConns(max(4, runtime.NumCPU()))
-	s.reader = reader
+	s.reader = newStmtDB(reader)
 	if err := reader.PingContext(ctx); err != nil {
 		s.Close()
 		return nil, describeOpenError(cfg, err)
 	}
+	s.writerStmts = newStmtDB(s.writer)
 	s.writes, s.closed, s.loopDone = make(chan *write), make(chan struct{}), make(chan struct{})
 	go s.writeLoop()
 	return s, nil
@@ -133,7 +135,7 @@ func (s *Store) Ready(ctx context.Context) error {
 	if err := s.reader.PingContext(ctx); err != nil {
 		return fmt.Errorf("sqlite: database %q: %w", s.path, err)
 	}
-	v, err := currentVersion(ctx, s.reader)
+	v, err := currentVersion(ctx, s.reader.DB)
 	if err != nil {
 		return fmt.Errorf("sqlite: database %q: reading schema version: %w", s.path, err)
 	}

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -11,12 +10,12 @@ import (
 
 // purgeFunc deletes one kind's rows that expired or were revoked before the
 // given time, and says how many.
-type purgeFunc func(ctx context.Context, tx *sql.Tx, before time.Time) (int64, error)
+type purgeFunc func(ctx context.Context, tx *stmtTx, before time.Time) (int64, error)
 
 // purge runs one purge in a write transaction of its own.
 func (s *Store) purge(ctx context.Context, p purgeFunc, before time.Time) (int64, error) {
 	var n int64
-	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		var err error
 		n, err = p(ctx, tx, before)
 		return err
@@ -29,7 +28,7 @@ func (s *Store) purge(ctx context.Context, p purgeFunc, before time.Time) (int64
 // the file's write lock), so a second one waits and then finds little to do.
 func (s *Store) Sweep(ctx context.Context, before time.Time) (storage.SweepResult, error) {
 	var r storage.SweepResult
-	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		// Refresh tokens go with their families, by foreign key.
 		for _, p := range []struct {
 			what  string

@@ -22,10 +22,10 @@ func scanUser(row rowScanner) (storage.User, error) {
 func userName(realm, id string) string { return fmt.Sprintf("user %q in realm %q", id, realm) }
 
 func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return createUser(ctx, tx, u) })
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error { return createUser(ctx, tx, u) })
 }
 
-func createUser(ctx context.Context, tx *sql.Tx, u storage.User) error {
+func createUser(ctx context.Context, tx *stmtTx, u storage.User) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		u.Realm, u.ID, u.Username, u.Email, u.EmailVerified, u.Name, u.PasswordHash, u.Disabled,
 		micros(u.TokensValidAfter), micros(u.CreatedAt), micros(u.UpdatedAt))
@@ -68,7 +68,7 @@ func (s *Store) ListUsers(ctx context.Context, realm string) ([]storage.User, er
 }
 
 func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE users SET username = ?, email = ?, email_verified = ?, name = ?,
 			password_hash = ?, disabled = ?, tokens_valid_after = ?, updated_at = ?
 			WHERE realm = ? AND id = ?`,
@@ -79,7 +79,7 @@ func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
 }
 
 func (s *Store) DeleteUser(ctx context.Context, realm, id string) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE realm = ? AND id = ?`, realm, id)
 		if err := mustChange(res, err, userName(realm, id)); err != nil {
 			return err
