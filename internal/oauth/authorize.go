@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/password"
@@ -383,8 +384,12 @@ func (h *Handler) openForm(w http.ResponseWriter, r *http.Request, realm storage
 }
 
 // dummyHash is checked when no user matches, so that a login for an unknown user
-// takes as long as one with a wrong password.
-var dummyHash, _ = password.Hash("latchkey-dummy-password", password.Default)
+// takes as long as one with a wrong password. Made on first use, not at start:
+// argon2id takes 19 MiB for a moment.
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := password.Hash("latchkey-dummy-password", password.Default)
+	return h
+})
 
 // login handles the login form.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
@@ -405,9 +410,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 		h.writeError(w, r, err)
 		return
 	}
-	hash := dummyHash
+	var hash string
 	if found {
 		hash = user.PasswordHash
+	} else {
+		hash = dummyHash()
 	}
 	match, _ := password.Verify(form.Get("password"), hash)
 	if !found || !match || user.Disabled || name == "" {
