@@ -383,13 +383,15 @@ func (h *Handler) openForm(w http.ResponseWriter, r *http.Request, realm storage
 	return form, req, client, true
 }
 
-// dummyHash is checked when no user matches, so that a login for an unknown user
-// takes as long as one with a wrong password. Made on first use, not at start:
-// argon2id takes 19 MiB for a moment.
-var dummyHash = sync.OnceValue(func() string {
-	h, _ := password.Hash("latchkey-dummy-password", password.Default)
-	return h
-})
+// newDummyHash makes the hash checked when no user matches, so that a login for an
+// unknown user takes as long as one with a wrong password. It is made on first use,
+// not at start: argon2id takes 19 MiB for a moment.
+func newDummyHash() func() string {
+	return sync.OnceValue(func() string {
+		h, _ := password.Hash("latchkey-dummy-password", password.Default)
+		return h
+	})
+}
 
 // login handles the login form.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
@@ -414,7 +416,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 	if found {
 		hash = user.PasswordHash
 	} else {
-		hash = dummyHash()
+		hash = h.dummyHash()
 	}
 	match, _ := password.Verify(form.Get("password"), hash)
 	if !found || !match || user.Disabled || name == "" {

@@ -55,16 +55,17 @@ type Store interface {
 
 // Handler serves every realm's OAuth endpoints.
 type Handler struct {
-	store   Store
-	tokens  *token.Service
-	keys    *keys.Manager
-	secrets *clientsecret.Hasher
-	pages   *web.Pages
-	limiter *web.Limiter
-	box     *box
-	log     *slog.Logger
-	baseURL string
-	now     func() time.Time
+	store     Store
+	tokens    *token.Service
+	keys      *keys.Manager
+	secrets   *clientsecret.Hasher
+	pages     *web.Pages
+	limiter   *web.Limiter
+	box       *box
+	dummyHash func() string
+	log       *slog.Logger
+	baseURL   string
+	now       func() time.Time
 }
 
 // Config is what a Handler is built from.
@@ -85,7 +86,7 @@ type Config struct {
 // New returns a Handler.
 func New(c Config) *Handler {
 	return &Handler{store: c.Store, tokens: c.Tokens, keys: c.Keys, secrets: c.Secrets,
-		pages: c.Pages, limiter: c.Limiter, box: newBox(c.MasterKey), log: c.Log,
+		pages: c.Pages, limiter: c.Limiter, box: newBox(c.MasterKey), dummyHash: newDummyHash(), log: c.Log,
 		baseURL: strings.TrimSuffix(c.BaseURL, "/"), now: c.Now}
 }
 
