@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +55,7 @@ func BenchmarkClientCredentials(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			inst := benchInstance(b)
 			b.ReportAllocs()
+			b.SetParallelism(8) // enough concurrent requests for the store to group its commits
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					serve(b, inst.handler, "/realms/acme"+tokenPath, tc.basic, "grant_type=client_credentials")
@@ -80,8 +82,9 @@ func BenchmarkIntrospect(b *testing.B) {
 
 func BenchmarkRefresh(b *testing.B) {
 	inst := benchInstance(b)
-	rts := mintRefresh(b, inst, 64)
+	rts := mintRefresh(b, inst, 2*8*runtime.GOMAXPROCS(0))
 	b.ReportAllocs()
+	b.SetParallelism(8)
 	next := make(chan string, len(rts))
 	for _, rt := range rts {
 		next <- rt
