@@ -43,6 +43,7 @@ LOAD_CPU=1
 # Set as things are started, so cleanup knows exactly what is ours.
 WORK=""          # temp dir: binary, data dirs, logs, token files
 SERVER_PID=""    # the server currently running
+BENCH_PID=""     # the load generator currently running
 PG_DB=""         # the scratch PostgreSQL database, once created
 
 log() { printf '[compare] %s\n' "$*" >&2; }
@@ -91,6 +92,10 @@ drop_pg_db() {
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
+  if [[ -n $BENCH_PID ]]; then
+    kill -TERM "$BENCH_PID" 2>/dev/null || true   # timeout passes it on to the bench
+    wait "$BENCH_PID" 2>/dev/null || true
+  fi
   stop_server
   drop_pg_db
   if [[ -n $WORK && -d $WORK ]]; then rm -rf "$WORK"; fi
@@ -103,22 +108,23 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# wait_ready polls URL until it answers 200, for at most 60 s, and gives up early
-# if the server process has died (its log then says why).
+# wait_ready polls URL until it answers 200, for at most 60 s of wall time, and
+# gives up early if the server process has died (its log then says why).
 wait_ready() {
-  local url=$1 logfile=$2
-  for _ in $(seq 1 300); do
+  local url=$1 logfile=$2 deadline=$((SECONDS + 60))
+  while (( SECONDS < deadline )); do
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
       log "server exited during start; last lines of $logfile:"
       tail -n 20 "$logfile" >&2
       return 1
     fi
-    if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then
+    if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
       return 0
     fi
     sleep 0.2
   done
-  log "server not ready at $url after 60 s"
+  log "server not ready at $url after 60 s; last lines of $logfile:"
+  tail -n 20 "$logfile" >&2
   return 1
 }
 
@@ -199,8 +205,8 @@ start_peer() {
   SERVER_PID=$!
   wait_ready "http://127.0.0.1:$port/.well-known/openid-configuration" "$logfile" || return 1
   # The file appears (renamed into place) once minting is done.
-  for _ in $(seq 1 300); do
-    [[ -s $TOKENS_FILE ]] && break
+  local deadline=$((SECONDS + 60))
+  while [[ ! -s $TOKENS_FILE ]] && (( SECONDS < deadline )); do
     sleep 0.2
   done
   [[ -s $TOKENS_FILE ]] || { log "oidc-provider wrote no refresh tokens"; return 1; }
@@ -258,11 +264,29 @@ record_failure() {
   printf '{"server":"%s","case":"%s","run":%d,"error":%s}\n' "$1" "$2" "$3" "$msg" >>"$RESULTS"
 }
 
+# run_bench BOUND OUT ERR ARGS... runs `latchkey bench ARGS` on the load CPU for
+# at most BOUND seconds. It runs in the background and we `wait` for it: bash
+# runs an INT/TERM trap only once a foreground command ends, but interrupts
+# `wait` at once, so Ctrl-C stops the whole comparison promptly. (timeout puts
+# the bench in its own process group, out of reach of the terminal's Ctrl-C;
+# cleanup stops it by PID.)
+run_bench() {
+  local bound=$1 out=$2 err=$3 status=0
+  shift 3
+  timeout "${bound}s" taskset -c "$LOAD_CPU" "$WORK/latchkey" bench "$@" >"$out" 2>"$err" &
+  BENCH_PID=$!
+  wait "$BENCH_PID" || status=$?
+  BENCH_PID=""
+  return "$status"
+}
+
 # run_cases SERVER runs every selected case RUNS times against the running server.
 run_cases() {
-  local server=$1 case run args out errfile slice bound
+  local server=$1 case run args outfile errfile slice bound
   # A run may spend up to warm-up + duration + pool filling; bound it generously.
   bound=$(( $(seconds_of "$WARMUP") + $(seconds_of "$DURATION") + 120 ))
+  outfile="$WORK/bench.out"
+  errfile="$WORK/bench.err"
   for case in $CASES; do
     supported "$server" "$case" || continue
     for run in $(seq 1 "$RUNS"); do
@@ -279,12 +303,11 @@ run_cases() {
         args+=(--refresh-tokens "$slice")
       fi
       log "$server $case run $run/$RUNS"
-      errfile="$WORK/bench.err"
-      if out=$(timeout "${bound}s" taskset -c "$LOAD_CPU" "$WORK/latchkey" bench "${args[@]}" \
+      if run_bench "$bound" "$outfile" "$errfile" "${args[@]}" \
           --issuer "$(issuer_for "$server" "$case")" --duration "$DURATION" --warmup "$WARMUP" \
           --connections "$CONNECTIONS" --pid "$SERVER_PID" --json \
-          --label "$server $case run $run" 2>"$errfile") && [[ -n $out ]]; then
-        record "$server" "$case" "$run" "$(tail -n 1 <<<"$out")"
+          --label "$server $case run $run" && [[ -s $outfile ]]; then
+        record "$server" "$case" "$run" "$(tail -n 1 "$outfile")"
       else
         log "  failed: $(tail -n 1 "$errfile")"
         record_failure "$server" "$case" "$run" "$(tail -n 1 "$errfile")"
