@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -37,6 +38,7 @@ generated master key under ./latchkey-data/, and seeds a "dev" realm with demo
 clients and a demo user.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			tuneGC(getenv)
 			return serve(cmd.Context(), cmd, s)
 		},
 	}
@@ -53,6 +55,24 @@ clients and a demo user.`,
 	// The master key itself only comes from the environment: a flag would show in `ps`.
 	s.MasterKey = getenv(config.Env["master-key"])
 	return cmd
+}
+
+// GC settings for serve, unless GOGC or GOMEMLIMIT say otherwise. A request
+// allocates a few KiB that die at once; collecting less often (GOGC=400) cut the
+// collector's share of CPU under load, and the soft memory limit makes it collect
+// sooner as the heap nears it, so memory stays small (see BENCHMARKS.md).
+const (
+	gcPercent   = 400
+	memoryLimit = 48 << 20
+)
+
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 }
 
 // stringFlag defines a string flag whose default comes from its environment variable.

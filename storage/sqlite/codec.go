@@ -104,7 +104,12 @@ func list[T any](ctx context.Context, q querier, scan func(rowScanner) (T, error
 // fsync (synchronous=FULL). A write is answered only after that commit: durability
 // is the same as a transaction each, at a fraction of the fsyncs under load.
 func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *stmtTx) error) error {
-	w := &write{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return s.enqueue(&write{ctx: ctx, fn: fn, done: make(chan error, 1)})
+}
+
+// enqueue hands a write to the writer and waits for its answer.
+func (s *Store) enqueue(w *write) error {
+	ctx := w.ctx
 	select {
 	case s.writes <- w:
 	case <-s.closed:
@@ -120,14 +125,15 @@ func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *stmtT
 // up front (BEGIN IMMEDIATE), waiting out the busy timeout if another process has it.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, error) {
 	var n int64
-	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
-		res, err := tx.ExecContext(ctx, query, args...)
-		if err != nil {
+	err := s.enqueue(&write{ctx: ctx, done: make(chan error, 1), single: true,
+		fn: func(ctx context.Context, tx *stmtTx) error {
+			res, err := tx.ExecContext(ctx, query, args...)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
 			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
+		}})
 	return n, err
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // maxGroup bounds how many writes share one transaction.
@@ -17,6 +19,9 @@ type write struct {
 	fn   func(ctx context.Context, tx *stmtTx) error
 	done chan error
 	err  error
+	// single marks a write of one statement: SQLite undoes a failed statement by
+	// itself, so it needs no savepoint (two fewer statements per write).
+	single bool
 }
 
 // writeLoop is the only user of the writer connection once the store is open. It
@@ -85,6 +90,15 @@ func (s *Store) commitGroup(group []*write) {
 // runInSavepoint runs one write of a group inside a savepoint, undoing it alone if
 // it fails (w.err). The error returned is the transaction's own, fatal to the group.
 func (s *Store) runInSavepoint(ctx context.Context, tx *stmtTx, w *write) error {
+	if w.single {
+		w.err = run(ctx, tx, w.fn)
+		// A constraint error undoes just its statement; anything else (I/O, a full
+		// disk) may have ended the transaction, and with it the group.
+		if w.err != nil && sqliteCode(w.err)&0xff != sqlite3.SQLITE_CONSTRAINT {
+			return w.err
+		}
+		return nil
+	}
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
 		return err
 	}

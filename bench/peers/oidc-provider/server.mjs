@@ -57,6 +57,8 @@ const clients = [
     response_types: ['code'],
     redirect_uris: [REDIRECT_URI],
     scope: 'openid profile email offline_access api:read',
+    // ES256 ID tokens, as Latchkey's "rp" asks for: both sides sign the same algorithms.
+    id_token_signed_response_alg: 'ES256',
   },
 ];
 
