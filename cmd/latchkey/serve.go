@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"runtime/debug"
 	"time"
 
@@ -52,6 +54,7 @@ clients and a demo user.`,
 	stringFlag(f, getenv, &s.MasterKeyFile, "master-key-file", "file holding the 32-byte master key (base64 or hex)")
 	stringFlag(f, getenv, &s.LogLevel, "log-level", "debug, info, warn or error (default info)")
 	f.BoolVar(&s.InsecureHTTP, "insecure-http", false, "allow a plain-HTTP issuer on a loopback address outside dev mode")
+	f.StringVar(&s.PprofAddr, "pprof", "", "serve Go's pprof profiles on this loopback address (e.g. 127.0.0.1:6060), for benchmarking")
 	// The master key itself only comes from the environment: a flag would show in `ps`.
 	s.MasterKey = getenv(config.Env["master-key"])
 	return cmd
@@ -196,6 +199,13 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 	}()
 	defer func() { stopTasks(); <-tasksDone }()
 
+	if opts.PprofAddr != "" {
+		stopPprof, err := servePprof(ctx, log, opts.PprofAddr)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	log.Info("listening", "addr", ln.Addr().String(), "base_url", opts.BaseURL, "store", opts.Backend, "dev", opts.Dev)
 	return server.New(log, store, handler).Serve(ctx, ln)
 }
@@ -203,6 +213,24 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 // sweepGrace is how long ended sessions, families and tokens are kept after they
 // expire or are revoked, for audit and for telling reuse from garbage.
 const sweepGrace = time.Hour
+
+// servePprof serves net/http/pprof on its own loopback listener, never on the
+// public one, for profiling a benchmark run.
+func servePprof(ctx context.Context, log *slog.Logger, addr string) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s for pprof: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("pprof listening", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
+}
 
 func syncDenyList(ctx context.Context, tokens *token.Service, realmNames func(context.Context) ([]string, error)) error {
 	names, err := realmNames(ctx)

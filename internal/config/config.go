@@ -26,6 +26,7 @@ type Serve struct {
 	MasterKeyFile string
 	InsecureHTTP  bool // allow a plain-HTTP issuer on a loopback address outside dev mode
 	LogLevel      string
+	PprofAddr     string // loopback address for net/http/pprof; "" for none
 }
 
 // Env names of the settings that can come from the environment.
@@ -62,12 +63,19 @@ type Options struct {
 	// MasterKeyCreated is set when dev mode generated the key on this start.
 	MasterKeyCreated bool
 	LogLevel         string
+	PprofAddr        string
 }
 
 // Resolve applies defaults, checks the settings, prepares the data directory and
 // loads (in dev mode, creates) the master key.
 func (s Serve) Resolve() (Options, error) {
-	o := Options{Dev: s.Dev, Addr: s.Addr, Seed: s.Seed, LogLevel: s.LogLevel}
+	o := Options{Dev: s.Dev, Addr: s.Addr, Seed: s.Seed, LogLevel: s.LogLevel, PprofAddr: s.PprofAddr}
+	if o.PprofAddr != "" {
+		host, _, err := net.SplitHostPort(o.PprofAddr)
+		if err != nil || !isLoopback(host) {
+			return o, fmt.Errorf("--pprof %q: want a loopback host:port, e.g. 127.0.0.1:6060", o.PprofAddr)
+		}
+	}
 	if o.LogLevel == "" {
 		o.LogLevel = "info"
 	}
