@@ -18,7 +18,7 @@ func openStore(ctx context.Context, o config.Options) (storage.Store, error) {
 		}
 		return st, nil
 	}
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: o.DB})
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: o.DB, Synchronous: o.SQLiteSync})
 	if err != nil {
 		return nil, err
 	}

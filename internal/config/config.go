@@ -27,18 +27,20 @@ type Serve struct {
 	InsecureHTTP  bool // allow a plain-HTTP issuer on a loopback address outside dev mode
 	LogLevel      string
 	PprofAddr     string // loopback address for net/http/pprof; "" for none
+	SQLiteSync    string // "full" (default) or "normal"
 }
 
 // Env names of the settings that can come from the environment.
 var Env = map[string]string{
-	"addr":            "LATCHKEY_ADDR",
-	"base-url":        "LATCHKEY_BASE_URL",
-	"db":              "LATCHKEY_DB",
-	"data-dir":        "LATCHKEY_DATA_DIR",
-	"seed":            "LATCHKEY_SEED",
-	"master-key":      "LATCHKEY_MASTER_KEY",
-	"master-key-file": "LATCHKEY_MASTER_KEY_FILE",
-	"log-level":       "LATCHKEY_LOG_LEVEL",
+	"addr":               "LATCHKEY_ADDR",
+	"base-url":           "LATCHKEY_BASE_URL",
+	"db":                 "LATCHKEY_DB",
+	"data-dir":           "LATCHKEY_DATA_DIR",
+	"seed":               "LATCHKEY_SEED",
+	"master-key":         "LATCHKEY_MASTER_KEY",
+	"master-key-file":    "LATCHKEY_MASTER_KEY_FILE",
+	"log-level":          "LATCHKEY_LOG_LEVEL",
+	"sqlite-synchronous": "LATCHKEY_SQLITE_SYNCHRONOUS",
 }
 
 // Defaults.
@@ -64,12 +66,20 @@ type Options struct {
 	MasterKeyCreated bool
 	LogLevel         string
 	PprofAddr        string
+	SQLiteSync       string // "full" or "normal"
 }
 
 // Resolve applies defaults, checks the settings, prepares the data directory and
 // loads (in dev mode, creates) the master key.
 func (s Serve) Resolve() (Options, error) {
-	o := Options{Dev: s.Dev, Addr: s.Addr, Seed: s.Seed, LogLevel: s.LogLevel, PprofAddr: s.PprofAddr}
+	o := Options{Dev: s.Dev, Addr: s.Addr, Seed: s.Seed, LogLevel: s.LogLevel, PprofAddr: s.PprofAddr, SQLiteSync: strings.ToLower(s.SQLiteSync)}
+	switch o.SQLiteSync {
+	case "":
+		o.SQLiteSync = "full"
+	case "full", "normal":
+	default:
+		return o, fmt.Errorf("--sqlite-synchronous %q: want full or normal", s.SQLiteSync)
+	}
 	if o.PprofAddr != "" {
 		host, _, err := net.SplitHostPort(o.PprofAddr)
 		if err != nil || !isLoopback(host) {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,18 @@ type Config struct {
 	// BusyTimeout is how long a statement waits for a lock held by another
 	// connection or process before giving up. 0 means 5s.
 	BusyTimeout time.Duration
+	// Synchronous is SQLite's durability setting: "FULL" (the default) makes every
+	// commit (say, a rotated refresh token already answered to a client) survive a
+	// power loss or an OS crash; "NORMAL" survives a crash of the process only, and
+	// saves an fsync per commit.
+	Synchronous string
+}
+
+func (c Config) synchronous() string {
+	if strings.EqualFold(c.Synchronous, "normal") {
+		return "NORMAL"
+	}
+	return "FULL"
 }
 
 // Store is a storage.Store on one SQLite file.
@@ -188,9 +201,7 @@ func enableWAL(ctx context.Context, cfg Config) error {
 // in the DSN so that every pooled connection gets them, not just the first.
 func dsn(cfg Config, readOnly bool) string {
 	q := url.Values{}
-	// FULL: a commit (say, a rotated refresh token already answered to a client)
-	// survives power loss, not just a crash of the process.
-	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "synchronous("+cfg.synchronous()+")")
 	q.Add("_pragma", "foreign_keys(1)")
 	if readOnly {
 		// The reader pool never writes; make a slip an error rather than an

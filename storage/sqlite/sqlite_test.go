@@ -569,3 +569,15 @@ func TestGroupCommit_AFailingWriteUndoesOnlyItself(t *testing.T) {
 		t.Fatal("a cancelled write was stored")
 	}
 }
+
+func TestOpen_SynchronousNormalWhenAskedFor(t *testing.T) {
+	s, err := Open(t.Context(), Config{Path: filepath.Join(t.TempDir(), "n.db"), Synchronous: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var sync int
+	if err := s.reader.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&sync); err != nil || sync != 1 {
+		t.Fatalf("synchronous = %d, %v; want 1 (NORMAL)", sync, err)
+	}
+}
