@@ -69,6 +69,14 @@ func (b *browser) get(u string) page {
 // the same origin as a real browser would (Sec-Fetch-Site: same-origin).
 func (b *browser) submit(p page, base string, fields ...string) page {
 	b.t.Helper()
+	req := b.formRequest(p, base, fields...)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	return b.do(req)
+}
+
+// formRequest builds the POST of the page's form.
+func (b *browser) formRequest(p page, base string, fields ...string) *http.Request {
+	b.t.Helper()
 	action := regexp.MustCompile(`<form method="post" action="([^"]+)"`).FindStringSubmatch(p.body)
 	if action == nil {
 		b.t.Fatalf("no form on the page (%d):\n%s", p.status, p.body)
@@ -81,11 +89,9 @@ func (b *browser) submit(p page, base string, fields ...string) page {
 		form.Set(fields[i], fields[i+1])
 	}
 	u, _ := url.Parse(base)
-	target := u.Scheme + "://" + u.Host + html.UnescapeString(action[1])
-	req, _ := http.NewRequest("POST", target, strings.NewReader(form.Encode()))
+	req, _ := http.NewRequest("POST", u.Scheme+"://"+u.Host+html.UnescapeString(action[1]), strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	return b.do(req)
+	return req
 }
 
 // signIn goes from an authorization URL through the login page to the app's callback.
@@ -444,18 +450,7 @@ func TestSessionsAndPrompts(t *testing.T) {
 // submitRaw is submit returning the raw response, for its cookies.
 func (b *browser) submitRaw(p page, base string, fields ...string) *http.Response {
 	b.t.Helper()
-	action := regexp.MustCompile(`<form method="post" action="([^"]+)"`).FindStringSubmatch(p.body)
-	form := url.Values{}
-	for _, m := range regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)"`).FindAllStringSubmatch(p.body, -1) {
-		form.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
-	}
-	for i := 0; i+1 < len(fields); i += 2 {
-		form.Set(fields[i], fields[i+1])
-	}
-	u, _ := url.Parse(base)
-	req, _ := http.NewRequest("POST", u.Scheme+"://"+u.Host+html.UnescapeString(action[1]), strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	res, err := b.client.Do(req)
+	res, err := b.client.Do(b.formRequest(p, base, fields...))
 	if err != nil {
 		b.t.Fatal(err)
 	}

@@ -174,7 +174,14 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request, realm storage.
 				names[f.ClientID] = clientName(c)
 			}
 		}
+		// The browser that signed in names the device better than whoever refreshed last
+		// (for a web app, its own server).
 		device := f.UserAgent
+		if f.SessionID != "" {
+			if bs, err := h.store.GetSession(ctx, f.SessionID); err == nil && bs.UserAgent != "" {
+				device = bs.UserAgent
+			}
+		}
 		if device == "" {
 			device = "Unknown device"
 		}

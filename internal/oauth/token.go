@@ -12,18 +12,29 @@ import (
 	"github.com/latchkey/latchkey/storage"
 )
 
-// token serves the token endpoint.
-func (h *Handler) token(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+// clientRequest reads a POSTed form and authenticates its client, answering the
+// error itself when either fails.
+func (h *Handler) clientRequest(w http.ResponseWriter, r *http.Request, realm storage.Realm, allowPublic bool) (url.Values, storage.Client, bool) {
 	form, err := parseForm(w, r)
 	if err != nil {
 		h.writeError(w, r, err)
-		return
+		return nil, storage.Client{}, false
 	}
-	client, err := h.authenticateClient(r, form, realm, true)
+	client, err := h.authenticateClient(r, form, realm, allowPublic)
 	if err != nil {
 		h.writeError(w, r, err)
+		return nil, storage.Client{}, false
+	}
+	return form, client, true
+}
+
+// token serves the token endpoint.
+func (h *Handler) token(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	form, client, ok := h.clientRequest(w, r, realm, true)
+	if !ok {
 		return
 	}
+	var err error
 	var resp token.Response
 	switch gt := form.Get("grant_type"); gt {
 	case "":
@@ -109,7 +120,8 @@ func (h *Handler) authorizationCode(r *http.Request, realm storage.Realm, client
 		return token.Response{}, err
 	}
 	withRefresh := slices.Contains(client.GrantTypes, "refresh_token") && slices.Contains(code.Scopes, "offline_access")
-	refresh, err := h.tokens.StartGrant(ctx, realm, client, code, withRefresh, aud, from)
+	// The grant's device is the browser that signed in, not the app server redeeming the code.
+	refresh, err := h.tokens.StartGrant(ctx, realm, client, code, withRefresh, aud, token.Caller{IP: sess.IP, UserAgent: sess.UserAgent})
 	if err != nil {
 		return token.Response{}, err
 	}
@@ -216,13 +228,8 @@ func audience(resources []string, client storage.Client, issuer string) ([]strin
 
 // introspect serves RFC 7662 introspection to authenticated confidential clients.
 func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
-	form, err := parseForm(w, r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if _, err := h.authenticateClient(r, form, realm, false); err != nil {
-		h.writeError(w, r, err)
+	form, _, ok := h.clientRequest(w, r, realm, false)
+	if !ok {
 		return
 	}
 	tok := form.Get("token")
@@ -240,14 +247,8 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, realm stora
 
 // revoke serves RFC 7009 revocation. Public clients identify themselves by client_id.
 func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
-	form, err := parseForm(w, r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	client, err := h.authenticateClient(r, form, realm, true)
-	if err != nil {
-		h.writeError(w, r, err)
+	form, client, ok := h.clientRequest(w, r, realm, true)
+	if !ok {
 		return
 	}
 	tok := form.Get("token")
@@ -256,7 +257,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, realm storage.R
 		return
 	}
 	// token_type_hint is only a hint (RFC 7009 §2.1): every type is tried anyway.
-	err = h.tokens.Revoke(r.Context(), realm, client, tok, caller(r))
+	err := h.tokens.Revoke(r.Context(), realm, client, tok, caller(r))
 	if errors.Is(err, token.ErrNotOwner) {
 		// RFC 7009 §2.1: a token issued to another client is refused.
 		h.writeError(w, r, newError(UnauthorizedClient, "the token was issued to another client"))

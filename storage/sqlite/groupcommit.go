@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -29,7 +28,6 @@ type write struct {
 // takes the writes that are waiting, runs them in one transaction and commits.
 func (s *Store) writeLoop() {
 	defer close(s.loopDone)
-	last := 1 // the size of the previous group
 	for {
 		var first *write
 		select {
@@ -37,51 +35,19 @@ func (s *Store) writeLoop() {
 		case <-s.closed:
 			return
 		}
-		group := s.collect(first, last)
+		group := []*write{first}
+	collect:
+		for len(group) < maxGroup {
+			select {
+			case w := <-s.writes:
+				group = append(group, w)
+			default:
+				break collect
+			}
+		}
 		s.commitGroup(group)
 		s.writerStmts.preparePending(context.Background())
-		last = len(group)
 	}
-}
-
-// linger is the longest a write waits for company. A group that commits with more
-// writes spends fewer fsyncs per write: under 16 concurrent refreshing clients,
-// waiting up to a millisecond for the next writes raised rotations per server
-// CPU-second from 1 702 to 2 803 on one core, at a cost to opaque-token issuance
-// at low concurrency (BENCHMARKS.md).
-const linger = time.Millisecond
-
-// collect gathers the writes that join first's group: all those already waiting
-// and, when the last group showed there is concurrency, those that arrive within
-// linger, until it is one larger than the last group (so groups grow while
-// writers keep coming, and a timer that expires makes them shrink again).
-func (s *Store) collect(first *write, last int) []*write {
-	group := []*write{first}
-	for len(group) < maxGroup {
-		select {
-		case w := <-s.writes:
-			group = append(group, w)
-			continue
-		default:
-		}
-		break
-	}
-	if last < 2 {
-		return group // a lone writer: commit at once
-	}
-	timer := time.NewTimer(linger)
-	defer timer.Stop()
-	for len(group) < min(last+1, maxGroup) {
-		select {
-		case w := <-s.writes:
-			group = append(group, w)
-		case <-timer.C:
-			return group
-		case <-s.closed:
-			return group
-		}
-	}
-	return group
 }
 
 // commitGroup runs a group of writes in one transaction, each in a savepoint, and
