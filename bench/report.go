@@ -60,7 +60,10 @@ func newReport(cfg Config, elapsed time.Duration, measured, warm *tally, u *Usag
 	h := &measured.latency
 	r.LatencyMS = Latency{P50: ms(h.Percentile(0.50)), P90: ms(h.Percentile(0.90)), P99: ms(h.Percentile(0.99)), Max: ms(h.Max())}
 	if u != nil {
-		r.Server = &Server{CPUS: round(u.CPU.Seconds(), 2), PeakRSSMiB: mib(u.PeakRSS), HWMRSSMiB: mib(u.HWM)}
+		// The kernel updates VmHWM lazily (RSS counters are batched per thread), so a
+		// sampled VmRSS can read a little above the VmHWM read after it: the high-water
+		// mark is at least the highest sample.
+		r.Server = &Server{CPUS: round(u.CPU.Seconds(), 2), PeakRSSMiB: mib(u.PeakRSS), HWMRSSMiB: mib(max(u.HWM, u.PeakRSS))}
 		if u.CPU > 0 {
 			r.RPSPerCPUS = round(float64(r.OK)/u.CPU.Seconds(), 1)
 		}
