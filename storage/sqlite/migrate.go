@@ -6,6 +6,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"time"
 
 	"github.com/pressly/goose/v3"
 )
@@ -54,15 +55,40 @@ func migrate(ctx context.Context, db *sql.DB, fsys fs.FS) (int64, error) {
 		return newest, nil
 	}
 	if _, err := p.Up(ctx); err != nil {
-		// Another process opening the same file may have applied these very
-		// migrations between our reading the version and running them; then our
-		// attempt failed on its tables, and the schema is as we want it.
-		if v, verr := p.GetDBVersion(ctx); verr == nil && v == newest {
+		// Another process opening the same file may be applying these very
+		// migrations, one transaction each: our attempt failed on its tables. While
+		// the version keeps moving, wait for it to reach the newest.
+		if awaitOther(ctx, p, current, newest) {
 			return newest, nil
 		}
 		return 0, fmt.Errorf("applying migrations: %w", err)
 	}
 	return newest, nil
+}
+
+// awaitOther reports whether another process brings the schema from seen to newest,
+// giving up once the version has not moved for a second.
+func awaitOther(ctx context.Context, p *goose.Provider, seen, newest int64) bool {
+	last, moved := seen, time.Now()
+	for time.Since(moved) < time.Second {
+		v, err := p.GetDBVersion(ctx)
+		switch {
+		case err != nil:
+			return false
+		case v == newest:
+			return true
+		case v != last:
+			last, moved = v, time.Now()
+		case last == seen && v == seen:
+			return false // nobody else is migrating: the failure is ours
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return false
 }
 
 // currentVersion reads the schema version goose recorded.
