@@ -48,6 +48,7 @@ type Config struct {
 	Clients                              int      // virtual clients; 0 = Connections
 	RefreshTokens                        []string // at least Clients of them
 	RefreshClientID, RefreshClientSecret string   // empty: ClientID, ClientSecret
+	AllowUnrotated                       bool     // accept a server that does not rotate
 
 	// introspect, revoke-introspect
 	Pool                                       int
@@ -143,7 +144,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	case Refresh:
 		own.clientID = cmp.Or(cfg.RefreshClientID, cfg.ClientID)
 		own.clientSecret = cmp.Or(cfg.RefreshClientSecret, cfg.ClientSecret)
-		sc = newRefresh(hc, own, cfg.RefreshTokens[:cfg.Clients])
+		sc = newRefresh(hc, own, cfg.RefreshTokens[:cfg.Clients], cfg.AllowUnrotated)
 	case Introspect, RevokeIntrospect:
 		if cfg.IntrospectURL == "" || (cfg.Scenario == RevokeIntrospect && cfg.RevokeURL == "") {
 			return nil, errors.New("the server's discovery document names no introspection or revocation endpoint")

@@ -176,3 +176,17 @@ func TestRun_RefusesBadConfigAndUnreachableServers(t *testing.T) {
 		})
 	}
 }
+
+func TestRefresh_AllowUnrotatedDrivesANonRotatingServer(t *testing.T) {
+	cfg := fakeConfig(forgetful(t), Refresh)
+	cfg.Clients = 2
+	cfg.RefreshTokens = []string{"a", "b"}
+	cfg.AllowUnrotated = true
+	r, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests == 0 || r.OK != r.Requests || len(r.ErrorsByKind) != 0 {
+		t.Fatalf("a non-rotating server with --allow-unrotated: %+v", r)
+	}
+}

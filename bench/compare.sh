@@ -14,9 +14,8 @@
 #   RUNS=2                                  runs per scenario and server (the table shows the best)
 #   REFRESH_TOKENS=1000                     refresh families minted per server (each run uses CONNECTIONS of them)
 #   SERVERS="latchkey-sqlite latchkey-postgres oidc-provider"
-#       add oidc-provider-norotate for the peer with rotateRefreshToken off (refresh only). Today's
-#       `latchkey bench refresh` counts an unchanged refresh token as rotation_failed, so that row
-#       shows every chain breaking in warm-up until the bench can accept non-rotating servers.
+#       add oidc-provider-norotate for the peer with rotateRefreshToken off (refresh only; run with
+#       `latchkey bench refresh --allow-unrotated`, which accepts an unchanged refresh token).
 #   CASES="cc-es256 cc-eddsa cc-opaque refresh introspect-jwt introspect-opaque revoke-introspect-opaque revoke-introspect-jwt"
 #   POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable   (the server that gets a scratch database)
 #
@@ -301,6 +300,8 @@ run_cases() {
         slice="$WORK/refresh-$server-$run.txt"
         sed -n "$(( (run - 1) * CONNECTIONS + 1 )),$(( run * CONNECTIONS ))p" "$TOKENS_FILE" >"$slice"
         args+=(--refresh-tokens "$slice")
+        # The non-rotating peer answers with the same refresh token every time.
+        [[ $server == oidc-provider-norotate ]] && args+=(--allow-unrotated)
       fi
       log "$server $case run $run/$RUNS"
       if run_bench "$bound" "$outfile" "$errfile" "${args[@]}" \

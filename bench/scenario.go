@@ -50,16 +50,19 @@ func (s *clientCredentials) mint(ctx context.Context) (tokenResponse, *failure) 
 type refresh struct {
 	hc    *http.Client
 	token endpoint
-	ready chan *chain // chains no worker is using
-	live  atomic.Int64
-	dead  chan struct{} // closed when the last chain breaks
-	once  sync.Once
+	// allowUnrotated accepts a server that answers with the same refresh token (or
+	// none), for pricing servers that do not rotate; the chain keeps its token.
+	allowUnrotated bool
+	ready          chan *chain // chains no worker is using
+	live           atomic.Int64
+	dead           chan struct{} // closed when the last chain breaks
+	once           sync.Once
 }
 
 type chain struct{ token string }
 
-func newRefresh(hc *http.Client, token endpoint, tokens []string) *refresh {
-	s := &refresh{hc: hc, token: token, ready: make(chan *chain, len(tokens)), dead: make(chan struct{})}
+func newRefresh(hc *http.Client, token endpoint, tokens []string, allowUnrotated bool) *refresh {
+	s := &refresh{hc: hc, token: token, allowUnrotated: allowUnrotated, ready: make(chan *chain, len(tokens)), dead: make(chan struct{})}
 	for _, tok := range tokens {
 		s.ready <- &chain{token: tok}
 	}
@@ -86,7 +89,7 @@ func (s *refresh) step(t *turn) bool {
 		// Whether the server rotated is unknown: the chain is broken all the same.
 	case f != nil:
 		f.kind = "rotation_failed"
-	case res.RefreshToken == "" || res.RefreshToken == c.token:
+	case (res.RefreshToken == "" || res.RefreshToken == c.token) && !s.allowUnrotated:
 		f = &failure{kind: "rotation_failed", detail: "no new refresh_token"}
 	}
 	t.tally.record(start, f)
@@ -96,7 +99,9 @@ func (s *refresh) step(t *turn) bool {
 		}
 		return true
 	}
-	c.token = res.RefreshToken
+	if res.RefreshToken != "" {
+		c.token = res.RefreshToken
+	}
 	s.ready <- c
 	return true
 }

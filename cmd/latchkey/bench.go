@@ -78,6 +78,7 @@ the server's CPU time and memory over the measured phase.
 	f.StringVar(&refreshFile, "refresh-tokens", "", "refresh: file of initial refresh tokens, one per line")
 	f.StringVar(&cfg.RefreshClientID, "refresh-client-id", "", "refresh: the client the tokens were issued to (default --client-id)")
 	f.StringVar(&cfg.RefreshClientSecret, "refresh-client-secret", "", "refresh: its secret (default --client-secret)")
+	f.BoolVar(&cfg.AllowUnrotated, "allow-unrotated", false, "refresh: accept a server that answers with the same refresh token (one that does not rotate)")
 	f.IntVar(&cfg.Pool, "pool", 1000, "introspect: live tokens to introspect")
 	f.StringVar(&cfg.IntrospectClientID, "introspect-client-id", "", "introspect: the client that introspects (default --client-id)")
 	f.StringVar(&cfg.IntrospectClientSecret, "introspect-client-secret", "", "introspect: its secret (default --client-secret)")
