@@ -104,6 +104,8 @@ type Manager struct {
 
 	mu    sync.Mutex
 	rings map[string]*ring
+
+	createMu sync.Mutex // serialises making a realm's first key
 }
 
 // ring is one realm's keys as last loaded.
@@ -181,6 +183,17 @@ func (m *Manager) reload(ctx context.Context, realm string) (*ring, error) {
 func (m *Manager) Signer(ctx context.Context, realm, alg string) (*Key, error) {
 	r, err := m.ring(ctx, realm, false)
 	if err != nil {
+		return nil, err
+	}
+	if k := current(r.keys, alg, m.now()); k != nil {
+		return k, nil
+	}
+	// One first key, however many requests ask at once: without this, the first
+	// burst of requests to a new realm made a key each (64 of them under 64
+	// connections, seconds of key generation before anything was answered).
+	m.createMu.Lock()
+	defer m.createMu.Unlock()
+	if r, err = m.reload(ctx, realm); err != nil {
 		return nil, err
 	}
 	if k := current(r.keys, alg, m.now()); k != nil {

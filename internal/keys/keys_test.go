@@ -359,3 +359,31 @@ func testKeyB(b *testing.B) *masterkey.Key {
 	k, _ := masterkey.Parse(hex.EncodeToString(bytes.Repeat([]byte{1}, masterkey.Size)))
 	return k
 }
+
+// A burst of first requests to a new realm makes one key, not one each.
+func TestSignerMakesOneFirstKeyUnderABurst(t *testing.T) {
+	st := newStore(t)
+	m := NewManager(st, testKey(t, 1), DefaultPolicy, time.Now)
+	var wg sync.WaitGroup
+	kids := make([]string, 32)
+	for i := range kids {
+		wg.Go(func() {
+			k, err := m.Signer(t.Context(), "es256", ES256)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			kids[i] = k.KID
+		})
+	}
+	wg.Wait()
+	stored, _ := st.ListSigningKeys(t.Context(), "es256")
+	if len(stored) != 1 {
+		t.Fatalf("%d keys made by a burst of first requests, want 1", len(stored))
+	}
+	for _, kid := range kids {
+		if kid != stored[0].KID {
+			t.Fatalf("requests signed with different keys: %v", kids)
+		}
+	}
+}
