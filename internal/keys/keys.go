@@ -47,6 +47,7 @@ type Store interface {
 	ListSigningKeys(ctx context.Context, realm string) ([]storage.SigningKey, error)
 	RetireSigningKey(ctx context.Context, realm, kid string, signUntil, publishUntil time.Time) error
 	PurgeSigningKeys(ctx context.Context, before time.Time) (int64, error)
+	AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error)
 }
 
 // Policy is the rotation policy.
@@ -285,6 +286,10 @@ func (m *Manager) Rotate(ctx context.Context, realm, alg string) ([]storage.Sign
 			return made, err
 		}
 		made = append(made, k)
+		if _, err := m.store.AppendAudit(ctx, storage.AuditEvent{Time: now, Type: "signing_key.rotated", Realm: realm,
+			Details: map[string]string{"kid": k.KID, "alg": a, "signs_from": signFrom.Format(time.RFC3339)}}); err != nil {
+			return made, err
+		}
 		// Every key of this alg still signing (or due to) hands over to the new one.
 		for _, old := range stored {
 			if old.Alg == a && (old.SignUntil.IsZero() || old.SignUntil.After(signFrom)) {

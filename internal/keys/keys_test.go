@@ -172,6 +172,9 @@ func TestRotationKeepsEveryLiveTokenVerifiable(t *testing.T) {
 	if rotations != 2 || len(signedBy) != 3 {
 		t.Fatalf("%d rotations, %d keys signed; want 2 and 3", rotations, len(signedBy))
 	}
+	if events, _ := st.ListAudit(ctx, storage.AuditFilter{Realm: "es256", Type: "signing_key.rotated"}); len(events) != 2 || events[0].Details["kid"] == "" {
+		t.Fatalf("rotations audited: %+v", events)
+	}
 	// Long after, the first two keys are gone from the JWKS and, once purged, from the store.
 	if set := jwksOf(t, m, "es256"); len(set.Keys) != 1 || set.Keys[0].KeyID == first {
 		t.Fatalf("JWKS at the end has %d keys; want only the current one", len(set.Keys))
