@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latchkey/latchkey/bench"
-	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/storage"
 )
@@ -170,8 +169,7 @@ and write their refresh tokens one per line. The store may be in use by a runnin
 		},
 	}
 	f := cmd.Flags()
-	stringFlag(f, getenv, &db, "db", "database: a SQLite file path or a postgres:// URL (default DATA-DIR/latchkey.db)")
-	stringFlag(f, getenv, &dataDir, "data-dir", "directory of the SQLite database (default ./"+config.DefaultDataDir+")")
+	storeFlags(f, getenv, &db, &dataDir)
 	f.StringVar(&realm, "realm", "", "the realm (required)")
 	f.StringVar(&clientID, "client", "", "the client the tokens are issued to (required)")
 	f.StringVar(&username, "user", "", "the user they are issued for (required)")

@@ -21,8 +21,7 @@ func newKeysCmd(getenv func(string) string) *cobra.Command {
 		Short: "Show and rotate realms' signing keys",
 	}
 	f := cmd.PersistentFlags()
-	stringFlag(f, getenv, &db, "db", "database: a SQLite file path or a postgres:// URL (default DATA-DIR/latchkey.db)")
-	stringFlag(f, getenv, &dataDir, "data-dir", "directory of the SQLite database and dev master key (default ./"+config.DefaultDataDir+")")
+	storeFlags(f, getenv, &db, &dataDir)
 	stringFlag(f, getenv, &keyFile, "master-key-file", "file holding the master key")
 	f.StringVar(&realm, "realm", "", "the realm (required)")
 

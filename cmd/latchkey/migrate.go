@@ -27,8 +27,7 @@ func newMigrateCmd(getenv func(string) string) *cobra.Command {
 			return err
 		},
 	}
-	stringFlag(cmd.Flags(), getenv, &db, "db", "database: a SQLite file path or a postgres:// URL (default DATA-DIR/latchkey.db)")
-	stringFlag(cmd.Flags(), getenv, &dataDir, "data-dir", "directory of the SQLite database (default ./"+config.DefaultDataDir+")")
+	storeFlags(cmd.Flags(), getenv, &db, &dataDir)
 	return cmd
 }
 

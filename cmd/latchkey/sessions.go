@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/storage"
 )
@@ -20,8 +19,7 @@ func newSessionsCmd(getenv func(string) string) *cobra.Command {
 		Short: "Show and end a user's sessions (refresh-token families and browser sessions)",
 	}
 	f := cmd.PersistentFlags()
-	stringFlag(f, getenv, &db, "db", "database: a SQLite file path or a postgres:// URL (default DATA-DIR/latchkey.db)")
-	stringFlag(f, getenv, &dataDir, "data-dir", "directory of the SQLite database (default ./"+config.DefaultDataDir+")")
+	storeFlags(f, getenv, &db, &dataDir)
 	f.StringVar(&realm, "realm", "", "the realm (required)")
 	f.StringVar(&username, "user", "", "the user's username (required)")
 

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 
+	"github.com/spf13/pflag"
+
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/storage"
 	"github.com/latchkey/latchkey/storage/postgres"
@@ -35,4 +37,10 @@ func openFromFlags(ctx context.Context, db, dataDir string) (storage.Store, conf
 	}
 	st, err := openStore(ctx, o)
 	return st, o, err
+}
+
+// storeFlags defines --db and --data-dir, which every command that opens the store takes.
+func storeFlags(f *pflag.FlagSet, getenv func(string) string, db, dataDir *string) {
+	stringFlag(f, getenv, db, "db", "database: a SQLite file path or a postgres:// URL (default DATA-DIR/latchkey.db)")
+	stringFlag(f, getenv, dataDir, "data-dir", "directory of the SQLite database and, in dev mode, of the master key (default ./"+config.DefaultDataDir+")")
 }
