@@ -28,6 +28,15 @@ func (h *Handler) clientRequest(w http.ResponseWriter, r *http.Request, realm st
 	return form, client, true
 }
 
+// required answers invalid_request when a required parameter is missing.
+func (h *Handler) required(w http.ResponseWriter, r *http.Request, name, value string) bool {
+	if value == "" {
+		h.writeError(w, r, newError(InvalidRequest, name+" is required"))
+		return false
+	}
+	return true
+}
+
 // token serves the token endpoint.
 func (h *Handler) token(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
 	form, client, ok := h.clientRequest(w, r, realm, true)
@@ -229,12 +238,8 @@ func audience(resources []string, client storage.Client, issuer string) ([]strin
 // introspect serves RFC 7662 introspection to authenticated confidential clients.
 func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
 	form, _, ok := h.clientRequest(w, r, realm, false)
-	if !ok {
-		return
-	}
 	tok := form.Get("token")
-	if tok == "" {
-		h.writeError(w, r, newError(InvalidRequest, "token is required"))
+	if !ok || !h.required(w, r, "token", tok) {
 		return
 	}
 	res, err := h.tokens.Introspect(r.Context(), realm, tok)
@@ -248,12 +253,8 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, realm stora
 // revoke serves RFC 7009 revocation. Public clients identify themselves by client_id.
 func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
 	form, client, ok := h.clientRequest(w, r, realm, true)
-	if !ok {
-		return
-	}
 	tok := form.Get("token")
-	if tok == "" {
-		h.writeError(w, r, newError(InvalidRequest, "token is required"))
+	if !ok || !h.required(w, r, "token", tok) {
 		return
 	}
 	// token_type_hint is only a hint (RFC 7009 §2.1): every type is tried anyway.
