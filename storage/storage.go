@@ -38,7 +38,6 @@ type Store interface {
 	SessionStore
 	AuthCodeStore
 	RefreshStore
-	AccessTokenStore
 	DenyListStore
 	SigningKeyStore
 	AuditStore
@@ -325,34 +324,6 @@ type RefreshStore interface {
 	PurgeFamilies(ctx context.Context, before time.Time) (int64, error)
 }
 
-// AccessToken is the record behind an opaque access token, stored by the hash of its value.
-type AccessToken struct {
-	Hash      []byte
-	Realm     string
-	ClientID  string
-	UserID    string // empty for client credentials
-	SessionID string
-	FamilyID  string
-	Scopes    []string
-	Audience  []string
-	IssuedAt  time.Time
-	ExpiresAt time.Time
-	RevokedAt time.Time
-}
-
-// AccessTokenStore keeps opaque access tokens.
-type AccessTokenStore interface {
-	// CreateAccessToken stores a new token. ErrConflict if the hash is taken.
-	CreateAccessToken(ctx context.Context, t AccessToken) error
-	// GetAccessToken returns the token, live or not. ErrNotFound if there is none.
-	GetAccessToken(ctx context.Context, hash []byte) (AccessToken, error)
-	// RevokeAccessToken revokes the token; revoking twice keeps the first time.
-	// ErrNotFound if there is none.
-	RevokeAccessToken(ctx context.Context, hash []byte, at time.Time) error
-	// PurgeAccessTokens deletes tokens that expired before the given time and says how many.
-	PurgeAccessTokens(ctx context.Context, before time.Time) (int64, error)
-}
-
 // DeniedJWT is a deny-list entry for a JWT access token revoked before its expiry.
 type DeniedJWT struct {
 	Realm     string
@@ -506,7 +477,6 @@ type SweepResult struct {
 	Families         int64
 	Sessions         int64
 	AuthCodes        int64
-	AccessTokens     int64
 	DeniedJWTs       int64
 	ClientAssertions int64
 }
@@ -517,7 +487,6 @@ type Counts struct {
 	RefreshTokens    int64
 	Sessions         int64
 	AuthCodes        int64
-	AccessTokens     int64
 	DeniedJWTs       int64
 	ClientAssertions int64
 }
@@ -525,9 +494,8 @@ type Counts struct {
 // SweepStore keeps storage proportional to what is live.
 type SweepStore interface {
 	// Sweep deletes every family (with its tokens), session, authorization code,
-	// opaque access token, deny-list entry and client assertion that expired or was
-	// revoked before the given time (the same rules as the Purge* methods: an opaque
-	// access token goes when it expires). When several instances share the store
+	// deny-list entry and client assertion that expired or was revoked before the
+	// given time (the same rules as the Purge* methods). When several instances share the store
 	// only one sweeps at a time, and a backend may answer the others Skipped at once
 	// (PostgreSQL does; SQLite's single writer simply runs them one after another).
 	Sweep(ctx context.Context, before time.Time) (SweepResult, error)

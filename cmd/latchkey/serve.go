@@ -191,7 +191,7 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 				res, err := store.Sweep(ctx, time.Now().Add(-sweepGrace))
 				if err == nil && !res.Skipped {
 					log.Debug("swept", "families", res.Families, "sessions", res.Sessions, "codes", res.AuthCodes,
-						"access_tokens", res.AccessTokens, "denied_jwts", res.DeniedJWTs, "client_assertions", res.ClientAssertions)
+						"denied_jwts", res.DeniedJWTs, "client_assertions", res.ClientAssertions)
 				}
 				return err
 			}},

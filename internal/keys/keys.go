@@ -6,6 +6,7 @@ package keys
 import (
 	"context"
 	"crypto"
+	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/latchkey/latchkey/internal/masterkey"
 	"github.com/latchkey/latchkey/storage"
@@ -107,6 +109,9 @@ type Manager struct {
 	rings map[string]*ring
 
 	createMu sync.Mutex // serialises making a realm's first key
+
+	deriveTokenKey func(realm string) []byte
+	tokenAEADs     sync.Map // realm → cipher.AEAD
 }
 
 // ring is one realm's keys as last loaded.
@@ -118,7 +123,24 @@ type ring struct {
 
 // NewManager returns a Manager; now is the clock.
 func NewManager(store Store, mk *masterkey.Key, policy Policy, now func() time.Time) *Manager {
-	return &Manager{store: store, sealer: newSealer(mk), policy: policy, now: now, rings: map[string]*ring{}}
+	return &Manager{store: store, sealer: newSealer(mk), policy: policy, now: now, rings: map[string]*ring{},
+		deriveTokenKey: func(realm string) []byte { return mk.Derive("opaque access tokens of realm " + realm) }}
+}
+
+// TokenAEAD returns the realm's key for sealing opaque access tokens:
+// XChaCha20-Poly1305 under a key derived from the master key and the realm's name.
+// Its 192-bit random nonces can be drawn for every token without the birthday
+// bound that caps AES-GCM's 96-bit ones at 2^32 messages per key.
+func (m *Manager) TokenAEAD(realm string) cipher.AEAD {
+	if a, ok := m.tokenAEADs.Load(realm); ok {
+		return a.(cipher.AEAD)
+	}
+	a, err := chacha20poly1305.NewX(m.deriveTokenKey(realm))
+	if err != nil { // only for a key of the wrong size, which Derive never returns
+		panic("keys: " + err.Error())
+	}
+	m.tokenAEADs.Store(realm, a)
+	return a
 }
 
 // Policy returns the manager's rotation policy.

@@ -111,14 +111,22 @@ func TestOpaqueAccessTokens(t *testing.T) {
 		if !strings.HasPrefix(at, token.AccessPrefix) || len(at) < len(token.AccessPrefix)+43 {
 			t.Fatalf("opaque token %q", at)
 		}
-		stored, err := inst.store.GetAccessToken(t.Context(), token.Hash(at))
-		if err != nil || stored.ClientID != "opq" {
-			t.Fatalf("stored by hash: %+v, %v", stored, err)
+		// Sealed: nothing of its claims can be read from it, and it is no JWT.
+		if strings.Contains(at, ".") || strings.Contains(at, "opq") {
+			t.Fatalf("opaque token %q shows its structure", at)
 		}
 		in := inst.introspect(t, "acme", at)
-		if in.body["active"] != true || in.body["client_id"] != "opq" || in.body["scope"] != "orders:read" || in.body["iss"] != inst.issuer("acme") {
+		if in.body["active"] != true || in.body["client_id"] != "opq" || in.body["scope"] != "orders:read" ||
+			in.body["iss"] != inst.issuer("acme") || in.body["sub"] != "opq" || in.body["jti"] == "" {
 			t.Fatalf("introspection %s", in.raw)
 		}
+		// Any change to it, or another realm's introspection, finds nothing.
+		b := []byte(at)
+		b[len(b)/2] ^= 1
+		wantInactive(t, inst.introspect(t, "acme", string(b)))
+		wantInactive(t, inst.introspect(t, "acme", at[:len(at)-1]))
+		wantInactive(t, inst.introspect(t, "acme", token.AccessPrefix))
+		wantInactive(t, post(t, inst.introspectURL("ed"), "svc:svc-secret-123", form("token", at)))
 		// Another client cannot revoke it; its owner can.
 		wantError(t, post(t, inst.revokeURL("acme"), "svc:svc-secret-123", form("token", at)), 400, UnauthorizedClient)
 		if inst.introspect(t, "acme", at).body["active"] != true {
@@ -128,6 +136,17 @@ func TestOpaqueAccessTokens(t *testing.T) {
 			t.Fatalf("revoke = %d %s", rv.status, rv.raw)
 		}
 		wantInactive(t, inst.introspect(t, "acme", at))
+		// The revocation survives a restart, and a restarted instance (same master
+		// key) opens the tokens sealed before it.
+		live := inst.clientCredentials(t, "acme", "opq:opq-secret-789").body["access_token"].(string)
+		other := newInstanceBehind(t, inst.store, inst.clock, false, inst.url, slog.LevelDebug)
+		if err := other.tokens.SyncDenyList(t.Context(), []string{"acme"}); err != nil {
+			t.Fatal(err)
+		}
+		wantInactive(t, other.introspect(t, "acme", at))
+		if other.introspect(t, "acme", live).body["active"] != true {
+			t.Fatal("the restarted instance does not open a live token")
+		}
 		// Expired opaque tokens are inactive.
 		at2 := inst.clientCredentials(t, "acme", "opq:opq-secret-789").body["access_token"].(string)
 		inst.clock.Add(5 * time.Minute)

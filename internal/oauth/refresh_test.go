@@ -354,10 +354,14 @@ func TestSweepAfterABurstOfLogins(t *testing.T) {
 			if rr := inst.refresh(t, "", str(r, "refresh_token"), "client_id", "spa"); rr.status != 200 {
 				t.Fatal(rr.raw)
 			}
-			inst.clientCredentials(t, "acme", "opq:opq-secret-789")
+			// An opaque token stores nothing; revoking it stores a deny-list entry.
+			at := inst.clientCredentials(t, "acme", "opq:opq-secret-789").body["access_token"].(string)
+			if rv := post(t, inst.revokeURL("acme"), "opq:opq-secret-789", form("token", at)); rv.status != 200 {
+				t.Fatal(rv.raw)
+			}
 		}
 		during, _ := inst.store.Count(ctx)
-		if during.Families < before.Families+10 || during.Sessions < before.Sessions+10 || during.RefreshTokens < before.RefreshTokens+20 || during.AccessTokens < before.AccessTokens+10 {
+		if during.Families < before.Families+10 || during.Sessions < before.Sessions+10 || during.RefreshTokens < before.RefreshTokens+20 || during.DeniedJWTs < before.DeniedJWTs+10 {
 			t.Fatalf("the burst left %+v (before %+v)", during, before)
 		}
 		// A day and a half later (spa families live 24 h at most, sessions idle out in

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -30,16 +29,11 @@ type Introspection struct {
 
 var inactive = Introspection{}
 
-// Introspect says whether tok is an active access token of the realm. Only a store
-// failure is an error; every other problem is simply an inactive token.
+// Introspect says whether tok is an active access token of the realm, JWT or
+// opaque. Only a store failure is an error; every other problem is simply an
+// inactive token.
 func (s *Service) Introspect(ctx context.Context, realm storage.Realm, tok string) (Introspection, error) {
-	switch {
-	case strings.HasPrefix(tok, AccessPrefix):
-		return s.introspectOpaque(ctx, realm, tok)
-	case strings.HasPrefix(tok, RefreshPrefix):
-		return inactive, nil // refresh tokens are for the token endpoint only
-	}
-	c, err := s.verifyAccessJWT(ctx, realm, tok)
+	c, err := s.accessClaims(ctx, realm, tok)
 	if err != nil || c == nil {
 		return inactive, err
 	}
@@ -59,6 +53,18 @@ func (s *Service) Introspect(ctx context.Context, realm storage.Realm, tok strin
 		Active: true, Scope: c.Scope, ClientID: c.ClientID, Username: username, TokenType: "Bearer",
 		Exp: c.Expiry, Iat: c.IssuedAt, Sub: c.Subject, Aud: c.Audience, Iss: c.Issuer, Jti: c.ID,
 	}, nil
+}
+
+// accessClaims returns the claims of an access token of the realm, opened (opaque)
+// or verified (JWT), expired or not; nil for anything else, refresh tokens included.
+func (s *Service) accessClaims(ctx context.Context, realm storage.Realm, tok string) (*AccessClaims, error) {
+	switch {
+	case strings.HasPrefix(tok, AccessPrefix):
+		return s.openAccess(realm.Name, tok), nil
+	case strings.HasPrefix(tok, RefreshPrefix):
+		return nil, nil // refresh tokens are for the token endpoint only
+	}
+	return s.verifyAccessJWT(ctx, realm, tok)
 }
 
 // verifyAccessJWT returns the claims of a JWT access token of the realm whose
@@ -91,32 +97,6 @@ func (s *Service) verifyAccessJWT(ctx context.Context, realm storage.Realm, tok 
 	}
 	s.verified.put(key, c, now)
 	return c, nil
-}
-
-func (s *Service) introspectOpaque(ctx context.Context, realm storage.Realm, tok string) (Introspection, error) {
-	at, err := s.store.GetAccessToken(ctx, Hash(tok))
-	if errors.Is(err, storage.ErrNotFound) {
-		return inactive, nil
-	}
-	if err != nil {
-		return inactive, fmt.Errorf("introspect: %w", err)
-	}
-	if at.Realm != realm.Name || !at.RevokedAt.IsZero() || !s.now().Before(at.ExpiresAt) {
-		return inactive, nil
-	}
-	username, live, err := s.subjectLive(ctx, realm.Name, at.ClientID, at.UserID, at.SessionID, at.FamilyID, at.IssuedAt)
-	if err != nil || !live {
-		return inactive, err
-	}
-	sub := at.UserID
-	if sub == "" {
-		sub = at.ClientID
-	}
-	return Introspection{
-		Active: true, Scope: strings.Join(at.Scopes, " "), ClientID: at.ClientID, Username: username,
-		TokenType: "Bearer", Exp: at.ExpiresAt.Unix(), Iat: at.IssuedAt.Unix(), Sub: sub,
-		Aud: at.Audience, Iss: s.Issuer(realm.Name),
-	}, nil
 }
 
 // subjectLive checks what a token stands on besides itself: its client is enabled;

@@ -16,31 +16,15 @@ type Caller struct {
 	UserAgent string
 }
 
-// Revoke revokes tok on behalf of client (RFC 7009). A JWT access token goes on the
-// deny-list until it expires; an opaque one is revoked in the store; a refresh token
-// takes its whole family with it. Unknown, malformed, expired or foreign-realm tokens
+// Revoke revokes tok on behalf of client (RFC 7009). An access token, JWT or
+// opaque, goes on the deny-list until it expires; a refresh token takes its whole
+// family with it. Unknown, malformed, expired or foreign-realm tokens
 // are not an error (RFC 7009 §2.2); another client's token is ErrNotOwner.
 func (s *Service) Revoke(ctx context.Context, realm storage.Realm, client storage.Client, tok string, from Caller) error {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	event := storage.AuditEvent{Time: now, Realm: realm.Name, ClientID: client.ID, IP: from.IP, UserAgent: from.UserAgent}
 
 	switch {
-	case strings.HasPrefix(tok, AccessPrefix):
-		at, err := s.store.GetAccessToken(ctx, Hash(tok))
-		if errors.Is(err, storage.ErrNotFound) || (err == nil && at.Realm != realm.Name) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("revoke: %w", err)
-		}
-		if at.ClientID != client.ID {
-			return ErrNotOwner
-		}
-		if err := s.store.RevokeAccessToken(ctx, at.Hash, now); err != nil {
-			return fmt.Errorf("revoke: %w", err)
-		}
-		event.Type, event.UserID = "access_token.revoked", at.UserID
-
 	case strings.HasPrefix(tok, RefreshPrefix):
 		rt, err := s.store.GetRefreshToken(ctx, Hash(tok))
 		if errors.Is(err, storage.ErrNotFound) {
@@ -65,7 +49,7 @@ func (s *Service) Revoke(ctx context.Context, realm storage.Realm, client storag
 		event.Type, event.UserID, event.SessionID, event.FamilyID = "refresh_family.revoked", fam.UserID, fam.SessionID, fam.ID
 
 	default:
-		c, err := s.verifyAccessJWT(ctx, realm, tok)
+		c, err := s.accessClaims(ctx, realm, tok)
 		if err != nil {
 			return fmt.Errorf("revoke: %w", err)
 		}
@@ -87,7 +71,7 @@ func (s *Service) Revoke(ctx context.Context, realm storage.Realm, client storag
 		if c.Subject != c.ClientID {
 			event.UserID = c.Subject
 		}
-		event.SessionID = c.SessionID
+		event.SessionID, event.FamilyID = c.SessionID, c.FamilyID
 		event.Details = map[string]string{"jti": c.ID}
 	}
 	if _, err := s.store.AppendAudit(ctx, event); err != nil {

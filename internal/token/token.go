@@ -46,9 +46,6 @@ type Store interface {
 	CreateAuthCode(ctx context.Context, c storage.AuthCode) error
 	ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time) (storage.AuthCode, error)
 	RevokeFamily(ctx context.Context, id string, at time.Time, reason string) error
-	CreateAccessToken(ctx context.Context, t storage.AccessToken) error
-	GetAccessToken(ctx context.Context, hash []byte) (storage.AccessToken, error)
-	RevokeAccessToken(ctx context.Context, hash []byte, at time.Time) error
 	DenyJWT(ctx context.Context, d storage.DeniedJWT) error
 	ListDeniedJWTs(ctx context.Context, realm string, now time.Time) ([]storage.DeniedJWT, error)
 	AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error)
@@ -143,7 +140,7 @@ func TTL(r storage.Realm, c storage.Client) time.Duration {
 }
 
 // IssueAccessToken issues an access token for the grant: a signed JWT, or an opaque
-// token when the client is set to opaque.
+// (sealed) token when the client is set to opaque.
 func (s *Service) IssueAccessToken(ctx context.Context, g Grant) (Issued, error) {
 	now := s.now()
 	ttl := TTL(g.Realm, g.Client)
@@ -152,15 +149,18 @@ func (s *Service) IssueAccessToken(ctx context.Context, g Grant) (Issued, error)
 	if subject == "" {
 		subject = g.Client.ID
 	}
+	claims := AccessClaims{
+		Issuer: s.Issuer(g.Realm.Name), Subject: subject, Audience: g.Audience,
+		Expiry: now.Add(ttl).Unix(), IssuedAt: now.Unix(), ID: rand.Text(),
+		ClientID: g.Client.ID, Scope: scope, SessionID: g.SessionID, FamilyID: g.FamilyID,
+	}
+	if !g.AuthTime.IsZero() {
+		claims.AuthTime = g.AuthTime.Unix()
+	}
 	if g.Client.Tokens.AccessTokenFormat == "opaque" {
-		value, hash := newOpaque(AccessPrefix)
-		err := s.store.CreateAccessToken(ctx, storage.AccessToken{
-			Hash: hash, Realm: g.Realm.Name, ClientID: g.Client.ID, UserID: g.UserID,
-			SessionID: g.SessionID, FamilyID: g.FamilyID, Scopes: g.Scopes, Audience: g.Audience,
-			IssuedAt: now.UTC().Truncate(time.Microsecond), ExpiresAt: now.Add(ttl).UTC().Truncate(time.Microsecond),
-		})
+		value, err := s.sealAccess(g.Realm.Name, claims)
 		if err != nil {
-			return Issued{}, fmt.Errorf("store opaque access token: %w", err)
+			return Issued{}, fmt.Errorf("seal access token: %w", err)
 		}
 		return Issued{Value: value, ExpiresIn: ttl, Scope: scope}, nil
 	}
@@ -172,14 +172,6 @@ func (s *Service) IssueAccessToken(ctx context.Context, g Grant) (Issued, error)
 	k, err := s.keys.Signer(ctx, g.Realm.Name, alg)
 	if err != nil {
 		return Issued{}, err
-	}
-	claims := AccessClaims{
-		Issuer: s.Issuer(g.Realm.Name), Subject: subject, Audience: g.Audience,
-		Expiry: now.Add(ttl).Unix(), IssuedAt: now.Unix(), ID: rand.Text(),
-		ClientID: g.Client.ID, Scope: scope, SessionID: g.SessionID, FamilyID: g.FamilyID,
-	}
-	if !g.AuthTime.IsZero() {
-		claims.AuthTime = g.AuthTime.Unix()
 	}
 	jws, err := k.Sign(claims, TypeAccessJWT)
 	if err != nil {

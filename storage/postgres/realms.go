@@ -92,7 +92,7 @@ func (s *Store) DeleteRealm(ctx context.Context, name string) error {
 		if tag.RowsAffected() == 0 {
 			return storage.ErrNotFound
 		}
-		for _, table := range []string{"sessions", "auth_codes", "refresh_families", "access_tokens", "denied_jwts", "client_assertions", "consents"} {
+		for _, table := range []string{"sessions", "auth_codes", "refresh_families", "denied_jwts", "client_assertions", "consents"} {
 			// table comes from the fixed list above, never from input.
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE realm = $1`, name); err != nil {
 				return err

@@ -39,7 +39,6 @@ func (s *Store) Sweep(ctx context.Context, before time.Time) (storage.SweepResul
 			{&r.Families, purgeFamilies},
 			{&r.Sessions, purgeSessions},
 			{&r.AuthCodes, purgeAuthCodes},
-			{&r.AccessTokens, purgeAccessTokens},
 			{&r.DeniedJWTs, purgeDeniedJWTs},
 			{&r.ClientAssertions, purgeClientAssertions},
 		} {
@@ -65,10 +64,9 @@ func (s *Store) Count(ctx context.Context) (storage.Counts, error) {
 			(SELECT count(*) FROM refresh_tokens),
 			(SELECT count(*) FROM sessions),
 			(SELECT count(*) FROM auth_codes),
-			(SELECT count(*) FROM access_tokens),
 			(SELECT count(*) FROM denied_jwts),
 			(SELECT count(*) FROM client_assertions)`,
-	).Scan(&c.Families, &c.RefreshTokens, &c.Sessions, &c.AuthCodes, &c.AccessTokens, &c.DeniedJWTs, &c.ClientAssertions)
+	).Scan(&c.Families, &c.RefreshTokens, &c.Sessions, &c.AuthCodes, &c.DeniedJWTs, &c.ClientAssertions)
 	if err != nil {
 		return storage.Counts{}, fmt.Errorf("count stored rows: %w", err)
 	}

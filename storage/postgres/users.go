@@ -116,7 +116,7 @@ func (s *Store) DeleteUser(ctx context.Context, realm, id string) error {
 		}
 		// What the user holds goes with them: sessions, families (their tokens
 		// follow), pending codes, opaque access tokens and consents.
-		for _, table := range []string{"sessions", "refresh_families", "auth_codes", "access_tokens", "consents"} {
+		for _, table := range []string{"sessions", "refresh_families", "auth_codes", "consents"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE realm = $1 AND user_id = $2`, realm, id); err != nil {
 				return fmt.Errorf("deleting %s: %w", table, err)
 			}

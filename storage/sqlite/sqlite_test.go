@@ -523,22 +523,23 @@ func TestGroupCommit_AFailingWriteUndoesOnlyItself(t *testing.T) {
 	if err := s.CreateRealm(ctx, storage.Realm{Name: "acme", CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	dup := make([]byte, 32)
-	if err := s.CreateAccessToken(ctx, storage.AccessToken{Hash: dup, Realm: "acme", ClientID: "c", IssuedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+	session := func(id string) storage.Session {
+		return storage.Session{ID: id, Realm: "acme", UserID: "u", AuthTime: now, CreatedAt: now, LastSeenAt: now,
+			IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour)}
+	}
+	if err := s.CreateSession(ctx, session("dup")); err != nil {
 		t.Fatal(err)
 	}
 	const n = 200
 	errs := make([]error, n)
-	hashes := make([][]byte, n)
+	ids := make([]string, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		hashes[i] = []byte(fmt.Sprintf("%032d", i))
+		ids[i] = fmt.Sprintf("sid-%03d", i)
 		if i%3 == 0 {
-			hashes[i] = dup // conflicts with the token stored above
+			ids[i] = "dup" // conflicts with the session stored above
 		}
-		wg.Go(func() {
-			errs[i] = s.CreateAccessToken(ctx, storage.AccessToken{Hash: hashes[i], Realm: "acme", ClientID: "c", IssuedAt: now, ExpiresAt: now.Add(time.Hour)})
-		})
+		wg.Go(func() { errs[i] = s.CreateSession(ctx, session(ids[i])) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -551,21 +552,21 @@ func TestGroupCommit_AFailingWriteUndoesOnlyItself(t *testing.T) {
 		if err != nil {
 			t.Fatalf("write %d: %v", i, err)
 		}
-		if _, err := s.GetAccessToken(ctx, hashes[i]); err != nil {
+		if _, err := s.GetSession(ctx, ids[i]); err != nil {
 			t.Fatalf("write %d reported done but is not stored: %v", i, err)
 		}
 	}
 	c, _ := s.Count(ctx)
-	if c.AccessTokens != 1+n-(n+2)/3 {
-		t.Fatalf("%d access tokens stored, want %d", c.AccessTokens, 1+n-(n+2)/3)
+	if c.Sessions != 1+n-(n+2)/3 {
+		t.Fatalf("%d sessions stored, want %d", c.Sessions, 1+n-(n+2)/3)
 	}
 	// A write whose caller has given up is not made.
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := s.CreateAccessToken(cancelled, storage.AccessToken{Hash: []byte("late"), Realm: "acme", ClientID: "c", IssuedAt: now, ExpiresAt: now.Add(time.Hour)}); err == nil {
+	if err := s.CreateSession(cancelled, session("late")); err == nil {
 		t.Fatal("a cancelled write succeeded")
 	}
-	if _, err := s.GetAccessToken(ctx, []byte("late")); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.GetSession(ctx, "late"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatal("a cancelled write was stored")
 	}
 }

@@ -38,7 +38,6 @@ func (s *Store) Sweep(ctx context.Context, before time.Time) (storage.SweepResul
 			{"refresh families", &r.Families, purgeFamilies},
 			{"sessions", &r.Sessions, purgeSessions},
 			{"authorization codes", &r.AuthCodes, purgeAuthCodes},
-			{"access tokens", &r.AccessTokens, purgeAccessTokens},
 			{"deny-list", &r.DeniedJWTs, purgeDeniedJWTs},
 			{"client assertions", &r.ClientAssertions, purgeClientAssertions},
 		} {
@@ -65,10 +64,9 @@ func (s *Store) Count(ctx context.Context) (storage.Counts, error) {
 			(SELECT count(*) FROM refresh_tokens),
 			(SELECT count(*) FROM sessions),
 			(SELECT count(*) FROM auth_codes),
-			(SELECT count(*) FROM access_tokens),
 			(SELECT count(*) FROM denied_jwts),
 			(SELECT count(*) FROM client_assertions)`,
-	).Scan(&c.Families, &c.RefreshTokens, &c.Sessions, &c.AuthCodes, &c.AccessTokens, &c.DeniedJWTs, &c.ClientAssertions)
+	).Scan(&c.Families, &c.RefreshTokens, &c.Sessions, &c.AuthCodes, &c.DeniedJWTs, &c.ClientAssertions)
 	if err != nil {
 		return storage.Counts{}, fmt.Errorf("count stored rows: %w", err)
 	}

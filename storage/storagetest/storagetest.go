@@ -33,7 +33,6 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"RefreshRotatedOnceUnderRace", testRefreshRace},
 		{"RevokeManyFamilies", testRevokeManyFamilies},
 		{"PurgeFamilies", testPurgeFamilies},
-		{"AccessTokens", testAccessTokens},
 		{"DenyList", testDenyList},
 		{"SigningKeys", testSigningKeys},
 		{"Audit", testAudit},
@@ -433,12 +432,8 @@ func testDeleteRealmCascades(t *testing.T, s storage.Store) {
 	// Deleting a user takes everything they hold with them.
 	code := newCode(t, "keep")
 	must(t, s.CreateAuthCode(c, code))
-	opaque := storage.AccessToken{Hash: randBytes(t), Realm: "keep", ClientID: "web", UserID: "keep-alice", IssuedAt: t0, ExpiresAt: at(time.Hour)}
-	must(t, s.CreateAccessToken(c, opaque))
 	must(t, s.DeleteUser(c, "keep", "keep-alice"))
 	_, err = s.ConsumeAuthCode(c, code.Hash, t0)
-	wantErr(t, err, storage.ErrNotFound)
-	_, err = s.GetAccessToken(c, opaque.Hash)
 	wantErr(t, err, storage.ErrNotFound)
 	_, err = s.GetSession(c, "keep-sid")
 	wantErr(t, err, storage.ErrNotFound)
@@ -834,48 +829,6 @@ func testPurgeFamilies(t *testing.T, s storage.Store) {
 		wantErr(t, err, storage.ErrNotFound) // tokens go with their family
 	}
 	_, err = s.GetFamily(c, "live")
-	must(t, err)
-}
-
-func testAccessTokens(t *testing.T, s storage.Store) {
-	c := ctx(t)
-	setupRealm(t, s, "acme")
-
-	tok := storage.AccessToken{
-		Hash: randBytes(t), Realm: "acme", ClientID: "web", UserID: "acme-alice", SessionID: "sid-1", FamilyID: "fam-1",
-		Scopes: []string{"openid", "orders:read"}, Audience: []string{"https://api.example"},
-		IssuedAt: t0, ExpiresAt: at(5 * time.Minute),
-	}
-	must(t, s.CreateAccessToken(c, tok))
-	wantErr(t, s.CreateAccessToken(c, tok), storage.ErrConflict)
-	svc := storage.AccessToken{Hash: randBytes(t), Realm: "acme", ClientID: "svc", IssuedAt: t0, ExpiresAt: at(time.Hour)}
-	must(t, s.CreateAccessToken(c, svc))
-
-	got, err := s.GetAccessToken(c, tok.Hash)
-	must(t, err)
-	same(t, "GetAccessToken", got, tok)
-	got, err = s.GetAccessToken(c, svc.Hash)
-	must(t, err)
-	same(t, "client-credentials token", got, svc)
-	_, err = s.GetAccessToken(c, randBytes(t))
-	wantErr(t, err, storage.ErrNotFound)
-
-	must(t, s.RevokeAccessToken(c, tok.Hash, at(time.Minute)))
-	must(t, s.RevokeAccessToken(c, tok.Hash, at(2*time.Minute)))
-	got, err = s.GetAccessToken(c, tok.Hash)
-	must(t, err)
-	if !got.RevokedAt.Equal(at(time.Minute)) {
-		t.Fatalf("RevokedAt = %v, want the first revocation", got.RevokedAt)
-	}
-	wantErr(t, s.RevokeAccessToken(c, randBytes(t), t0), storage.ErrNotFound)
-
-	n, err := s.PurgeAccessTokens(c, at(5*time.Minute))
-	wantCount(t, "PurgeAccessTokens(5m)", n, err, 0)
-	n, err = s.PurgeAccessTokens(c, at(6*time.Minute))
-	wantCount(t, "PurgeAccessTokens(6m)", n, err, 1)
-	_, err = s.GetAccessToken(c, tok.Hash)
-	wantErr(t, err, storage.ErrNotFound)
-	_, err = s.GetAccessToken(c, svc.Hash)
 	must(t, err)
 }
 
@@ -1291,18 +1244,6 @@ func testSweep(t *testing.T, s storage.Store) {
 			return err
 		}})
 
-		tok := storage.AccessToken{Hash: randBytes(t), Realm: "acme", ClientID: "web", UserID: "acme-alice",
-			Scopes: []string{"openid"}, IssuedAt: t0, ExpiresAt: exp}
-		must(t, s.CreateAccessToken(c, tok))
-		if i%2 == 0 {
-			// As PurgeAccessTokens, only expiry counts: a revoked token stays until then.
-			must(t, s.RevokeAccessToken(c, tok.Hash, at(10*time.Minute)))
-		}
-		reads = append(reads, read{fmt.Sprintf("access token %d", i), dead, func() error {
-			_, err := s.GetAccessToken(c, tok.Hash)
-			return err
-		}})
-
 		jti := fmt.Sprintf("jti-%02d", i)
 		must(t, s.DenyJWT(c, storage.DeniedJWT{Realm: "acme", JTI: jti, ExpiresAt: exp, CreatedAt: t0, Reason: "revoked"}))
 		reads = append(reads, read{"deny-list entry " + jti, dead, func() error {
@@ -1331,13 +1272,13 @@ func testSweep(t *testing.T, s storage.Store) {
 	counts, err := s.Count(c)
 	must(t, err)
 	same(t, "Count before the sweep", counts, storage.Counts{Families: n, RefreshTokens: 2 * n, Sessions: n,
-		AuthCodes: n, AccessTokens: n, DeniedJWTs: n, ClientAssertions: n})
+		AuthCodes: n, DeniedJWTs: n, ClientAssertions: n})
 
 	res, err := s.Sweep(c, sweepAt)
 	must(t, err)
-	same(t, "Sweep", res, storage.SweepResult{Families: 8, Sessions: 8, AuthCodes: 5, AccessTokens: 5,
+	same(t, "Sweep", res, storage.SweepResult{Families: 8, Sessions: 8, AuthCodes: 5,
 		DeniedJWTs: 5, ClientAssertions: 5})
-	live := storage.Counts{Families: 12, RefreshTokens: 24, Sessions: 12, AuthCodes: 15, AccessTokens: 15,
+	live := storage.Counts{Families: 12, RefreshTokens: 24, Sessions: 12, AuthCodes: 15,
 		DeniedJWTs: 15, ClientAssertions: 15}
 	counts, err = s.Count(c)
 	must(t, err)
