@@ -90,11 +90,20 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	writeJSON(w, e.Status, body)
 }
 
+// Header values every JSON response carries. Never appended to: each is assigned
+// whole, and a later Add copies (len == cap).
+var (
+	jsonType = []string{"application/json"}
+	noStore  = []string{"no-store"}
+	noCache  = []string{"no-cache"}
+)
+
 // writeJSON writes a JSON response that no cache may keep (RFC 6749 §5.1).
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
+	h := w.Header()
+	// Assigned rather than Set: the keys are canonical already, and the shared
+	// one-element values spare three allocations per response.
+	h["Content-Type"], h["Cache-Control"], h["Pragma"] = jsonType, noStore, noCache
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
 }

@@ -12,6 +12,8 @@ import (
 // assertion a few kilobytes.
 const maxFormBytes = 64 << 10
 
+const formType = "application/x-www-form-urlencoded"
+
 // repeatable are the parameters RFC 8707 §2 lets a client send more than once.
 var repeatable = map[string]bool{"resource": true}
 
@@ -22,15 +24,19 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 		w.Header().Set("Allow", http.MethodPost)
 		return nil, &Error{Code: InvalidRequest, Description: "use POST", Status: http.StatusMethodNotAllowed}
 	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, newError(InvalidRequest, "the body must be application/x-www-form-urlencoded")
+	if ct := r.Header.Get("Content-Type"); ct != formType { // the plain header needs no parsing
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != formType {
+			return nil, newError(InvalidRequest, "the body must be application/x-www-form-urlencoded")
+		}
 	}
 	// Credentials and tokens never travel in the URL, where logs and proxies keep them.
-	q := r.URL.Query()
-	for _, p := range []string{"client_secret", "client_assertion", "token", "refresh_token", "code", "code_verifier", "password"} {
-		if q.Has(p) {
-			return nil, newError(InvalidRequest, "parameter "+p+" must be sent in the body, not the URL")
+	if r.URL.RawQuery != "" {
+		q := r.URL.Query()
+		for _, p := range []string{"client_secret", "client_assertion", "token", "refresh_token", "code", "code_verifier", "password"} {
+			if q.Has(p) {
+				return nil, newError(InvalidRequest, "parameter "+p+" must be sent in the body, not the URL")
+			}
 		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
