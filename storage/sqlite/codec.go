@@ -99,8 +99,8 @@ func list[T any](ctx context.Context, q querier, scan func(rowScanner) (T, error
 // use for its statements.
 //
 // Writes are committed in groups: every write waiting when the writer connection
-// comes free goes into the next transaction, each inside a savepoint of its own, so
-// a failing write undoes only itself, and all of them share one commit, and so one
+// comes free goes into the next transaction; a failing write undoes only itself
+// (see commitGroup), and all of them share one commit, and so one
 // fsync (synchronous=FULL). A write is answered only after that commit: durability
 // is the same as a transaction each, at a fraction of the fsyncs under load.
 func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *stmtTx) error) error {

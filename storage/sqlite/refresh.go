@@ -80,36 +80,21 @@ func getRefreshToken(ctx context.Context, q querier, hash []byte) (storage.Refre
 func (s *Store) RotateRefreshToken(ctx context.Context, parentHash []byte, child storage.RefreshToken, sealed []byte, use storage.FamilyUse) (storage.RefreshToken, error) {
 	var parent storage.RefreshToken
 	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
-		var err error
-		parent, err = getRefreshToken(ctx, tx, parentHash)
-		if err != nil {
-			return err
-		}
-		var revoked bool
-		err = tx.QueryRowContext(ctx, `SELECT revoked_at IS NOT NULL FROM refresh_families WHERE id = ?`,
-			parent.FamilyID).Scan(&revoked)
-		if err != nil {
-			return fmt.Errorf("%s: %w", familyName(parent.FamilyID), err)
-		}
-		if revoked {
-			return fmt.Errorf("%s: %w", familyName(parent.FamilyID), storage.ErrRevoked)
-		}
-
 		// The conditional UPDATE is the decision, even though this IMMEDIATE
-		// transaction already holds the write lock: only a parent still unused is
-		// marked, by exactly one caller.
-		res, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET used_at = ?, successor_hash = ?, sealed = ?
-			WHERE hash = ? AND used_at IS NULL`, micros(use.At), blob(child.Hash), blob(sealed), parentHash)
+		// transaction already holds the write lock: only a parent still unused, of a
+		// family not revoked, is marked, by exactly one caller.
+		parent = storage.RefreshToken{Hash: parentHash, UsedAt: use.At, SuccessorHash: child.Hash, Sealed: sealed}
+		err := tx.QueryRowContext(ctx, `UPDATE refresh_tokens SET used_at = ?, successor_hash = ?, sealed = ?
+			WHERE hash = ? AND used_at IS NULL
+			  AND (SELECT revoked_at FROM refresh_families WHERE id = refresh_tokens.family_id) IS NULL
+			RETURNING family_id, scopes, issued_at`, micros(use.At), blob(child.Hash), blob(sealed), parentHash,
+		).Scan(&parent.FamilyID, jsonCol{&parent.Scopes}, timeCol{&parent.IssuedAt})
+		if errors.Is(err, sql.ErrNoRows) {
+			return notRotated(ctx, tx, parentHash, &parent)
+		}
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return fmt.Errorf("refresh token in %s: %w", familyName(parent.FamilyID), storage.ErrAlreadyUsed)
-		}
-		parent.UsedAt, parent.SuccessorHash, parent.Sealed = use.At, child.Hash, sealed
-
 		child.FamilyID = parent.FamilyID
 		if err := insertRefreshToken(ctx, tx, child); err != nil {
 			return err
@@ -119,6 +104,26 @@ func (s *Store) RotateRefreshToken(ctx context.Context, parentHash []byte, child
 		return err
 	})
 	return parent, err
+}
+
+// notRotated says why a parent was not rotated (ErrNotFound, ErrRevoked or
+// ErrAlreadyUsed), leaving it in *parent as it stands.
+func notRotated(ctx context.Context, tx *stmtTx, parentHash []byte, parent *storage.RefreshToken) error {
+	var err error
+	*parent, err = getRefreshToken(ctx, tx, parentHash)
+	if err != nil {
+		return err
+	}
+	var revoked bool
+	err = tx.QueryRowContext(ctx, `SELECT revoked_at IS NOT NULL FROM refresh_families WHERE id = ?`,
+		parent.FamilyID).Scan(&revoked)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: %w", familyName(parent.FamilyID), err)
+	case revoked:
+		return fmt.Errorf("%s: %w", familyName(parent.FamilyID), storage.ErrRevoked)
+	}
+	return fmt.Errorf("refresh token in %s: %w", familyName(parent.FamilyID), storage.ErrAlreadyUsed)
 }
 
 func (s *Store) RevokeFamily(ctx context.Context, id string, at time.Time, reason string) error {

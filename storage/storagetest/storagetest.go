@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"RefreshFamilies", testRefreshFamilies},
 		{"RefreshRotation", testRefreshRotation},
 		{"RefreshRotatedOnceUnderRace", testRefreshRace},
+		{"FailedRotationUndoesOnlyItself", testFailedRotationUndoesOnlyItself},
 		{"RevokeManyFamilies", testRevokeManyFamilies},
 		{"PurgeFamilies", testPurgeFamilies},
 		{"DenyList", testDenyList},
@@ -650,6 +652,60 @@ func testRefreshFamilies(t *testing.T, s storage.Store) {
 		t.Fatalf("revoked family = %+v, want the first revocation (1m, logout)", got)
 	}
 	wantErr(t, s.RevokeFamily(c, "nope", t0, "x"), storage.ErrNotFound)
+}
+
+// A rotation that fails part-way (its parent marked, then its child's hash taken)
+// leaves nothing behind, while rotations running beside it, which a backend may
+// commit in the same transaction, all stand.
+func testFailedRotationUndoesOnlyItself(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	setupRealm(t, s, "acme")
+	_, taken := mkFamily(t, s, "acme", "fam-taken")
+	const n = 40
+	parents := make([]storage.RefreshToken, n)
+	children := make([]storage.RefreshToken, n)
+	for i := range n {
+		_, parents[i] = mkFamily(t, s, "acme", fmt.Sprintf("fam-%02d", i))
+		children[i] = storage.RefreshToken{Hash: randBytes(t), IssuedAt: at(time.Minute)}
+		if i%4 == 0 {
+			children[i].Hash = taken.Hash // collides with another family's token
+		}
+	}
+	use := storage.FamilyUse{At: at(time.Minute), IdleExpiresAt: at(2 * time.Hour)}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = s.RotateRefreshToken(c, parents[i].Hash, children[i], []byte("sealed"), use)
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		got, err := s.GetRefreshToken(c, parents[i].Hash)
+		must(t, err)
+		fam, err := s.GetFamily(c, fmt.Sprintf("fam-%02d", i))
+		must(t, err)
+		if i%4 == 0 {
+			wantErr(t, errs[i], storage.ErrConflict)
+			if !got.UsedAt.IsZero() || got.SuccessorHash != nil || !fam.LastUsedAt.Equal(t0) {
+				t.Fatalf("rotation %d failed but left its parent %+v and family %+v changed", i, got, fam)
+			}
+			continue
+		}
+		must(t, errs[i])
+		if !got.UsedAt.Equal(use.At) || !fam.LastUsedAt.Equal(use.At) {
+			t.Fatalf("rotation %d succeeded but its parent %+v or family %+v is not marked", i, got, fam)
+		}
+		if _, err := s.GetRefreshToken(c, children[i].Hash); err != nil {
+			t.Fatalf("rotation %d succeeded but its child is not stored: %v", i, err)
+		}
+	}
+	// The family whose token the failures collided with is untouched.
+	got, err := s.GetRefreshToken(c, taken.Hash)
+	must(t, err)
+	if got.FamilyID != "fam-taken" || !got.UsedAt.IsZero() {
+		t.Fatalf("the colliding token is now %+v", got)
+	}
 }
 
 func testRefreshRotation(t *testing.T, s storage.Store) {
