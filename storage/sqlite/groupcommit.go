@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -22,12 +23,21 @@ type write struct {
 	// single marks a write of one statement: SQLite undoes a failed statement by
 	// itself, so it needs no savepoint (two fewer statements per write).
 	single bool
+	// rotation marks a refresh-token rotation: rotations arrive in bursts from
+	// many clients at once, and are worth a short wait for company (see linger).
+	rotation bool
 }
+
+// maxLinger bounds how long the writer waits for more rotations before committing.
+const maxLinger = time.Millisecond
 
 // writeLoop is the only user of the writer connection once the store is open. It
 // takes the writes that are waiting, runs them in one transaction and commits.
 func (s *Store) writeLoop() {
 	defer close(s.loopDone)
+	timer := time.NewTimer(maxLinger)
+	timer.Stop()
+	lastRotations := 0
 	for {
 		var first *write
 		select {
@@ -45,9 +55,43 @@ func (s *Store) writeLoop() {
 				break collect
 			}
 		}
+		group, lastRotations = s.linger(group, lastRotations, timer)
 		s.commitGroup(group)
 		s.writerStmts.preparePending(context.Background())
 	}
+}
+
+// linger holds back a group that has a rotation in it while the last group had
+// several, for at most maxLinger, until it has one more rotation than that group:
+// every commit costs an fsync, and the handlers of concurrent refreshes reach the
+// writer one by one, after their reads and signatures. A lone write, or a lone
+// refreshing client, never waits. It returns the group and its rotation count.
+func (s *Store) linger(group []*write, lastRotations int, timer *time.Timer) ([]*write, int) {
+	rotations := 0
+	for _, w := range group {
+		if w.rotation {
+			rotations++
+		}
+	}
+	if rotations == 0 || lastRotations < 2 || rotations > lastRotations {
+		return group, rotations
+	}
+	timer.Reset(maxLinger)
+	defer timer.Stop()
+	for len(group) < maxGroup && rotations <= lastRotations {
+		select {
+		case w := <-s.writes:
+			group = append(group, w)
+			if w.rotation {
+				rotations++
+			}
+		case <-timer.C:
+			return group, rotations
+		case <-s.closed:
+			return group, rotations
+		}
+	}
+	return group, rotations
 }
 
 // commitGroup runs a group of writes in one transaction and answers each once the

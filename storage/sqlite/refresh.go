@@ -79,7 +79,7 @@ func getRefreshToken(ctx context.Context, q querier, hash []byte) (storage.Refre
 // rotated it or another did first.
 func (s *Store) RotateRefreshToken(ctx context.Context, parentHash []byte, child storage.RefreshToken, sealed []byte, use storage.FamilyUse) (storage.RefreshToken, error) {
 	var parent storage.RefreshToken
-	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
+	err := s.enqueue(&write{ctx: ctx, done: make(chan error, 1), rotation: true, fn: func(ctx context.Context, tx *stmtTx) error {
 		// The conditional UPDATE is the decision, even though this IMMEDIATE
 		// transaction already holds the write lock: only a parent still unused, of a
 		// family not revoked, is marked, by exactly one caller.
@@ -102,7 +102,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, parentHash []byte, child
 		_, err = tx.ExecContext(ctx, `UPDATE refresh_families SET last_used_at = ?, idle_expires_at = ?, ip = ?, user_agent = ?
 			WHERE id = ?`, micros(use.At), micros(use.IdleExpiresAt), use.IP, use.UserAgent, parent.FamilyID)
 		return err
-	})
+	}})
 	return parent, err
 }
 
