@@ -62,7 +62,8 @@ func (s *Store) writeLoop() {
 }
 
 // linger holds back a group that has a rotation in it while the last group had
-// several, for at most maxLinger, until it has one more rotation than that group:
+// several, for at most maxLinger, until it has as many rotations as that group (it
+// grows when more are already waiting, which the writer takes first):
 // every commit costs an fsync, and the handlers of concurrent refreshes reach the
 // writer one by one, after their reads and signatures. A lone write, or a lone
 // refreshing client, never waits. It returns the group and its rotation count.
@@ -73,12 +74,12 @@ func (s *Store) linger(group []*write, lastRotations int, timer *time.Timer) ([]
 			rotations++
 		}
 	}
-	if rotations == 0 || lastRotations < 2 || rotations > lastRotations {
+	if rotations == 0 || lastRotations < 2 || rotations >= lastRotations {
 		return group, rotations
 	}
 	timer.Reset(maxLinger)
 	defer timer.Stop()
-	for len(group) < maxGroup && rotations <= lastRotations {
+	for len(group) < maxGroup && rotations < lastRotations {
 		select {
 		case w := <-s.writes:
 			group = append(group, w)
