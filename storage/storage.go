@@ -324,7 +324,8 @@ type RefreshStore interface {
 	PurgeFamilies(ctx context.Context, before time.Time) (int64, error)
 }
 
-// DeniedJWT is a deny-list entry for a JWT access token revoked before its expiry.
+// DeniedJWT is a deny-list entry for an access token revoked before its expiry: a
+// JWT or an opaque (sealed) one, both named by their jti.
 type DeniedJWT struct {
 	Realm     string
 	JTI       string

@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// DenyList holds the IDs (jti) of revoked access tokens, JWT and opaque, in memory until the tokens would have expired
-// anyway, so checking it costs a map lookup. Each instance loads it from the store
+// DenyList holds the IDs (jti) of revoked access tokens, JWT and opaque, in memory
+// until the tokens would have expired anyway, so checking it costs a map lookup. Each instance loads it from the store
 // at start and polls for entries other instances added.
 type DenyList struct {
 	mu      sync.RWMutex

@@ -1,11 +1,10 @@
 package token
 
 import (
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
-
-	"crypto/rand"
 )
 
 // An opaque access token is sealed, not stored: "lk_at_" followed by, in base64url,
