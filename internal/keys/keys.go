@@ -110,8 +110,8 @@ type Manager struct {
 
 	createMu sync.Mutex // serialises making a realm's first key
 
-	deriveTokenKey func(realm string) []byte
-	tokenAEADs     sync.Map // realm → cipher.AEAD
+	master     *masterkey.Key // for the realms' token keys
+	tokenAEADs sync.Map       // realm → cipher.AEAD
 }
 
 // ring is one realm's keys as last loaded.
@@ -123,8 +123,7 @@ type ring struct {
 
 // NewManager returns a Manager; now is the clock.
 func NewManager(store Store, mk *masterkey.Key, policy Policy, now func() time.Time) *Manager {
-	return &Manager{store: store, sealer: newSealer(mk), policy: policy, now: now, rings: map[string]*ring{},
-		deriveTokenKey: func(realm string) []byte { return mk.Derive("opaque access tokens of realm " + realm) }}
+	return &Manager{store: store, sealer: newSealer(mk), master: mk, policy: policy, now: now, rings: map[string]*ring{}}
 }
 
 // TokenAEAD returns the realm's key for sealing opaque access tokens:
@@ -135,7 +134,7 @@ func (m *Manager) TokenAEAD(realm string) cipher.AEAD {
 	if a, ok := m.tokenAEADs.Load(realm); ok {
 		return a.(cipher.AEAD)
 	}
-	a, err := chacha20poly1305.NewX(m.deriveTokenKey(realm))
+	a, err := chacha20poly1305.NewX(m.master.Derive("opaque access tokens of realm " + realm))
 	if err != nil { // only for a key of the wrong size, which Derive never returns
 		panic("keys: " + err.Error())
 	}

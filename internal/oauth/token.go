@@ -176,17 +176,6 @@ func (h *Handler) refresh(r *http.Request, realm storage.Realm, client storage.C
 	return resp, err
 }
 
-// scopeToken reports whether s is an RFC 6749 §3.3 scope-token:
-// 1*( %x21 / %x23-5B / %x5D-7E ).
-func scopeToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x21 || c > 0x7e || c == 0x22 || c == 0x5c {
-			return false
-		}
-	}
-	return s != ""
-}
-
 // grantedScopes checks a requested scope against what the client may have. No scope
 // requested means all of the client's (RFC 6749 §3.3 lets the server pick a default).
 func grantedScopes(requested string, allowed []string) ([]string, error) {
@@ -198,7 +187,7 @@ func grantedScopes(requested string, allowed []string) ([]string, error) {
 		if s == "" {
 			continue // tolerate doubled spaces
 		}
-		if !scopeToken(s) {
+		if !token.IsScopeToken(s) {
 			return nil, newError(InvalidScope, "malformed scope")
 		}
 		if !slices.Contains(allowed, s) {

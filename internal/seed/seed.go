@@ -20,6 +20,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/latchkey/latchkey/internal/token"
 )
 
 // File is the seed file's schema.
@@ -286,9 +288,7 @@ var (
 	tokenFormats = []string{"jwt", "opaque"}
 	realmName    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 	clientID     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
-	// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-	scopeToken = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
-	username   = regexp.MustCompile(`^[a-z0-9][a-z0-9._@+-]{0,127}$`)
+	username     = regexp.MustCompile(`^[a-z0-9][a-z0-9._@+-]{0,127}$`)
 )
 
 // validator collects the first problem, located in the file.
@@ -462,7 +462,7 @@ func (v *validator) validateClient(c *Client, seen map[string]bool, at func(p ..
 		}
 	}
 	for i, s := range c.Scopes {
-		if !scopeToken.MatchString(s) {
+		if !token.IsScopeToken(s) {
 			v.fail(fmt.Sprintf("%q is not a scope token (RFC 6749 §3.3: no spaces, quotes or backslashes)", s), at("scopes", i)...)
 		}
 	}

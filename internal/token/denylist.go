@@ -8,8 +8,9 @@ import (
 )
 
 // DenyList holds the IDs (jti) of revoked access tokens, JWT and opaque, in memory
-// until the tokens would have expired anyway, so checking it costs a map lookup. Each instance loads it from the store
-// at start and polls for entries other instances added.
+// until the tokens would have expired anyway, so checking it costs a map lookup.
+// Each instance loads it from the store at start and polls for entries other
+// instances added.
 type DenyList struct {
 	mu      sync.RWMutex
 	entries map[denyKey]time.Time // → the token's exp

@@ -45,8 +45,11 @@ func (s *Service) sealAccess(realm string, c AccessClaims) (string, error) {
 // nil if tok is not one: malformed, altered, or sealed for another realm.
 func (s *Service) openAccess(realm, tok string) *AccessClaims {
 	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(tok, AccessPrefix))
+	if err != nil {
+		return nil
+	}
 	aead := s.keys.TokenAEAD(realm)
-	if err != nil || len(raw) < 1+aead.NonceSize()+aead.Overhead() || raw[0] != opaqueVersion {
+	if len(raw) < 1+aead.NonceSize()+aead.Overhead() || raw[0] != opaqueVersion {
 		return nil
 	}
 	nonce := raw[1 : 1+aead.NonceSize()]

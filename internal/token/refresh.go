@@ -191,6 +191,17 @@ func (s *Service) retryOrReuse(ctx context.Context, req RefreshRequest, rt stora
 	return Response{}, fmt.Errorf("%w: refresh token reused; its family is revoked", ErrInvalidGrant)
 }
 
+// IsScopeToken reports whether s is a scope-token (RFC 6749 §3.3):
+// 1*( %x21 / %x23-5B / %x5D-7E ), so no spaces, quotes or backslashes.
+func IsScopeToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // narrow applies a refresh request's scope: it may only narrow (RFC 6749 §6).
 func narrow(requested string, granted []string) ([]string, error) {
 	if requested == "" {

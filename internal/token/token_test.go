@@ -45,3 +45,14 @@ func TestTTLPrefersClientThenRealmThenDefault(t *testing.T) {
 		t.Fatal("TTL precedence is wrong")
 	}
 }
+
+func TestIsScopeToken_FollowsRFC6749(t *testing.T) {
+	for s, want := range map[string]bool{
+		"openid": true, "orders:read": true, "https://api.example/x": true, "!#[]~": true,
+		"": false, "a b": false, `a"b`: false, `a\b`: false, "é": false, "a\tb": false, "a\x7f": false,
+	} {
+		if got := IsScopeToken(s); got != want {
+			t.Errorf("IsScopeToken(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
