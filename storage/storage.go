@@ -226,25 +226,43 @@ type AuthCode struct {
 	CodeChallengeMethod string
 	// FamilyID names the refresh family (the grant) that tokens issued from the code
 	// belong to, so a replayed code can revoke them.
-	FamilyID   string
+	FamilyID string
+	// IP and UserAgent are of the browser the code was issued to: the grant's device.
+	IP         string
+	UserAgent  string
 	AuthTime   time.Time
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
 	ConsumedAt time.Time
 }
 
+// StartGrant decides, inside RedeemAuthCode's transaction, whether a code just
+// consumed starts its grant: it returns the family (with ID c.FamilyID) and its
+// first refresh token, or an error to refuse the redemption. It must not call the
+// store: it runs while the store holds the code.
+type StartGrant func(c AuthCode) (Family, RefreshToken, error)
+
 // AuthCodeStore keeps authorization codes.
 type AuthCodeStore interface {
-	// CreateAuthCode stores a new code. ErrConflict if the hash is taken.
-	CreateAuthCode(ctx context.Context, c AuthCode) error
-	// ConsumeAuthCode marks a live code consumed at now, exactly once across all
-	// callers and instances, and returns it. A code consumed before comes back with
-	// ErrAlreadyUsed (so the caller can revoke what the first redemption issued); an
-	// unknown code, or one expired at now, gives ErrNotFound.
-	ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time) (AuthCode, error)
-	// PurgeAuthCodes deletes codes that expired before the given time, consumed or
-	// not, and says how many.
-	PurgeAuthCodes(ctx context.Context, before time.Time) (int64, error)
+	// CreateAuthCode stores a new code. ErrConflict if the hash is taken. In the same
+	// transaction, when the code's session then holds more than keep codes not yet
+	// consumed, the oldest of those are deleted, so one browser cannot pile them up
+	// (keep <= 0: no bound).
+	CreateAuthCode(ctx context.Context, c AuthCode, keep int) error
+	// RedeemAuthCode marks a live code consumed at now, exactly once across all
+	// callers and instances, and, in the same transaction, stores the family and
+	// first token that start returns for it (first.FamilyID is set to the family's
+	// ID). So a grant exists from the moment its code is spent, and a replay that
+	// revokes it can never come too early. The code stays consumed when start
+	// refuses it; start's error is returned as it is, with the code. A code consumed
+	// before comes back with ErrAlreadyUsed (so the caller can revoke its grant) and
+	// start is not called; an unknown code, or one expired at now, gives ErrNotFound.
+	// ErrConflict if the family ID or token hash is taken (nothing is changed then).
+	RedeemAuthCode(ctx context.Context, hash []byte, now time.Time, start StartGrant) (AuthCode, error)
+	// PurgeAuthCodes deletes codes that expired before now-grace, consumed or not,
+	// and codes never consumed as soon as they expired before now: only a spent code
+	// is worth keeping, to tell a replay from garbage. It says how many.
+	PurgeAuthCodes(ctx context.Context, now time.Time, grace time.Duration) (int64, error)
 }
 
 // Family is a refresh-token family: every refresh token descended from one grant.
@@ -495,11 +513,12 @@ type Counts struct {
 // SweepStore keeps storage proportional to what is live.
 type SweepStore interface {
 	// Sweep deletes every family (with its tokens), session, authorization code,
-	// deny-list entry and client assertion that expired or was revoked before the
-	// given time (the same rules as the Purge* methods). When several instances share the store
+	// deny-list entry and client assertion that expired or was revoked before
+	// now-grace, and codes never consumed once expired at now (the same rules as the
+	// Purge* methods). When several instances share the store
 	// only one sweeps at a time, and a backend may answer the others Skipped at once
 	// (PostgreSQL does; SQLite's single writer simply runs them one after another).
-	Sweep(ctx context.Context, before time.Time) (SweepResult, error)
+	Sweep(ctx context.Context, now time.Time, grace time.Duration) (SweepResult, error)
 	// Count returns the number of stored rows of each kind.
 	Count(ctx context.Context) (Counts, error)
 }

@@ -188,7 +188,7 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 				return err
 			}},
 			server.Task{Name: "sweep", Every: 10 * time.Minute, Run: func(ctx context.Context) error {
-				res, err := store.Sweep(ctx, time.Now().Add(-sweepGrace))
+				res, err := store.Sweep(ctx, time.Now(), sweepGrace)
 				if err == nil && !res.Skipped {
 					log.Debug("swept", "families", res.Families, "sessions", res.Sessions, "codes", res.AuthCodes,
 						"denied_jwts", res.DeniedJWTs, "client_assertions", res.ClientAssertions)

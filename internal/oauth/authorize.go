@@ -250,7 +250,7 @@ func (h *Handler) issueCode(w http.ResponseWriter, r *http.Request, realm storag
 	code, err := h.tokens.IssueCode(r.Context(), token.CodeRequest{
 		Realm: realm.Name, ClientID: req.ClientID, UserID: user.ID, SessionID: sess.ID, RedirectURI: given,
 		Scopes: req.Scopes, Nonce: req.Nonce, CodeChallenge: req.CodeChallenge, AuthTime: sess.AuthTime,
-	})
+	}, caller(r))
 	if err != nil {
 		h.writeError(w, r, err)
 		return

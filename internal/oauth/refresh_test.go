@@ -367,7 +367,7 @@ func TestSweepAfterABurstOfLogins(t *testing.T) {
 		// A day and a half later (spa families live 24 h at most, sessions idle out in
 		// 24 h), past the audit grace, everything from the burst is gone.
 		inst.clock.Add(36 * time.Hour)
-		res, err := inst.store.Sweep(ctx, inst.clock.Now().Add(-time.Hour))
+		res, err := inst.store.Sweep(ctx, inst.clock.Now(), time.Hour)
 		if err != nil || res.Families < 10 || res.Sessions < 10 {
 			t.Fatalf("sweep = %+v, %v", res, err)
 		}

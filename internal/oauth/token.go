@@ -1,7 +1,9 @@
 package oauth
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -101,37 +103,35 @@ func (h *Handler) authorizationCode(r *http.Request, realm storage.Realm, client
 		return token.Response{}, newError(InvalidRequest, "code is required")
 	}
 	ctx := r.Context()
-	from := caller(r)
-	code, err := h.tokens.RedeemCode(ctx, realm.Name, client.ID, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"), from)
+	aud, err := audience(form["resource"], client, h.tokens.Issuer(realm.Name))
+	if err != nil {
+		return token.Response{}, err
+	}
+	redeemed, err := h.tokens.RedeemCode(ctx, token.Redemption{
+		Realm: realm, Client: client, Code: form.Get("code"), RedirectURI: form.Get("redirect_uri"),
+		Verifier: form.Get("code_verifier"), Audience: aud, From: caller(r),
+	})
 	if errors.Is(err, token.ErrInvalidGrant) {
 		return token.Response{}, &Error{Code: InvalidGrant, Description: "the code is invalid, expired, used, or not for this client", Status: http.StatusBadRequest, Cause: err}
 	}
 	if err != nil {
 		return token.Response{}, err
 	}
+	code := redeemed.Code
+	// The grant exists from here on: a refusal below must end it too.
 	user, err := h.store.GetUser(ctx, realm.Name, code.UserID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && user.Disabled) {
-		return token.Response{}, newError(InvalidGrant, "the user is no longer active")
+		return token.Response{}, h.endGrant(ctx, code, newError(InvalidGrant, "the user is no longer active"))
 	}
 	if err != nil {
-		return token.Response{}, err
+		return token.Response{}, h.endGrant(ctx, code, err)
 	}
 	sess, err := h.store.GetSession(ctx, code.SessionID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && !sess.Live(h.now())) {
-		return token.Response{}, newError(InvalidGrant, "the sign-in session has ended")
+		return token.Response{}, h.endGrant(ctx, code, newError(InvalidGrant, "the sign-in session has ended"))
 	}
 	if err != nil {
-		return token.Response{}, err
-	}
-	aud, err := audience(form["resource"], client, h.tokens.Issuer(realm.Name))
-	if err != nil {
-		return token.Response{}, err
-	}
-	withRefresh := slices.Contains(client.GrantTypes, "refresh_token") && slices.Contains(code.Scopes, "offline_access")
-	// The grant's device is the browser that signed in, not the app server redeeming the code.
-	refresh, err := h.tokens.StartGrant(ctx, realm, client, code, withRefresh, aud, token.Caller{IP: sess.IP, UserAgent: sess.UserAgent})
-	if err != nil {
-		return token.Response{}, err
+		return token.Response{}, h.endGrant(ctx, code, err)
 	}
 	issued, err := h.tokens.IssueAccessToken(ctx, token.Grant{
 		Realm: realm, Client: client, UserID: user.ID, SessionID: code.SessionID, AuthTime: code.AuthTime,
@@ -141,9 +141,7 @@ func (h *Handler) authorizationCode(r *http.Request, realm storage.Realm, client
 		return token.Response{}, err
 	}
 	resp := token.Response{AccessToken: issued.Value, TokenType: "Bearer", ExpiresIn: int64(issued.ExpiresIn.Seconds()), Scope: issued.Scope}
-	if withRefresh {
-		resp.RefreshToken = refresh
-	}
+	resp.RefreshToken = redeemed.RefreshToken
 	if slices.Contains(code.Scopes, "openid") {
 		resp.IDToken, err = h.tokens.IssueIDToken(ctx, token.IDTokenInput{
 			Realm: realm, Client: client, User: user, SessionID: code.SessionID, AuthTime: code.AuthTime,
@@ -154,6 +152,15 @@ func (h *Handler) authorizationCode(r *http.Request, realm storage.Realm, client
 		}
 	}
 	return resp, nil
+}
+
+// endGrant revokes the grant a redeemed code started when the token request is
+// refused after all, and returns why it was refused.
+func (h *Handler) endGrant(ctx context.Context, code storage.AuthCode, why error) error {
+	if err := h.store.RevokeFamily(ctx, code.FamilyID, h.now(), "grant refused"); err != nil {
+		return errors.Join(why, fmt.Errorf("end refused grant: %w", err))
+	}
+	return why
 }
 
 // refresh is the refresh_token grant (RFC 6749 §6), with rotation.

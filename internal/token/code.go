@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/latchkey/latchkey/storage"
@@ -30,20 +31,26 @@ type CodeRequest struct {
 	AuthTime      time.Time
 }
 
+// codesPerSession bounds the codes one browser session holds unredeemed: a new
+// code past it evicts the session's oldest, so a signed-in browser cannot pile
+// them up. Ten covers many tabs and apps signing in at once.
+const codesPerSession = 10
+
 // IssueCode stores a new single-use code for the request and returns its value.
-func (s *Service) IssueCode(ctx context.Context, req CodeRequest) (string, error) {
+// from is the browser the code goes to: the grant's device.
+func (s *Service) IssueCode(ctx context.Context, req CodeRequest, from Caller) (string, error) {
 	value, hash := newOpaque(CodePrefix)
 	now := s.now().UTC().Truncate(time.Microsecond)
 	c := storage.AuthCode{
 		Hash: hash, Realm: req.Realm, ClientID: req.ClientID, UserID: req.UserID, SessionID: req.SessionID,
 		RedirectURI: req.RedirectURI, Scopes: req.Scopes, Nonce: req.Nonce, CodeChallenge: req.CodeChallenge,
-		FamilyID: rand.Text(), AuthTime: req.AuthTime.UTC().Truncate(time.Microsecond),
-		CreatedAt: now, ExpiresAt: now.Add(CodeTTL),
+		FamilyID: rand.Text(), IP: from.IP, UserAgent: from.UserAgent,
+		AuthTime: req.AuthTime.UTC().Truncate(time.Microsecond), CreatedAt: now, ExpiresAt: now.Add(CodeTTL),
 	}
 	if req.CodeChallenge != "" {
 		c.CodeChallengeMethod = "S256"
 	}
-	if err := s.store.CreateAuthCode(ctx, c); err != nil {
+	if err := s.store.CreateAuthCode(ctx, c, codesPerSession); err != nil {
 		return "", fmt.Errorf("store authorization code: %w", err)
 	}
 	return value, nil
@@ -56,40 +63,84 @@ var ErrInvalidGrant = errors.New("invalid grant")
 // verifierSyntax is RFC 7636 §4.1's code_verifier.
 var verifierSyntax = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
 
+// Redemption is a token request's authorization_code grant.
+type Redemption struct {
+	Realm       storage.Realm
+	Client      storage.Client
+	Code        string
+	RedirectURI string
+	Verifier    string
+	Audience    []string
+	From        Caller
+}
+
+// Redeemed is a code turned into a grant.
+type Redeemed struct {
+	Code storage.AuthCode
+	// RefreshToken is the grant's first refresh token, "" when the grant hands
+	// out none (no refresh_token grant type, or no offline_access).
+	RefreshToken string
+}
+
 // RedeemCode consumes the code for the client, checking its binding to the client,
-// the redirect URI and the PKCE verifier. A code redeemed a second time is treated as
-// stolen: the grant it started is revoked, and with it every token issued from it.
-func (s *Service) RedeemCode(ctx context.Context, realm, clientID, code, redirectURI, verifier string, from Caller) (storage.AuthCode, error) {
-	now := s.now()
-	c, err := s.store.ConsumeAuthCode(ctx, Hash(code), now)
+// the redirect URI and the PKCE verifier, and starts the grant it authorizes: a
+// refresh family with its first refresh token, stored in the same transaction as
+// the code's consumption. A code redeemed a second time is treated as stolen: the
+// grant it started, which exists from the moment the code was spent, is revoked,
+// and with it every token issued from it.
+func (s *Service) RedeemCode(ctx context.Context, req Redemption) (Redeemed, error) {
+	now := s.now().UTC().Truncate(time.Microsecond)
+	var out Redeemed
+	c, err := s.store.RedeemAuthCode(ctx, Hash(req.Code), now, func(c storage.AuthCode) (storage.Family, storage.RefreshToken, error) {
+		if err := checkBinding(c, req); err != nil {
+			return storage.Family{}, storage.RefreshToken{}, err
+		}
+		f, first, value := s.newGrant(req.Realm, req.Client, c, req.Audience, now)
+		out.RefreshToken = value
+		return f, first, nil
+	})
+	out.Code = c
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return c, fmt.Errorf("%w: unknown or expired code", ErrInvalidGrant)
+		return out, fmt.Errorf("%w: unknown or expired code", ErrInvalidGrant)
 	case errors.Is(err, storage.ErrAlreadyUsed):
-		if c.Realm == realm {
-			if err := s.revokeGrant(ctx, c, "authorization code replayed", from); err != nil {
-				return c, err
+		if c.Realm == req.Realm.Name {
+			if err := s.revokeGrant(ctx, c, "authorization code replayed", req.From); err != nil {
+				return out, err
 			}
 		}
-		return c, fmt.Errorf("%w: code already used; its grant is revoked", ErrInvalidGrant)
+		return out, fmt.Errorf("%w: code already used; its grant is revoked", ErrInvalidGrant)
 	case err != nil:
-		return c, fmt.Errorf("redeem code: %w", err)
+		return out, fmt.Errorf("redeem code: %w", err)
 	}
+	if !withRefresh(req.Client, c.Scopes) {
+		out.RefreshToken = ""
+	}
+	return out, nil
+}
+
+// checkBinding says whether a code may be redeemed by the request.
+func checkBinding(c storage.AuthCode, req Redemption) error {
 	switch {
-	case c.Realm != realm || c.ClientID != clientID:
-		return c, fmt.Errorf("%w: code was issued to another client", ErrInvalidGrant)
-	case c.RedirectURI != redirectURI:
+	case c.Realm != req.Realm.Name || c.ClientID != req.Client.ID:
+		return fmt.Errorf("%w: code was issued to another client", ErrInvalidGrant)
+	case c.RedirectURI != req.RedirectURI:
 		// RFC 6749 §4.1.3: the same redirect_uri as in the authorization request, or none if it had none.
-		return c, fmt.Errorf("%w: redirect_uri does not match the authorization request", ErrInvalidGrant)
-	case c.CodeChallenge == "" && verifier != "":
+		return fmt.Errorf("%w: redirect_uri does not match the authorization request", ErrInvalidGrant)
+	case c.CodeChallenge == "" && req.Verifier != "":
 		// RFC 9700 §4.8.2: a verifier without a challenge is a PKCE downgrade attempt.
-		return c, fmt.Errorf("%w: code_verifier sent but the request had no code_challenge", ErrInvalidGrant)
-	case c.CodeChallenge != "" && !verifierSyntax.MatchString(verifier):
-		return c, fmt.Errorf("%w: missing or malformed code_verifier", ErrInvalidGrant)
-	case c.CodeChallenge != "" && subtle.ConstantTimeCompare([]byte(S256(verifier)), []byte(c.CodeChallenge)) != 1:
-		return c, fmt.Errorf("%w: code_verifier does not match the code_challenge", ErrInvalidGrant)
+		return fmt.Errorf("%w: code_verifier sent but the request had no code_challenge", ErrInvalidGrant)
+	case c.CodeChallenge != "" && !verifierSyntax.MatchString(req.Verifier):
+		return fmt.Errorf("%w: missing or malformed code_verifier", ErrInvalidGrant)
+	case c.CodeChallenge != "" && subtle.ConstantTimeCompare([]byte(S256(req.Verifier)), []byte(c.CodeChallenge)) != 1:
+		return fmt.Errorf("%w: code_verifier does not match the code_challenge", ErrInvalidGrant)
 	}
-	return c, nil
+	return nil
+}
+
+// withRefresh says whether a grant hands out refresh tokens.
+func withRefresh(client storage.Client, scopes []string) bool {
+	return slices.Contains(client.GrantTypes, "refresh_token") && slices.Contains(scopes, "offline_access")
 }
 
 // S256 is the PKCE S256 transform (RFC 7636 §4.2).
@@ -112,14 +163,14 @@ func (s *Service) revokeGrant(ctx context.Context, c storage.AuthCode, reason st
 	return err
 }
 
-// StartGrant records the grant a redeemed code started, as a refresh family with its
-// first refresh token, and returns that token's value. The family exists even when
-// no refresh token is handed out, so that every token of the grant can be revoked
-// together; it then lives only as long as the access token.
-func (s *Service) StartGrant(ctx context.Context, realm storage.Realm, client storage.Client, c storage.AuthCode, withRefresh bool, audience []string, from Caller) (string, error) {
-	now := s.now().UTC().Truncate(time.Microsecond)
+// newGrant makes the family a redeemed code starts, with its first refresh token
+// and that token's value. The family exists even when no refresh token is handed
+// out, so that every token of the grant can be revoked together; it then lives
+// only as long as the access token. Its device is the browser the code was
+// issued to, not the app server redeeming it.
+func (s *Service) newGrant(realm storage.Realm, client storage.Client, c storage.AuthCode, audience []string, now time.Time) (storage.Family, storage.RefreshToken, string) {
 	idle, absolute := client.Tokens.RefreshIdle, client.Tokens.RefreshAbsolute
-	if !withRefresh || idle <= 0 || absolute <= 0 {
+	if !withRefresh(client, c.Scopes) || idle <= 0 || absolute <= 0 {
 		idle = TTL(realm, client)
 		absolute = idle
 	}
@@ -127,10 +178,7 @@ func (s *Service) StartGrant(ctx context.Context, realm storage.Realm, client st
 	f := storage.Family{
 		ID: c.FamilyID, Realm: realm.Name, ClientID: client.ID, UserID: c.UserID, SessionID: c.SessionID,
 		Scopes: c.Scopes, Audience: audience, CreatedAt: now, LastUsedAt: now,
-		IdleExpiresAt: now.Add(idle), AbsoluteExpiresAt: now.Add(absolute), IP: from.IP, UserAgent: from.UserAgent,
+		IdleExpiresAt: now.Add(idle), AbsoluteExpiresAt: now.Add(absolute), IP: c.IP, UserAgent: c.UserAgent,
 	}
-	if err := s.store.CreateFamily(ctx, f, storage.RefreshToken{Hash: hash, Scopes: c.Scopes, IssuedAt: now}); err != nil {
-		return "", fmt.Errorf("start grant: %w", err)
-	}
-	return value, nil
+	return f, storage.RefreshToken{Hash: hash, Scopes: c.Scopes, IssuedAt: now}, value
 }

@@ -41,10 +41,9 @@ type Store interface {
 	GetSession(ctx context.Context, id string) (storage.Session, error)
 	GetFamily(ctx context.Context, id string) (storage.Family, error)
 	GetRefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, error)
-	CreateFamily(ctx context.Context, f storage.Family, first storage.RefreshToken) error
 	RotateRefreshToken(ctx context.Context, parentHash []byte, child storage.RefreshToken, sealed []byte, use storage.FamilyUse) (storage.RefreshToken, error)
-	CreateAuthCode(ctx context.Context, c storage.AuthCode) error
-	ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time) (storage.AuthCode, error)
+	CreateAuthCode(ctx context.Context, c storage.AuthCode, keep int) error
+	RedeemAuthCode(ctx context.Context, hash []byte, now time.Time, start storage.StartGrant) (storage.AuthCode, error)
 	RevokeFamily(ctx context.Context, id string, at time.Time, reason string) error
 	DenyJWT(ctx context.Context, d storage.DeniedJWT) error
 	ListDeniedJWTs(ctx context.Context, realm string, now time.Time) ([]storage.DeniedJWT, error)

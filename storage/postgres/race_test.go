@@ -79,15 +79,20 @@ func setupFamily(t *testing.T, s *postgres.Store) storage.RefreshToken {
 	return first
 }
 
-func TestConsumeAuthCode_OnceAcrossInstances(t *testing.T) {
+func TestRedeemAuthCode_OnceAcrossInstances(t *testing.T) {
 	stores := twoInstances(t)
-	code := storage.AuthCode{Hash: hash(t), Realm: "acme", ClientID: "web", UserID: "alice",
+	code := storage.AuthCode{Hash: hash(t), Realm: "acme", ClientID: "web", UserID: "alice", FamilyID: "fam",
 		CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)}
-	if err := stores[0].CreateAuthCode(t.Context(), code); err != nil {
+	if err := stores[0].CreateAuthCode(t.Context(), code, 0); err != nil {
 		t.Fatal(err)
 	}
 	mustWinOnce(t, raceAll(50, func(i int) error {
-		_, err := stores[i%2].ConsumeAuthCode(t.Context(), code.Hash, t0.Add(time.Second))
+		_, err := stores[i%2].RedeemAuthCode(t.Context(), code.Hash, t0.Add(time.Second),
+			func(c storage.AuthCode) (storage.Family, storage.RefreshToken, error) {
+				f := storage.Family{ID: c.FamilyID, Realm: c.Realm, ClientID: c.ClientID, UserID: c.UserID,
+					CreatedAt: t0, IdleExpiresAt: t0.Add(time.Hour), AbsoluteExpiresAt: t0.Add(time.Hour)}
+				return f, storage.RefreshToken{Hash: hash(t), IssuedAt: t0}, nil
+			})
 		return err
 	}))
 }

@@ -42,22 +42,27 @@ func getRefreshToken(ctx context.Context, q querier, hash []byte) (storage.Refre
 
 // CreateFamily stores a family with its first token in one transaction.
 func (s *Store) CreateFamily(ctx context.Context, f storage.Family, first storage.RefreshToken) error {
-	first.FamilyID = f.ID
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO refresh_families (`+familyColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-			f.ID, f.Realm, f.ClientID, f.UserID, f.SessionID, list(f.Scopes), list(f.Audience),
-			ts(f.CreatedAt), ts(f.LastUsedAt), ts(f.IdleExpiresAt), ts(f.AbsoluteExpiresAt), ts(f.RevokedAt),
-			f.RevokeReason, f.IP, f.UserAgent)
-		if err != nil {
-			return err
-		}
-		return insertRefreshToken(ctx, tx, first)
+		return insertFamily(ctx, tx, f, first)
 	})
 	if err != nil {
 		return fmt.Errorf("create refresh family %q: %w", f.ID, classify(err))
 	}
 	return nil
+}
+
+// insertFamily stores a family and its first token, inside the caller's transaction.
+func insertFamily(ctx context.Context, q querier, f storage.Family, first storage.RefreshToken) error {
+	_, err := q.Exec(ctx, `INSERT INTO refresh_families (`+familyColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		f.ID, f.Realm, f.ClientID, f.UserID, f.SessionID, list(f.Scopes), list(f.Audience),
+		ts(f.CreatedAt), ts(f.LastUsedAt), ts(f.IdleExpiresAt), ts(f.AbsoluteExpiresAt), ts(f.RevokedAt),
+		f.RevokeReason, f.IP, f.UserAgent)
+	if err != nil {
+		return err
+	}
+	first.FamilyID = f.ID
+	return insertRefreshToken(ctx, q, first)
 }
 
 // GetFamily returns the family, live or not.

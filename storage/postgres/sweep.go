@@ -20,8 +20,9 @@ const sweepLockKey int64 = 0x6c6b_2d73_7765_6570
 // advisory lock sweeps; the others find it taken and return Skipped at once,
 // rather than wait to delete what the first is already deleting. The lock goes
 // with the transaction, on commit, rollback or a lost connection.
-func (s *Store) Sweep(ctx context.Context, before time.Time) (storage.SweepResult, error) {
+func (s *Store) Sweep(ctx context.Context, now time.Time, grace time.Duration) (storage.SweepResult, error) {
 	var r storage.SweepResult
+	before := now.Add(-grace)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var locked bool
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, sweepLockKey).Scan(&locked); err != nil {
@@ -31,6 +32,11 @@ func (s *Store) Sweep(ctx context.Context, before time.Time) (storage.SweepResul
 			r.Skipped = true
 			return nil
 		}
+		n, err := purgeAuthCodes(ctx, tx, now, grace)
+		if err != nil {
+			return err
+		}
+		r.AuthCodes = n
 		// Refresh tokens go with their families, by foreign-key cascade.
 		for _, p := range []struct {
 			n     *int64
@@ -38,7 +44,6 @@ func (s *Store) Sweep(ctx context.Context, before time.Time) (storage.SweepResul
 		}{
 			{&r.Families, purgeFamilies},
 			{&r.Sessions, purgeSessions},
-			{&r.AuthCodes, purgeAuthCodes},
 			{&r.DeniedJWTs, purgeDeniedJWTs},
 			{&r.ClientAssertions, purgeClientAssertions},
 		} {

@@ -46,7 +46,7 @@ func TestSweep_SkipsWhileAnotherInstanceSweeps(t *testing.T) {
 	for i, s := range stores {
 		// A sweep that waited for the lock would run into the deadline instead.
 		quick, cancel := context.WithTimeout(ctx, 5*time.Second)
-		res, err := s.Sweep(quick, sweepAt)
+		res, err := s.Sweep(quick, sweepAt, 0)
 		cancel()
 		if err != nil || res != (storage.SweepResult{Skipped: true}) {
 			t.Fatalf("store %d: Sweep while the lock is held = %+v, %v; want Skipped at once", i, res, err)
@@ -64,7 +64,7 @@ func TestSweep_SkipsWhileAnotherInstanceSweeps(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	res, err := stores[1].Sweep(ctx, sweepAt)
+	res, err := stores[1].Sweep(ctx, sweepAt, 0)
 	if err != nil || res != (storage.SweepResult{Sessions: 1, DeniedJWTs: 1}) {
 		t.Fatalf("Sweep after the lock is released = %+v, %v; want the session and the deny-list entry", res, err)
 	}

@@ -33,18 +33,23 @@ func scanRefreshToken(row rowScanner) (storage.RefreshToken, error) {
 func familyName(id string) string { return fmt.Sprintf("refresh family %q", id) }
 
 func (s *Store) CreateFamily(ctx context.Context, f storage.Family, first storage.RefreshToken) error {
-	first.FamilyID = f.ID
 	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO refresh_families (`+familyCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			f.ID, f.Realm, f.ClientID, f.UserID, f.SessionID, jsonText(f.Scopes), jsonText(f.Audience),
-			micros(f.CreatedAt), micros(f.LastUsedAt), micros(f.IdleExpiresAt), micros(f.AbsoluteExpiresAt),
-			micros(f.RevokedAt), f.RevokeReason, f.IP, f.UserAgent)
-		if err != nil {
-			return mapWriteError(err, familyName(f.ID))
-		}
-		return insertRefreshToken(ctx, tx, first)
+		return insertFamily(ctx, tx, f, first)
 	})
+}
+
+// insertFamily stores a family and its first token, inside the caller's transaction.
+func insertFamily(ctx context.Context, tx *stmtTx, f storage.Family, first storage.RefreshToken) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO refresh_families (`+familyCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		f.ID, f.Realm, f.ClientID, f.UserID, f.SessionID, jsonText(f.Scopes), jsonText(f.Audience),
+		micros(f.CreatedAt), micros(f.LastUsedAt), micros(f.IdleExpiresAt), micros(f.AbsoluteExpiresAt),
+		micros(f.RevokedAt), f.RevokeReason, f.IP, f.UserAgent)
+	if err != nil {
+		return mapWriteError(err, familyName(f.ID))
+	}
+	first.FamilyID = f.ID
+	return insertRefreshToken(ctx, tx, first)
 }
 
 func insertRefreshToken(ctx context.Context, tx *stmtTx, t storage.RefreshToken) error {

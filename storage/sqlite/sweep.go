@@ -26,9 +26,15 @@ func (s *Store) purge(ctx context.Context, p purgeFunc, before time.Time) (int64
 // Sweep runs every purge in one write transaction. It never skips: sweeps, like
 // all writes, take turns on the writer connection (and, across processes, on
 // the file's write lock), so a second one waits and then finds little to do.
-func (s *Store) Sweep(ctx context.Context, before time.Time) (storage.SweepResult, error) {
+func (s *Store) Sweep(ctx context.Context, now time.Time, grace time.Duration) (storage.SweepResult, error) {
 	var r storage.SweepResult
+	before := now.Add(-grace)
 	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
+		n, err := purgeAuthCodes(ctx, tx, now, grace)
+		if err != nil {
+			return fmt.Errorf("purge authorization codes: %w", err)
+		}
+		r.AuthCodes = n
 		// Refresh tokens go with their families, by foreign key.
 		for _, p := range []struct {
 			what  string
@@ -37,7 +43,6 @@ func (s *Store) Sweep(ctx context.Context, before time.Time) (storage.SweepResul
 		}{
 			{"refresh families", &r.Families, purgeFamilies},
 			{"sessions", &r.Sessions, purgeSessions},
-			{"authorization codes", &r.AuthCodes, purgeAuthCodes},
 			{"deny-list", &r.DeniedJWTs, purgeDeniedJWTs},
 			{"client assertions", &r.ClientAssertions, purgeClientAssertions},
 		} {

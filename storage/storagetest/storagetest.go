@@ -4,6 +4,8 @@ package storagetest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"reflect"
@@ -29,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Sessions", testSessions},
 		{"AuthCodes", testAuthCodes},
 		{"AuthCodeConsumedOnceUnderRace", testAuthCodeRace},
+		{"AuthCodesPerSession", testAuthCodesPerSession},
 		{"RefreshFamilies", testRefreshFamilies},
 		{"RefreshRotation", testRefreshRotation},
 		{"RefreshRotatedOnceUnderRace", testRefreshRace},
@@ -433,9 +436,9 @@ func testDeleteRealmCascades(t *testing.T, s storage.Store) {
 
 	// Deleting a user takes everything they hold with them.
 	code := newCode(t, "keep")
-	must(t, s.CreateAuthCode(c, code))
+	must(t, s.CreateAuthCode(c, code, 0))
 	must(t, s.DeleteUser(c, "keep", "keep-alice"))
-	_, err = s.ConsumeAuthCode(c, code.Hash, t0)
+	_, err = redeem(c, s, code.Hash, t0)
 	wantErr(t, err, storage.ErrNotFound)
 	_, err = s.GetSession(c, "keep-sid")
 	wantErr(t, err, storage.ErrNotFound)
@@ -523,7 +526,24 @@ func newCode(t *testing.T, realm string) storage.AuthCode {
 		Hash: randBytes(t), Realm: realm, ClientID: "web", UserID: realm + "-alice", SessionID: "sid-1",
 		RedirectURI: "https://app.example/cb", Scopes: []string{"openid", "profile"}, Nonce: "n-0S6",
 		CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", CodeChallengeMethod: "S256",
-		FamilyID: "fam-1", AuthTime: t0, CreatedAt: t0, ExpiresAt: at(time.Minute),
+		FamilyID: "fam-" + hex.EncodeToString(randBytes(t)[:8]), IP: "192.0.2.1", UserAgent: "test-agent",
+		AuthTime: t0, CreatedAt: t0, ExpiresAt: at(time.Minute),
+	}
+}
+
+// redeem redeems a code with a start that makes the code's family, as the token
+// service would.
+func redeem(c context.Context, s storage.Store, hash []byte, now time.Time) (storage.AuthCode, error) {
+	return s.RedeemAuthCode(c, hash, now, grantOf(now))
+}
+
+func grantOf(now time.Time) storage.StartGrant {
+	return func(code storage.AuthCode) (storage.Family, storage.RefreshToken, error) {
+		f := newFamily(code.Realm, code.ClientID, code.UserID, code.SessionID, code.FamilyID)
+		f.CreatedAt, f.LastUsedAt = now, now
+		f.IP, f.UserAgent = code.IP, code.UserAgent
+		hash := sha256.Sum256(code.Hash) // a stand-in for a fresh token's hash
+		return f, storage.RefreshToken{Hash: hash[:], Scopes: code.Scopes, IssuedAt: now}, nil
 	}
 }
 
@@ -532,38 +552,123 @@ func testAuthCodes(t *testing.T, s storage.Store) {
 	setupRealm(t, s, "acme")
 
 	code := newCode(t, "acme")
-	must(t, s.CreateAuthCode(c, code))
-	wantErr(t, s.CreateAuthCode(c, code), storage.ErrConflict)
+	must(t, s.CreateAuthCode(c, code, 0))
+	wantErr(t, s.CreateAuthCode(c, code, 0), storage.ErrConflict)
 
-	got, err := s.ConsumeAuthCode(c, code.Hash, at(time.Second))
+	got, err := redeem(c, s, code.Hash, at(time.Second))
 	must(t, err)
 	code.ConsumedAt = at(time.Second)
 	same(t, "consumed code", got, code)
+	// The grant exists as soon as the code is spent, with what start made of it.
+	fam, err := s.GetFamily(c, code.FamilyID)
+	must(t, err)
+	wantFam, wantFirst, _ := grantOf(at(time.Second))(code)
+	same(t, "family started by the code", fam, wantFam)
+	first, err := s.GetRefreshToken(c, wantFirst.Hash)
+	must(t, err)
+	wantFirst.FamilyID = code.FamilyID
+	same(t, "first refresh token of the grant", first, wantFirst)
 
-	got, err = s.ConsumeAuthCode(c, code.Hash, at(2*time.Second))
+	// A replay comes back with the code, and start is not called.
+	got, err = s.RedeemAuthCode(c, code.Hash, at(2*time.Second), func(storage.AuthCode) (storage.Family, storage.RefreshToken, error) {
+		t.Error("start called for a replayed code")
+		return storage.Family{}, storage.RefreshToken{}, errors.New("no")
+	})
 	wantErr(t, err, storage.ErrAlreadyUsed)
 	same(t, "code on second redemption", got, code)
 
-	_, err = s.ConsumeAuthCode(c, randBytes(t), t0)
+	_, err = redeem(c, s, randBytes(t), t0)
 	wantErr(t, err, storage.ErrNotFound)
 
 	late := newCode(t, "acme")
-	must(t, s.CreateAuthCode(c, late))
-	_, err = s.ConsumeAuthCode(c, late.Hash, late.ExpiresAt)
+	must(t, s.CreateAuthCode(c, late, 0))
+	_, err = redeem(c, s, late.Hash, late.ExpiresAt)
 	wantErr(t, err, storage.ErrNotFound)
+
+	// A refusal keeps the code spent and starts no grant.
+	refused := newCode(t, "acme")
+	must(t, s.CreateAuthCode(c, refused, 0))
+	errWrongVerifier := errors.New("wrong verifier")
+	got, err = s.RedeemAuthCode(c, refused.Hash, at(time.Second), func(storage.AuthCode) (storage.Family, storage.RefreshToken, error) {
+		return storage.Family{}, storage.RefreshToken{}, errWrongVerifier
+	})
+	if !errors.Is(err, errWrongVerifier) {
+		t.Fatalf("refused redemption: err = %v, want start's error", err)
+	}
+	refused.ConsumedAt = at(time.Second)
+	same(t, "refused code", got, refused)
+	_, err = s.GetFamily(c, refused.FamilyID)
+	wantErr(t, err, storage.ErrNotFound)
+	_, err = redeem(c, s, refused.Hash, at(2*time.Second))
+	wantErr(t, err, storage.ErrAlreadyUsed)
+
+	// A grant that cannot be stored leaves the code as it was.
+	clash := newCode(t, "acme")
+	clash.FamilyID = code.FamilyID
+	must(t, s.CreateAuthCode(c, clash, 0))
+	_, err = redeem(c, s, clash.Hash, at(time.Second))
+	wantErr(t, err, storage.ErrConflict)
+	clash.FamilyID = "fam-clash-retry"
+	_, err = s.RedeemAuthCode(c, clash.Hash, at(time.Second), func(code storage.AuthCode) (storage.Family, storage.RefreshToken, error) {
+		code.FamilyID = clash.FamilyID
+		return grantOf(at(time.Second))(code)
+	})
+	must(t, err)
 
 	fresh := newCode(t, "acme")
 	fresh.ExpiresAt = at(time.Hour)
-	must(t, s.CreateAuthCode(c, fresh))
+	must(t, s.CreateAuthCode(c, fresh, 0))
 
-	// code and late expire at 1m, fresh at 1h.
-	n, err := s.PurgeAuthCodes(c, at(time.Minute))
-	wantCount(t, "PurgeAuthCodes(1m)", n, err, 0)
-	n, err = s.PurgeAuthCodes(c, at(2*time.Minute))
-	wantCount(t, "PurgeAuthCodes(2m)", n, err, 2)
-	_, err = s.ConsumeAuthCode(c, code.Hash, t0)
+	// code, late, refused and clash expire at 1m; late was never consumed, so it
+	// goes as soon as it expired; the spent ones are kept for the grace, to tell a
+	// replay from garbage. fresh expires at 1h.
+	n, err := s.PurgeAuthCodes(c, at(time.Minute), time.Minute)
+	wantCount(t, "PurgeAuthCodes(1m, grace 1m)", n, err, 0)
+	n, err = s.PurgeAuthCodes(c, at(90*time.Second), time.Minute)
+	wantCount(t, "PurgeAuthCodes(90s, grace 1m)", n, err, 1)
+	_, err = redeem(c, s, code.Hash, t0)
+	wantErr(t, err, storage.ErrAlreadyUsed)
+	n, err = s.PurgeAuthCodes(c, at(3*time.Minute), time.Minute)
+	wantCount(t, "PurgeAuthCodes(3m, grace 1m)", n, err, 3)
+	_, err = redeem(c, s, code.Hash, t0)
 	wantErr(t, err, storage.ErrNotFound)
-	_, err = s.ConsumeAuthCode(c, fresh.Hash, at(2*time.Minute))
+	_, err = redeem(c, s, fresh.Hash, at(2*time.Minute))
+	must(t, err)
+}
+
+// testAuthCodesPerSession: a session holds at most keep codes not yet consumed;
+// a new one evicts the oldest. Spent codes and other sessions' codes stay.
+func testAuthCodesPerSession(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	setupRealm(t, s, "acme")
+	const keep = 3
+
+	spent := newCode(t, "acme")
+	must(t, s.CreateAuthCode(c, spent, keep))
+	_, err := redeem(c, s, spent.Hash, at(time.Second))
+	must(t, err)
+	other := newCode(t, "acme")
+	other.SessionID = "sid-other"
+	must(t, s.CreateAuthCode(c, other, keep))
+
+	var codes []storage.AuthCode
+	for i := range 2 * keep {
+		code := newCode(t, "acme")
+		code.CreatedAt = at(time.Duration(i+1) * time.Millisecond)
+		must(t, s.CreateAuthCode(c, code, keep))
+		codes = append(codes, code)
+	}
+	for i, code := range codes {
+		_, err := redeem(c, s, code.Hash, at(time.Second))
+		if i < len(codes)-keep {
+			wantErr(t, err, storage.ErrNotFound)
+		} else {
+			must(t, err)
+		}
+	}
+	_, err = redeem(c, s, spent.Hash, at(2*time.Second))
+	wantErr(t, err, storage.ErrAlreadyUsed)
+	_, err = redeem(c, s, other.Hash, at(time.Second))
 	must(t, err)
 }
 
@@ -592,10 +697,10 @@ func testAuthCodeRace(t *testing.T, s storage.Store) {
 	c := ctx(t)
 	setupRealm(t, s, "acme")
 	code := newCode(t, "acme")
-	must(t, s.CreateAuthCode(c, code))
+	must(t, s.CreateAuthCode(c, code, 0))
 
 	errs := race(func(int) error {
-		_, err := s.ConsumeAuthCode(c, code.Hash, at(time.Second))
+		_, err := redeem(c, s, code.Hash, at(time.Second))
 		return err
 	})
 	won, used := 0, 0
@@ -1291,9 +1396,9 @@ func testSweep(t *testing.T, s storage.Store) {
 		if i%2 == 0 {
 			code.ConsumedAt = at(time.Minute) // consumed or not, a code goes when it expires
 		}
-		must(t, s.CreateAuthCode(c, code))
+		must(t, s.CreateAuthCode(c, code, 0))
 		reads = append(reads, read{fmt.Sprintf("authorization code %d", i), dead, func() error {
-			_, err := s.ConsumeAuthCode(c, code.Hash, t0)
+			_, err := redeem(c, s, code.Hash, t0)
 			if errors.Is(err, storage.ErrAlreadyUsed) {
 				return nil // a consumed code that is still there
 			}
@@ -1330,7 +1435,7 @@ func testSweep(t *testing.T, s storage.Store) {
 	same(t, "Count before the sweep", counts, storage.Counts{Families: n, RefreshTokens: 2 * n, Sessions: n,
 		AuthCodes: n, DeniedJWTs: n, ClientAssertions: n})
 
-	res, err := s.Sweep(c, sweepAt)
+	res, err := s.Sweep(c, sweepAt, 0)
 	must(t, err)
 	same(t, "Sweep", res, storage.SweepResult{Families: 8, Sessions: 8, AuthCodes: 5,
 		DeniedJWTs: 5, ClientAssertions: 5})
@@ -1340,7 +1445,7 @@ func testSweep(t *testing.T, s storage.Store) {
 	must(t, err)
 	same(t, "Count after the sweep", counts, live)
 
-	res, err = s.Sweep(c, sweepAt)
+	res, err = s.Sweep(c, sweepAt, 0)
 	must(t, err)
 	same(t, "second Sweep", res, storage.SweepResult{})
 	counts, err = s.Count(c)
