@@ -401,7 +401,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 	}
 	ctx := r.Context()
 	name := strings.ToLower(strings.TrimSpace(form.Get("username")))
-	from := caller(r)
+	from := h.caller(r)
 	account := realm.Name + "/" + name
 	if wait := h.limiter.Check(account, from.IP); wait > 0 {
 		h.loginPage(w, r, realm, client, req, http.StatusTooManyRequests, name, "", wait)
