@@ -311,6 +311,8 @@ func TestBadInputIsOneLineAndNonZeroExit(t *testing.T) {
 		{"plain-HTTP issuer", env(key, mk), []string{"serve", "--base-url", "http://id.example", "--data-dir", dir}, "the issuer must be https://"},
 		{"no issuer", env(key, mk), []string{"serve", "--data-dir", dir}, "--base-url is required outside dev mode"},
 		{"plain HTTP off loopback", env(key, mk), []string{"serve", "--insecure-http", "--addr", "0.0.0.0:0", "--data-dir", dir}, "is not a loopback address"},
+		{"bad trusted proxy", env(), []string{"serve", "--dev", "--data-dir", dir, "--trusted-proxies", "10.0.0.0/8,10.0.0.300/32"}, `--trusted-proxies: "10.0.0.300/32" is not a CIDR`},
+		{"bad trusted proxy in the environment", env("LATCHKEY_TRUSTED_PROXIES", "proxy.internal"), []string{"serve", "--dev", "--data-dir", dir}, `--trusted-proxies: "proxy.internal" is not an IP address or CIDR`},
 		{"unreachable PostgreSQL", env(), []string{"serve", "--dev", "--data-dir", dir, "--db", "postgres://latchkey:hunter2-secret@127.0.0.1:1/latchkey?sslmode=disable&connect_timeout=2"}, "cannot reach PostgreSQL at 127.0.0.1:1"},
 		{"corrupt SQLite file", env(), []string{"serve", "--dev", "--data-dir", dir, "--db", corrupt}, "not a SQLite database"},
 		{"unwritable data directory", env(), []string{"serve", "--dev", "--data-dir", filepath.Join(notADir, "data")}, "data directory " + filepath.Join(notADir, "data")},

@@ -19,6 +19,7 @@ import (
 	"github.com/latchkey/latchkey/internal/logging"
 	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/internal/password"
+	"github.com/latchkey/latchkey/internal/realip"
 	"github.com/latchkey/latchkey/internal/seed"
 	"github.com/latchkey/latchkey/internal/server"
 	"github.com/latchkey/latchkey/internal/storecache"
@@ -53,6 +54,7 @@ clients and a demo user.`,
 	stringFlag(f, getenv, &s.MasterKeyFile, "master-key-file", "file holding the 32-byte master key (base64 or hex)")
 	stringFlag(f, getenv, &s.LogLevel, "log-level", "debug, info, warn or error (default info)")
 	stringFlag(f, getenv, &s.SQLiteSync, "sqlite-synchronous", "full (default: every commit survives power loss) or normal (survives a process crash; one fsync fewer per commit)")
+	stringFlag(f, getenv, &s.TrustedProxies, "trusted-proxies", "comma-separated CIDRs or addresses of reverse proxies whose X-Forwarded-For / Forwarded headers name the client (default none: the client is the TCP peer)")
 	f.BoolVar(&s.InsecureHTTP, "insecure-http", false, "allow a plain-HTTP issuer on a loopback address outside dev mode")
 	f.StringVar(&s.PprofAddr, "pprof", "", "serve Go's pprof profiles on this loopback address (e.g. 127.0.0.1:6060), for benchmarking")
 	// The master key itself only comes from the environment: a flag would show in `ps`.
@@ -165,7 +167,7 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 	handler := oauth.New(oauth.Config{
 		Store: cached, Tokens: tokens, Keys: km, Secrets: applier.Secrets, MasterKey: opts.MasterKey,
 		Pages: pages, Limiter: web.NewLimiter(web.LimiterConfig{}, time.Now), Log: log,
-		BaseURL: opts.BaseURL, Now: time.Now,
+		BaseURL: opts.BaseURL, Now: time.Now, ClientIP: realip.New(opts.TrustedProxies),
 	})
 
 	tasksCtx, stopTasks := context.WithCancel(ctx)

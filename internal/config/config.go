@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/latchkey/latchkey/internal/masterkey"
+	"github.com/latchkey/latchkey/internal/realip"
 )
 
 // Serve is what `latchkey serve` is given, before defaults and checks.
@@ -28,6 +30,9 @@ type Serve struct {
 	LogLevel      string
 	PprofAddr     string // loopback address for net/http/pprof; "" for none
 	SQLiteSync    string // "full" (default) or "normal"
+	// TrustedProxies are comma-separated CIDRs or addresses of the reverse proxies
+	// whose X-Forwarded-For / Forwarded headers are believed.
+	TrustedProxies string
 }
 
 // Env names of the settings that can come from the environment.
@@ -41,6 +46,7 @@ var Env = map[string]string{
 	"master-key-file":    "LATCHKEY_MASTER_KEY_FILE",
 	"log-level":          "LATCHKEY_LOG_LEVEL",
 	"sqlite-synchronous": "LATCHKEY_SQLITE_SYNCHRONOUS",
+	"trusted-proxies":    "LATCHKEY_TRUSTED_PROXIES",
 }
 
 // Defaults.
@@ -67,6 +73,9 @@ type Options struct {
 	LogLevel         string
 	PprofAddr        string
 	SQLiteSync       string // "full" or "normal"
+	// TrustedProxies are the peers whose forwarding headers name the client; none
+	// means the client is always the TCP peer.
+	TrustedProxies []netip.Prefix
 }
 
 // Resolve applies defaults, checks the settings, prepares the data directory and
@@ -80,6 +89,11 @@ func (s Serve) Resolve() (Options, error) {
 	default:
 		return o, fmt.Errorf("--sqlite-synchronous %q: want full or normal", s.SQLiteSync)
 	}
+	proxies, err := realip.ParsePrefixes(s.TrustedProxies)
+	if err != nil {
+		return o, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	o.TrustedProxies = proxies
 	if o.PprofAddr != "" {
 		host, _, err := net.SplitHostPort(o.PprofAddr)
 		if err != nil || !isLoopback(host) {

@@ -74,3 +74,18 @@ func TestDevModeCreatesAndReusesTheMasterKey(t *testing.T) {
 		t.Fatalf("second dev start: %v, created %v", err, o2.MasterKeyCreated)
 	}
 }
+
+func TestResolveTrustedProxies(t *testing.T) {
+	dir := t.TempDir()
+	o, err := Serve{Dev: true, DataDir: dir, TrustedProxies: "10.0.0.0/8, 192.0.2.1"}.Resolve()
+	if err != nil || len(o.TrustedProxies) != 2 || o.TrustedProxies[1].String() != "192.0.2.1/32" {
+		t.Fatalf("TrustedProxies = %v, %v", o.TrustedProxies, err)
+	}
+	if o, err := (Serve{Dev: true, DataDir: dir}).Resolve(); err != nil || o.TrustedProxies != nil {
+		t.Fatalf("no --trusted-proxies: %v, %v", o.TrustedProxies, err)
+	}
+	if _, err := (Serve{Dev: true, DataDir: dir, TrustedProxies: "10.0.0.0/8,nope"}).Resolve(); err == nil ||
+		!strings.Contains(err.Error(), `--trusted-proxies: "nope" is not an IP address or CIDR`) {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -250,7 +250,7 @@ func (h *Handler) issueCode(w http.ResponseWriter, r *http.Request, realm storag
 	code, err := h.tokens.IssueCode(r.Context(), token.CodeRequest{
 		Realm: realm.Name, ClientID: req.ClientID, UserID: user.ID, SessionID: sess.ID, RedirectURI: given,
 		Scopes: req.Scopes, Nonce: req.Nonce, CodeChallenge: req.CodeChallenge, AuthTime: sess.AuthTime,
-	}, caller(r))
+	}, h.caller(r))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -401,7 +401,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 	}
 	ctx := r.Context()
 	name := strings.ToLower(strings.TrimSpace(form.Get("username")))
-	from := caller(r)
+	from := h.caller(r)
 	account := realm.Name + "/" + name
 	if wait := h.limiter.Check(account, from.IP); wait > 0 {
 		h.loginPage(w, r, realm, client, req, http.StatusTooManyRequests, name, "", wait)

@@ -123,7 +123,7 @@ func hashSecret(s string) []byte {
 func (h *Handler) startSession(ctx context.Context, w http.ResponseWriter, r *http.Request, realm string, user storage.User) (storage.Session, error) {
 	now := h.now().UTC().Truncate(time.Microsecond)
 	secret := rand.Text() + rand.Text()
-	from := caller(r)
+	from := h.caller(r)
 	s := storage.Session{
 		ID: rand.Text(), Realm: realm, UserID: user.ID, SecretHash: hashSecret(secret),
 		AuthTime: now, CreatedAt: now, LastSeenAt: now,
@@ -188,7 +188,7 @@ func (h *Handler) endSession(ctx context.Context, w http.ResponseWriter, r *http
 	if _, err := h.store.RevokeSessionFamilies(ctx, s.ID, now, reason); err != nil {
 		return err
 	}
-	from := caller(r)
+	from := h.caller(r)
 	if _, err := h.store.AppendAudit(ctx, storage.AuditEvent{Time: now, Type: "session.ended", Realm: realm.Name,
 		UserID: s.UserID, SessionID: s.ID, IP: from.IP, UserAgent: from.UserAgent, Details: map[string]string{"reason": reason}}); err != nil {
 		return err

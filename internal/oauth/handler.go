@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/latchkey/latchkey/internal/clientsecret"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/masterkey"
+	"github.com/latchkey/latchkey/internal/realip"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/internal/web"
 	"github.com/latchkey/latchkey/storage"
@@ -65,6 +65,7 @@ type Handler struct {
 	dummyHash func() string
 	log       *slog.Logger
 	baseURL   string
+	clientIP  *realip.Resolver
 	now       func() time.Time
 }
 
@@ -80,14 +81,17 @@ type Config struct {
 	Limiter   *web.Limiter
 	Log       *slog.Logger
 	BaseURL   string // the issuer of realm R is BaseURL/realms/R
-	Now       func() time.Time
+	// ClientIP resolves the client address for the login limiter, audit events and
+	// session records; nil means the TCP peer.
+	ClientIP *realip.Resolver
+	Now      func() time.Time
 }
 
 // New returns a Handler.
 func New(c Config) *Handler {
 	return &Handler{store: c.Store, tokens: c.Tokens, keys: c.Keys, secrets: c.Secrets,
 		pages: c.Pages, limiter: c.Limiter, box: newBox(c.MasterKey), dummyHash: newDummyHash(), log: c.Log,
-		baseURL: strings.TrimSuffix(c.BaseURL, "/"), now: c.Now}
+		baseURL: strings.TrimSuffix(c.BaseURL, "/"), clientIP: c.ClientIP, now: c.Now}
 }
 
 // Register adds the endpoints to mux.
@@ -136,11 +140,8 @@ func (h *Handler) withRealm(next realmHandler) http.HandlerFunc {
 	}
 }
 
-// caller says who sent a request, for audit events.
-func caller(r *http.Request) token.Caller {
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
-	}
-	return token.Caller{IP: ip, UserAgent: r.UserAgent()}
+// caller says who sent a request, for the login limiter, audit events and session
+// records: the client address comes from the trusted proxies' headers, if any.
+func (h *Handler) caller(r *http.Request) token.Caller {
+	return token.Caller{IP: h.clientIP.ClientIP(r), UserAgent: r.UserAgent()}
 }

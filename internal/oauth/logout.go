@@ -240,7 +240,7 @@ func (h *Handler) accountEnd(w http.ResponseWriter, r *http.Request, realm stora
 	if !ok {
 		return
 	}
-	err := token.EndFamily(r.Context(), h.store, realm.Name, user.ID, form.Get("family"), h.now(), caller(r))
+	err := token.EndFamily(r.Context(), h.store, realm.Name, user.ID, form.Get("family"), h.now(), h.caller(r))
 	if err != nil && !errors.Is(err, token.ErrNotYours) {
 		h.writeError(w, r, err)
 		return
@@ -254,7 +254,7 @@ func (h *Handler) accountEverywhere(w http.ResponseWriter, r *http.Request, real
 	if !ok {
 		return
 	}
-	if err := token.LogoutEverywhere(r.Context(), h.store, realm.Name, user.ID, h.now(), caller(r)); err != nil {
+	if err := token.LogoutEverywhere(r.Context(), h.store, realm.Name, user.ID, h.now(), h.caller(r)); err != nil {
 		h.writeError(w, r, err)
 		return
 	}

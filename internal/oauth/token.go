@@ -109,7 +109,7 @@ func (h *Handler) authorizationCode(r *http.Request, realm storage.Realm, client
 	}
 	redeemed, err := h.tokens.RedeemCode(ctx, token.Redemption{
 		Realm: realm, Client: client, Code: form.Get("code"), RedirectURI: form.Get("redirect_uri"),
-		Verifier: form.Get("code_verifier"), Audience: aud, From: caller(r),
+		Verifier: form.Get("code_verifier"), Audience: aud, From: h.caller(r),
 	})
 	if errors.Is(err, token.ErrInvalidGrant) {
 		return token.Response{}, &Error{Code: InvalidGrant, Description: "the code is invalid, expired, used, or not for this client", Status: http.StatusBadRequest, Cause: err}
@@ -172,7 +172,7 @@ func (h *Handler) refresh(r *http.Request, realm storage.Realm, client storage.C
 		return token.Response{}, newError(InvalidRequest, "refresh_token is required")
 	}
 	resp, err := h.tokens.Refresh(r.Context(), token.RefreshRequest{
-		Realm: realm, Client: client, Token: form.Get("refresh_token"), Scope: form.Get("scope"), From: caller(r),
+		Realm: realm, Client: client, Token: form.Get("refresh_token"), Scope: form.Get("scope"), From: h.caller(r),
 	})
 	switch {
 	case errors.Is(err, token.ErrInvalidGrant):
@@ -261,7 +261,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, realm storage.R
 		return
 	}
 	// token_type_hint is only a hint (RFC 7009 §2.1): every type is tried anyway.
-	err := h.tokens.Revoke(r.Context(), realm, client, tok, caller(r))
+	err := h.tokens.Revoke(r.Context(), realm, client, tok, h.caller(r))
 	if errors.Is(err, token.ErrNotOwner) {
 		// RFC 7009 §2.1: a token issued to another client is refused.
 		h.writeError(w, r, newError(UnauthorizedClient, "the token was issued to another client"))
