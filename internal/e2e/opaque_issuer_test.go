@@ -19,7 +19,7 @@ var opaqueSeed = strings.Replace(defaultSeed, "    users:\n", `      - id: opqwe
     users:
 `, 1)
 
-func (s *server) userinfo(t testing.TB, tok string) response {
+func userinfoWith(t testing.TB, s *server, tok string) response {
 	t.Helper()
 	req, err := http.NewRequest("GET", s.userinfoURL(), nil)
 	if err != nil {
@@ -53,7 +53,7 @@ func TestOpaqueAccessToken_RefusedUnderAnotherIssuer(t *testing.T) {
 		// The other issuer: inactive, 401.
 		wantInactive(t, "service token at B", b.introspect(t, svcBasic, svcTok))
 		wantInactive(t, "user token at B", b.introspect(t, svcBasic, userTok))
-		if u := b.userinfo(t, userTok); u.status != 401 {
+		if u := userinfoWith(t, b, userTok); u.status != 401 {
 			t.Fatalf("userinfo at B = %d %s; want 401", u.status, u.raw)
 		}
 		// B's own tokens work at B, so B is not simply broken.
@@ -69,7 +69,7 @@ func TestOpaqueAccessToken_RefusedUnderAnotherIssuer(t *testing.T) {
 				t.Fatalf("%s at A = %d %s", what, in.status, in.raw)
 			}
 		}
-		if u := a.userinfo(t, userTok); u.status != 200 || u.str("sub") == "" {
+		if u := userinfoWith(t, a, userTok); u.status != 200 || u.str("sub") == "" {
 			t.Fatalf("userinfo at A = %d %s", u.status, u.raw)
 		}
 	})

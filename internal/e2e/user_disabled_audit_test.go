@@ -10,8 +10,8 @@ import (
 	"github.com/latchkey/latchkey/storage/sqlite"
 )
 
-// openStore opens the database a stopped server used, to read what it wrote.
-func openStore(t *testing.T, db string) storage.Store {
+// storeOfStopped opens the database a stopped server used, to read what it wrote.
+func storeOfStopped(t *testing.T, db string) storage.Store {
 	t.Helper()
 	var st storage.Store
 	var err error
@@ -37,7 +37,7 @@ func TestSeed_DisablingAUserIsAudited(t *testing.T) {
 	stores(t, func(t *testing.T, db string) {
 		events := func() []storage.AuditEvent {
 			t.Helper()
-			ev, err := openStore(t, db).ListAudit(t.Context(), storage.AuditFilter{Type: "user.disabled"})
+			ev, err := storeOfStopped(t, db).ListAudit(t.Context(), storage.AuditFilter{Type: "user.disabled"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -47,7 +47,7 @@ func TestSeed_DisablingAUserIsAudited(t *testing.T) {
 		if ev := events(); len(ev) != 0 {
 			t.Fatalf("user.disabled events of an enabled user: %+v", ev)
 		}
-		alice, err := openStore(t, db).GetUserByUsername(t.Context(), "acme", "alice")
+		alice, err := storeOfStopped(t, db).GetUserByUsername(t.Context(), "acme", "alice")
 		if err != nil || alice.Disabled {
 			t.Fatalf("alice = %+v, %v", alice, err)
 		}
@@ -60,7 +60,7 @@ func TestSeed_DisablingAUserIsAudited(t *testing.T) {
 		if b, _ := json.Marshal(ev[0]); strings.Contains(string(b), alicePass) || strings.Contains(string(b), "argon2") {
 			t.Fatalf("the audit event holds a secret: %s", b)
 		}
-		if alice, _ := openStore(t, db).GetUserByUsername(t.Context(), "acme", "alice"); !alice.Disabled {
+		if alice, _ := storeOfStopped(t, db).GetUserByUsername(t.Context(), "acme", "alice"); !alice.Disabled {
 			t.Fatal("alice is not disabled")
 		}
 
