@@ -409,6 +409,13 @@ type AuditEvent struct {
 	Details   map[string]string
 }
 
+// UserDisabled is the audit event of a user turned from enabled to disabled: realm
+// and user, and what did it ("seed"). A store method that disables a user appends it
+// in the same transaction as the change, so neither is ever without the other.
+func UserDisabled(realm, userID string, at time.Time, by string) AuditEvent {
+	return AuditEvent{Time: at, Type: "user.disabled", Realm: realm, UserID: userID, Details: map[string]string{"by": by}}
+}
+
 // AuditFilter selects audit events; zero fields match everything.
 type AuditFilter struct {
 	Realm  string
@@ -451,7 +458,9 @@ type SeedStore interface {
 	// user (by realm and username) of the seed, all in one transaction: on any error
 	// nothing is changed. An entity whose configuration already matches (see
 	// SameRealm, SameClient, SameUser) is left untouched, timestamps included; an
-	// existing user keeps its ID, CreatedAt and TokensValidAfter. Entities the seed
+	// existing user keeps its ID, CreatedAt and TokensValidAfter. An existing user the
+	// seed turns from enabled to disabled gets a UserDisabled audit event (at the
+	// seed user's UpdatedAt, by "seed") in the same transaction. Entities the seed
 	// does not name are left alone.
 	ApplySeed(ctx context.Context, s Seed) (SeedResult, error)
 }

@@ -147,6 +147,9 @@ func TestOpaqueAccessTokens(t *testing.T) {
 		if other.introspect(t, "acme", live).body["active"] != true {
 			t.Fatal("the restarted instance does not open a live token")
 		}
+		// One with another base URL (another issuer) refuses it, as it refuses the JWTs.
+		elsewhere := newInstanceBehind(t, inst.store, inst.clock, false, "https://elsewhere.example", slog.LevelDebug)
+		wantInactive(t, elsewhere.introspect(t, "acme", live))
 		// Expired opaque tokens are inactive.
 		at2 := inst.clientCredentials(t, "acme", "opq:opq-secret-789").body["access_token"].(string)
 		inst.clock.Add(5 * time.Minute)

@@ -240,12 +240,13 @@ func audience(resources []string, client storage.Client, issuer string) ([]strin
 
 // introspect serves RFC 7662 introspection to authenticated confidential clients.
 func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
-	form, _, ok := h.clientRequest(w, r, realm, false)
+	form, client, ok := h.clientRequest(w, r, realm, false)
 	tok := form.Get("token")
 	if !ok || !h.required(w, r, "token", tok) {
 		return
 	}
-	res, err := h.tokens.Introspect(r.Context(), realm, tok)
+	// token_type_hint is only a hint (RFC 7662 §2.1): the token's prefix says what it is.
+	res, err := h.tokens.Introspect(r.Context(), realm, client.ID, tok)
 	if err != nil {
 		h.writeError(w, r, err)
 		return

@@ -106,7 +106,7 @@ var (
 // not an active user access token of the realm is ErrInvalidToken; one without the
 // openid scope is ErrInsufficientScope.
 func (s *Service) UserInfo(ctx context.Context, realm storage.Realm, tok string) (map[string]any, error) {
-	in, err := s.Introspect(ctx, realm, tok)
+	in, err := s.introspectAccess(ctx, realm, tok)
 	if err != nil {
 		return nil, err
 	}

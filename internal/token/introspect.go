@@ -29,10 +29,49 @@ type Introspection struct {
 
 var inactive = Introspection{}
 
-// Introspect says whether tok is an active access token of the realm, JWT or
-// opaque. Only a store failure is an error; every other problem is simply an
-// inactive token.
-func (s *Service) Introspect(ctx context.Context, realm storage.Realm, tok string) (Introspection, error) {
+// Introspect answers RFC 7662 for an authenticated client: whether tok is an active
+// access token of the realm, JWT or opaque, or an active refresh token of the realm
+// issued to clientID. The token's prefix, not token_type_hint, says which (the hint
+// is only a hint, RFC 7662 §2.1). Only a store failure is an error; every other
+// problem is simply an inactive token.
+func (s *Service) Introspect(ctx context.Context, realm storage.Realm, clientID, tok string) (Introspection, error) {
+	if strings.HasPrefix(tok, RefreshPrefix) {
+		return s.introspectRefresh(ctx, realm, clientID, tok)
+	}
+	return s.introspectAccess(ctx, realm, tok)
+}
+
+// introspectRefresh tells the client a refresh token was issued to what it is, by
+// the same rules the refresh grant applies, while it could still be redeemed; to
+// any other client, and once it is spent (rotated), revoked or dead, it is inactive.
+func (s *Service) introspectRefresh(ctx context.Context, realm storage.Realm, clientID, tok string) (Introspection, error) {
+	rt, fam, err := s.refreshOf(ctx, realm.Name, clientID, tok)
+	if err == nil && !rt.UsedAt.IsZero() {
+		return inactive, nil // spent: only an honest retry may still present it, at the token endpoint
+	}
+	var user storage.User
+	if err == nil {
+		user, _, err = s.refreshLive(ctx, rt, fam)
+	}
+	if errors.Is(err, ErrInvalidGrant) {
+		return inactive, nil
+	}
+	if err != nil {
+		return inactive, err
+	}
+	exp := fam.IdleExpiresAt
+	if fam.AbsoluteExpiresAt.Before(exp) {
+		exp = fam.AbsoluteExpiresAt
+	}
+	return Introspection{
+		Active: true, Scope: strings.Join(rt.Scopes, " "), ClientID: fam.ClientID, Username: user.Username,
+		TokenType: "refresh_token", Exp: exp.Unix(), Iat: rt.IssuedAt.Unix(), Sub: fam.UserID, Iss: s.Issuer(realm.Name),
+	}, nil
+}
+
+// introspectAccess says whether tok is an active access token of the realm, JWT or
+// opaque.
+func (s *Service) introspectAccess(ctx context.Context, realm storage.Realm, tok string) (Introspection, error) {
 	c, err := s.accessClaims(ctx, realm, tok)
 	if err != nil || c == nil {
 		return inactive, err
@@ -62,7 +101,7 @@ func (s *Service) accessClaims(ctx context.Context, realm storage.Realm, tok str
 	case strings.HasPrefix(tok, AccessPrefix):
 		return s.openAccess(realm.Name, tok), nil
 	case strings.HasPrefix(tok, RefreshPrefix):
-		return nil, nil // refresh tokens are for the token endpoint only
+		return nil, nil // a refresh token is no access token: never a Bearer credential
 	}
 	return s.verifyAccessJWT(ctx, realm, tok)
 }

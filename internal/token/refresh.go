@@ -51,61 +51,16 @@ type RefreshRequest struct {
 // alarm and no fork in the family. Outside the window it is reuse: the whole family
 // is revoked and the event audited.
 func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (Response, error) {
-	invalid := func(why string) error { return fmt.Errorf("%w: %s", ErrInvalidGrant, why) }
-	if !strings.HasPrefix(req.Token, RefreshPrefix) {
-		return Response{}, invalid("not a refresh token")
-	}
-	hash := Hash(req.Token)
-	rt, err := s.store.GetRefreshToken(ctx, hash)
-	if errors.Is(err, storage.ErrNotFound) {
-		return Response{}, invalid("unknown refresh token")
-	}
+	rt, fam, err := s.refreshOf(ctx, req.Realm.Name, req.Client.ID, req.Token)
 	if err != nil {
-		return Response{}, fmt.Errorf("refresh: %w", err)
-	}
-	fam, err := s.store.GetFamily(ctx, rt.FamilyID)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && fam.Realm != req.Realm.Name) {
-		return Response{}, invalid("unknown refresh token")
-	}
-	if err != nil {
-		return Response{}, fmt.Errorf("refresh: %w", err)
-	}
-	if fam.ClientID != req.Client.ID {
-		return Response{}, invalid("refresh token was issued to another client")
-	}
-	if !fam.RevokedAt.IsZero() {
-		return Response{}, invalid("refresh token family is revoked")
+		return Response{}, err
 	}
 	if !rt.UsedAt.IsZero() {
 		return s.retryOrReuse(ctx, req, rt, fam)
 	}
-
-	now := s.now()
-	if !fam.Live(now) {
-		return Response{}, invalid("refresh token expired")
-	}
-	user, err := s.store.GetUser(ctx, fam.Realm, fam.UserID)
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && user.Disabled) {
-		return Response{}, invalid("user is no longer active")
-	}
+	user, authTime, err := s.refreshLive(ctx, rt, fam)
 	if err != nil {
-		return Response{}, fmt.Errorf("refresh: %w", err)
-	}
-	if !user.TokensValidAfter.IsZero() && rt.IssuedAt.Before(user.TokensValidAfter) {
-		return Response{}, invalid("user was signed out everywhere")
-	}
-	var authTime time.Time
-	if fam.SessionID != "" {
-		// The family dies with its session's logout; its own idle and absolute limits,
-		// not the browser session's, decide how long it lasts otherwise.
-		sess, err := s.store.GetSession(ctx, fam.SessionID)
-		if errors.Is(err, storage.ErrNotFound) || (err == nil && !sess.RevokedAt.IsZero()) {
-			return Response{}, invalid("the session has ended")
-		}
-		if err != nil {
-			return Response{}, fmt.Errorf("refresh: %w", err)
-		}
-		authTime = sess.AuthTime
+		return Response{}, err
 	}
 	scopes, err := narrow(req.Scope, rt.Scopes)
 	if err != nil {
@@ -120,23 +75,92 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (Response, er
 	if err != nil {
 		return Response{}, err
 	}
+	now := s.now()
 	idle := now.Add(req.Client.Tokens.RefreshIdle)
 	if idle.After(fam.AbsoluteExpiresAt) || req.Client.Tokens.RefreshIdle <= 0 {
 		idle = fam.AbsoluteExpiresAt // the absolute limit never moves
 	}
 	use := storage.FamilyUse{At: now.UTC().Truncate(time.Microsecond), IdleExpiresAt: idle.UTC().Truncate(time.Microsecond),
 		IP: req.From.IP, UserAgent: req.From.UserAgent}
-	parent, err := s.store.RotateRefreshToken(ctx, hash, child, sealed, use)
+	parent, err := s.store.RotateRefreshToken(ctx, Hash(req.Token), child, sealed, use)
 	switch {
 	case errors.Is(err, storage.ErrAlreadyUsed):
 		// Another request rotated this token a moment ago: the same retry rules apply.
 		return s.retryOrReuse(ctx, req, parent, fam)
 	case errors.Is(err, storage.ErrRevoked):
-		return Response{}, invalid("refresh token family is revoked")
+		return Response{}, fmt.Errorf("%w: refresh token family is revoked", ErrInvalidGrant)
 	case err != nil:
 		return Response{}, fmt.Errorf("refresh: %w", err)
 	}
 	return resp, nil
+}
+
+// refreshOf looks a refresh token up by its hash and returns it with its family, if
+// it is the realm's, was issued to clientID and its family is not revoked; spent or
+// not. Otherwise the error wraps ErrInvalidGrant with why, or is a store failure.
+func (s *Service) refreshOf(ctx context.Context, realm, clientID, tok string) (storage.RefreshToken, storage.Family, error) {
+	invalid := func(why string) error { return fmt.Errorf("%w: %s", ErrInvalidGrant, why) }
+	if !strings.HasPrefix(tok, RefreshPrefix) {
+		return storage.RefreshToken{}, storage.Family{}, invalid("not a refresh token")
+	}
+	rt, err := s.store.GetRefreshToken(ctx, Hash(tok))
+	if errors.Is(err, storage.ErrNotFound) {
+		return rt, storage.Family{}, invalid("unknown refresh token")
+	}
+	if err != nil {
+		return rt, storage.Family{}, fmt.Errorf("refresh: %w", err)
+	}
+	fam, err := s.store.GetFamily(ctx, rt.FamilyID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && fam.Realm != realm) {
+		return rt, fam, invalid("unknown refresh token")
+	}
+	if err != nil {
+		return rt, fam, fmt.Errorf("refresh: %w", err)
+	}
+	if fam.ClientID != clientID {
+		return rt, fam, invalid("refresh token was issued to another client")
+	}
+	if !fam.RevokedAt.IsZero() {
+		return rt, fam, invalid("refresh token family is revoked")
+	}
+	return rt, fam, nil
+}
+
+// refreshLive is the one rule for whether an unspent refresh token of a live family
+// still stands, for the refresh grant and introspection alike: the family has not
+// expired (idle or absolute); its user exists, is enabled and has not been signed
+// out everywhere since the token was issued; the browser session it was born in, if
+// any, has not ended. It returns the user and the session's auth time. Otherwise the
+// error wraps ErrInvalidGrant with why, or is a store failure.
+func (s *Service) refreshLive(ctx context.Context, rt storage.RefreshToken, fam storage.Family) (storage.User, time.Time, error) {
+	invalid := func(why string) error { return fmt.Errorf("%w: %s", ErrInvalidGrant, why) }
+	if !fam.Live(s.now()) {
+		return storage.User{}, time.Time{}, invalid("refresh token expired")
+	}
+	user, err := s.store.GetUser(ctx, fam.Realm, fam.UserID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && user.Disabled) {
+		return user, time.Time{}, invalid("user is no longer active")
+	}
+	if err != nil {
+		return user, time.Time{}, fmt.Errorf("refresh: %w", err)
+	}
+	if !user.TokensValidAfter.IsZero() && rt.IssuedAt.Before(user.TokensValidAfter) {
+		return user, time.Time{}, invalid("user was signed out everywhere")
+	}
+	var authTime time.Time
+	if fam.SessionID != "" {
+		// The family dies with its session's logout; its own idle and absolute limits,
+		// not the browser session's, decide how long it lasts otherwise.
+		sess, err := s.store.GetSession(ctx, fam.SessionID)
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && !sess.RevokedAt.IsZero()) {
+			return user, time.Time{}, invalid("the session has ended")
+		}
+		if err != nil {
+			return user, time.Time{}, fmt.Errorf("refresh: %w", err)
+		}
+		authTime = sess.AuthTime
+	}
+	return user, authTime, nil
 }
 
 // successor builds the response of a rotation and the refresh token it hands out.

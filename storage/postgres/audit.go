@@ -14,12 +14,17 @@ const auditColumns = `id, time, type, realm, client_id, user_id, session_id, fam
 
 // AppendAudit stores the event and returns the ID the identity column gave it.
 func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error) {
+	return appendAudit(ctx, s.pool, e)
+}
+
+// appendAudit stores the event through q, a pool or a transaction.
+func appendAudit(ctx context.Context, q querier, e storage.AuditEvent) (int64, error) {
 	var details map[string]string
 	if len(e.Details) > 0 {
 		details = e.Details // an empty map is stored as NULL, like no map
 	}
 	var id int64
-	err := s.pool.QueryRow(ctx, `
+	err := q.QueryRow(ctx, `
 		INSERT INTO audit_events (time, type, realm, client_id, user_id, session_id, family_id, ip, user_agent, details)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		RETURNING id`,

@@ -117,6 +117,13 @@ func seedUser(ctx context.Context, q querier, u storage.User) (seedOutcome, erro
 		return seedUnchanged, nil
 	}
 	u.ID, u.CreatedAt, u.TokensValidAfter = old.ID, old.CreatedAt, old.TokensValidAfter
-	_, err = updateUser(ctx, q, u)
-	return seedUpdated, classify(err)
+	if _, err := updateUser(ctx, q, u); err != nil {
+		return 0, classify(err)
+	}
+	if !old.Disabled && u.Disabled {
+		if _, err := appendAudit(ctx, q, storage.UserDisabled(u.Realm, u.ID, u.UpdatedAt, "seed")); err != nil {
+			return 0, err
+		}
+	}
+	return seedUpdated, nil
 }

@@ -19,18 +19,24 @@ func scanAuditEvent(row rowScanner) (storage.AuditEvent, error) {
 func (s *Store) AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error) {
 	var id int64
 	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO audit_events
-			(time, type, realm, client_id, user_id, session_id, family_id, ip, user_agent, details)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			micros(e.Time), e.Type, e.Realm, e.ClientID, e.UserID, e.SessionID, e.FamilyID, e.IP, e.UserAgent,
-			jsonText(e.Details))
-		if err != nil {
-			return err
-		}
-		id, err = res.LastInsertId()
+		var err error
+		id, err = appendAudit(ctx, tx, e)
 		return err
 	})
 	return id, err
+}
+
+// appendAudit stores the event within tx and returns the ID it got.
+func appendAudit(ctx context.Context, tx *stmtTx, e storage.AuditEvent) (int64, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO audit_events
+		(time, type, realm, client_id, user_id, session_id, family_id, ip, user_agent, details)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		micros(e.Time), e.Type, e.Realm, e.ClientID, e.UserID, e.SessionID, e.FamilyID, e.IP, e.UserAgent,
+		jsonText(e.Details))
+	if err != nil {
+		return 0, err
+	}
+	return res.LastInsertId()
 }
 
 func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error) {

@@ -91,6 +91,11 @@ func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *stora
 			if err != nil {
 				return mapWriteError(err, userName(have.Realm, have.ID))
 			}
+			if !have.Disabled && u.Disabled {
+				if _, err := appendAudit(ctx, tx, storage.UserDisabled(have.Realm, have.ID, u.UpdatedAt, "seed")); err != nil {
+					return err
+				}
+			}
 			res.Updated++
 		}
 	}

@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Sweep", testSweep},
 		{"Seed", testSeed},
 		{"SeedIsAllOrNothing", testSeedAllOrNothing},
+		{"SeedAuditsDisablingAUser", testSeedAuditsDisabling},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1195,6 +1196,48 @@ func testSeedAllOrNothing(t *testing.T, s storage.Store) {
 	if len(realms) != 1 || realms[0].Name != "existing" {
 		t.Fatalf("realms after a failed seed = %+v, want only the one that was there", realms)
 	}
+}
+
+func testSeedAuditsDisabling(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	disabled := func() []storage.AuditEvent {
+		t.Helper()
+		ev, err := s.ListAudit(c, storage.AuditFilter{Type: "user.disabled"})
+		must(t, err)
+		return ev
+	}
+	seed := seedFixture()
+	carol := newUser("acme", "carol")
+	carol.Disabled = true // created disabled: nothing was turned off
+	seed.Realms[0].Users = append(seed.Realms[0].Users, carol)
+	_, err := s.ApplySeed(c, seed)
+	must(t, err)
+	same(t, "events after creating users", len(disabled()), 0)
+
+	// Disabling alice, in a seed that fails as a whole, writes no event.
+	seed.Realms[0].Users[0].Disabled = true
+	seed.Realms[0].Users[0].UpdatedAt = at(time.Hour)
+	bad := seedFixture()
+	bad.Realms[0].Realm.Name = "beta"
+	bad.Realms[0].Users[1].Realm, bad.Realms[0].Users[1].Email = "beta", bad.Realms[0].Users[0].Email
+	failing := storage.Seed{Realms: append(seed.Realms[:1:1], bad.Realms[0])}
+	if _, err := s.ApplySeed(c, failing); err == nil {
+		t.Fatal("a seed with clashing emails applied")
+	}
+	same(t, "events after a failed seed", len(disabled()), 0)
+
+	res, err := s.ApplySeed(c, seed)
+	must(t, err)
+	same(t, "disabling apply", res, storage.SeedResult{Updated: 1, Unchanged: 5})
+	alice, err := s.GetUserByUsername(c, "acme", "alice")
+	must(t, err)
+	same(t, "user.disabled events", disabled(), []storage.AuditEvent{{ID: disabled()[0].ID, Time: at(time.Hour),
+		Type: "user.disabled", Realm: "acme", UserID: alice.ID, Details: map[string]string{"by": "seed"}}})
+
+	// The same seed again: alice stays disabled, and nothing more is written.
+	_, err = s.ApplySeed(c, seed)
+	must(t, err)
+	same(t, "events after the same seed again", len(disabled()), 1)
 }
 
 func testClientAssertions(t *testing.T, s storage.Store) {
