@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/clientsecret"
+	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/masterkey"
 	"github.com/latchkey/latchkey/internal/token"
@@ -120,10 +121,16 @@ func (h *Handler) Register(mux *http.ServeMux) {
 
 type realmHandler func(w http.ResponseWriter, r *http.Request, realm storage.Realm)
 
-// withRealm resolves the realm in the path, answering 404 for an unknown one.
+// withRealm resolves the realm in the path, answering 404 for an unknown one. A
+// name no realm can have is unknown without a lookup, so it reaches no cache.
 func (h *Handler) withRealm(next realmHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		realm, err := h.store.GetRealm(r.Context(), r.PathValue("realm"))
+		name := r.PathValue("realm")
+		if ident.Realm(name) != nil {
+			h.writeError(w, r, newError(NotFound, "realm not found"))
+			return
+		}
+		realm, err := h.store.GetRealm(r.Context(), name)
 		if errors.Is(err, storage.ErrNotFound) {
 			h.writeError(w, r, newError(NotFound, "realm not found"))
 			return

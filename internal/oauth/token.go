@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/storage"
 )
@@ -100,6 +101,9 @@ func (h *Handler) authorizationCode(r *http.Request, realm storage.Realm, client
 	if form.Get("code") == "" {
 		return token.Response{}, newError(InvalidRequest, "code is required")
 	}
+	if ident.Token(form.Get("code")) != nil {
+		return token.Response{}, newError(InvalidGrant, "the code is invalid, expired, used, or not for this client")
+	}
 	ctx := r.Context()
 	from := caller(r)
 	code, err := h.tokens.RedeemCode(ctx, realm.Name, client.ID, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"), from)
@@ -163,6 +167,9 @@ func (h *Handler) refresh(r *http.Request, realm storage.Realm, client storage.C
 	}
 	if form.Get("refresh_token") == "" {
 		return token.Response{}, newError(InvalidRequest, "refresh_token is required")
+	}
+	if ident.Token(form.Get("refresh_token")) != nil {
+		return token.Response{}, newError(InvalidGrant, "the refresh token is invalid, expired, revoked or used")
 	}
 	resp, err := h.tokens.Refresh(r.Context(), token.RefreshRequest{
 		Realm: realm, Client: client, Token: form.Get("refresh_token"), Scope: form.Get("scope"), From: caller(r),
@@ -238,6 +245,10 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, realm stora
 	if !ok || !h.required(w, r, "token", tok) {
 		return
 	}
+	if ident.Token(tok) != nil {
+		writeJSON(w, http.StatusOK, token.Introspection{}) // what no token is: inactive
+		return
+	}
 	res, err := h.tokens.Introspect(r.Context(), realm, tok)
 	if err != nil {
 		h.writeError(w, r, err)
@@ -254,7 +265,11 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, realm storage.R
 		return
 	}
 	// token_type_hint is only a hint (RFC 7009 §2.1): every type is tried anyway.
-	err := h.tokens.Revoke(r.Context(), realm, client, tok, caller(r))
+	// What no token is needs no revoking (RFC 7009 §2.2: an invalid token is no error).
+	var err error
+	if ident.Token(tok) == nil {
+		err = h.tokens.Revoke(r.Context(), realm, client, tok, caller(r))
+	}
 	if errors.Is(err, token.ErrNotOwner) {
 		// RFC 7009 §2.1: a token issued to another client is refused.
 		h.writeError(w, r, newError(UnauthorizedClient, "the token was issued to another client"))
