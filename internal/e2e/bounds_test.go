@@ -113,3 +113,49 @@ func flood(t *testing.T, s *server, tag string, n int) {
 		t.Fatal(firstErr)
 	}
 }
+
+// Overlong login names and tokens get the answers any wrong one gets, and the
+// login page does not echo a name no account can have.
+func TestBounds_OverlongLoginNamesAndTokensGetTheUsualAnswers(t *testing.T) {
+	stores(t, func(t *testing.T, db string) {
+		s := start(t, options{db: db})
+		longName := strings.Repeat("n", 300) + "@example.com"
+		b := newBrowser(t)
+		u := s.authURL("web")
+		p := b.do(b.loginRequest(b.get(u), u, "username", longName, "password", alicePass))
+		if p.status != 401 || !strings.Contains(p.body, "Invalid username or password.") {
+			t.Fatalf("login with a %d-character name = %d; want 401 and the usual message:\n%.500s", len(longName), p.status, p.body)
+		}
+		if strings.Contains(p.body, longName[:100]) {
+			t.Fatal("the login page echoes a name no account can have")
+		}
+
+		long := strings.Repeat("A", 17<<10) // over the 16 KiB a token may have
+		wantInactive(t, "an overlong token", s.introspect(t, svcBasic, long))
+		if r := post(t, s.revokeURL(), webBasic, form("token", long)); r.status != 200 {
+			t.Fatalf("revoking an overlong token = %d %s; want 200 (RFC 7009 §2.2)", r.status, r.raw)
+		}
+		if r := s.refresh(t, webBasic, long); r.status != 400 || r.str("error") != "invalid_grant" {
+			t.Fatalf("refresh with an overlong token = %d %s; want 400 invalid_grant", r.status, r.raw)
+		}
+		if r := s.redeem(t, webBasic, long); r.status != 400 || r.str("error") != "invalid_grant" {
+			t.Fatalf("redeeming an overlong code = %d %s; want 400 invalid_grant", r.status, r.raw)
+		}
+		req, _ := http.NewRequest("GET", s.userinfoURL(), nil)
+		req.Header.Set("Authorization", "Bearer "+long)
+		if r := do(t, req); r.status != 401 || r.str("error") != "invalid_token" {
+			t.Fatalf("userinfo with an overlong token = %d %s; want 401 invalid_token", r.status, r.raw)
+		}
+		logout := s.issuer("acme") + "/protocol/openid-connect/logout?" + url.Values{"id_token_hint": {long}}.Encode()
+		if p := newBrowser(t).get(logout); p.status != 400 {
+			t.Fatalf("logout with an overlong id_token_hint = %d; want the 400 error page", p.status)
+		}
+		for _, realm := range []string{strings.Repeat("a", 64), "ACME", "acme.", "ac%20me"} {
+			req, _ := http.NewRequest("GET", s.issuer(realm)+"/.well-known/openid-configuration", nil)
+			r := do(t, req)
+			if r.status != 404 || r.str("error") != "not_found" {
+				t.Fatalf("realm %q = %d %s; want 404 not_found", realm, r.status, r.raw)
+			}
+		}
+	})
+}
