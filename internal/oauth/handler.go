@@ -121,16 +121,10 @@ func (h *Handler) Register(mux *http.ServeMux) {
 
 type realmHandler func(w http.ResponseWriter, r *http.Request, realm storage.Realm)
 
-// withRealm resolves the realm in the path, answering 404 for an unknown one. A
-// name no realm can have is unknown without a lookup, so it reaches no cache.
+// withRealm resolves the realm in the path, answering 404 for an unknown one.
 func (h *Handler) withRealm(next realmHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		name := r.PathValue("realm")
-		if ident.Realm(name) != nil {
-			h.writeError(w, r, newError(NotFound, "realm not found"))
-			return
-		}
-		realm, err := h.store.GetRealm(r.Context(), name)
+		realm, err := h.getRealm(r.Context(), r.PathValue("realm"))
 		if errors.Is(err, storage.ErrNotFound) {
 			h.writeError(w, r, newError(NotFound, "realm not found"))
 			return
@@ -141,6 +135,15 @@ func (h *Handler) withRealm(next realmHandler) http.HandlerFunc {
 		}
 		next(w, r, realm)
 	}
+}
+
+// getRealm looks up the realm a request's path names. A name no realm can have is
+// not found without a lookup, so it reaches no cache, store or log.
+func (h *Handler) getRealm(ctx context.Context, name string) (storage.Realm, error) {
+	if ident.Realm(name) != nil {
+		return storage.Realm{}, storage.ErrNotFound
+	}
+	return h.store.GetRealm(ctx, name)
 }
 
 // caller says who sent a request, for audit events.
