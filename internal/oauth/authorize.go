@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/internal/web"
@@ -69,7 +70,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, realm storag
 	}
 	// The client and its redirect URI first: until both check out, errors are shown
 	// here and never sent anywhere.
-	client, err := h.store.GetClient(r.Context(), realm.Name, params.Get("client_id"))
+	client, err := h.getClient(r.Context(), realm.Name, params.Get("client_id"))
 	if err != nil || client.Disabled || !slices.Contains(client.GrantTypes, "authorization_code") {
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			h.writeError(w, r, err)
@@ -375,7 +376,7 @@ func (h *Handler) openForm(w http.ResponseWriter, r *http.Request, realm storage
 		h.errorPage(w, r, realm, http.StatusForbidden, "Request refused", "This form was not sent from this sign-in page. Go back to the application and try again.")
 		return nil, req, storage.Client{}, false
 	}
-	client, err := h.store.GetClient(r.Context(), realm.Name, req.ClientID)
+	client, err := h.getClient(r.Context(), realm.Name, req.ClientID)
 	if err != nil || client.Disabled || !slices.Contains(client.RedirectURIs, req.RedirectURI) {
 		h.errorPage(w, r, realm, http.StatusBadRequest, "Unknown application", "The application is no longer registered.")
 		return nil, req, storage.Client{}, false
@@ -400,7 +401,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 		return
 	}
 	ctx := r.Context()
-	name := strings.ToLower(strings.TrimSpace(form.Get("username")))
+	name := loginName(form.Get("username"))
 	from := h.caller(r)
 	account := realm.Name + "/" + name
 	if wait := h.limiter.Check(account, from.IP); wait > 0 {
@@ -441,8 +442,22 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 	h.continueAuthorization(w, r, realm, client, req, &signIn{session: sess, user: user})
 }
 
+// loginName is the username or email typed into the login form, lower-cased; ""
+// when it names no account that can exist, so that nothing unbounded reaches the
+// limiter, the store or the audit log.
+func loginName(typed string) string {
+	name := strings.ToLower(strings.TrimSpace(typed))
+	if ident.LoginName(name) != nil {
+		return ""
+	}
+	return name
+}
+
 // findUser finds a user by username, or by email when the name has an @.
 func (h *Handler) findUser(ctx context.Context, realm, name string) (storage.User, bool, error) {
+	if name == "" {
+		return storage.User{}, false, nil
+	}
 	u, err := h.store.GetUserByUsername(ctx, realm, name)
 	if errors.Is(err, storage.ErrNotFound) && strings.Contains(name, "@") {
 		u, err = h.store.GetUserByEmail(ctx, realm, name)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/storage"
 )
@@ -84,7 +85,7 @@ func (h *Handler) authenticateClient(r *http.Request, form url.Values, realm sto
 	if clientID == "" {
 		return storage.Client{}, fail("client authentication is required", nil)
 	}
-	client, err := h.store.GetClient(ctx, realm.Name, clientID)
+	client, err := h.getClient(ctx, realm.Name, clientID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.Client{}, fail("unknown client or bad credentials", nil)
 	}
@@ -110,6 +111,15 @@ func (h *Handler) authenticateClient(r *http.Request, form url.Values, realm sto
 		return storage.Client{}, fail("unknown client or bad credentials", nil)
 	}
 	return client, nil
+}
+
+// getClient looks up a client by an ID a request names. An ID no client can have is
+// not found without a lookup, so it reaches no cache, store or log.
+func (h *Handler) getClient(ctx context.Context, realm, id string) (storage.Client, error) {
+	if ident.ClientID(id) != nil {
+		return storage.Client{}, storage.ErrNotFound
+	}
+	return h.store.GetClient(ctx, realm, id)
 }
 
 // assertionClaims are the claims of a client assertion (RFC 7523 §3).
@@ -144,7 +154,7 @@ func (h *Handler) authenticateAssertion(ctx context.Context, r *http.Request, fo
 	if clientID == "" {
 		clientID = unverified.Issuer
 	}
-	client, err := h.store.GetClient(ctx, realm.Name, clientID)
+	client, err := h.getClient(ctx, realm.Name, clientID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.Client{}, fail("unknown client or bad assertion")
 	}

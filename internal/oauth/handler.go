@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/clientsecret"
+	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/masterkey"
 	"github.com/latchkey/latchkey/internal/realip"
@@ -127,7 +128,7 @@ type realmHandler func(w http.ResponseWriter, r *http.Request, realm storage.Rea
 // withRealm resolves the realm in the path, answering 404 for an unknown one.
 func (h *Handler) withRealm(next realmHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		realm, err := h.store.GetRealm(r.Context(), r.PathValue("realm"))
+		realm, err := h.getRealm(r.Context(), r.PathValue("realm"))
 		if errors.Is(err, storage.ErrNotFound) {
 			h.writeError(w, r, newError(NotFound, "realm not found"))
 			return
@@ -138,6 +139,15 @@ func (h *Handler) withRealm(next realmHandler) http.HandlerFunc {
 		}
 		next(w, r, realm)
 	}
+}
+
+// getRealm looks up the realm a request's path names. A name no realm can have is
+// not found without a lookup, so it reaches no cache, store or log.
+func (h *Handler) getRealm(ctx context.Context, name string) (storage.Realm, error) {
+	if ident.Realm(name) != nil {
+		return storage.Realm{}, storage.ErrNotFound
+	}
+	return h.store.GetRealm(ctx, name)
 }
 
 // caller says who sent a request, for the login limiter, audit events and session

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/internal/web"
 	"github.com/latchkey/latchkey/storage"
@@ -44,7 +45,10 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, realm storage.R
 	ctx := r.Context()
 	hint, hintOK := token.IDTokenClaims{}, false
 	if v := params.Get("id_token_hint"); v != "" {
-		if hint, hintOK = h.tokens.VerifyIDTokenHint(ctx, realm, v); !hintOK {
+		if ident.Token(v) == nil {
+			hint, hintOK = h.tokens.VerifyIDTokenHint(ctx, realm, v)
+		}
+		if !hintOK {
 			h.errorPage(w, r, realm, http.StatusBadRequest, "Invalid request", "The sign-out request carried an ID token this service did not issue.")
 			return
 		}
@@ -59,7 +63,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, realm storage.R
 	}
 	req := logoutRequest{State: params.Get("state")}
 	if ru := params.Get("post_logout_redirect_uri"); ru != "" {
-		client, err := h.store.GetClient(ctx, realm.Name, clientID)
+		client, err := h.getClient(ctx, realm.Name, clientID)
 		if err != nil || !slices.Contains(client.PostLogoutRedirectURIs, ru) {
 			if err != nil && !errors.Is(err, storage.ErrNotFound) {
 				h.writeError(w, r, err)
@@ -292,6 +296,10 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, realm storage
 	}
 	if !found || strings.TrimSpace(tok) == "" {
 		fail(http.StatusUnauthorized, "", "")
+		return
+	}
+	if ident.Token(strings.TrimSpace(tok)) != nil {
+		fail(http.StatusUnauthorized, "invalid_token", "the access token is not valid")
 		return
 	}
 	claims, err := h.tokens.UserInfo(r.Context(), realm, strings.TrimSpace(tok))

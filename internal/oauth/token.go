@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/storage"
 )
@@ -102,6 +103,9 @@ func (h *Handler) authorizationCode(r *http.Request, realm storage.Realm, client
 	if form.Get("code") == "" {
 		return token.Response{}, newError(InvalidRequest, "code is required")
 	}
+	if ident.Token(form.Get("code")) != nil {
+		return token.Response{}, newError(InvalidGrant, "the code is invalid, expired, used, or not for this client")
+	}
 	ctx := r.Context()
 	aud, err := audience(form["resource"], client, h.tokens.Issuer(realm.Name))
 	if err != nil {
@@ -170,6 +174,9 @@ func (h *Handler) refresh(r *http.Request, realm storage.Realm, client storage.C
 	}
 	if form.Get("refresh_token") == "" {
 		return token.Response{}, newError(InvalidRequest, "refresh_token is required")
+	}
+	if ident.Token(form.Get("refresh_token")) != nil {
+		return token.Response{}, newError(InvalidGrant, "the refresh token is invalid, expired, revoked or used")
 	}
 	resp, err := h.tokens.Refresh(r.Context(), token.RefreshRequest{
 		Realm: realm, Client: client, Token: form.Get("refresh_token"), Scope: form.Get("scope"), From: h.caller(r),
@@ -245,6 +252,10 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, realm stora
 	if !ok || !h.required(w, r, "token", tok) {
 		return
 	}
+	if ident.Token(tok) != nil {
+		writeJSON(w, http.StatusOK, token.Introspection{}) // what no token is: inactive
+		return
+	}
 	// token_type_hint is only a hint (RFC 7662 §2.1): the token's prefix says what it is.
 	res, err := h.tokens.Introspect(r.Context(), realm, client.ID, tok)
 	if err != nil {
@@ -262,7 +273,11 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, realm storage.R
 		return
 	}
 	// token_type_hint is only a hint (RFC 7009 §2.1): every type is tried anyway.
-	err := h.tokens.Revoke(r.Context(), realm, client, tok, h.caller(r))
+	// What no token is needs no revoking (RFC 7009 §2.2: an invalid token is no error).
+	var err error
+	if ident.Token(tok) == nil {
+		err = h.tokens.Revoke(r.Context(), realm, client, tok, h.caller(r))
+	}
 	if errors.Is(err, token.ErrNotOwner) {
 		// RFC 7009 §2.1: a token issued to another client is refused.
 		h.writeError(w, r, newError(UnauthorizedClient, "the token was issued to another client"))

@@ -21,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/token"
 )
 
@@ -286,9 +287,6 @@ var (
 	signingAlgs  = []string{"ES256", "EdDSA", "RS256"}
 	grantTypes   = []string{"authorization_code", "client_credentials", "refresh_token"}
 	tokenFormats = []string{"jwt", "opaque"}
-	realmName    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-	clientID     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
-	username     = regexp.MustCompile(`^[a-z0-9][a-z0-9._@+-]{0,127}$`)
 )
 
 // validator collects the first problem, located in the file.
@@ -343,9 +341,9 @@ func (f *File) validate(name string, root *yaml.Node) error {
 	for ri := range f.Realms {
 		r := &f.Realms[ri]
 		at := func(p ...any) []any { return append([]any{"realms", ri}, p...) }
-		switch {
-		case !realmName.MatchString(r.Name):
-			v.fail(fmt.Sprintf("realm name %q must be 1-63 lower-case letters, digits, '-' or '_'", r.Name), at("name")...)
+		switch err := ident.Realm(r.Name); {
+		case err != nil:
+			v.fail(fmt.Sprintf("realm name %q %v", r.Name, err), at("name")...)
 		case realms[r.Name]:
 			v.fail(fmt.Sprintf("duplicate realm %q", r.Name), at("name")...)
 		}
@@ -370,9 +368,9 @@ func (f *File) validate(name string, root *yaml.Node) error {
 			uat := func(p ...any) []any { return at(append([]any{"users", ui}, p...)...) }
 			u.Username = strings.ToLower(strings.TrimSpace(u.Username))
 			u.Email = strings.ToLower(strings.TrimSpace(u.Email))
-			switch {
-			case !username.MatchString(u.Username):
-				v.fail(fmt.Sprintf("username %q must be 1-128 letters, digits or . _ @ + -", u.Username), uat("username")...)
+			switch err := ident.Username(u.Username); {
+			case err != nil:
+				v.fail(fmt.Sprintf("username %q %v", u.Username, err), uat("username")...)
 			case names[u.Username]:
 				v.fail(fmt.Sprintf("duplicate username %q", u.Username), uat("username")...)
 			}
@@ -380,6 +378,8 @@ func (f *File) validate(name string, root *yaml.Node) error {
 			if u.Email != "" {
 				if a, err := mail.ParseAddress(u.Email); err != nil || a.Address != u.Email {
 					v.fail(fmt.Sprintf("%q is not an email address", u.Email), uat("email")...)
+				} else if err := ident.LoginName(u.Email); err != nil {
+					v.fail(fmt.Sprintf("email %q %v: users sign in with it", u.Email, err), uat("email")...)
 				} else if emails[u.Email] {
 					v.fail(fmt.Sprintf("duplicate email %q", u.Email), uat("email")...)
 				}
@@ -397,9 +397,9 @@ func (f *File) validate(name string, root *yaml.Node) error {
 }
 
 func (v *validator) validateClient(c *Client, seen map[string]bool, at func(p ...any) []any) {
-	switch {
-	case !clientID.MatchString(c.ID):
-		v.fail(fmt.Sprintf("client id %q must be 1-128 letters, digits or . _ : -", c.ID), at("id")...)
+	switch err := ident.ClientID(c.ID); {
+	case err != nil:
+		v.fail(fmt.Sprintf("client id %q %v", c.ID, err), at("id")...)
 	case seen[c.ID]:
 		v.fail(fmt.Sprintf("duplicate client id %q", c.ID), at("id")...)
 	}

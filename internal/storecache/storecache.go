@@ -7,13 +7,18 @@ import (
 	"errors"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/latchkey/latchkey/storage"
 )
 
-// maxEntries bounds each map, so lookups of made-up realm or client names cannot
-// grow it without end: past it the map is emptied and fills again.
-const maxEntries = 10000
+// Byte budgets of each lookup's (realms', clients') answers, as table.put estimates
+// them. Not-found answers have their own small budget: they are what made-up
+// names produce without end, and so cannot push out the answers for names that exist.
+const (
+	foundBytes   = 16 << 20
+	missingBytes = 1 << 20
+)
 
 // Store is a storage.Store whose GetRealm and GetClient answers (found or not
 // found) are kept for ttl. Changes made through it take effect at once on this
@@ -24,59 +29,146 @@ type Store struct {
 	now func() time.Time
 
 	mu      sync.RWMutex
-	realms  map[string]entry[storage.Realm]
-	clients map[clientKey]entry[storage.Client]
-}
-
-type entry[T any] struct {
-	v   T
-	err error // nil or storage.ErrNotFound
-	at  time.Time
+	realms  answers[string, storage.Realm]
+	clients answers[clientKey, storage.Client]
 }
 
 type clientKey struct{ realm, id string }
 
-// New wraps st.
-func New(st storage.Store, ttl time.Duration, now func() time.Time) *Store {
-	return &Store{Store: st, ttl: ttl, now: now,
-		realms: map[string]entry[storage.Realm]{}, clients: map[clientKey]entry[storage.Client]{}}
+// answers are the kept answers of one lookup. A not-found answer is a mark, never
+// the store's error, which names what was asked for.
+type answers[K comparable, T any] struct {
+	found   table[K, T]
+	missing table[K, struct{}]
+	// heapBytes estimates what a key and its value hold outside the map: the bytes
+	// of their strings and slices.
+	heapBytes func(K, T) int
 }
 
-// cached runs load unless m holds a fresh answer for k, and remembers the answer.
-func cached[K comparable, T any](s *Store, m map[K]entry[T], k K, load func() (T, error)) (T, error) {
+func newAnswers[K comparable, T any](heapBytes func(K, T) int) answers[K, T] {
+	return answers[K, T]{heapBytes: heapBytes,
+		found:   table[K, T]{max: foundBytes, m: map[K]entry[T]{}},
+		missing: table[K, struct{}]{max: missingBytes, m: map[K]entry[struct{}]{}}}
+}
+
+func (a *answers[K, T]) clear() {
+	a.found.clear()
+	a.missing.clear()
+}
+
+// table is a map bounded by the bytes its entries take: past max, entries picked at
+// random (map order) make room for a new one.
+type table[K comparable, V any] struct {
+	max, used int
+	m         map[K]entry[V]
+}
+
+type entry[V any] struct {
+	v     V
+	at    time.Time
+	bytes int
+}
+
+func (t *table[K, V]) put(k K, v V, at time.Time, heap int) {
+	t.remove(k)
+	e := entry[V]{v: v, at: at}
+	e.bytes = int(unsafe.Sizeof(k)) + int(unsafe.Sizeof(e)) + mapSlotBytes + heap
+	if e.bytes > t.max {
+		return
+	}
+	for old := range t.m {
+		if t.used+e.bytes <= t.max {
+			break
+		}
+		t.remove(old)
+	}
+	t.m[k] = e
+	t.used += e.bytes
+}
+
+func (t *table[K, V]) remove(k K) {
+	if e, ok := t.m[k]; ok {
+		t.used -= e.bytes
+		delete(t.m, k)
+	}
+}
+
+func (t *table[K, V]) clear() {
+	clear(t.m)
+	t.used = 0
+}
+
+// mapSlotBytes is a rough allowance for a map slot's share of its table beyond
+// the key and the entry (control bytes, load factor).
+const mapSlotBytes = 64
+
+func realmBytes(name string, r storage.Realm) int {
+	return len(name) + len(r.Name) + len(r.DisplayName) + len(r.SigningAlg)
+}
+
+func clientBytes(k clientKey, c storage.Client) int {
+	n := len(k.realm) + len(k.id) + len(c.Realm) + len(c.ID) + len(c.Name) + len(c.SecretHash) + len(c.JWKS) +
+		len(c.IDTokenSignedResponseAlg) + len(c.Tokens.AccessTokenFormat) + len(c.Tokens.RefreshPreset)
+	for _, list := range [][]string{c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes, c.Audiences} {
+		for _, s := range list {
+			n += int(unsafe.Sizeof(s)) + len(s)
+		}
+	}
+	return n
+}
+
+// New wraps st.
+func New(st storage.Store, ttl time.Duration, now func() time.Time) *Store {
+	return &Store{Store: st, ttl: ttl, now: now, realms: newAnswers(realmBytes), clients: newAnswers(clientBytes)}
+}
+
+// cached runs load unless a holds a fresh answer for k, and remembers the answer.
+// Not found is always the bare storage.ErrNotFound.
+func cached[K comparable, T any](s *Store, a *answers[K, T], k K, load func() (T, error)) (T, error) {
+	var zero T
+	now := s.now()
 	s.mu.RLock()
-	e, ok := m[k]
+	found, isFound := a.found.m[k]
+	missing, isMissing := a.missing.m[k]
 	s.mu.RUnlock()
-	if ok && s.now().Sub(e.at) < s.ttl {
-		return e.v, e.err
+	switch {
+	case isFound && now.Sub(found.at) < s.ttl:
+		return found.v, nil
+	case isMissing && now.Sub(missing.at) < s.ttl:
+		return zero, storage.ErrNotFound
 	}
 	v, err := load()
-	if err == nil || errors.Is(err, storage.ErrNotFound) {
+	switch {
+	case err == nil:
 		s.mu.Lock()
-		if len(m) >= maxEntries {
-			clear(m)
-		}
-		m[k] = entry[T]{v: v, err: err, at: s.now()}
+		a.missing.remove(k)
+		a.found.put(k, v, now, a.heapBytes(k, v))
 		s.mu.Unlock()
+	case errors.Is(err, storage.ErrNotFound):
+		s.mu.Lock()
+		a.found.remove(k)
+		a.missing.put(k, struct{}{}, now, a.heapBytes(k, zero))
+		s.mu.Unlock()
+		return zero, storage.ErrNotFound
 	}
 	return v, err
 }
 
 // GetRealm implements storage.RealmStore.
 func (s *Store) GetRealm(ctx context.Context, name string) (storage.Realm, error) {
-	return cached(s, s.realms, name, func() (storage.Realm, error) { return s.Store.GetRealm(ctx, name) })
+	return cached(s, &s.realms, name, func() (storage.Realm, error) { return s.Store.GetRealm(ctx, name) })
 }
 
 // GetClient implements storage.ClientStore.
 func (s *Store) GetClient(ctx context.Context, realm, id string) (storage.Client, error) {
-	return cached(s, s.clients, clientKey{realm, id}, func() (storage.Client, error) { return s.Store.GetClient(ctx, realm, id) })
+	return cached(s, &s.clients, clientKey{realm, id}, func() (storage.Client, error) { return s.Store.GetClient(ctx, realm, id) })
 }
 
 // forget drops every cached answer.
 func (s *Store) forget() {
 	s.mu.Lock()
-	clear(s.realms)
-	clear(s.clients)
+	s.realms.clear()
+	s.clients.clear()
 	s.mu.Unlock()
 }
 

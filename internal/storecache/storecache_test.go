@@ -2,7 +2,9 @@ package storecache
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,5 +78,74 @@ func TestAnswersAreKeptForTheTTLAndDroppedOnWrites(t *testing.T) {
 	}
 	if got, _ := c.GetClient(ctx, "acme", "web"); got.Disabled {
 		t.Fatal("a write through the cache did not show at once")
+	}
+}
+
+// Made-up names fill only the small not-found budget: they never push out the
+// answers for names that exist, and not-found answers keep nothing but the name
+// they are kept under (the store's error, which repeats the name, is not kept).
+func TestNotFoundAnswersAreBoundedInBytesAndKeepNoError(t *testing.T) {
+	ctx := t.Context()
+	c := New(open(t), time.Hour, time.Now)
+	if err := c.CreateRealm(ctx, storage.Realm{Name: "acme", SigningAlg: "ES256", AccessTokenTTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateClient(ctx, storage.Client{Realm: "acme", ID: "web", GrantTypes: []string{"client_credentials"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetRealm(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetClient(ctx, "acme", "web"); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("x", 8<<10)
+	for i := range 2000 {
+		name := fmt.Sprint(i, long)
+		for range 2 { // the second answer comes from the cache
+			if _, err := c.GetRealm(ctx, name); err != storage.ErrNotFound {
+				t.Fatalf("unknown realm: %v; want exactly storage.ErrNotFound", err)
+			}
+			if _, err := c.GetClient(ctx, "acme", name); err != storage.ErrNotFound {
+				t.Fatalf("unknown client: %v; want exactly storage.ErrNotFound", err)
+			}
+		}
+	}
+	within := func(what string, used, n int) {
+		if used > missingBytes || n == 0 || n > missingBytes/(8<<10) {
+			t.Errorf("%s: %d entries of %d bytes; want some, within %d bytes", what, n, used, missingBytes)
+		}
+	}
+	within("missing realms", c.realms.missing.used, len(c.realms.missing.m))
+	within("missing clients", c.clients.missing.used, len(c.clients.missing.m))
+	if _, ok := c.realms.found.m["acme"]; !ok {
+		t.Error("the found realm was pushed out by made-up ones")
+	}
+	if _, ok := c.clients.found.m[clientKey{"acme", "web"}]; !ok {
+		t.Error("the found client was pushed out by made-up ones")
+	}
+}
+
+// The budget holds entries of every size, and a replaced entry gives its bytes back.
+func TestTableStaysWithinItsBudget(t *testing.T) {
+	tb := table[string, struct{}]{max: 10 << 10, m: map[string]entry[struct{}]{}}
+	now := time.Now()
+	for i := range 1000 {
+		k := fmt.Sprint(i % 300)
+		tb.put(k, struct{}{}, now, i%500)
+		sum := 0
+		for _, e := range tb.m {
+			sum += e.bytes
+		}
+		if sum != tb.used || tb.used > tb.max {
+			t.Fatalf("after %d puts: used %d, entries sum to %d, max %d", i+1, tb.used, sum, tb.max)
+		}
+		if _, ok := tb.m[k]; !ok {
+			t.Fatalf("the entry just put is not there")
+		}
+	}
+	tb.put("huge", struct{}{}, now, 20<<10)
+	if _, ok := tb.m["huge"]; ok {
+		t.Fatal("an entry over the whole budget was kept")
 	}
 }
