@@ -112,6 +112,10 @@ func TestParseRefusesBadFilesNamingFileLineAndField(t *testing.T) {
 			`seed.yaml:10: realms[0].clients[1].pkce_optional: public clients must use PKCE`},
 		{"unknown ID token alg", edit("- id: svc", "- id: svc\n        id_token_signed_response_alg: HS256"),
 			`seed.yaml:14: realms[0].clients[2].id_token_signed_response_alg: unknown id_token_signed_response_alg "HS256"`},
+		{"short client secret", edit("secret: svc-secret-123-0123456789abcdefghijklmnop", "secret: svc-secret-123-0123456789abcd"),
+			`seed.yaml:14: realms[0].clients[2].secret: client "svc": secret must have at least 32 characters`},
+		{"one-character client secret", edit("secret: svc-secret-123-0123456789abcdefghijklmnop", `secret: "1"`),
+			`seed.yaml:14: realms[0].clients[2].secret: client "svc": secret must have at least 32 characters`},
 		{"secret is echoed nowhere", edit("secret: web-secret-123-0123456789abcdefghijklmnop", "secret: [web-secret-123-0123456789abcdefghijklmnop]"), `seed.yaml:5: `},
 	}
 	for _, tc := range cases {
@@ -133,7 +137,7 @@ func TestParseRefusesBadFilesNamingFileLineAndField(t *testing.T) {
 			if !errors.As(err, &se) || se.Line == 0 {
 				t.Fatalf("error %q carries no line", err)
 			}
-			for _, secret := range []string{"web-secret-123-0123456789abcdefghijklmnop", "svc-secret-123-0123456789abcdefghijklmnop", "alice-password-1"} {
+			for _, secret := range []string{"web-secret-123-0123456789abcdefghijklmnop", "svc-secret-123-0123456789abcd", "alice-password-1"} {
 				if strings.Contains(err.Error(), secret) {
 					t.Fatalf("error %q echoes a secret", err)
 				}
