@@ -211,7 +211,7 @@ func TestClientAuthentication(t *testing.T) {
 		wantError(t, post(t, tok, "off:off-secret-000-0123456789abcdefghijklmnop", cc), 401, InvalidClient)
 		wantError(t, post(t, tok, "", cc), 401, InvalidClient)
 		wantError(t, post(t, tok, "svc:svc-secret-123-0123456789abcdefghijklmnop", with("client_secret", "svc-secret-123-0123456789abcdefghijklmnop")), 401, InvalidClient) // two methods
-		wantError(t, post(t, tok, "svc:svc-secret-123-0123456789abcdefghijklmnop", with("client_id", "svc2")), 401, InvalidClient)               // mismatched id
+		wantError(t, post(t, tok, "svc:svc-secret-123-0123456789abcdefghijklmnop", with("client_id", "svc2")), 401, InvalidClient)                                          // mismatched id
 		// A secret that is right for another client, or another realm's client, is not enough.
 		wantError(t, post(t, tok, "svc:svc2-secret-456-0123456789abcdefghijklmnop", cc), 401, InvalidClient)
 		// Public clients cannot use client credentials.

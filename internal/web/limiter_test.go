@@ -90,9 +90,9 @@ func TestLimiter_Rules(t *testing.T) {
 		{"AccountMaxLock caps the account's lock but not the IP's", LimiterConfig{AccountFailures: 2, IPFailures: 3, BaseLock: time.Second, MaxLock: time.Hour, AccountMaxLock: 2 * time.Second}, []step{
 			{fail: 2, account: alice, ip: ip1, want: time.Second, checkIP: ip2},
 			{advance: time.Second, fail: 1, account: alice, ip: ip1, want: 2 * time.Second, checkIP: ip2},
-			{advance: 2 * time.Second, fail: 1, account: bob, ip: ip1, want: 2 * time.Second}, // IP: 4 failures, 2nd lock
+			{advance: 2 * time.Second, fail: 1, account: bob, ip: ip1, want: 2 * time.Second},                 // IP: 4 failures, 2nd lock
 			{advance: 2 * time.Second, fail: 1, account: alice, ip: ip1, want: 2 * time.Second, checkIP: ip2}, // capped
-			{account: bob, ip: ip1, want: 4 * time.Second}, // the IP's is not
+			{account: bob, ip: ip1, want: 4 * time.Second},                                                    // the IP's is not
 		}},
 		{"custom thresholds and durations", LimiterConfig{AccountFailures: 2, BaseLock: time.Second, MaxLock: 3 * time.Second}, []step{
 			{fail: 1, account: alice, ip: ip1, want: 0},
