@@ -55,19 +55,20 @@ type Store interface {
 
 // Handler serves every realm's OAuth endpoints.
 type Handler struct {
-	store   Store
-	tokens  *token.Service
-	keys    *keys.Manager
-	secrets *clientsecret.Hasher
-	pages   *web.Pages
-	limiter *web.Limiter
+	store     Store
+	tokens    *token.Service
+	keys      *keys.Manager
+	secrets   *clientsecret.Hasher
+	pages     *web.Pages
+	limiter   *web.Limiter
+	box       *box
+	dummyHash func() string
+	log       *slog.Logger
+	baseURL   string
+	now       func() time.Time
+
 	// clientLimiter throttles failed client authentication (clientAuthLimits).
 	clientLimiter *web.Limiter
-	box           *box
-	dummyHash     func() string
-	log           *slog.Logger
-	baseURL       string
-	now           func() time.Time
 }
 
 // Config is what a Handler is built from.
