@@ -226,14 +226,14 @@ issuer_for() {
 # Secrets are the bench-only ones of bench/seed.yaml (and the peer's server.mjs).
 case_args() {
   case $1 in
-    cc-es256)                 printf '%s\n' client-credentials --client-id cc-es256 --client-secret bench-secret-cc-es256 --scope api:read ;;
-    cc-eddsa)                 printf '%s\n' client-credentials --client-id cc-eddsa --client-secret bench-secret-cc-eddsa --scope api:read ;;
-    cc-opaque)                printf '%s\n' client-credentials --client-id cc-opaque --client-secret bench-secret-cc-opaque --scope api:read ;;
-    refresh)                  printf '%s\n' refresh --client-id rp --client-secret bench-secret-rp ;;
-    introspect-jwt)           printf '%s\n' introspect --client-id cc-es256 --client-secret bench-secret-cc-es256 --scope api:read ;;
-    introspect-opaque)        printf '%s\n' introspect --client-id cc-opaque --client-secret bench-secret-cc-opaque --scope api:read ;;
-    revoke-introspect-opaque) printf '%s\n' revoke-introspect --client-id cc-opaque --client-secret bench-secret-cc-opaque --scope api:read ;;
-    revoke-introspect-jwt)    printf '%s\n' revoke-introspect --client-id cc-es256 --client-secret bench-secret-cc-es256 --scope api:read ;;
+    cc-es256)                 printf '%s\n' client-credentials --client-id cc-es256 --client-secret bench-secret-cc-es256-0123456789abcdefghijklmnop --scope api:read ;;
+    cc-eddsa)                 printf '%s\n' client-credentials --client-id cc-eddsa --client-secret bench-secret-cc-eddsa-0123456789abcdefghijklmnop --scope api:read ;;
+    cc-opaque)                printf '%s\n' client-credentials --client-id cc-opaque --client-secret bench-secret-cc-opaque-0123456789abcdefghijklmnop --scope api:read ;;
+    refresh)                  printf '%s\n' refresh --client-id rp --client-secret bench-secret-rp-0123456789abcdefghijklmnop ;;
+    introspect-jwt)           printf '%s\n' introspect --client-id cc-es256 --client-secret bench-secret-cc-es256-0123456789abcdefghijklmnop --scope api:read ;;
+    introspect-opaque)        printf '%s\n' introspect --client-id cc-opaque --client-secret bench-secret-cc-opaque-0123456789abcdefghijklmnop --scope api:read ;;
+    revoke-introspect-opaque) printf '%s\n' revoke-introspect --client-id cc-opaque --client-secret bench-secret-cc-opaque-0123456789abcdefghijklmnop --scope api:read ;;
+    revoke-introspect-jwt)    printf '%s\n' revoke-introspect --client-id cc-es256 --client-secret bench-secret-cc-es256-0123456789abcdefghijklmnop --scope api:read ;;
     *) die "unknown case '$1'" ;;
   esac
 }

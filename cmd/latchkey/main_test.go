@@ -222,7 +222,7 @@ func TestSeedFileCreatesRealmClientsAndUserIdempotently(t *testing.T) {
 	if !strings.Contains(logs, "created=5") {
 		t.Fatalf("first start did not create realm, 3 clients and a user:\n%s", logs)
 	}
-	for _, secret := range []string{"web-secret-123", "svc-secret-123", "alice-password-1", mk} {
+	for _, secret := range []string{"web-secret-123-0123456789abcdefghijklmnop", "svc-secret-123-0123456789abcdefghijklmnop", "alice-password-1", mk} {
 		if strings.Contains(logs+s.stdout.String(), secret) {
 			t.Fatalf("output echoes a secret %q:\n%s", secret, logs)
 		}
@@ -246,7 +246,7 @@ func TestSeedFileCreatesRealmClientsAndUserIdempotently(t *testing.T) {
 	for _, c := range clients {
 		switch c.ID {
 		case "web", "svc":
-			if ok, _ := h.Verify("acme", c.ID, c.ID+"-secret-123", c.SecretHash); !ok || strings.Contains(c.SecretHash, "secret-123") {
+			if ok, _ := h.Verify("acme", c.ID, c.ID+"-secret-123-0123456789abcdefghijklmnop", c.SecretHash); !ok || strings.Contains(c.SecretHash, "secret-123") {
 				t.Errorf("client %s stored secret %q", c.ID, c.SecretHash)
 			}
 		case "spa":

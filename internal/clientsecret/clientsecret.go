@@ -38,6 +38,10 @@ func NewHasher(mk *masterkey.Key) *Hasher {
 	return &Hasher{key: mk.Derive("client secrets"), keyID: mk.ID()}
 }
 
+// MinLen is the fewest characters a configured client secret may have. Generate
+// makes longer ones.
+const MinLen = 32
+
 // Generate returns a new random secret of 260 bits (52 base32 characters).
 func Generate() string {
 	return rand.Text() + rand.Text() // 2 × 130 bits of base32

@@ -317,13 +317,16 @@ func clientName(c storage.Client) string {
 }
 
 func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request, realm storage.Realm, client storage.Client, req authRequest, status int, username, message string, retryAfter time.Duration) {
+	if retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(seconds(retryAfter)))
+	}
 	h.pages.Login(w, status, web.LoginPage{
 		Common:     h.common(realm, origin(req.RedirectURI)),
 		ClientName: clientName(client),
 		Action:     h.realmPath(realm.Name) + strings.TrimPrefix(loginPath, "/"),
 		Username:   username,
 		Error:      message,
-		RetryAfter: int((retryAfter + time.Second - 1) / time.Second),
+		RetryAfter: seconds(retryAfter),
 		Hidden:     map[string]string{"request": h.box.seal("login", req)},
 	})
 }
@@ -403,35 +406,48 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 	ctx := r.Context()
 	name := loginName(form.Get("username"))
 	from := h.caller(r)
-	account := realm.Name + "/" + name
-	if wait := h.limiter.Check(account, from.IP); wait > 0 {
-		h.loginPage(w, r, realm, client, req, http.StatusTooManyRequests, name, "", wait)
-		return
-	}
 	user, found, err := h.findUser(ctx, realm.Name, name)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	var hash string
+	// A user's username and email share one count: the account is the user when
+	// the name names one, else the name itself.
+	account := realm.Name + "/name:" + name
+	if found {
+		account = realm.Name + "/user:" + user.ID
+	}
+	// Admission is decided before the password hash is checked, counting the
+	// attempts in flight, so a burst gets no more checks than a sequence.
+	attempt, wait := h.limiter.Admit(account, from.IP)
+	if attempt == nil {
+		h.loginPage(w, r, realm, client, req, http.StatusTooManyRequests, name, "", wait)
+		return
+	}
+	defer attempt.Release()
+	hash := h.dummyHash()
 	if found {
 		hash = user.PasswordHash
-	} else {
-		hash = h.dummyHash()
 	}
 	match, _ := password.Verify(form.Get("password"), hash)
 	if !found || !match || user.Disabled || name == "" {
-		h.limiter.Failure(account, from.IP)
+		wait := attempt.Fail()
+		// The typed name is kept only when it names an account: a password typed
+		// into the username field must not land in the audit trail.
+		var details map[string]string
+		if found {
+			details = map[string]string{"username": name}
+		}
 		h.audit(ctx, storage.AuditEvent{Type: "login.failed", Realm: realm.Name, ClientID: client.ID, UserID: user.ID,
-			IP: from.IP, UserAgent: from.UserAgent, Details: map[string]string{"username": name}})
-		if wait := h.limiter.Check(account, from.IP); wait > 0 {
+			IP: from.IP, UserAgent: from.UserAgent, Details: details})
+		if wait > 0 {
 			h.loginPage(w, r, realm, client, req, http.StatusTooManyRequests, name, "", wait)
 			return
 		}
 		h.loginPage(w, r, realm, client, req, http.StatusUnauthorized, name, "Invalid username or password.", 0)
 		return
 	}
-	h.limiter.Success(account, from.IP)
+	attempt.Succeed()
 	sess, err := h.startSession(ctx, w, r, realm.Name, user)
 	if err != nil {
 		h.writeError(w, r, err)

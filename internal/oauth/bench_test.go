@@ -51,7 +51,7 @@ func benchToken(b *testing.B, inst *instance, basic string) string {
 }
 
 func BenchmarkClientCredentials(b *testing.B) {
-	for _, tc := range []struct{ name, basic string }{{"JWT-ES256", "svc:svc-secret-123"}, {"opaque", "opq:opq-secret-789"}} {
+	for _, tc := range []struct{ name, basic string }{{"JWT-ES256", "svc:svc-secret-123-0123456789abcdefghijklmnop"}, {"opaque", "opq:opq-secret-789-0123456789abcdefghijklmnop"}} {
 		b.Run(tc.name, func(b *testing.B) {
 			inst := benchInstance(b)
 			b.ReportAllocs()
@@ -66,14 +66,14 @@ func BenchmarkClientCredentials(b *testing.B) {
 }
 
 func BenchmarkIntrospect(b *testing.B) {
-	for _, tc := range []struct{ name, basic string }{{"JWT-ES256", "svc:svc-secret-123"}, {"opaque", "opq:opq-secret-789"}} {
+	for _, tc := range []struct{ name, basic string }{{"JWT-ES256", "svc:svc-secret-123-0123456789abcdefghijklmnop"}, {"opaque", "opq:opq-secret-789-0123456789abcdefghijklmnop"}} {
 		b.Run(tc.name, func(b *testing.B) {
 			inst := benchInstance(b)
 			body := "token=" + benchToken(b, inst, tc.basic)
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					serve(b, inst.handler, "/realms/acme"+introspectPath, "svc:svc-secret-123", body)
+					serve(b, inst.handler, "/realms/acme"+introspectPath, "svc:svc-secret-123-0123456789abcdefghijklmnop", body)
 				}
 			})
 		})
@@ -92,7 +92,7 @@ func BenchmarkRefresh(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		rt := <-next
 		for pb.Next() {
-			rec := serve(b, inst.handler, "/realms/acme"+tokenPath, "web:web-secret-123", "grant_type=refresh_token&refresh_token="+rt)
+			rec := serve(b, inst.handler, "/realms/acme"+tokenPath, "web:web-secret-123-0123456789abcdefghijklmnop", "grant_type=refresh_token&refresh_token="+rt)
 			var out map[string]any
 			json.Unmarshal(rec.Body.Bytes(), &out)
 			rt = out["refresh_token"].(string)

@@ -363,7 +363,7 @@ func TestChromium_PlainFormsSignInConsentAndLogoutWithoutJavaScript(t *testing.T
 	if loc := inTab(c, "the tab's location", chromedp.Location()); loc != cb.String() {
 		t.Errorf("the tab is at %s, not at the callback %s", loc, cb)
 	}
-	if r := inst.redeem(t, "web:web-secret-123", q.Get("code")); r.status != 200 || r.body["access_token"] == nil || r.body["id_token"] == nil {
+	if r := inst.redeem(t, "web:web-secret-123-0123456789abcdefghijklmnop", q.Get("code")); r.status != 200 || r.body["access_token"] == nil || r.body["id_token"] == nil {
 		t.Fatalf("redeeming the browser's code = %d %s", r.status, r.raw)
 	}
 
@@ -395,7 +395,7 @@ func TestChromium_PlainFormsSignInConsentAndLogoutWithoutJavaScript(t *testing.T
 	if cb.Query().Get("state") != "consent" || cb.Query().Get("code") == "" {
 		t.Fatalf("consent callback %s", cb)
 	}
-	if r := inst.redeem(t, "third:third-secret-321", cb.Query().Get("code")); r.status != 200 || r.body["scope"] != "openid email" {
+	if r := inst.redeem(t, "third:third-secret-321-0123456789abcdefghijklmnop", cb.Query().Get("code")); r.status != 200 || r.body["scope"] != "openid email" {
 		t.Fatalf("redeeming the consented code = %d %s", r.status, r.raw)
 	}
 
@@ -439,7 +439,7 @@ func TestChromium_PlainFormsSignInConsentAndLogoutWithoutJavaScript(t *testing.T
 func TestChromium_AccountScreen(t *testing.T) {
 	c := newChromium(t)
 	inst := chromiumInstance(t)
-	const webBasic, strictBasic, scope = "web:web-secret-123", "strict:strict-secret-111", "openid offline_access"
+	const webBasic, strictBasic, scope = "web:web-secret-123-0123456789abcdefghijklmnop", "strict:strict-secret-111-0123456789abcdefghijklmnop", "openid offline_access"
 
 	// 1. Alice signs in to the web app in the browser (refresh token A), and to
 	// the strict app somewhere else (refresh token B).

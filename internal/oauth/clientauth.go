@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -87,6 +88,9 @@ func (h *Handler) authenticateClient(r *http.Request, form url.Values, realm sto
 	}
 	client, err := h.getClient(ctx, realm.Name, clientID)
 	if errors.Is(err, storage.ErrNotFound) {
+		if method != methodNone {
+			return storage.Client{}, h.checkSecret(r, realm, storage.Client{}, secret, fail)
+		}
 		return storage.Client{}, fail("unknown client or bad credentials", nil)
 	}
 	if err != nil {
@@ -103,12 +107,8 @@ func (h *Handler) authenticateClient(r *http.Request, form url.Values, realm sto
 	case client.SecretHash == "":
 		return storage.Client{}, fail("client has no secret", nil)
 	}
-	ok, err := h.secrets.Verify(realm.Name, client.ID, secret, client.SecretHash)
-	if err != nil {
-		h.log.ErrorContext(ctx, "client secret cannot be checked", "realm", realm.Name, "client_id", client.ID, "err", err)
-	}
-	if !ok {
-		return storage.Client{}, fail("unknown client or bad credentials", nil)
+	if err := h.checkSecret(r, realm, client, secret, fail); err != nil {
+		return storage.Client{}, err
 	}
 	return client, nil
 }
@@ -120,6 +120,53 @@ func (h *Handler) getClient(ctx context.Context, realm, id string) (storage.Clie
 		return storage.Client{}, storage.ErrNotFound
 	}
 	return h.store.GetClient(ctx, realm, id)
+}
+
+// checkSecret checks a client's secret, throttling failures per client and per
+// source address (RFC 6749 §10.10): admission is decided before the secret is
+// checked, counting the checks in flight. A client that does not exist (the zero
+// Client) counts against the address only: a count per unknown ID would let
+// anyone fill the table.
+func (h *Handler) checkSecret(r *http.Request, realm storage.Realm, client storage.Client, secret string, fail func(string, error) error) error {
+	ctx := r.Context()
+	from := h.caller(r)
+	var key string
+	if client.ID != "" {
+		key = realm.Name + "/" + client.ID
+	}
+	attempt, wait := h.clientLimiter.Admit(key, from.IP)
+	if attempt == nil {
+		return clientThrottled(wait)
+	}
+	defer attempt.Release()
+	ok := false
+	if client.ID != "" {
+		var err error
+		if ok, err = h.secrets.Verify(realm.Name, client.ID, secret, client.SecretHash); err != nil {
+			h.log.ErrorContext(ctx, "client secret cannot be checked", "realm", realm.Name, "client_id", client.ID, "err", err)
+		}
+	}
+	if ok {
+		attempt.Succeed()
+		return nil
+	}
+	wait = attempt.Fail()
+	if wait == 0 {
+		return fail("unknown client or bad credentials", nil)
+	}
+	// Audited when a failure locks, not for each request refused after it: under
+	// a flood that would be a store write per request.
+	h.audit(ctx, storage.AuditEvent{Type: "client_auth.throttled", Realm: realm.Name, ClientID: client.ID,
+		IP: from.IP, UserAgent: from.UserAgent, Details: map[string]string{"retry_after": strconv.Itoa(seconds(wait))}})
+	return clientThrottled(wait)
+}
+
+// clientThrottled is the answer to a client that must wait before it
+// authenticates again: invalid_client, as the credentials are not checked, with
+// 429 and Retry-After.
+func clientThrottled(wait time.Duration) error {
+	return &Error{Code: InvalidClient, Description: "too many failed client authentications; retry later",
+		Status: http.StatusTooManyRequests, RetryAfter: wait}
 }
 
 // assertionClaims are the claims of a client assertion (RFC 7523 §3).

@@ -23,7 +23,7 @@ import (
 // JWKS with a standard JWT library, introspect it, revoke it, introspect it again.
 func TestClientCredentialsWalkThrough(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
-		r := inst.clientCredentials(t, "acme", "svc:svc-secret-123", "scope", "orders:read")
+		r := inst.clientCredentials(t, "acme", "svc:svc-secret-123-0123456789abcdefghijklmnop", "scope", "orders:read")
 		if r.header.Get("Cache-Control") != "no-store" || r.header.Get("Pragma") != "no-cache" {
 			t.Fatalf("token response headers %v", r.header)
 		}
@@ -53,7 +53,7 @@ func TestClientCredentialsWalkThrough(t *testing.T) {
 			}
 		}
 
-		rv := post(t, inst.revokeURL("acme"), "svc:svc-secret-123", form("token", at, "token_type_hint", "access_token"))
+		rv := post(t, inst.revokeURL("acme"), "svc:svc-secret-123-0123456789abcdefghijklmnop", form("token", at, "token_type_hint", "access_token"))
 		if rv.status != 200 || rv.raw != "" {
 			t.Fatalf("revoke = %d %q", rv.status, rv.raw)
 		}
@@ -61,7 +61,7 @@ func TestClientCredentialsWalkThrough(t *testing.T) {
 
 		// Revocation survives a restart: a new instance loads the deny-list from the store.
 		other := newInstanceBehind(t, inst.store, inst.clock, false, inst.url, slog.LevelDebug)
-		if other.introspect(t, "acme", inst.clientCredentials(t, "acme", "svc:svc-secret-123").body["access_token"].(string)).body["active"] != true {
+		if other.introspect(t, "acme", inst.clientCredentials(t, "acme", "svc:svc-secret-123-0123456789abcdefghijklmnop").body["access_token"].(string)).body["active"] != true {
 			t.Fatal("the restarted instance does not accept live tokens")
 		}
 		if err := other.tokens.SyncDenyList(t.Context(), []string{"acme"}); err != nil {
@@ -77,7 +77,7 @@ func TestEachRealmSignsWithItsAlgorithm(t *testing.T) {
 			alg string
 			ttl float64
 		}{"acme": {"ES256", 300}, "ed": {"EdDSA", 300}, "rs": {"RS256", 120}} {
-			r := inst.clientCredentials(t, realm, "svc:svc-secret-123")
+			r := inst.clientCredentials(t, realm, "svc:svc-secret-123-0123456789abcdefghijklmnop")
 			set := fetchJWKS(t, inst, realm)
 			// The realm's access-token key, and always an RS256 key for ID tokens (OIDC Core §15.1).
 			var algs []string
@@ -99,14 +99,14 @@ func TestEachRealmSignsWithItsAlgorithm(t *testing.T) {
 			if realm == "acme" {
 				other = "ed"
 			}
-			wantInactive(t, post(t, inst.introspectURL(other), "svc:svc-secret-123", form("token", r.body["access_token"].(string))))
+			wantInactive(t, post(t, inst.introspectURL(other), "svc:svc-secret-123-0123456789abcdefghijklmnop", form("token", r.body["access_token"].(string))))
 		}
 	})
 }
 
 func TestOpaqueAccessTokens(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
-		r := inst.clientCredentials(t, "acme", "opq:opq-secret-789")
+		r := inst.clientCredentials(t, "acme", "opq:opq-secret-789-0123456789abcdefghijklmnop")
 		at := r.body["access_token"].(string)
 		if !strings.HasPrefix(at, token.AccessPrefix) || len(at) < len(token.AccessPrefix)+43 {
 			t.Fatalf("opaque token %q", at)
@@ -126,19 +126,19 @@ func TestOpaqueAccessTokens(t *testing.T) {
 		wantInactive(t, inst.introspect(t, "acme", string(b)))
 		wantInactive(t, inst.introspect(t, "acme", at[:len(at)-1]))
 		wantInactive(t, inst.introspect(t, "acme", token.AccessPrefix))
-		wantInactive(t, post(t, inst.introspectURL("ed"), "svc:svc-secret-123", form("token", at)))
+		wantInactive(t, post(t, inst.introspectURL("ed"), "svc:svc-secret-123-0123456789abcdefghijklmnop", form("token", at)))
 		// Another client cannot revoke it; its owner can.
-		wantError(t, post(t, inst.revokeURL("acme"), "svc:svc-secret-123", form("token", at)), 400, UnauthorizedClient)
+		wantError(t, post(t, inst.revokeURL("acme"), "svc:svc-secret-123-0123456789abcdefghijklmnop", form("token", at)), 400, UnauthorizedClient)
 		if inst.introspect(t, "acme", at).body["active"] != true {
 			t.Fatal("a foreign revocation took effect")
 		}
-		if rv := post(t, inst.revokeURL("acme"), "opq:opq-secret-789", form("token", at)); rv.status != 200 {
+		if rv := post(t, inst.revokeURL("acme"), "opq:opq-secret-789-0123456789abcdefghijklmnop", form("token", at)); rv.status != 200 {
 			t.Fatalf("revoke = %d %s", rv.status, rv.raw)
 		}
 		wantInactive(t, inst.introspect(t, "acme", at))
 		// The revocation survives a restart, and a restarted instance (same master
 		// key) opens the tokens sealed before it.
-		live := inst.clientCredentials(t, "acme", "opq:opq-secret-789").body["access_token"].(string)
+		live := inst.clientCredentials(t, "acme", "opq:opq-secret-789-0123456789abcdefghijklmnop").body["access_token"].(string)
 		other := newInstanceBehind(t, inst.store, inst.clock, false, inst.url, slog.LevelDebug)
 		if err := other.tokens.SyncDenyList(t.Context(), []string{"acme"}); err != nil {
 			t.Fatal(err)
@@ -151,7 +151,7 @@ func TestOpaqueAccessTokens(t *testing.T) {
 		elsewhere := newInstanceBehind(t, inst.store, inst.clock, false, "https://elsewhere.example", slog.LevelDebug)
 		wantInactive(t, elsewhere.introspect(t, "acme", live))
 		// Expired opaque tokens are inactive.
-		at2 := inst.clientCredentials(t, "acme", "opq:opq-secret-789").body["access_token"].(string)
+		at2 := inst.clientCredentials(t, "acme", "opq:opq-secret-789-0123456789abcdefghijklmnop").body["access_token"].(string)
 		inst.clock.Add(5 * time.Minute)
 		wantInactive(t, inst.introspect(t, "acme", at2))
 	})
@@ -159,22 +159,22 @@ func TestOpaqueAccessTokens(t *testing.T) {
 
 func TestScopesAndResources(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
-		r := inst.clientCredentials(t, "acme", "svc:svc-secret-123")
+		r := inst.clientCredentials(t, "acme", "svc:svc-secret-123-0123456789abcdefghijklmnop")
 		if r.body["scope"] != "orders:read orders:write" {
 			t.Fatalf("default scope = %v", r.body["scope"])
 		}
-		r = inst.clientCredentials(t, "acme", "svc:svc-secret-123", "resource", "https://api.example/billing")
+		r = inst.clientCredentials(t, "acme", "svc:svc-secret-123-0123456789abcdefghijklmnop", "resource", "https://api.example/billing")
 		_, claims := verifyLocally(t, fetchJWKS(t, inst, "acme"), r.body["access_token"].(string))
 		if claims["aud"] != "https://api.example/billing" {
 			t.Fatalf("aud = %v, want the one requested resource", claims["aud"])
 		}
-		r = inst.clientCredentials(t, "acme", "svc2:svc2-secret-456")
+		r = inst.clientCredentials(t, "acme", "svc2:svc2-secret-456-0123456789abcdefghijklmnop")
 		_, claims = verifyLocally(t, fetchJWKS(t, inst, "acme"), r.body["access_token"].(string))
 		if claims["aud"] != inst.issuer("acme") {
 			t.Fatalf("aud of a client with no audiences = %v, want the issuer", claims["aud"])
 		}
 		tok := inst.tokenURL("acme")
-		basic := "svc:svc-secret-123"
+		basic := "svc:svc-secret-123-0123456789abcdefghijklmnop"
 		wantError(t, post(t, tok, basic, form("grant_type", "client_credentials", "scope", "orders:read admin")), 400, InvalidScope)
 		wantError(t, post(t, tok, basic, form("grant_type", "client_credentials", "scope", `orders"read`)), 400, InvalidScope)
 		wantError(t, post(t, tok, basic, form("grant_type", "client_credentials", "resource", "https://evil.example")), 400, InvalidTarget)
@@ -196,7 +196,7 @@ func TestClientAuthentication(t *testing.T) {
 		}
 
 		// client_secret_post works; client_secret_basic works (tested throughout).
-		if r := post(t, tok, "", with("client_id", "svc", "client_secret", "svc-secret-123")); r.status != 200 {
+		if r := post(t, tok, "", with("client_id", "svc", "client_secret", "svc-secret-123-0123456789abcdefghijklmnop")); r.status != 200 {
 			t.Fatalf("client_secret_post = %d %s", r.status, r.raw)
 		}
 		// Bad secrets: 401 invalid_client, with a Basic challenge only when Basic was tried.
@@ -211,16 +211,16 @@ func TestClientAuthentication(t *testing.T) {
 			t.Fatal("a Basic challenge without Basic")
 		}
 		wantError(t, post(t, tok, "nobody:x", cc), 401, InvalidClient)
-		wantError(t, post(t, tok, "off:off-secret-000", cc), 401, InvalidClient)
+		wantError(t, post(t, tok, "off:off-secret-000-0123456789abcdefghijklmnop", cc), 401, InvalidClient)
 		wantError(t, post(t, tok, "", cc), 401, InvalidClient)
-		wantError(t, post(t, tok, "svc:svc-secret-123", with("client_secret", "svc-secret-123")), 401, InvalidClient) // two methods
-		wantError(t, post(t, tok, "svc:svc-secret-123", with("client_id", "svc2")), 401, InvalidClient)               // mismatched id
+		wantError(t, post(t, tok, "svc:svc-secret-123-0123456789abcdefghijklmnop", with("client_secret", "svc-secret-123-0123456789abcdefghijklmnop")), 401, InvalidClient) // two methods
+		wantError(t, post(t, tok, "svc:svc-secret-123-0123456789abcdefghijklmnop", with("client_id", "svc2")), 401, InvalidClient)                                          // mismatched id
 		// A secret that is right for another client, or another realm's client, is not enough.
-		wantError(t, post(t, tok, "svc:svc2-secret-456", cc), 401, InvalidClient)
+		wantError(t, post(t, tok, "svc:svc2-secret-456-0123456789abcdefghijklmnop", cc), 401, InvalidClient)
 		// Public clients cannot use client credentials.
 		wantError(t, post(t, tok, "", with("client_id", "spa")), 400, UnauthorizedClient)
 		// A confidential client without the grant cannot either.
-		wantError(t, post(t, tok, "web:web-secret-123", cc), 400, UnauthorizedClient)
+		wantError(t, post(t, tok, "web:web-secret-123-0123456789abcdefghijklmnop", cc), 400, UnauthorizedClient)
 		// Introspection requires a confidential client.
 		wantError(t, post(t, inst.introspectURL("acme"), "", form("token", "x")), 401, InvalidClient)
 		wantError(t, post(t, inst.introspectURL("acme"), "", form("client_id", "spa", "token", "x")), 401, InvalidClient)
@@ -300,13 +300,13 @@ func b64url(s string) string { return base64.RawURLEncoding.EncodeToString([]byt
 func TestTokenEndpointBadInput(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
 		tok := inst.tokenURL("acme")
-		basic := "svc:svc-secret-123"
+		basic := "svc:svc-secret-123-0123456789abcdefghijklmnop"
 		raw := func(method, target, contentType, body string) response {
 			req, _ := http.NewRequest(method, target, strings.NewReader(body))
 			if contentType != "" {
 				req.Header.Set("Content-Type", contentType)
 			}
-			req.SetBasicAuth("svc", "svc-secret-123")
+			req.SetBasicAuth("svc", "svc-secret-123-0123456789abcdefghijklmnop")
 			return do(t, req)
 		}
 		cases := []struct {
@@ -342,7 +342,7 @@ func TestTokenEndpointBadInput(t *testing.T) {
 func TestIntrospectionRefusesForgedAndDeadTokens(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
 		ctx := t.Context()
-		good := inst.clientCredentials(t, "acme", "svc:svc-secret-123").body["access_token"].(string)
+		good := inst.clientCredentials(t, "acme", "svc:svc-secret-123-0123456789abcdefghijklmnop").body["access_token"].(string)
 		parts := strings.Split(good, ".")
 		set := fetchJWKS(t, inst, "acme")
 		pub, _ := json.Marshal(set.Keys[0])
@@ -419,16 +419,16 @@ func TestIntrospectionRefusesForgedAndDeadTokens(t *testing.T) {
 
 func TestRevocation(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
-		at := inst.clientCredentials(t, "acme", "svc:svc-secret-123").body["access_token"].(string)
+		at := inst.clientCredentials(t, "acme", "svc:svc-secret-123-0123456789abcdefghijklmnop").body["access_token"].(string)
 		// Another client cannot revoke it.
-		wantError(t, post(t, inst.revokeURL("acme"), "svc2:svc2-secret-456", form("token", at)), 400, UnauthorizedClient)
+		wantError(t, post(t, inst.revokeURL("acme"), "svc2:svc2-secret-456-0123456789abcdefghijklmnop", form("token", at)), 400, UnauthorizedClient)
 		if inst.introspect(t, "acme", at).body["active"] != true {
 			t.Fatal("another client's revocation took effect")
 		}
 		// Unknown, malformed or foreign-realm tokens: 200, as RFC 7009 §2.2 says.
-		edTok := inst.clientCredentials(t, "ed", "svc:svc-secret-123").body["access_token"].(string)
+		edTok := inst.clientCredentials(t, "ed", "svc:svc-secret-123-0123456789abcdefghijklmnop").body["access_token"].(string)
 		for _, tok := range []string{"unknown", "a.b.c", token.AccessPrefix + "nope", token.RefreshPrefix + "nope", edTok} {
-			if r := post(t, inst.revokeURL("acme"), "svc:svc-secret-123", form("token", tok)); r.status != 200 {
+			if r := post(t, inst.revokeURL("acme"), "svc:svc-secret-123-0123456789abcdefghijklmnop", form("token", tok)); r.status != 200 {
 				t.Fatalf("revoke %q = %d %s", tok, r.status, r.raw)
 			}
 		}
@@ -436,7 +436,7 @@ func TestRevocation(t *testing.T) {
 			t.Fatal("a revocation in one realm reached another")
 		}
 		// The owner revokes; the deny-list entry lives until the token's exp, and is audited.
-		if r := post(t, inst.revokeURL("acme"), "svc:svc-secret-123", form("token", at)); r.status != 200 {
+		if r := post(t, inst.revokeURL("acme"), "svc:svc-secret-123-0123456789abcdefghijklmnop", form("token", at)); r.status != 200 {
 			t.Fatalf("revoke = %d", r.status)
 		}
 		wantInactive(t, inst.introspect(t, "acme", at))
@@ -474,11 +474,11 @@ func TestRevocationReachesOtherInstances(t *testing.T) {
 		clk := &clock{t: time.Now().Truncate(time.Second)}
 		a := newInstance(t, open(), clk, true)
 		b := newInstanceBehind(t, open(), clk, false, a.url, slog.LevelDebug)
-		at := a.clientCredentials(t, "acme", "svc:svc-secret-123").body["access_token"].(string)
+		at := a.clientCredentials(t, "acme", "svc:svc-secret-123-0123456789abcdefghijklmnop").body["access_token"].(string)
 		if b.introspect(t, "acme", at).body["active"] != true {
 			t.Fatal("instance b does not accept a's token")
 		}
-		if r := post(t, a.revokeURL("acme"), "svc:svc-secret-123", form("token", at)); r.status != 200 {
+		if r := post(t, a.revokeURL("acme"), "svc:svc-secret-123-0123456789abcdefghijklmnop", form("token", at)); r.status != 200 {
 			t.Fatal(r.raw)
 		}
 		wantInactive(t, a.introspect(t, "acme", at))
@@ -545,11 +545,11 @@ func TestDiscovery(t *testing.T) {
 func TestLogsHoldNoSecrets(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
 		var tokens []string
-		for _, c := range []string{"svc:svc-secret-123", "opq:opq-secret-789"} {
+		for _, c := range []string{"svc:svc-secret-123-0123456789abcdefghijklmnop", "opq:opq-secret-789-0123456789abcdefghijklmnop"} {
 			at := inst.clientCredentials(t, "acme", c).body["access_token"].(string)
 			tokens = append(tokens, at)
 			inst.introspect(t, "acme", at)
-			post(t, inst.revokeURL("acme"), "svc2:svc2-secret-456", form("token", at)) // refused: logged
+			post(t, inst.revokeURL("acme"), "svc2:svc2-secret-456-0123456789abcdefghijklmnop", form("token", at)) // refused: logged
 			post(t, inst.revokeURL("acme"), c, form("token", at))
 			inst.introspect(t, "acme", at)
 		}
@@ -561,7 +561,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		if !strings.Contains(logs, "/protocol/openid-connect/token") {
 			t.Fatalf("the flow logged nothing: %q", logs)
 		}
-		secrets := append(tokens, "svc-secret-123", "opq-secret-789", "svc2-secret-456", "wrong-secret-999", "url-secret-777")
+		secrets := append(tokens, "svc-secret-123-0123456789abcdefghijklmnop", "opq-secret-789-0123456789abcdefghijklmnop", "svc2-secret-456-0123456789abcdefghijklmnop", "wrong-secret-999", "url-secret-777")
 		for _, s := range secrets {
 			if strings.Contains(logs, s) {
 				t.Fatalf("the logs hold %q:\n%s", s, logs)
@@ -600,7 +600,7 @@ func TestCORSForRegisteredOrigins(t *testing.T) {
 		req, _ := http.NewRequest("POST", inst.tokenURL("acme"), strings.NewReader("grant_type=client_credentials"))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Origin", "http://127.0.0.1:9999")
-		req.SetBasicAuth("svc", "svc-secret-123")
+		req.SetBasicAuth("svc", "svc-secret-123-0123456789abcdefghijklmnop")
 		if r := do(t, req); r.status != 200 || r.header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:9999" {
 			t.Fatalf("token response to a registered origin: %d %v", r.status, r.header)
 		}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Code is an OAuth error code (RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 8707 §2).
@@ -32,7 +34,9 @@ type Error struct {
 	// Basic is set when the client tried HTTP Basic: the 401 then carries
 	// WWW-Authenticate: Basic (RFC 6749 §5.2).
 	Basic bool
-	Cause error
+	// RetryAfter, when set, goes out as Retry-After in whole seconds (RFC 9110 §10.2.3).
+	RetryAfter time.Duration
+	Cause      error
 }
 
 func (e *Error) Error() string {
@@ -83,11 +87,20 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	if e.Status == http.StatusUnauthorized && e.Basic {
 		w.Header().Set("WWW-Authenticate", `Basic realm="latchkey", charset="UTF-8"`)
 	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(seconds(e.RetryAfter)))
+	}
 	body := map[string]string{"error": string(e.Code)}
 	if e.Description != "" {
 		body["error_description"] = e.Description
 	}
 	writeJSON(w, e.Status, body)
+}
+
+// seconds is d in whole seconds, rounded up: a client told to retry must not
+// come back before it may.
+func seconds(d time.Duration) int {
+	return int((d + time.Second - 1) / time.Second)
 }
 
 // Header values every JSON response carries. Never appended to: each is assigned

@@ -25,9 +25,9 @@ func fuzzInstance(f *testing.F) *instance {
 // 2xx or 4xx status: never a 500, never a panic.
 func FuzzTokenEndpoint(f *testing.F) {
 	inst := fuzzInstance(f)
-	f.Add("grant_type=client_credentials", "svc:svc-secret-123", "application/x-www-form-urlencoded")
-	f.Add("grant_type=client_credentials&scope=orders:read&resource=https://api.example/orders", "svc:svc-secret-123", "application/x-www-form-urlencoded")
-	f.Add("grant_type=client_credentials&client_id=svc&client_secret=svc-secret-123", "", "application/x-www-form-urlencoded")
+	f.Add("grant_type=client_credentials", "svc:svc-secret-123-0123456789abcdefghijklmnop", "application/x-www-form-urlencoded")
+	f.Add("grant_type=client_credentials&scope=orders:read&resource=https://api.example/orders", "svc:svc-secret-123-0123456789abcdefghijklmnop", "application/x-www-form-urlencoded")
+	f.Add("grant_type=client_credentials&client_id=svc&client_secret=svc-secret-123-0123456789abcdefghijklmnop", "", "application/x-www-form-urlencoded")
 	f.Add("grant_type=client_credentials&client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer&client_assertion=eyJhbGciOiJub25lIn0.e30.", "", "application/x-www-form-urlencoded")
 	f.Add("grant_type=%zz&&=", "svc:x", "application/x-www-form-urlencoded; charset=utf-8")
 	f.Add("{}", "", "application/json")
@@ -67,7 +67,7 @@ func FuzzIntrospection(f *testing.F) {
 	f.Fuzz(func(t *testing.T, tok string) {
 		req := httptest.NewRequest("POST", "/realms/acme"+introspectPath, strings.NewReader(form("token", tok).Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth("svc", "svc-secret-123")
+		req.SetBasicAuth("svc", "svc-secret-123-0123456789abcdefghijklmnop")
 		rec := httptest.NewRecorder()
 		inst.handler.ServeHTTP(rec, req)
 		if tok == "" {
@@ -88,7 +88,7 @@ func FuzzIntrospection(f *testing.F) {
 func tokenFor(f *testing.F, inst *instance) string {
 	req := httptest.NewRequest("POST", "/realms/acme"+tokenPath, strings.NewReader("grant_type=client_credentials"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("svc", "svc-secret-123")
+	req.SetBasicAuth("svc", "svc-secret-123-0123456789abcdefghijklmnop")
 	rec := httptest.NewRecorder()
 	inst.handler.ServeHTTP(rec, req)
 	var out map[string]any

@@ -68,6 +68,9 @@ type Handler struct {
 	baseURL   string
 	clientIP  *realip.Resolver
 	now       func() time.Time
+
+	// clientLimiter throttles failed client authentication (clientAuthLimits).
+	clientLimiter *web.Limiter
 }
 
 // Config is what a Handler is built from.
@@ -91,8 +94,27 @@ type Config struct {
 // New returns a Handler.
 func New(c Config) *Handler {
 	return &Handler{store: c.Store, tokens: c.Tokens, keys: c.Keys, secrets: c.Secrets,
-		pages: c.Pages, limiter: c.Limiter, box: newBox(c.MasterKey), dummyHash: newDummyHash(), log: c.Log,
-		baseURL: strings.TrimSuffix(c.BaseURL, "/"), clientIP: c.ClientIP, now: c.Now}
+		pages: c.Pages, limiter: c.Limiter, clientLimiter: web.NewLimiter(clientAuthLimits, c.Now), box: newBox(c.MasterKey),
+		dummyHash: newDummyHash(), log: c.Log, baseURL: strings.TrimSuffix(c.BaseURL, "/"), clientIP: c.ClientIP, now: c.Now}
+}
+
+// clientAuthLimits throttle failed client authentication per client and per
+// source address (RFC 6749 §10.10). Configured secrets have at least 32
+// characters, so guessing one is hopeless anyway; the throttle stops a flood
+// and shows it (a client_auth.throttled audit event).
+//
+// A client's ID is public, so anyone can fail on its behalf and lock it out
+// for everyone: the client's lock is short (from 10 s, never over a minute) and
+// a success clears its count, so its own traffic gets through again within a
+// minute of an attack stopping. The address that fails pays the most: 20
+// failures over all clients lock it, doubling up to 15 minutes.
+var clientAuthLimits = web.LimiterConfig{
+	AccountFailures: 10, // per client
+	IPFailures:      20, // per source address
+	BaseLock:        10 * time.Second,
+	AccountMaxLock:  time.Minute,
+	MaxLock:         15 * time.Minute,
+	Forget:          15 * time.Minute,
 }
 
 // Register adds the endpoints to mux.

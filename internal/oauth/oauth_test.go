@@ -48,16 +48,16 @@ realms:
   - name: acme
     clients:
       - id: svc
-        secret: svc-secret-123
+        secret: svc-secret-123-0123456789abcdefghijklmnop
         grant_types: [client_credentials]
         scopes: [orders:read, orders:write]
         audiences: [https://api.example/orders, https://api.example/billing]
       - id: svc2
-        secret: svc2-secret-456
+        secret: svc2-secret-456-0123456789abcdefghijklmnop
         grant_types: [client_credentials]
         scopes: [orders:read]
       - id: opq
-        secret: opq-secret-789
+        secret: opq-secret-789-0123456789abcdefghijklmnop
         grant_types: [client_credentials]
         scopes: [orders:read]
         access_token_format: opaque
@@ -71,25 +71,25 @@ realms:
         grant_types: [authorization_code, refresh_token]
         scopes: [openid, profile, offline_access]
       - id: strict
-        secret: strict-secret-111
+        secret: strict-secret-111-0123456789abcdefghijklmnop
         redirect_uris: [http://127.0.0.1:9999/cb]
         grant_types: [authorization_code, refresh_token]
         scopes: [openid, offline_access]
         refresh_retry_window: 0s
       - id: third
         name: Third Party App
-        secret: third-secret-321
+        secret: third-secret-321-0123456789abcdefghijklmnop
         third_party: true
         redirect_uris: [http://127.0.0.1:9999/cb]
         grant_types: [authorization_code]
         scopes: [openid, email]
       - id: off
-        secret: off-secret-000
+        secret: off-secret-000-0123456789abcdefghijklmnop
         grant_types: [client_credentials]
         disabled: true
       - id: web
         name: Web App
-        secret: web-secret-123
+        secret: web-secret-123-0123456789abcdefghijklmnop
         redirect_uris: [http://127.0.0.1:9999/cb]
         post_logout_redirect_uris: [http://127.0.0.1:9999/bye]
         grant_types: [authorization_code, refresh_token]
@@ -107,7 +107,7 @@ realms:
     signing_alg: EdDSA
     clients:
       - id: svc
-        secret: svc-secret-123
+        secret: svc-secret-123-0123456789abcdefghijklmnop
         grant_types: [client_credentials]
         scopes: [orders:read]
   - name: rs
@@ -115,7 +115,7 @@ realms:
     access_token_ttl: 2m
     clients:
       - id: svc
-        secret: svc-secret-123
+        secret: svc-secret-123-0123456789abcdefghijklmnop
         grant_types: [client_credentials]
         scopes: [orders:read]
 `, jwk)
@@ -288,7 +288,7 @@ func (i *instance) clientCredentials(t *testing.T, realm, basic string, extra ..
 
 func (i *instance) introspect(t *testing.T, realm, tok string) response {
 	t.Helper()
-	return post(t, i.introspectURL(realm), "svc:svc-secret-123", form("token", tok))
+	return post(t, i.introspectURL(realm), "svc:svc-secret-123-0123456789abcdefghijklmnop", form("token", tok))
 }
 
 func wantInactive(t *testing.T, r response) {

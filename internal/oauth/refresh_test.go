@@ -45,7 +45,7 @@ func str(r response, k string) string { s, _ := r.body[k].(string); return s }
 
 func TestRefreshRotatesAndDetectsReuse(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
-		basic := "web:web-secret-123"
+		basic := "web:web-secret-123-0123456789abcdefghijklmnop"
 		first := signInTokens(t, inst, newBrowser(t), "web", basic, "openid profile offline_access")
 		rt1 := str(first, "refresh_token")
 		if !strings.HasPrefix(rt1, token.RefreshPrefix) || len(rt1) < len(token.RefreshPrefix)+43 {
@@ -95,7 +95,7 @@ func TestRefreshRotatesAndDetectsReuse(t *testing.T) {
 
 func TestRefreshRetryWindow(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
-		basic := "web:web-secret-123"
+		basic := "web:web-secret-123-0123456789abcdefghijklmnop"
 		// After the window, a retry is reuse.
 		rt := str(signInTokens(t, inst, newBrowser(t), "web", basic, "openid offline_access"), "refresh_token")
 		if r := inst.refresh(t, basic, rt); r.status != 200 {
@@ -105,7 +105,7 @@ func TestRefreshRetryWindow(t *testing.T) {
 		wantError(t, inst.refresh(t, basic, rt), 400, InvalidGrant)
 
 		// With the window off (refresh_retry_window: 0s) any second use is reuse.
-		strict := "strict:strict-secret-111"
+		strict := "strict:strict-secret-111-0123456789abcdefghijklmnop"
 		rt = str(signInTokens(t, inst, newBrowser(t), "strict", strict, "openid offline_access"), "refresh_token")
 		next := inst.refresh(t, strict, rt)
 		if next.status != 200 {
@@ -119,7 +119,7 @@ func TestRefreshRetryWindow(t *testing.T) {
 // 100 parallel refreshes of one token: one rotation, 100 identical answers.
 func TestParallelRefreshesRotateOnce(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
-		basic := "web:web-secret-123"
+		basic := "web:web-secret-123-0123456789abcdefghijklmnop"
 		rt := str(signInTokens(t, inst, newBrowser(t), "web", basic, "openid offline_access"), "refresh_token")
 		const n = 100
 		answers := make([]response, n)
@@ -158,12 +158,12 @@ func TestParallelRefreshesRotateOnce(t *testing.T) {
 func TestRefreshChecks(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
 		ctx := t.Context()
-		basic := "web:web-secret-123"
+		basic := "web:web-secret-123-0123456789abcdefghijklmnop"
 		b := newBrowser(t)
 		rt := str(signInTokens(t, inst, b, "web", basic, "openid profile email offline_access"), "refresh_token")
 
 		// Another client: invalid_grant, and the token still works for its owner.
-		wantError(t, inst.refresh(t, "strict:strict-secret-111", rt), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, "strict:strict-secret-111-0123456789abcdefghijklmnop", rt), 400, InvalidGrant)
 		// Scope may narrow, never widen.
 		wantError(t, inst.refresh(t, basic, rt, "scope", "openid admin"), 400, InvalidScope)
 		narrowed := inst.refresh(t, basic, rt, "scope", "openid profile")
@@ -198,7 +198,7 @@ func TestRefreshChecks(t *testing.T) {
 		wantError(t, inst.refresh(t, basic, str(r, "access_token")), 400, InvalidGrant)
 		wantError(t, post(t, inst.tokenURL("acme"), basic, form("grant_type", "refresh_token")), 400, InvalidRequest)
 		// A client without the grant cannot use it.
-		wantError(t, post(t, inst.tokenURL("acme"), "svc:svc-secret-123", form("grant_type", "refresh_token", "refresh_token", rt)), 400, UnauthorizedClient)
+		wantError(t, post(t, inst.tokenURL("acme"), "svc:svc-secret-123-0123456789abcdefghijklmnop", form("grant_type", "refresh_token", "refresh_token", rt)), 400, UnauthorizedClient)
 
 		// Revoking the refresh token (RFC 7009) ends its family.
 		rt2 := str(inst.refresh(t, basic, rt), "refresh_token")
@@ -277,8 +277,8 @@ func familyOf(t *testing.T, inst *instance, rt string) string {
 func TestAccountScreenEndsSessions(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
 		b := newBrowser(t)
-		web1 := signInTokens(t, inst, b, "web", "web:web-secret-123", "openid offline_access")
-		other := signInTokens(t, inst, newBrowser(t), "strict", "strict:strict-secret-111", "openid offline_access")
+		web1 := signInTokens(t, inst, b, "web", "web:web-secret-123-0123456789abcdefghijklmnop", "openid offline_access")
+		other := signInTokens(t, inst, newBrowser(t), "strict", "strict:strict-secret-111-0123456789abcdefghijklmnop", "openid offline_access")
 
 		acct := b.get(inst.issuer("acme") + accountPath)
 		if acct.status != 200 || strings.Count(acct.body, "End this session") < 2 || !strings.Contains(acct.body, "(this browser)") {
@@ -290,9 +290,9 @@ func TestAccountScreenEndsSessions(t *testing.T) {
 		if p.status != 200 || strings.Contains(p.body, fam) {
 			t.Fatalf("after ending a session: %d", p.status)
 		}
-		wantError(t, inst.refresh(t, "web:web-secret-123", str(web1, "refresh_token")), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, "web:web-secret-123-0123456789abcdefghijklmnop", str(web1, "refresh_token")), 400, InvalidGrant)
 		wantInactive(t, inst.introspect(t, "acme", str(web1, "access_token")))
-		if r := inst.refresh(t, "strict:strict-secret-111", str(other, "refresh_token")); r.status != 200 {
+		if r := inst.refresh(t, "strict:strict-secret-111-0123456789abcdefghijklmnop", str(other, "refresh_token")); r.status != 200 {
 			t.Fatalf("another session died too: %s", r.raw)
 		}
 		// Another user's family cannot be ended from this page.
@@ -301,13 +301,13 @@ func TestAccountScreenEndsSessions(t *testing.T) {
 		}
 
 		// Sign out everywhere: every session, app and token of alice ends.
-		other = signInTokens(t, inst, newBrowser(t), "strict", "strict:strict-secret-111", "openid offline_access")
+		other = signInTokens(t, inst, newBrowser(t), "strict", "strict:strict-secret-111-0123456789abcdefghijklmnop", "openid offline_access")
 		acct = b.get(inst.issuer("acme") + accountPath)
 		p = b.submitEverywhere(acct, inst.url)
 		if p.status != 200 || !strings.Contains(p.body, "signed out everywhere") {
 			t.Fatalf("sign out everywhere = %d %s", p.status, p.body)
 		}
-		wantError(t, inst.refresh(t, "strict:strict-secret-111", str(other, "refresh_token")), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, "strict:strict-secret-111-0123456789abcdefghijklmnop", str(other, "refresh_token")), 400, InvalidGrant)
 		wantInactive(t, inst.introspect(t, "acme", str(other, "access_token")))
 		if mustUser(t, inst, "alice").TokensValidAfter.IsZero() {
 			t.Fatal("tokens_valid_after not set")
@@ -355,8 +355,8 @@ func TestSweepAfterABurstOfLogins(t *testing.T) {
 				t.Fatal(rr.raw)
 			}
 			// An opaque token stores nothing; revoking it stores a deny-list entry.
-			at := inst.clientCredentials(t, "acme", "opq:opq-secret-789").body["access_token"].(string)
-			if rv := post(t, inst.revokeURL("acme"), "opq:opq-secret-789", form("token", at)); rv.status != 200 {
+			at := inst.clientCredentials(t, "acme", "opq:opq-secret-789-0123456789abcdefghijklmnop").body["access_token"].(string)
+			if rv := post(t, inst.revokeURL("acme"), "opq:opq-secret-789-0123456789abcdefghijklmnop", form("token", at)); rv.status != 200 {
 				t.Fatal(rv.raw)
 			}
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/latchkey/latchkey/internal/clientsecret"
 	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/token"
 )
@@ -428,6 +429,10 @@ func (v *validator) validateClient(c *Client, seen map[string]bool, at func(p ..
 		case c.Secret != "":
 			v.fail("give a client a secret or jwks, not both", at("jwks")...)
 		}
+	}
+	if c.Secret != "" && len(c.Secret) < clientsecret.MinLen {
+		// The secret itself is never echoed.
+		v.fail(fmt.Sprintf("client %q: secret must have at least %d characters (make one with: openssl rand -base64 32)", c.ID, clientsecret.MinLen), at("secret")...)
 	}
 	confidential := c.Secret != "" || len(c.JWKS) > 0
 	if c.PKCEOptional && !confidential {

@@ -94,12 +94,12 @@ func TestParseRefusesBadFilesNamingFileLineAndField(t *testing.T) {
 		{"duplicate email", string(base) + "      - username: alicia\n        password: another-password\n        email: Alice@example.com\n", `seed.yaml:23: realms[0].users[1].email: duplicate email "alice@example.com"`},
 		{"unknown field", edit("scopes: [orders:read, orders:write]", "scopes: [orders:read, orders:write]\n        colour: blue"),
 			`seed.yaml:17: realms[0].clients[2]: unknown field "colour"`},
-		{"duplicate key", edit("secret: svc-secret-123", "secret: svc-secret-123\n        secret: again"), `seed.yaml:15: `},
+		{"duplicate key", edit("secret: svc-secret-123-0123456789abcdefghijklmnop", "secret: svc-secret-123-0123456789abcdefghijklmnop\n        secret: again"), `seed.yaml:15: `},
 		{"bad duration", edit("- name: acme", "- name: acme\n    access_token_ttl: five minutes"), `seed.yaml:3: "five minutes" is not a duration`},
 		{"too long access tokens", edit("- name: acme", "- name: acme\n    access_token_ttl: 2h"), `seed.yaml:3: realms[0].access_token_ttl: access_token_ttl 2h0m0s is over 1h0m0s`},
 		{"bad bool", edit("- id: svc", "- id: svc\n        third_party: perhaps"), `seed.yaml:14: cannot unmarshal`},
 		{"missing client id", edit("- id: svc\n", "- name: no-id\n"), `seed.yaml:13: realms[0].clients[2].id: client id "" must be`},
-		{"client credentials without secret", edit("        secret: svc-secret-123\n", ""), `seed.yaml:14: realms[0].clients[2].grant_types: client_credentials needs a confidential client`},
+		{"client credentials without secret", edit("        secret: svc-secret-123-0123456789abcdefghijklmnop\n", ""), `seed.yaml:14: realms[0].clients[2].grant_types: client_credentials needs a confidential client`},
 		{"short password", edit("password: alice-password-1", "password: short"), `seed.yaml:19: realms[0].users[0].password: password must have at least 8`},
 		{"bad realm name", edit("- name: acme", "- name: Acme Corp"), `seed.yaml:2: realms[0].name: realm name "Acme Corp"`},
 		{"realm name too long", edit("- name: acme", "- name: "+strings.Repeat("a", 64)), `seed.yaml:2: realms[0].name: realm name "aaaa`},
@@ -109,14 +109,18 @@ func TestParseRefusesBadFilesNamingFileLineAndField(t *testing.T) {
 		{"unknown preset", edit("- id: svc", "- id: svc\n        refresh_preset: forever"), `seed.yaml:14: realms[0].clients[2].refresh_preset: unknown refresh_preset "forever"`},
 		{"scope with space", edit("scopes: [orders:read, orders:write]", `scopes: ["orders read"]`), `seed.yaml:16: realms[0].clients[2].scopes[0]: "orders read" is not a scope token`},
 		{"list where a map belongs", "realms:\n  - name: acme\n    clients:\n      id: web\n", `seed.yaml:4: realms[0].clients: must be a list`},
-		{"private key in jwks", edit("secret: svc-secret-123", `jwks: {"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}]}`),
+		{"private key in jwks", edit("secret: svc-secret-123-0123456789abcdefghijklmnop", `jwks: {"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}]}`),
 			`seed.yaml:14: realms[0].clients[2].jwks: jwks must hold public keys only`},
-		{"jwks not a set", edit("secret: svc-secret-123", `jwks: [1, 2]`), `seed.yaml:14: jwks must be a JWK Set`},
+		{"jwks not a set", edit("secret: svc-secret-123-0123456789abcdefghijklmnop", `jwks: [1, 2]`), `seed.yaml:14: jwks must be a JWK Set`},
 		{"public client without PKCE", edit("      - id: spa                       # public: no secret\n", "      - id: spa\n        pkce_optional: true\n"),
 			`seed.yaml:10: realms[0].clients[1].pkce_optional: public clients must use PKCE`},
 		{"unknown ID token alg", edit("- id: svc", "- id: svc\n        id_token_signed_response_alg: HS256"),
 			`seed.yaml:14: realms[0].clients[2].id_token_signed_response_alg: unknown id_token_signed_response_alg "HS256"`},
-		{"secret is echoed nowhere", edit("secret: web-secret-123", "secret: [web-secret-123]"), `seed.yaml:5: `},
+		{"short client secret", edit("secret: svc-secret-123-0123456789abcdefghijklmnop", "secret: svc-secret-123-0123456789abcd"),
+			`seed.yaml:14: realms[0].clients[2].secret: client "svc": secret must have at least 32 characters`},
+		{"one-character client secret", edit("secret: svc-secret-123-0123456789abcdefghijklmnop", `secret: "1"`),
+			`seed.yaml:14: realms[0].clients[2].secret: client "svc": secret must have at least 32 characters`},
+		{"secret is echoed nowhere", edit("secret: web-secret-123-0123456789abcdefghijklmnop", "secret: [web-secret-123-0123456789abcdefghijklmnop]"), `seed.yaml:5: `},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,7 +141,7 @@ func TestParseRefusesBadFilesNamingFileLineAndField(t *testing.T) {
 			if !errors.As(err, &se) || se.Line == 0 {
 				t.Fatalf("error %q carries no line", err)
 			}
-			for _, secret := range []string{"web-secret-123", "svc-secret-123", "alice-password-1"} {
+			for _, secret := range []string{"web-secret-123-0123456789abcdefghijklmnop", "svc-secret-123-0123456789abcd", "alice-password-1"} {
 				if strings.Contains(err.Error(), secret) {
 					t.Fatalf("error %q echoes a secret", err)
 				}

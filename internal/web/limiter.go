@@ -6,32 +6,46 @@ import (
 	"time"
 )
 
-// LimiterConfig tunes login throttling. Zero fields take the defaults.
+// LimiterConfig tunes a Limiter. Zero fields take the defaults, which are the
+// login limits.
 type LimiterConfig struct {
 	AccountFailures int           // failures before an account is locked (default 5)
 	IPFailures      int           // failures before an IP is locked (default 20)
 	BaseLock        time.Duration // first lock (default 30s); doubles with each further failure
 	MaxLock         time.Duration // cap (default 15m)
-	Forget          time.Duration // failures older than this are forgotten (default 1h)
+	// AccountMaxLock caps an account's lock (default MaxLock). Anyone who knows
+	// an account's name can lock it, so where the owner must not be shut out for
+	// long (a client whose ID is public) its lock is kept short.
+	AccountMaxLock time.Duration
+	Forget         time.Duration // failures older than this are forgotten (default 1h)
 }
 
 const (
 	// maxLimiterEntries bounds each of the account and IP tables; at about
 	// 100 bytes an entry that is ~10 MB each in the worst case.
 	maxLimiterEntries = 100_000
-	// sweepEvery is how often (by the injected clock) Failure drops forgotten entries.
+	// sweepEvery is how often (by the injected clock) Admit drops forgotten entries.
 	sweepEvery = time.Minute
 	// evictSample is how many entries are looked at to pick one to evict when a
 	// table is full: an approximate "least recently failed", without an O(n) scan
 	// on every failure while under attack.
 	evictSample = 32
+	// busyWait is the wait given to an attempt refused only because others are
+	// still in flight: by then they have landed, and either locked the key or not.
+	busyWait = time.Second
 )
 
-// Limiter throttles login attempts per account and per client IP, in memory.
-// A failure counts against both; once a key's failures reach its threshold it is
-// locked until lastFailure + BaseLock*2^(failures-threshold), capped at MaxLock.
-// A key's failures are forgotten together once its last failure is older than
-// Forget. Safe for concurrent use.
+// Limiter throttles attempts (logins, client authentications) per account and
+// per client IP, in memory. A failure counts against both; once a key's failures
+// reach its threshold it is locked until lastFailure + BaseLock*2^(failures-threshold),
+// capped at MaxLock. A key's failures are forgotten together once its last
+// failure is older than Forget. Safe for concurrent use.
+//
+// Admission is decided before the expensive check (a password hash, a client
+// secret) and counts the attempts still in flight as failures that have not
+// landed yet: a key n failures short of its lock admits at most n attempts at
+// once, and a key whose lock has run out admits one at a time. So a burst of
+// parallel attempts gets no more checks than the same attempts in sequence.
 //
 // The limiter is per process: behind several instances each enforces its own
 // limits, so the effective limit is multiplied by the instance count.
@@ -47,8 +61,9 @@ type Limiter struct {
 }
 
 type failures struct {
-	count int
-	last  time.Time
+	count    int
+	last     time.Time
+	inFlight int // admitted attempts not yet settled; while > 0 the entry stays in its table
 }
 
 // NewLimiter returns a Limiter reading time from now (time.Now if nil).
@@ -70,6 +85,12 @@ func NewLimiter(c LimiterConfig, now func() time.Time) *Limiter {
 	if c.MaxLock < c.BaseLock {
 		c.MaxLock = c.BaseLock
 	}
+	if c.AccountMaxLock <= 0 || c.AccountMaxLock > c.MaxLock {
+		c.AccountMaxLock = c.MaxLock
+	}
+	if c.AccountMaxLock < c.BaseLock {
+		c.AccountMaxLock = c.BaseLock
+	}
 	if c.Forget <= 0 {
 		c.Forget = time.Hour
 	}
@@ -89,20 +110,20 @@ func NewLimiter(c LimiterConfig, now func() time.Time) *Limiter {
 	}
 }
 
-// Check says how long the caller must wait before another attempt (0: go ahead).
-// It is the longer of the account's and the IP's waits. An empty account or ip
-// is not limited.
-func (l *Limiter) Check(account, ip string) time.Duration {
-	ip = ipKey(ip)
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return max(l.wait(l.accounts, account, l.cfg.AccountFailures, now),
-		l.wait(l.ips, ip, l.cfg.IPFailures, now))
+// Attempt is an admitted attempt, in flight until it is settled by Fail,
+// Succeed or Release; only the first of these counts.
+type Attempt struct {
+	l             *Limiter
+	account, ip   string
+	accountF, ipF *failures // nil for an empty key
+	settled       bool
 }
 
-// Failure records a failed attempt against both the account and the IP.
-func (l *Limiter) Failure(account, ip string) {
+// Admit decides whether an attempt on account from ip may go ahead. It returns
+// the admitted Attempt, or nil and how long the caller must wait: the longer of
+// the account's and the IP's waits. An empty account or ip is not limited.
+// The caller must settle an admitted Attempt (defer Release covers every path).
+func (l *Limiter) Admit(account, ip string) (*Attempt, time.Duration) {
 	ip = ipKey(ip)
 	now := l.now()
 	l.mu.Lock()
@@ -110,65 +131,151 @@ func (l *Limiter) Failure(account, ip string) {
 	if now.Sub(l.lastSweep) >= sweepEvery {
 		l.sweep(now)
 	}
-	l.record(l.accounts, account, now)
-	l.record(l.ips, ip, now)
+	wait := max(l.wait(l.accounts, account, l.cfg.AccountFailures, l.cfg.AccountMaxLock, now),
+		l.wait(l.ips, ip, l.cfg.IPFailures, l.cfg.MaxLock, now))
+	if wait > 0 {
+		return nil, wait
+	}
+	return &Attempt{l: l, account: account, ip: ip,
+		accountF: l.enter(l.accounts, account, now), ipF: l.enter(l.ips, ip, now)}, 0
 }
 
-// Success clears the account's failures. The IP's are kept: one good password
-// must not reset the count of an address that is guessing at many accounts.
-func (l *Limiter) Success(account, ip string) {
+// Fail records the attempt as failed against both the account and the IP, and
+// returns how long they are now locked (0: not locked).
+func (a *Attempt) Fail() time.Duration {
+	l := a.l
+	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.accounts, account)
-}
-
-func (l *Limiter) wait(table map[string]*failures, key string, threshold int, now time.Time) time.Duration {
-	f := table[key]
-	if key == "" || f == nil || f.count < threshold || l.forgotten(f, now) {
+	if a.settled {
 		return 0
 	}
-	return max(f.last.Add(l.lockFor(f.count-threshold)).Sub(now), 0)
+	a.settled = true
+	for _, f := range []*failures{a.accountF, a.ipF} {
+		if f == nil {
+			continue
+		}
+		f.inFlight--
+		if l.forgotten(f, now) {
+			f.count = 0
+		}
+		f.count++
+		f.last = now
+	}
+	return max(l.lock(a.accountF, l.cfg.AccountFailures, l.cfg.AccountMaxLock, now),
+		l.lock(a.ipF, l.cfg.IPFailures, l.cfg.MaxLock, now))
 }
 
-// lockFor is BaseLock*2^extra capped at MaxLock, without overflowing.
-func (l *Limiter) lockFor(extra int) time.Duration {
+// Succeed records the attempt as successful: it clears the account's failures.
+// The IP's are kept: one good password must not reset the count of an address
+// that is guessing at many accounts.
+func (a *Attempt) Succeed() {
+	a.settle(true)
+}
+
+// Release settles the attempt without counting it either way, as when the
+// check could not be made. After Fail or Succeed it does nothing.
+func (a *Attempt) Release() {
+	a.settle(false)
+}
+
+func (a *Attempt) settle(success bool) {
+	l := a.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if a.settled {
+		return
+	}
+	a.settled = true
+	if f := a.accountF; f != nil {
+		f.inFlight--
+		if success {
+			f.count = 0
+		}
+		l.dropIdle(l.accounts, a.account, f)
+	}
+	if f := a.ipF; f != nil {
+		f.inFlight--
+		l.dropIdle(l.ips, a.ip, f)
+	}
+}
+
+// wait is how long an attempt on key must wait: the rest of its lock, or
+// busyWait when the failures it has left are all taken by attempts in flight.
+func (l *Limiter) wait(table map[string]*failures, key string, threshold int, maxLock time.Duration, now time.Time) time.Duration {
+	f := table[key]
+	if key == "" || f == nil {
+		return 0
+	}
+	if d := l.lock(f, threshold, maxLock, now); d > 0 {
+		return d
+	}
+	count := f.count
+	if l.forgotten(f, now) {
+		count = 0
+	}
+	// Failures left before the lock, or one at a time once a lock has run out.
+	if f.inFlight >= max(threshold-count, 1) {
+		return busyWait
+	}
+	return 0
+}
+
+// lock is what is left of f's lock (0: none).
+func (l *Limiter) lock(f *failures, threshold int, maxLock time.Duration, now time.Time) time.Duration {
+	if f == nil || f.count < threshold || l.forgotten(f, now) {
+		return 0
+	}
+	return max(f.last.Add(l.lockFor(f.count-threshold, maxLock)).Sub(now), 0)
+}
+
+// lockFor is BaseLock*2^extra capped at maxLock, without overflowing.
+func (l *Limiter) lockFor(extra int, maxLock time.Duration) time.Duration {
 	d := l.cfg.BaseLock
-	for ; extra > 0 && d < l.cfg.MaxLock; extra-- {
+	for ; extra > 0 && d < maxLock; extra-- {
 		d *= 2
 	}
-	return min(d, l.cfg.MaxLock)
+	return min(d, maxLock)
 }
 
 func (l *Limiter) forgotten(f *failures, now time.Time) bool {
 	return now.Sub(f.last) >= l.cfg.Forget
 }
 
-func (l *Limiter) record(table map[string]*failures, key string, now time.Time) {
+// enter counts an attempt in flight on key, making its entry if needed.
+func (l *Limiter) enter(table map[string]*failures, key string, now time.Time) *failures {
 	if key == "" {
-		return
+		return nil
 	}
 	f := table[key]
 	if f == nil {
-		// A full table is not swept here (Failure sweeps once a minute):
+		// A full table is not swept here (Admit sweeps once a minute):
 		// a full O(n) sweep on every new key would be an easy CPU amplifier.
 		if len(table) >= l.maxEntries {
 			evictOne(table)
 		}
 		f = &failures{}
 		table[key] = f
-	} else if l.forgotten(f, now) {
+	} else if f.inFlight == 0 && l.forgotten(f, now) {
 		f.count = 0
 	}
-	f.count++
-	f.last = now
+	f.inFlight++
+	return f
 }
 
-// sweep drops every entry whose failures are forgotten.
+// dropIdle removes key's entry when it holds neither failures nor attempts.
+func (l *Limiter) dropIdle(table map[string]*failures, key string, f *failures) {
+	if f.count == 0 && f.inFlight == 0 && table[key] == f {
+		delete(table, key)
+	}
+}
+
+// sweep drops every entry whose failures are forgotten and that has nothing in flight.
 func (l *Limiter) sweep(now time.Time) {
 	l.lastSweep = now
 	for _, table := range []map[string]*failures{l.accounts, l.ips} {
 		for k, f := range table {
-			if l.forgotten(f, now) {
+			if f.inFlight == 0 && l.forgotten(f, now) {
 				delete(table, k)
 			}
 		}
@@ -176,20 +283,24 @@ func (l *Limiter) sweep(now time.Time) {
 }
 
 // evictOne drops the entry with the oldest last failure among a sample; Go's
-// randomised map iteration makes the sample start at a random place.
+// randomised map iteration makes the sample start at a random place. Entries
+// with attempts in flight are kept, so a table can outgrow its cap by at most
+// the attempts in flight.
 func evictOne(table map[string]*failures) {
 	var oldest string
 	var oldestAt time.Time
-	n := 0
+	n, found := 0, false
 	for k, f := range table {
-		if n == 0 || f.last.Before(oldestAt) {
-			oldest, oldestAt = k, f.last
+		if f.inFlight == 0 && (!found || f.last.Before(oldestAt)) {
+			oldest, oldestAt, found = k, f.last, true
 		}
 		if n++; n == evictSample {
 			break
 		}
 	}
-	delete(table, oldest)
+	if found {
+		delete(table, oldest)
+	}
 }
 
 // ipKey groups IPv6 clients by /64, the block one host or subscriber usually

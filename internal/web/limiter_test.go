@@ -19,6 +19,25 @@ func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c
 
 func (c *fakeClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
+// fail admits an attempt and fails it; the test fails if it is not admitted.
+func fail(t *testing.T, l *Limiter, account, ip string) time.Duration {
+	t.Helper()
+	a, wait := l.Admit(account, ip)
+	if a == nil {
+		t.Fatalf("Admit(%q, %q) refused (wait %v), want admitted", account, ip, wait)
+	}
+	return a.Fail()
+}
+
+// waitFor is how long an attempt must wait now (0: it would be admitted).
+func waitFor(l *Limiter, account, ip string) time.Duration {
+	a, wait := l.Admit(account, ip)
+	if a != nil {
+		a.Release()
+	}
+	return wait
+}
+
 func TestLimiter_Rules(t *testing.T) {
 	const (
 		alice = "acme/alice"
@@ -26,14 +45,15 @@ func TestLimiter_Rules(t *testing.T) {
 		ip1   = "192.0.2.1"
 		ip2   = "192.0.2.2"
 	)
-	// A step either records failures, a success, or advances time, then checks Check's answer.
+	// A step advances time, records failures or a success, then checks the wait
+	// of another attempt.
 	type step struct {
-		fail    int // Failure(account, ip) this many times
-		success bool
 		advance time.Duration
+		fail    int // admitted attempts that fail, one after another
+		success bool
 		account string
 		ip      string
-		want    time.Duration // Check(checkAccount, checkIP) after the step
+		want    time.Duration // the wait of an attempt on (checkA, checkIP) after the step
 		checkA  string        // defaults to account
 		checkIP string        // defaults to ip
 	}
@@ -59,14 +79,26 @@ func TestLimiter_Rules(t *testing.T) {
 			{advance: 120 * time.Second, fail: 1, account: alice, ip: ip1, want: 240 * time.Second},
 		}},
 		{"the wait is capped at MaxLock", LimiterConfig{}, []step{
-			{fail: 12, account: alice, ip: ip1, want: 15 * time.Minute},
-			{fail: 1000, account: alice, ip: ip1, want: 15 * time.Minute}, // no overflow
+			{fail: 5, account: alice, ip: ip1, want: 30 * time.Second},
+			{advance: 30 * time.Second, fail: 1, account: alice, ip: ip1, want: time.Minute},
+			{advance: time.Minute, fail: 1, account: alice, ip: ip1, want: 2 * time.Minute},
+			{advance: 2 * time.Minute, fail: 1, account: alice, ip: ip1, want: 4 * time.Minute},
+			{advance: 4 * time.Minute, fail: 1, account: alice, ip: ip1, want: 8 * time.Minute},
+			{advance: 8 * time.Minute, fail: 1, account: alice, ip: ip1, want: 15 * time.Minute},
+			{advance: 15 * time.Minute, fail: 1, account: alice, ip: ip1, want: 15 * time.Minute},
+		}},
+		{"AccountMaxLock caps the account's lock but not the IP's", LimiterConfig{AccountFailures: 2, IPFailures: 3, BaseLock: time.Second, MaxLock: time.Hour, AccountMaxLock: 2 * time.Second}, []step{
+			{fail: 2, account: alice, ip: ip1, want: time.Second, checkIP: ip2},
+			{advance: time.Second, fail: 1, account: alice, ip: ip1, want: 2 * time.Second, checkIP: ip2},
+			{advance: 2 * time.Second, fail: 1, account: bob, ip: ip1, want: 2 * time.Second},                 // IP: 4 failures, 2nd lock
+			{advance: 2 * time.Second, fail: 1, account: alice, ip: ip1, want: 2 * time.Second, checkIP: ip2}, // capped
+			{account: bob, ip: ip1, want: 4 * time.Second},                                                    // the IP's is not
 		}},
 		{"custom thresholds and durations", LimiterConfig{AccountFailures: 2, BaseLock: time.Second, MaxLock: 3 * time.Second}, []step{
 			{fail: 1, account: alice, ip: ip1, want: 0},
 			{fail: 1, account: alice, ip: ip1, want: time.Second},
-			{fail: 1, account: alice, ip: ip1, want: 2 * time.Second},
-			{fail: 1, account: alice, ip: ip1, want: 3 * time.Second},
+			{advance: time.Second, fail: 1, account: alice, ip: ip1, want: 2 * time.Second},
+			{advance: 2 * time.Second, fail: 1, account: alice, ip: ip1, want: 3 * time.Second},
 		}},
 		{"an IP is locked after 20 failures across accounts", LimiterConfig{}, []step{
 			{fail: 4, account: "acme/u1", ip: ip1, want: 0},
@@ -77,25 +109,24 @@ func TestLimiter_Rules(t *testing.T) {
 			{fail: 1, account: "acme/u5", ip: ip1, want: 30 * time.Second},
 			{account: bob, ip: ip1, want: 30 * time.Second}, // any account from that IP
 			{account: bob, ip: ip2, want: 0},                // other IPs are fine
-			{fail: 1, account: "acme/u6", ip: ip1, want: 60 * time.Second},
+			{advance: 30 * time.Second, fail: 1, account: "acme/u6", ip: ip1, want: 60 * time.Second},
 		}},
-		{"Check returns the longer of the account and IP waits", LimiterConfig{IPFailures: 6}, []step{
-			{fail: 6, account: alice, ip: ip1, want: 60 * time.Second}, // account: 2nd lock; IP: 1st
-			{account: bob, ip: ip1, want: 30 * time.Second},
-			{account: alice, ip: ip2, want: 60 * time.Second},
+		{"the wait is the longer of the account's and the IP's", LimiterConfig{IPFailures: 6}, []step{
+			{fail: 5, account: alice, ip: ip1, want: 30 * time.Second},                          // account locked until t30
+			{advance: 10 * time.Second, fail: 1, account: bob, ip: ip1, want: 30 * time.Second}, // IP locked until t40
+			{account: alice, ip: ip1, want: 30 * time.Second},
+			{account: alice, ip: ip2, want: 20 * time.Second},
+			{advance: 25 * time.Second, account: alice, ip: ip1, want: 5 * time.Second},
 		}},
 		{"Success clears the account but not the IP", LimiterConfig{IPFailures: 8}, []step{
 			{fail: 4, account: alice, ip: ip1, want: 0},
 			{success: true, account: alice, ip: ip1, want: 0},
-			{fail: 3, account: alice, ip: ip1, want: 0},                      // account 3, IP 7
-			{fail: 1, account: alice, ip: ip1, want: 30 * time.Second},       // account 4, IP 8: the IP locks
-			{success: true, account: alice, ip: ip1, want: 30 * time.Second}, // still locked by the IP
+			{fail: 3, account: alice, ip: ip1, want: 0},                                    // account 3, IP 7
+			{fail: 1, account: alice, ip: ip1, want: 30 * time.Second},                     // account 4, IP 8: the IP locks
+			{success: true, account: alice, ip: ip2, want: 30 * time.Second, checkIP: ip1}, // still locked by the IP
 			{account: bob, ip: ip1, want: 30 * time.Second},
-			{account: alice, ip: ip2, want: 0}, // the account itself is clear
-		}},
-		{"Success clears a locked account", LimiterConfig{}, []step{
-			{fail: 5, account: alice, ip: ip1, want: 30 * time.Second},
-			{success: true, account: alice, ip: ip2, want: 0, checkIP: ip2},
+			{account: alice, ip: ip2, want: 0},
+			{fail: 4, account: alice, ip: ip2, want: 0}, // the account's count started again
 		}},
 		{"failures are forgotten after Forget", LimiterConfig{}, []step{
 			{fail: 4, account: alice, ip: ip1, want: 0},
@@ -113,7 +144,11 @@ func TestLimiter_Rules(t *testing.T) {
 			{advance: time.Hour - time.Second, fail: 1, account: alice, ip: ip1, want: 30 * time.Second},
 		}},
 		{"a lock outlives a shorter Forget", LimiterConfig{BaseLock: time.Minute, MaxLock: 10 * time.Minute, Forget: time.Minute}, []step{
-			{fail: 9, account: alice, ip: ip1, want: 10 * time.Minute},
+			{fail: 5, account: alice, ip: ip1, want: time.Minute},
+			{advance: time.Minute, fail: 1, account: alice, ip: ip1, want: 2 * time.Minute},
+			{advance: 2 * time.Minute, fail: 1, account: alice, ip: ip1, want: 4 * time.Minute},
+			{advance: 4 * time.Minute, fail: 1, account: alice, ip: ip1, want: 8 * time.Minute},
+			{advance: 8 * time.Minute, fail: 1, account: alice, ip: ip1, want: 10 * time.Minute},
 			{advance: 9 * time.Minute, account: alice, ip: ip1, want: time.Minute},
 		}},
 		{"empty keys are not limited", LimiterConfig{}, []step{
@@ -136,10 +171,14 @@ func TestLimiter_Rules(t *testing.T) {
 			for i, s := range tc.steps {
 				clock.Advance(s.advance)
 				for range s.fail {
-					l.Failure(s.account, s.ip)
+					fail(t, l, s.account, s.ip)
 				}
 				if s.success {
-					l.Success(s.account, s.ip)
+					a, wait := l.Admit(s.account, s.ip)
+					if a == nil {
+						t.Fatalf("step %d: success refused (wait %v)", i, wait)
+					}
+					a.Succeed()
 				}
 				a, ip := s.account, s.ip
 				if s.checkA != "" {
@@ -148,17 +187,148 @@ func TestLimiter_Rules(t *testing.T) {
 				if s.checkIP != "" {
 					ip = s.checkIP
 				}
-				if got := l.Check(a, ip); got != s.want {
-					t.Fatalf("step %d: Check(%q, %q) = %v, want %v", i, a, ip, got, s.want)
+				if got := waitFor(l, a, ip); got != s.want {
+					t.Fatalf("step %d: wait of (%q, %q) = %v, want %v", i, a, ip, got, s.want)
 				}
 			}
 		})
 	}
 }
 
+func TestLimiter_FailReturnsTheLock(t *testing.T) {
+	l := NewLimiter(LimiterConfig{}, newFakeClock().Now)
+	for i := range 4 {
+		if got := fail(t, l, "acme/alice", "192.0.2.1"); got != 0 {
+			t.Fatalf("failure %d: Fail = %v, want 0", i+1, got)
+		}
+	}
+	if got := fail(t, l, "acme/alice", "192.0.2.1"); got != 30*time.Second {
+		t.Fatalf("fifth failure: Fail = %v, want 30s", got)
+	}
+}
+
+// A burst admits no more attempts than the failures a key has left, however
+// many arrive before any has landed.
+func TestLimiter_BurstIsAdmittedLikeASequence(t *testing.T) {
+	clock := newFakeClock()
+	l := NewLimiter(LimiterConfig{}, clock.Now)
+	var (
+		mu       sync.Mutex
+		admitted []*Attempt
+		refused  int
+		wg       sync.WaitGroup
+	)
+	for range 100 {
+		wg.Go(func() {
+			a, wait := l.Admit("acme/alice", "192.0.2.1")
+			mu.Lock()
+			defer mu.Unlock()
+			if a == nil {
+				if wait <= 0 {
+					t.Errorf("refused with wait %v", wait)
+				}
+				refused++
+				return
+			}
+			admitted = append(admitted, a)
+		})
+	}
+	wg.Wait()
+	if len(admitted) != 5 || refused != 95 {
+		t.Fatalf("admitted %d, refused %d; want 5 and 95", len(admitted), refused)
+	}
+	if got := waitFor(l, "acme/alice", "192.0.2.1"); got != busyWait {
+		t.Errorf("wait while 5 are in flight = %v, want %v", got, busyWait)
+	}
+	for _, a := range admitted {
+		a.Fail()
+	}
+	if got := waitFor(l, "acme/alice", "192.0.2.1"); got != 30*time.Second {
+		t.Errorf("wait after the 5 failed = %v, want 30s", got)
+	}
+	// Once the lock runs out, one attempt at a time.
+	clock.Advance(30 * time.Second)
+	a, _ := l.Admit("acme/alice", "192.0.2.1")
+	if a == nil {
+		t.Fatal("not admitted after the lock ran out")
+	}
+	if got := waitFor(l, "acme/alice", "192.0.2.2"); got != busyWait {
+		t.Errorf("second attempt after the lock = %v, want %v", got, busyWait)
+	}
+	a.Fail()
+	if got := waitFor(l, "acme/alice", "192.0.2.2"); got != time.Minute {
+		t.Errorf("wait after a further failure = %v, want 1m", got)
+	}
+}
+
+func TestLimiter_InFlightPerIP(t *testing.T) {
+	l := NewLimiter(LimiterConfig{IPFailures: 2}, newFakeClock().Now)
+	a1, _ := l.Admit("acme/u1", "192.0.2.1")
+	a2, _ := l.Admit("acme/u2", "192.0.2.1")
+	if a1 == nil || a2 == nil {
+		t.Fatal("first two attempts refused")
+	}
+	if a, wait := l.Admit("acme/u3", "192.0.2.1"); a != nil || wait != busyWait {
+		t.Fatalf("third attempt from the IP: admitted %v, wait %v; want refused with %v", a != nil, wait, busyWait)
+	}
+	a1.Release()
+	if got := waitFor(l, "acme/u3", "192.0.2.1"); got != 0 {
+		t.Fatalf("after a release: wait %v, want 0", got)
+	}
+	a2.Release()
+}
+
+func TestLimiter_SettlingCountsOnce(t *testing.T) {
+	l := NewLimiter(LimiterConfig{}, newFakeClock().Now)
+	for range 4 {
+		a, _ := l.Admit("acme/alice", "192.0.2.1")
+		a.Fail()
+		a.Fail()
+		a.Release()
+		a.Succeed()
+	}
+	if got := waitFor(l, "acme/alice", "192.0.2.1"); got != 0 {
+		t.Fatalf("after 4 attempts failed twice each: wait %v, want 0", got)
+	}
+	// Release alone counts nothing, and leaves no entry behind.
+	for range 10 {
+		a, _ := l.Admit("acme/bob", "192.0.2.2")
+		a.Release()
+	}
+	if l.accounts["acme/bob"] != nil || l.ips["192.0.2.2"] != nil {
+		t.Error("released attempts left entries")
+	}
+}
+
+// A success clears the account's failures while other attempts are in flight;
+// those still count when they land.
+func TestLimiter_SuccessWhileOthersInFlight(t *testing.T) {
+	l := NewLimiter(LimiterConfig{}, newFakeClock().Now)
+	for range 3 {
+		fail(t, l, "acme/alice", "192.0.2.1")
+	}
+	a, _ := l.Admit("acme/alice", "192.0.2.1")
+	b, _ := l.Admit("acme/alice", "192.0.2.2")
+	if a == nil || b == nil {
+		t.Fatal("two attempts with two failures left: refused")
+	}
+	if got := waitFor(l, "acme/alice", "192.0.2.3"); got != busyWait {
+		t.Fatalf("third: wait %v, want %v", got, busyWait)
+	}
+	b.Succeed()
+	a.Fail()
+	for range 3 {
+		fail(t, l, "acme/alice", "192.0.2.1")
+	}
+	if got := fail(t, l, "acme/alice", "192.0.2.1"); got != 30*time.Second {
+		t.Fatalf("fifth failure after the success: lock %v, want 30s", got)
+	}
+}
+
 func TestLimiter_Defaults(t *testing.T) {
 	l := NewLimiter(LimiterConfig{}, nil)
-	want := LimiterConfig{AccountFailures: 5, IPFailures: 20, BaseLock: 30 * time.Second, MaxLock: 15 * time.Minute, Forget: time.Hour}
+	want := LimiterConfig{AccountFailures: 5, IPFailures: 20, BaseLock: 30 * time.Second, MaxLock: 15 * time.Minute,
+		AccountMaxLock: 15 * time.Minute, Forget: time.Hour}
 	if l.cfg != want {
 		t.Errorf("cfg = %+v, want %+v", l.cfg, want)
 	}
@@ -168,13 +338,15 @@ func TestLimiter_SweepDropsForgottenEntries(t *testing.T) {
 	clock := newFakeClock()
 	l := NewLimiter(LimiterConfig{}, clock.Now)
 	for i := range 100 {
-		l.Failure(fmt.Sprintf("acme/u%d", i), fmt.Sprintf("192.0.2.%d", i))
+		fail(t, l, fmt.Sprintf("acme/u%d", i), fmt.Sprintf("192.0.2.%d", i))
 	}
+	inFlight, _ := l.Admit("acme/busy", "198.51.100.2")
 	clock.Advance(time.Hour)
-	l.Failure("acme/new", "198.51.100.1") // more than a minute since the last sweep
-	if len(l.accounts) != 1 || len(l.ips) != 1 {
-		t.Errorf("after sweep: %d accounts, %d IPs; want 1 and 1", len(l.accounts), len(l.ips))
+	fail(t, l, "acme/new", "198.51.100.1") // more than a minute since the last sweep
+	if len(l.accounts) != 2 || len(l.ips) != 2 {
+		t.Errorf("after sweep: %d accounts, %d IPs; want 2 and 2 (the new and the in-flight)", len(l.accounts), len(l.ips))
 	}
+	inFlight.Release()
 }
 
 func TestLimiter_TablesAreCapped(t *testing.T) {
@@ -183,7 +355,7 @@ func TestLimiter_TablesAreCapped(t *testing.T) {
 	l.maxEntries = 50
 	for i := range 1000 {
 		clock.Advance(time.Millisecond)
-		l.Failure(fmt.Sprintf("acme/u%d", i), fmt.Sprintf("10.0.%d.%d", i/256, i%256))
+		fail(t, l, fmt.Sprintf("acme/u%d", i), fmt.Sprintf("10.0.%d.%d", i/256, i%256))
 	}
 	if len(l.accounts) > 50 || len(l.ips) > 50 {
 		t.Errorf("tables grew past the cap: %d accounts, %d IPs", len(l.accounts), len(l.ips))
@@ -191,6 +363,26 @@ func TestLimiter_TablesAreCapped(t *testing.T) {
 	// The newest key is always recorded.
 	if l.accounts["acme/u999"] == nil || l.ips["10.0.3.231"] == nil {
 		t.Error("latest failure not recorded")
+	}
+}
+
+func TestLimiter_EvictionSparesAttemptsInFlight(t *testing.T) {
+	l := NewLimiter(LimiterConfig{}, newFakeClock().Now)
+	l.maxEntries = 2
+	var held []*Attempt
+	for i := range 3 {
+		a, _ := l.Admit(fmt.Sprintf("acme/u%d", i), fmt.Sprintf("192.0.2.%d", i))
+		held = append(held, a)
+	}
+	if len(l.accounts) != 3 {
+		t.Fatalf("%d accounts, want all 3 in flight kept", len(l.accounts))
+	}
+	for _, a := range held {
+		a.Fail()
+	}
+	fail(t, l, "acme/u3", "192.0.2.3")
+	if len(l.accounts) != 3 {
+		t.Fatalf("%d accounts, want 3 (one evicted for the new one)", len(l.accounts))
 	}
 }
 
@@ -203,18 +395,28 @@ func TestLimiter_ConcurrentUse(t *testing.T) {
 			for i := range 500 {
 				account := fmt.Sprintf("acme/u%d", i%7)
 				ip := fmt.Sprintf("192.0.2.%d", g)
-				l.Check(account, ip)
-				l.Failure(account, ip)
-				if i%50 == 0 {
-					l.Success(account, ip)
+				a, _ := l.Admit(account, ip)
+				if a == nil {
+					continue
+				}
+				switch {
+				case i%50 == 0:
+					a.Succeed()
 					clock.Advance(time.Second)
+				case i%13 == 0:
+					a.Release()
+				default:
+					a.Fail()
 				}
 			}
 		})
 	}
 	wg.Wait()
-	// 16 goroutines × 500 failures: every IP is far past 20 and locked.
-	if got := l.Check("acme/other", "192.0.2.3"); got <= 0 || got > 15*time.Minute {
-		t.Errorf("Check after concurrent failures = %v, want a lock of at most 15m", got)
+	for _, table := range []map[string]*failures{l.accounts, l.ips} {
+		for k, f := range table {
+			if f.inFlight != 0 {
+				t.Errorf("%s: %d in flight after every attempt settled", k, f.inFlight)
+			}
+		}
 	}
 }

@@ -1,5 +1,6 @@
 // Package web owns the HTML pages users see (login, consent, logout, account,
-// errors) and the in-memory login rate limiter.
+// errors) and the in-memory attempt limiter (of logins, and of client
+// authentications).
 //
 // Pages are plain HTML forms rendered from embedded html/template files: no
 // JavaScript and no external resources, so the Content-Security-Policy can stay

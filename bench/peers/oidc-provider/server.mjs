@@ -47,12 +47,12 @@ const API_SCOPE = 'api:read';
 const USER = { sub: 'bench-user', username: 'bench', email: 'bench@example.com', name: 'Bench User' };
 const REDIRECT_URI = 'http://127.0.0.1:9999/cb';
 const clients = [
-  ccClient('cc-es256', 'bench-secret-cc-es256'),
-  ccClient('cc-eddsa', 'bench-secret-cc-eddsa'),
-  ccClient('cc-opaque', 'bench-secret-cc-opaque'),
+  ccClient('cc-es256', 'bench-secret-cc-es256-0123456789abcdefghijklmnop'),
+  ccClient('cc-eddsa', 'bench-secret-cc-eddsa-0123456789abcdefghijklmnop'),
+  ccClient('cc-opaque', 'bench-secret-cc-opaque-0123456789abcdefghijklmnop'),
   {
     client_id: 'rp',
-    client_secret: 'bench-secret-rp',
+    client_secret: 'bench-secret-rp-0123456789abcdefghijklmnop',
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     redirect_uris: [REDIRECT_URI],
