@@ -28,7 +28,16 @@ var (
 	ErrAlreadyUsed = errors.New("storage: already used")
 	// ErrRevoked: the entity's refresh family was revoked.
 	ErrRevoked = errors.New("storage: revoked")
+	// ErrUnavailable: the store could not be reached, or did not answer within its
+	// timeout. Any method may return it; the call may be retried later. A write that
+	// gives it was either done whole or not at all (a transaction is never left
+	// half-written), but the caller cannot tell which when the store stopped
+	// answering during the commit.
+	ErrUnavailable = errors.New("storage: unavailable")
 )
+
+// DefaultTimeout bounds every store call when no other timeout is configured.
+const DefaultTimeout = 3 * time.Second
 
 // Store is everything Latchkey persists, in one backend.
 type Store interface {

@@ -10,8 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/masterkey"
+	"github.com/latchkey/latchkey/storage"
 )
 
 // Serve is what `latchkey serve` is given, before defaults and checks.
@@ -28,6 +30,7 @@ type Serve struct {
 	LogLevel      string
 	PprofAddr     string // loopback address for net/http/pprof; "" for none
 	SQLiteSync    string // "full" (default) or "normal"
+	StoreTimeout  string // how long a store call may take, e.g. "3s"; "" for the default
 }
 
 // Env names of the settings that can come from the environment.
@@ -41,6 +44,7 @@ var Env = map[string]string{
 	"master-key-file":    "LATCHKEY_MASTER_KEY_FILE",
 	"log-level":          "LATCHKEY_LOG_LEVEL",
 	"sqlite-synchronous": "LATCHKEY_SQLITE_SYNCHRONOUS",
+	"store-timeout":      "LATCHKEY_STORE_TIMEOUT",
 }
 
 // Defaults.
@@ -67,6 +71,8 @@ type Options struct {
 	LogLevel         string
 	PprofAddr        string
 	SQLiteSync       string // "full" or "normal"
+	// StoreTimeout bounds every store call: past it the request gets a 503.
+	StoreTimeout time.Duration
 }
 
 // Resolve applies defaults, checks the settings, prepares the data directory and
@@ -79,6 +85,14 @@ func (s Serve) Resolve() (Options, error) {
 	case "full", "normal":
 	default:
 		return o, fmt.Errorf("--sqlite-synchronous %q: want full or normal", s.SQLiteSync)
+	}
+	o.StoreTimeout = storage.DefaultTimeout
+	if s.StoreTimeout != "" {
+		d, err := time.ParseDuration(s.StoreTimeout)
+		if err != nil || d <= 0 {
+			return o, fmt.Errorf("--store-timeout %q: want a positive duration, e.g. 3s or 500ms", s.StoreTimeout)
+		}
+		o.StoreTimeout = d
 	}
 	if o.PprofAddr != "" {
 		host, _, err := net.SplitHostPort(o.PprofAddr)

@@ -4,6 +4,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/storage"
 )
 
 const key = "q7ZxMx2V1t0c1L1n7rRrj1h0s7oY2m7o3N8l8c9s0aA="
@@ -72,5 +75,32 @@ func TestDevModeCreatesAndReusesTheMasterKey(t *testing.T) {
 	o2, err := Serve{Dev: true, DataDir: dir}.Resolve()
 	if err != nil || o2.MasterKeyCreated || o2.MasterKey.ID() != o1.MasterKey.ID() {
 		t.Fatalf("second dev start: %v, created %v", err, o2.MasterKeyCreated)
+	}
+}
+
+func TestResolveStoreTimeout(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"", storage.DefaultTimeout, false},
+		{"1s", time.Second, false},
+		{"250ms", 250 * time.Millisecond, false},
+		{"0s", 0, true},
+		{"-1s", 0, true},
+		{"3", 0, true},
+	} {
+		o, err := Serve{Dev: true, DataDir: dir, StoreTimeout: tc.in}.Resolve()
+		if tc.wantErr {
+			if err == nil || !strings.Contains(err.Error(), "--store-timeout") {
+				t.Errorf("--store-timeout %q: err = %v, want a --store-timeout error", tc.in, err)
+			}
+			continue
+		}
+		if err != nil || o.StoreTimeout != tc.want {
+			t.Errorf("--store-timeout %q = %v, %v; want %v", tc.in, o.StoreTimeout, err, tc.want)
+		}
 	}
 }

@@ -4,6 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
+
+	"github.com/latchkey/latchkey/internal/web"
+	"github.com/latchkey/latchkey/storage"
 )
 
 // Code is an OAuth error code (RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 8707 §2).
@@ -22,6 +26,10 @@ const (
 	ServerError          Code = "server_error"
 	NotFound             Code = "not_found"
 )
+
+// TemporarilyUnavailable (RFC 6749 §4.1.2.1) answers, with 503 and Retry-After,
+// any request the store could not serve in time.
+const TemporarilyUnavailable Code = "temporarily_unavailable"
 
 // Error is a protocol error: the RFC code, a description safe for the wire, the HTTP
 // status, and the cause, which is only ever logged.
@@ -62,32 +70,60 @@ func newError(code Code, description string) *Error {
 		status = http.StatusUnauthorized
 	case ServerError:
 		status = http.StatusInternalServerError
+	case TemporarilyUnavailable:
+		status = http.StatusServiceUnavailable
 	case NotFound:
 		status = http.StatusNotFound
 	}
 	return &Error{Code: code, Description: description, Status: status}
 }
 
-// writeError is the one place a protocol error reaches the wire. Anything that is
-// not an *Error is a server error whose cause is logged, never sent.
+// retryAfter is how many seconds a 503 asks the client to wait before trying again.
+const retryAfter = "5"
+
+// writeError is the one place a protocol error reaches the wire. A store that
+// could not answer in time is a 503 temporarily_unavailable with Retry-After (an
+// HTML page when a browser asked for one); anything else that is not an *Error is
+// a server error. Causes are logged, never sent.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
-	if !errors.As(err, &e) {
+	switch {
+	case errors.Is(err, storage.ErrUnavailable):
+		e = &Error{Code: TemporarilyUnavailable, Description: "the service is temporarily unavailable; try again later",
+			Status: http.StatusServiceUnavailable, Cause: err}
+	case !errors.As(err, &e):
 		e = &Error{Code: ServerError, Description: "internal error", Status: http.StatusInternalServerError, Cause: err}
 	}
-	if e.Status >= 500 {
+	switch {
+	case e.Code == TemporarilyUnavailable:
+		h.log.WarnContext(r.Context(), "store unavailable", "path", r.URL.Path, "err", err)
+	case e.Status >= 500:
 		h.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
-	} else {
+	default:
 		h.log.DebugContext(r.Context(), "request refused", "path", r.URL.Path, "code", string(e.Code), "err", err)
 	}
 	if e.Status == http.StatusUnauthorized && e.Basic {
 		w.Header().Set("WWW-Authenticate", `Basic realm="latchkey", charset="UTF-8"`)
+	}
+	if e.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfter)
+		if wantsHTML(r) {
+			h.pages.Error(w, e.Status, web.ErrorPage{Title: "Temporarily unavailable",
+				Message: "Signing in is not possible for a moment. Try again in a few seconds."})
+			return
+		}
 	}
 	body := map[string]string{"error": string(e.Code)}
 	if e.Description != "" {
 		body["error_description"] = e.Description
 	}
 	writeJSON(w, e.Status, body)
+}
+
+// wantsHTML reports whether the request came from a browser page (a navigation
+// or a form post), which should see an HTML page rather than JSON.
+func wantsHTML(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // Header values every JSON response carries. Never appended to: each is assigned
