@@ -30,9 +30,9 @@ var (
 	ErrRevoked = errors.New("storage: revoked")
 	// ErrUnavailable: the store could not be reached, or did not answer within its
 	// timeout. Any method may return it; the call may be retried later. A write that
-	// gives it was either done whole or not at all (a transaction is never left
-	// half-written), but the caller cannot tell which when the store stopped
-	// answering during the commit.
+	// gives it is never left half-done, but whether it was done the caller cannot
+	// tell: a store that received it may have made it, or may yet make it, without
+	// answering in time.
 	ErrUnavailable = errors.New("storage: unavailable")
 )
 
