@@ -42,9 +42,10 @@ func TestUnavailable_PostgresFrozenThenStopped(t *testing.T) {
 	dsn.Host = px.addr()
 	s := start(t, options{db: dsn.String(), args: []string{"--store-timeout", storeTimeout}})
 
-	rt := s.redeem(t, webBasic, newBrowser(t).code(s, "web")).str("refresh_token")
-	if rt == "" {
-		t.Fatal("no refresh token")
+	tokens := s.redeem(t, webBasic, newBrowser(t).code(s, "web"))
+	rt, at := tokens.str("refresh_token"), tokens.str("access_token")
+	if rt == "" || at == "" {
+		t.Fatalf("redeem = %d %s", tokens.status, tokens.raw)
 	}
 	// A login page, to post once the store is frozen.
 	b := newBrowser(t)
@@ -65,6 +66,11 @@ func TestUnavailable_PostgresFrozenThenStopped(t *testing.T) {
 	for i, r := range answerAll(t, 8, func() *http.Request { return s.refreshRequest(webBasic, rt) }) {
 		wantUnavailableJSON(t, fmt.Sprintf("concurrent refresh %d (frozen)", i), r)
 	}
+	// Whether the token is active depends on its user and grant, which only the store knows.
+	wantUnavailableJSON(t, "introspection (frozen)", answer(t, formRequest(s.introspectURL(), webBasic, form("token", at))))
+	userinfo := getRequest(s.userinfoURL())
+	userinfo.Header.Set("Authorization", "Bearer "+at)
+	wantUnavailableJSON(t, "userinfo (frozen)", answer(t, userinfo))
 	wantUnavailablePage(t, "authorize (frozen)", answer(t, htmlRequest(getRequest(s.authURL("spa")))))
 	wantUnavailablePage(t, "login (frozen)", answerWith(t, b.client, htmlRequest(b.loginRequest(login, s.authURL("web"), "username", "alice", "password", alicePass))))
 
