@@ -28,7 +28,16 @@ var (
 	ErrAlreadyUsed = errors.New("storage: already used")
 	// ErrRevoked: the entity's refresh family was revoked.
 	ErrRevoked = errors.New("storage: revoked")
+	// ErrUnavailable: the store could not be reached, or did not answer within its
+	// timeout. Any method may return it; the call may be retried later. A write that
+	// gives it is never left half-done, but whether it was done the caller cannot
+	// tell: a store that received it may have made it, or may yet make it, without
+	// answering in time.
+	ErrUnavailable = errors.New("storage: unavailable")
 )
+
+// DefaultTimeout bounds every store call when no other timeout is configured.
+const DefaultTimeout = 3 * time.Second
 
 // Store is everything Latchkey persists, in one backend.
 type Store interface {

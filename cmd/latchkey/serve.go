@@ -55,6 +55,7 @@ clients and a demo user.`,
 	stringFlag(f, getenv, &s.LogLevel, "log-level", "debug, info, warn or error (default info)")
 	stringFlag(f, getenv, &s.SQLiteSync, "sqlite-synchronous", "full (default: every commit survives power loss) or normal (survives a process crash; one fsync fewer per commit)")
 	stringFlag(f, getenv, &s.TrustedProxies, "trusted-proxies", "comma-separated CIDRs or addresses of reverse proxies whose X-Forwarded-For / Forwarded headers name the client (default none: the client is the TCP peer)")
+	stringFlag(f, getenv, &s.StoreTimeout, "store-timeout", "how long a database call may take before the request gets 503 temporarily_unavailable (default 3s)")
 	f.BoolVar(&s.InsecureHTTP, "insecure-http", false, "allow a plain-HTTP issuer on a loopback address outside dev mode")
 	f.StringVar(&s.PprofAddr, "pprof", "", "serve Go's pprof profiles on this loopback address (e.g. 127.0.0.1:6060), for benchmarking")
 	// The master key itself only comes from the environment: a flag would show in `ps`.

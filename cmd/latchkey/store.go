@@ -14,13 +14,13 @@ import (
 // openStore opens (and migrates) the configured backend.
 func openStore(ctx context.Context, o config.Options) (storage.Store, error) {
 	if o.Backend == "postgres" {
-		st, err := postgres.Open(ctx, o.DB)
+		st, err := postgres.OpenConfig(ctx, postgres.Config{DSN: o.DB, Timeout: o.StoreTimeout})
 		if err != nil {
 			return nil, err
 		}
 		return st, nil
 	}
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: o.DB, Synchronous: o.SQLiteSync})
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: o.DB, Synchronous: o.SQLiteSync, Timeout: o.StoreTimeout})
 	if err != nil {
 		return nil, err
 	}

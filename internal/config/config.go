@@ -11,9 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/masterkey"
 	"github.com/latchkey/latchkey/internal/realip"
+	"github.com/latchkey/latchkey/storage"
 )
 
 // Serve is what `latchkey serve` is given, before defaults and checks.
@@ -33,6 +35,7 @@ type Serve struct {
 	// TrustedProxies are comma-separated CIDRs or addresses of the reverse proxies
 	// whose X-Forwarded-For / Forwarded headers are believed.
 	TrustedProxies string
+	StoreTimeout   string // how long a store call may take, e.g. "3s"; "" for the default
 }
 
 // Env names of the settings that can come from the environment.
@@ -47,6 +50,7 @@ var Env = map[string]string{
 	"log-level":          "LATCHKEY_LOG_LEVEL",
 	"sqlite-synchronous": "LATCHKEY_SQLITE_SYNCHRONOUS",
 	"trusted-proxies":    "LATCHKEY_TRUSTED_PROXIES",
+	"store-timeout":      "LATCHKEY_STORE_TIMEOUT",
 }
 
 // Defaults.
@@ -76,6 +80,8 @@ type Options struct {
 	// TrustedProxies are the peers whose forwarding headers name the client; none
 	// means the client is always the TCP peer.
 	TrustedProxies []netip.Prefix
+	// StoreTimeout bounds every store call: past it the request gets a 503.
+	StoreTimeout time.Duration
 }
 
 // Resolve applies defaults, checks the settings, prepares the data directory and
@@ -94,6 +100,14 @@ func (s Serve) Resolve() (Options, error) {
 		return o, fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	o.TrustedProxies = proxies
+	o.StoreTimeout = storage.DefaultTimeout
+	if s.StoreTimeout != "" {
+		d, err := time.ParseDuration(s.StoreTimeout)
+		if err != nil || d <= 0 {
+			return o, fmt.Errorf("--store-timeout %q: want a positive duration, e.g. 3s or 500ms", s.StoreTimeout)
+		}
+		o.StoreTimeout = d
+	}
 	if o.PprofAddr != "" {
 		host, _, err := net.SplitHostPort(o.PprofAddr)
 		if err != nil || !isLoopback(host) {

@@ -4,6 +4,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/storage"
 )
 
 const key = "q7ZxMx2V1t0c1L1n7rRrj1h0s7oY2m7o3N8l8c9s0aA="
@@ -87,5 +90,32 @@ func TestResolveTrustedProxies(t *testing.T) {
 	if _, err := (Serve{Dev: true, DataDir: dir, TrustedProxies: "10.0.0.0/8,nope"}).Resolve(); err == nil ||
 		!strings.Contains(err.Error(), `--trusted-proxies: "nope" is not an IP address or CIDR`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestResolveStoreTimeout(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"", storage.DefaultTimeout, false},
+		{"1s", time.Second, false},
+		{"250ms", 250 * time.Millisecond, false},
+		{"0s", 0, true},
+		{"-1s", 0, true},
+		{"3", 0, true},
+	} {
+		o, err := Serve{Dev: true, DataDir: dir, StoreTimeout: tc.in}.Resolve()
+		if tc.wantErr {
+			if err == nil || !strings.Contains(err.Error(), "--store-timeout") {
+				t.Errorf("--store-timeout %q: err = %v, want a --store-timeout error", tc.in, err)
+			}
+			continue
+		}
+		if err != nil || o.StoreTimeout != tc.want {
+			t.Errorf("--store-timeout %q = %v, %v; want %v", tc.in, o.StoreTimeout, err, tc.want)
+		}
 	}
 }

@@ -5,7 +5,11 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/latchkey/latchkey/internal/web"
+	"github.com/latchkey/latchkey/storage"
 )
 
 // Code is an OAuth error code (RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 8707 §2).
@@ -24,6 +28,10 @@ const (
 	ServerError          Code = "server_error"
 	NotFound             Code = "not_found"
 )
+
+// TemporarilyUnavailable (RFC 6749 §4.1.2.1) answers, with 503 and Retry-After,
+// any request the store could not serve in time.
+const TemporarilyUnavailable Code = "temporarily_unavailable"
 
 // Error is a protocol error: the RFC code, a description safe for the wire, the HTTP
 // status, and the cause, which is only ever logged.
@@ -66,22 +74,36 @@ func newError(code Code, description string) *Error {
 		status = http.StatusUnauthorized
 	case ServerError:
 		status = http.StatusInternalServerError
+	case TemporarilyUnavailable:
+		status = http.StatusServiceUnavailable
 	case NotFound:
 		status = http.StatusNotFound
 	}
 	return &Error{Code: code, Description: description, Status: status}
 }
 
-// writeError is the one place a protocol error reaches the wire. Anything that is
-// not an *Error is a server error whose cause is logged, never sent.
+// unavailableRetry is how long a 503 asks the client to wait before trying again.
+const unavailableRetry = 5 * time.Second
+
+// writeError is the one place a protocol error reaches the wire. A store that
+// could not answer in time is a 503 temporarily_unavailable with Retry-After (an
+// HTML page when a browser asked for one); anything else that is not an *Error is
+// a server error. Causes are logged, never sent.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
-	if !errors.As(err, &e) {
+	switch {
+	case errors.Is(err, storage.ErrUnavailable):
+		e = &Error{Code: TemporarilyUnavailable, Description: "the service is temporarily unavailable; try again later",
+			Status: http.StatusServiceUnavailable, RetryAfter: unavailableRetry, Cause: err}
+	case !errors.As(err, &e):
 		e = &Error{Code: ServerError, Description: "internal error", Status: http.StatusInternalServerError, Cause: err}
 	}
-	if e.Status >= 500 {
+	switch {
+	case e.Code == TemporarilyUnavailable:
+		h.log.WarnContext(r.Context(), "store unavailable", "path", r.URL.Path, "err", err)
+	case e.Status >= 500:
 		h.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
-	} else {
+	default:
 		h.log.DebugContext(r.Context(), "request refused", "path", r.URL.Path, "code", string(e.Code), "err", err)
 	}
 	if e.Status == http.StatusUnauthorized && e.Basic {
@@ -89,6 +111,11 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(seconds(e.RetryAfter)))
+	}
+	if e.Status == http.StatusServiceUnavailable && wantsHTML(r) {
+		h.pages.Error(w, e.Status, web.ErrorPage{Title: "Temporarily unavailable",
+			Message: "Signing in is not possible for a moment. Try again in a few seconds."})
+		return
 	}
 	body := map[string]string{"error": string(e.Code)}
 	if e.Description != "" {
@@ -101,6 +128,12 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 // come back before it may.
 func seconds(d time.Duration) int {
 	return int((d + time.Second - 1) / time.Second)
+}
+
+// wantsHTML reports whether the request came from a browser page (a navigation
+// or a form post), which should see an HTML page rather than JSON.
+func wantsHTML(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // Header values every JSON response carries. Never appended to: each is assigned

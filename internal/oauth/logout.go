@@ -83,7 +83,12 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, realm storage.R
 	switch {
 	case hintOK && (!live || hint.SessionID == sess.ID) && hint.SessionID != "":
 		// The application proved which session it means: end that one.
-		if s, err := h.store.GetSession(ctx, hint.SessionID); err == nil && s.Realm == realm.Name && s.UserID == hint.Subject {
+		s, err := h.store.GetSession(ctx, hint.SessionID)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			h.writeError(w, r, err) // never "signed out" while the session may live on
+			return
+		}
+		if err == nil && s.Realm == realm.Name && s.UserID == hint.Subject {
 			if err := h.endSession(ctx, w, r, realm, s, "logout"); err != nil {
 				h.writeError(w, r, err)
 				return

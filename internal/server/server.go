@@ -84,12 +84,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz answers 200 when the store is reachable and its schema current.
+// readyz answers 200 when the store is reachable and its schema current, and 503
+// with Retry-After when not. The store bounds the check by its own timeout.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := s.store.Ready(ctx); err != nil {
+	if err := s.store.Ready(r.Context()); err != nil {
 		s.log.Warn("not ready", "err", err)
+		w.Header().Set("Retry-After", "5")
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "store not ready"})
 		return
 	}

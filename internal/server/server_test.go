@@ -49,6 +49,9 @@ func TestHealthAndReadiness(t *testing.T) {
 		if res.Header.Get("Content-Type") != "application/json" || res.Header.Get("X-Content-Type-Options") != "nosniff" {
 			t.Errorf("%s headers %v", tc.path, res.Header)
 		}
+		if got := res.Header.Get("Retry-After"); (tc.wantStatus == 503) != (got != "") {
+			t.Errorf("%s = %d with Retry-After %q", tc.path, res.StatusCode, got)
+		}
 	}
 	if res, _ := get(t, up, "/nope"); res.StatusCode != 404 {
 		t.Errorf("unknown path = %d", res.StatusCode)

@@ -7,7 +7,7 @@ import "github.com/jackc/pgx/v5/pgxpool"
 
 var Migrate = migrate
 
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+func (s *Store) Pool() *pgxpool.Pool { return s.pool.pool }
 
 func (s *Store) SchemaVersion() int64 { return s.schemaVersion }
 

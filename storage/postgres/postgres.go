@@ -22,21 +22,46 @@ import (
 var _ storage.Store = (*Store)(nil)
 
 // defaultConnectTimeout bounds a connection attempt when the DSN sets no
-// connect_timeout, so an unreachable server fails Open instead of hanging.
+// connect_timeout, so an unreachable server fails Open instead of hanging. A
+// connection made for a call is bounded by the call's timeout as well.
 const defaultConnectTimeout = 10 * time.Second
 
 // Store is a storage.Store backed by PostgreSQL. It is safe for concurrent use,
 // and several stores (in several processes) may share one database.
 type Store struct {
-	pool *pgxpool.Pool
+	pool deadlinePool
 	// schemaVersion is the newest migration this binary embeds.
 	schemaVersion int64
 }
 
+// Config says which database to use and how long a call may take.
+type Config struct {
+	// DSN names the database: a postgres:// URL or key=value pairs.
+	DSN string
+	// Timeout bounds each statement of a call, and the wait for a connection
+	// before it: past it the call fails with storage.ErrUnavailable. 0 means
+	// storage.DefaultTimeout.
+	Timeout time.Duration
+}
+
 // Open connects to the database named by dsn (a postgres:// URL or key=value
-// pairs), applies any pending migrations and returns a ready store.
+// pairs) with the default timeout, applies any pending migrations and returns a
+// ready store.
 func Open(ctx context.Context, dsn string) (*Store, error) {
-	cfg, err := pgxpool.ParseConfig(dsn)
+	return OpenConfig(ctx, Config{DSN: dsn})
+}
+
+// keepAlive makes TCP notice a server that went away (host down, network cut)
+// on an idle pooled connection within about half a minute, not hours.
+var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}
+
+// OpenConfig connects to the database cfg names, applies any pending migrations
+// and returns a ready store.
+func OpenConfig(ctx context.Context, c Config) (*Store, error) {
+	if c.Timeout <= 0 {
+		c.Timeout = storage.DefaultTimeout
+	}
+	cfg, err := pgxpool.ParseConfig(c.DSN)
 	if err != nil {
 		// The parse error quotes the DSN, which may hold a password: say less.
 		return nil, errors.New("invalid PostgreSQL DSN (not shown, as it may hold a password): " +
@@ -45,6 +70,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
+	cfg.ConnConfig.DialFunc = (&net.Dialer{KeepAliveConfig: keepAlive}).DialContext
 	addr := net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port)))
 
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -67,7 +93,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("PostgreSQL at %s: %w", addr, err)
 	}
-	return &Store{pool: pool, schemaVersion: version}, nil
+	return &Store{pool: deadlinePool{pool: pool, timeout: c.Timeout}, schemaVersion: version}, nil
 }
 
 // connectError turns a failed first connection into one line that names the

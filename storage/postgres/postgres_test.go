@@ -1,9 +1,11 @@
 package postgres_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/latchkey/latchkey/storage"
 	"github.com/latchkey/latchkey/storage/postgres"
@@ -79,4 +81,50 @@ func BenchmarkStore(b *testing.B) {
 		b.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+func TestCall_PastItsTimeoutIsUnavailable(t *testing.T) {
+	// Long enough for a new connection on a loaded machine: each call below past
+	// its deadline closes the one it had.
+	s, err := postgres.OpenConfig(t.Context(), postgres.Config{DSN: pgtest.DSN(t), Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := t.Context()
+	if err := s.CreateRealm(ctx, storage.Realm{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another session holds a lock every read of realms waits for.
+	tx, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `LOCK TABLE realms IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetRealm(ctx, "acme"); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("read behind a held lock: %v, want ErrUnavailable", err)
+	}
+	if err := s.UpdateRealm(ctx, storage.Realm{Name: "acme", DisplayName: "Acme"}); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("write behind a held lock: %v, want ErrUnavailable", err)
+	}
+	if err := s.DeleteRealm(ctx, "acme"); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("transaction behind a held lock: %v, want ErrUnavailable", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Calls work again. (The UPDATE given up on may yet be made: the server runs a
+	// statement it has received once the lock is free, as ErrUnavailable warns. A
+	// transaction never is: it is never committed.)
+	if _, err := s.GetRealm(ctx, "acme"); err != nil {
+		t.Fatalf("read after the lock was released: %v", err)
+	}
+	if err := s.UpdateRealm(ctx, storage.Realm{Name: "acme", DisplayName: "Acme Corp"}); err != nil {
+		t.Fatalf("write after the lock was released: %v", err)
+	}
 }

@@ -69,10 +69,10 @@ type rowScanner interface {
 	Scan(dest ...any) error
 }
 
-// querier is what *sql.DB and *sql.Tx have in common.
+// querier is what the reader pool and a write transaction have in common.
 type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) row
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
@@ -107,17 +107,31 @@ func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *stmtT
 	return s.enqueue(&write{ctx: ctx, fn: fn, done: make(chan error, 1)})
 }
 
-// enqueue hands a write to the writer and waits for its answer.
+// enqueue hands a write to the writer and waits for its answer. The write must
+// start within the store's timeout: one that cannot (the writer is stuck behind a
+// lock another process holds, or behind a queue) is abandoned, never made later,
+// and its caller gets storage.ErrUnavailable at once. One that has started is
+// waited for, since it is then made or not as a whole, and the caller must hear which.
 func (s *Store) enqueue(w *write) error {
-	ctx := w.ctx
+	ctx, cancel := context.WithTimeout(w.ctx, s.timeout)
+	defer cancel()
+	w.ctx = ctx
 	select {
 	case s.writes <- w:
 	case <-s.closed:
 		return errClosed
 	case <-ctx.Done():
-		return ctx.Err()
+		return unavailable(ctx.Err())
 	}
-	return <-w.done
+	select {
+	case err := <-w.done:
+		return unavailable(err)
+	case <-ctx.Done():
+		if w.abandon() {
+			return unavailable(ctx.Err())
+		}
+		return unavailable(<-w.done)
+	}
 }
 
 // exec runs one writing statement and returns how many rows it changed. It runs

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	sqlite3 "modernc.org/sqlite/lib"
@@ -14,18 +15,47 @@ const maxGroup = 256
 
 var errClosed = errors.New("sqlite: store is closed")
 
+// A write's state: queued until the writer starts it or its caller abandons it,
+// whichever comes first; then never the other.
+const (
+	queued int32 = iota
+	started
+	abandoned
+)
+
 // write is one write transaction waiting for the writer.
 type write struct {
-	ctx  context.Context
-	fn   func(ctx context.Context, tx *stmtTx) error
-	done chan error
-	err  error
+	ctx   context.Context
+	fn    func(ctx context.Context, tx *stmtTx) error
+	done  chan error
+	err   error
+	state atomic.Int32
 	// single marks a write of one statement: SQLite undoes a failed statement by
 	// itself, so it needs no savepoint (two fewer statements per write).
 	single bool
 	// rotation marks a refresh-token rotation: rotations arrive in bursts from
 	// many clients at once, and are worth a short wait for company (see linger).
 	rotation bool
+}
+
+// start claims the write for the writer, unless its caller gave up on it (its
+// context is done, or it abandoned the write). A write run again (see
+// commitGroup) is already started.
+func (w *write) start() bool {
+	if w.state.Load() == started {
+		return true
+	}
+	if w.ctx.Err() != nil {
+		w.abandon()
+		return false
+	}
+	return w.state.CompareAndSwap(queued, started)
+}
+
+// abandon withdraws the write, unless the writer has started it, and says
+// whether the write is withdrawn (by this call or before).
+func (w *write) abandon() bool {
+	return w.state.CompareAndSwap(queued, abandoned) || w.state.Load() == abandoned
 }
 
 // maxLinger bounds how long the writer waits for more rotations before committing.
@@ -116,7 +146,8 @@ func (s *Store) commitGroup(group []*write) {
 func (s *Store) tryGroup(group []*write, savepoints bool) bool {
 	// The writes' own contexts must not reach the connection: a cancelled statement
 	// can make SQLite roll back the whole transaction, others' writes with it. A
-	// write whose caller gave up before its turn is skipped instead.
+	// write whose caller gave up before its turn is skipped instead, and one that
+	// starts is waited for by its caller (see enqueue).
 	ctx := context.WithoutCancel(group[0].ctx)
 	sqlTx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
@@ -127,7 +158,8 @@ func (s *Store) tryGroup(group []*write, savepoints bool) bool {
 	}
 	tx := &stmtTx{Tx: sqlTx, db: s.writerStmts}
 	for _, w := range group {
-		if w.err = w.ctx.Err(); w.err != nil {
+		if !w.start() {
+			w.err = w.ctx.Err() // the caller's context is done: it gave up
 			continue
 		}
 		if !savepoints && !w.single {

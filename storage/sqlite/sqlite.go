@@ -28,8 +28,12 @@ type Config struct {
 	// Path is the database file; it is created if missing.
 	Path string
 	// BusyTimeout is how long a statement waits for a lock held by another
-	// connection or process before giving up. 0 means 5s.
+	// connection or process before giving up. 0 means Timeout.
 	BusyTimeout time.Duration
+	// Timeout bounds every call: a read must be answered, and a write must start
+	// (its turn at the writer, under the write lock), within it, or the call fails
+	// with storage.ErrUnavailable. 0 means storage.DefaultTimeout.
+	Timeout time.Duration
 	// Synchronous is SQLite's durability setting: "FULL" (the default) makes every
 	// commit (say, a rotated refresh token already answered to a client) survive a
 	// power loss or an OS crash; "NORMAL" survives a crash of the process only, and
@@ -58,6 +62,7 @@ type Store struct {
 	reader        *stmtDB
 	writerStmts   *stmtDB // the writer's prepared statements
 	schemaVersion int64   // the newest embedded migration
+	timeout       time.Duration
 
 	writes    chan *write   // to writeLoop: see inTx
 	closed    chan struct{} // closed by Close
@@ -71,8 +76,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Path == "" {
 		return nil, errors.New("sqlite: no database path given")
 	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = storage.DefaultTimeout
+	}
 	if cfg.BusyTimeout == 0 {
-		cfg.BusyTimeout = 5 * time.Second
+		cfg.BusyTimeout = cfg.Timeout
 	}
 	if err := createFile(cfg.Path); err != nil {
 		return nil, err
@@ -86,7 +94,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, describeOpenError(cfg, err)
 	}
 	writer.SetMaxOpenConns(1)
-	s := &Store{path: cfg.Path, writer: writer}
+	s := &Store{path: cfg.Path, writer: writer, timeout: cfg.Timeout}
 
 	// Take the write lock once before migrating, so a file that another process
 	// keeps locked is reported plainly here rather than deep inside the migration
@@ -119,6 +127,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	reader.SetMaxOpenConns(max(4, runtime.NumCPU()))
 	s.reader = newStmtDB(reader)
+	s.reader.timeout = cfg.Timeout
 	if err := reader.PingContext(ctx); err != nil {
 		s.Close()
 		return nil, describeOpenError(cfg, err)
@@ -145,12 +154,14 @@ func (s *Store) Close() error {
 
 // Ready pings the database and checks that its schema is the one this binary knows.
 func (s *Store) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
 	if err := s.reader.PingContext(ctx); err != nil {
-		return fmt.Errorf("sqlite: database %q: %w", s.path, err)
+		return fmt.Errorf("sqlite: database %q: %w", s.path, unavailable(err))
 	}
 	v, err := currentVersion(ctx, s.reader.DB)
 	if err != nil {
-		return fmt.Errorf("sqlite: database %q: reading schema version: %w", s.path, err)
+		return fmt.Errorf("sqlite: database %q: reading schema version: %w", s.path, unavailable(err))
 	}
 	if v != s.schemaVersion {
 		return fmt.Errorf("sqlite: database %q: schema version %d, want %d", s.path, v, s.schemaVersion)
@@ -270,6 +281,23 @@ func sqliteCode(err error) int {
 		return e.Code()
 	}
 	return 0
+}
+
+// unavailable marks err with storage.ErrUnavailable when it says the database
+// did not answer in time: a deadline passed, or a lock stayed taken (by another
+// process) for the whole busy timeout.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, storage.ErrUnavailable) {
+		return err
+	}
+	switch sqliteCode(err) & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_INTERRUPT:
+	default:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
 }
 
 // mapWriteError translates constraint violations into the storage sentinels.

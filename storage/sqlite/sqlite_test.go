@@ -258,9 +258,10 @@ func TestOpen_WALAndFullSyncOnEveryConnection(t *testing.T) {
 			}
 		}
 		// synchronous 2 is FULL.
-		if mode != "wal" || sync != 2 || fk != 1 || busy != 5000 {
-			t.Errorf("%s: journal_mode=%s synchronous=%d foreign_keys=%d busy_timeout=%d; want wal, 2 (FULL), 1, 5000",
-				name, mode, sync, fk, busy)
+		// The busy timeout defaults to the store's timeout.
+		if mode != "wal" || sync != 2 || fk != 1 || busy != int(storage.DefaultTimeout.Milliseconds()) {
+			t.Errorf("%s: journal_mode=%s synchronous=%d foreign_keys=%d busy_timeout=%d; want wal, 2 (FULL), 1, %d",
+				name, mode, sync, fk, busy, storage.DefaultTimeout.Milliseconds())
 		}
 	}
 
@@ -580,5 +581,69 @@ func TestOpen_SynchronousNormalWhenAskedFor(t *testing.T) {
 	var sync int
 	if err := s.reader.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&sync); err != nil || sync != 1 {
 		t.Fatalf("synchronous = %d, %v; want 1 (NORMAL)", sync, err)
+	}
+}
+
+func TestWrite_LockHeldElsewhereIsUnavailableAndNeverMadeLater(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "locked.db")
+	s, err := Open(t.Context(), Config{Path: path, Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	if err := s.CreateRealm(ctx, storage.Realm{Name: "acme", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	session := func(id string) storage.Session {
+		return storage.Session{ID: id, Realm: "acme", UserID: "u", AuthTime: now, CreatedAt: now, LastSeenAt: now,
+			IdleExpiresAt: now.Add(time.Hour), ExpiresAt: now.Add(time.Hour)}
+	}
+
+	// Another process's connection takes the write lock and keeps it.
+	other, err := sql.Open("sqlite", dsn(Config{Path: path, BusyTimeout: time.Second}, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Writes, one and many at once (most of them queued behind the writer, which
+	// waits for the lock), all give up with ErrUnavailable.
+	const n = 20
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = s.CreateSession(ctx, session(fmt.Sprintf("locked-%02d", i))) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, storage.ErrUnavailable) {
+			t.Fatalf("write %d under a held lock: %v, want ErrUnavailable", i, err)
+		}
+	}
+	// Reads go on: WAL readers do not need the write lock.
+	if _, err := s.GetRealm(ctx, "acme"); err != nil {
+		t.Fatalf("read under a held write lock: %v", err)
+	}
+
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSession(ctx, session("after")); err != nil {
+		t.Fatalf("write after the lock was released: %v", err)
+	}
+	// The writer has taken its turns since: none of the writes given up on was made.
+	c, err := s.Count(ctx)
+	if err != nil || c.Sessions != 1 {
+		t.Fatalf("%d sessions stored (%v), want 1: a write given up on was made later", c.Sessions, err)
 	}
 }
