@@ -13,7 +13,7 @@ import (
 func TestIntrospection_RefreshTokenLivesAsLongAsItsGrant(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
 		ctx := t.Context()
-		basic := "web:web-secret-123"
+		basic := "web:web-secret-123-0123456789abcdefghijklmnop"
 		introspect := func(tok string) response {
 			return post(t, inst.introspectURL("acme"), basic, form("token", tok, "token_type_hint", "refresh_token"))
 		}
@@ -32,8 +32,8 @@ func TestIntrospection_RefreshTokenLivesAsLongAsItsGrant(t *testing.T) {
 		// Another client, even one allowed the refresh grant, learns nothing.
 		rt := signIn()
 		active("fresh", rt)
-		wantInactive(t, post(t, inst.introspectURL("acme"), "strict:strict-secret-111", form("token", rt)))
-		wantInactive(t, post(t, inst.introspectURL("acme"), "svc:svc-secret-123", form("token", rt)))
+		wantInactive(t, post(t, inst.introspectURL("acme"), "strict:strict-secret-111-0123456789abcdefghijklmnop", form("token", rt)))
+		wantInactive(t, post(t, inst.introspectURL("acme"), "svc:svc-secret-123-0123456789abcdefghijklmnop", form("token", rt)))
 
 		// A disabled user.
 		alice := mustUser(t, inst, "alice")
