@@ -80,7 +80,7 @@ func TestClientAuth_Throttled(t *testing.T) {
 		clientAuthWantThrottled(t, "opq from a locked address", post(t, s.tokenURL(), "opq:"+opqSecret, cc))
 
 		s.stop()
-		st := limitsOpenStore(t, db)
+		st := openStore(t, db)
 		events, err := st.ListAudit(context.Background(), storage.AuditFilter{Realm: "acme", Type: "client_auth.throttled"})
 		if err != nil {
 			t.Fatal(err)

@@ -21,7 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/storage"
+	"github.com/latchkey/latchkey/storage/postgres"
 	"github.com/latchkey/latchkey/storage/postgres/pgtest"
+	"github.com/latchkey/latchkey/storage/sqlite"
 )
 
 func TestMain(m *testing.M) {
@@ -421,4 +424,22 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// openStore opens the store a server uses (or used), beside it, to read what it
+// recorded.
+func openStore(t *testing.T, db string) storage.Store {
+	t.Helper()
+	var st storage.Store
+	var err error
+	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
+		st, err = postgres.Open(t.Context(), db)
+	} else {
+		st, err = sqlite.Open(t.Context(), sqlite.Config{Path: db})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

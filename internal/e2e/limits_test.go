@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strconv"
@@ -10,8 +9,6 @@ import (
 	"testing"
 
 	"github.com/latchkey/latchkey/storage"
-	"github.com/latchkey/latchkey/storage/postgres"
-	"github.com/latchkey/latchkey/storage/sqlite"
 )
 
 // limitsSeed is the default seed with a second user, bob.
@@ -87,7 +84,7 @@ func TestLoginLimits(t *testing.T) {
 		}
 
 		s.stop()
-		st := limitsOpenStore(t, db)
+		st := openStore(t, db)
 		alice, err := st.GetUserByUsername(t.Context(), "acme", "alice")
 		if err != nil {
 			t.Fatal(err)
@@ -172,24 +169,6 @@ func limitsBurst(t *testing.T, b *browser, login page, authURL string, n int, na
 		}
 	}
 	return answers
-}
-
-// limitsOpenStore opens the store a stopped server used, to read what it wrote.
-func limitsOpenStore(t *testing.T, db string) storage.Store {
-	t.Helper()
-	ctx := context.Background()
-	var st storage.Store
-	var err error
-	if strings.HasPrefix(db, "postgres") {
-		st, err = postgres.Open(ctx, db)
-	} else {
-		st, err = sqlite.Open(ctx, sqlite.Config{Path: db})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
 }
 
 func limitsValues(m map[string]string) []string {

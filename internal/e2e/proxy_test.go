@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/storage"
-	"github.com/latchkey/latchkey/storage/postgres"
-	"github.com/latchkey/latchkey/storage/sqlite"
 )
 
 const (
@@ -57,7 +55,7 @@ func TestProxy_TrustedProxyLocksOnlyTheForwardedAddress(t *testing.T) {
 			}
 		}
 
-		st := proxyOpenStore(t, db)
+		st := openStore(t, db)
 		failed := proxyAuditIPs(t, st, "login.failed")
 		if len(failed) != 20 || slices.ContainsFunc(failed, func(ip string) bool { return ip != attackerIP }) {
 			t.Fatalf("login.failed IPs = %v, want 20 × %s", failed, attackerIP)
@@ -100,7 +98,7 @@ func TestProxy_WithoutTrustedProxiesForwardedForIsIgnored(t *testing.T) {
 				t.Fatalf("login with %s: %s = %d (location %v), want 429: the header must not move the client", h[0], h[1], p.status, p.location)
 			}
 		}
-		failed := proxyAuditIPs(t, proxyOpenStore(t, db), "login.failed")
+		failed := proxyAuditIPs(t, openStore(t, db), "login.failed")
 		if len(failed) != 20 || slices.ContainsFunc(failed, func(ip string) bool { return ip != "127.0.0.1" }) {
 			t.Fatalf("login.failed IPs = %v, want 20 × 127.0.0.1", failed)
 		}
@@ -120,24 +118,6 @@ func proxyLogin(t *testing.T, s *server, header, value, username, password strin
 	req := b.loginRequest(p, u, "username", username, "password", password)
 	req.Header.Set(header, value)
 	return b.do(req)
-}
-
-// proxyOpenStore opens the running server's store beside it, to read what it
-// recorded.
-func proxyOpenStore(t *testing.T, db string) storage.Store {
-	t.Helper()
-	var st storage.Store
-	var err error
-	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
-		st, err = postgres.Open(t.Context(), db)
-	} else {
-		st, err = sqlite.Open(t.Context(), sqlite.Config{Path: db})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
 }
 
 // proxyAuditIPs returns the IP of every audit event of the type in realm acme.

@@ -6,26 +6,7 @@ import (
 	"testing"
 
 	"github.com/latchkey/latchkey/storage"
-	"github.com/latchkey/latchkey/storage/postgres"
-	"github.com/latchkey/latchkey/storage/sqlite"
 )
-
-// storeOfStopped opens the database a stopped server used, to read what it wrote.
-func storeOfStopped(t *testing.T, db string) storage.Store {
-	t.Helper()
-	var st storage.Store
-	var err error
-	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
-		st, err = postgres.Open(t.Context(), db)
-	} else {
-		st, err = sqlite.Open(t.Context(), sqlite.Config{Path: db})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
 
 // Disabling a user through the seed is a security event: one `user.disabled` audit
 // event, written once, however often the same seed is applied again.
@@ -37,7 +18,7 @@ func TestSeed_DisablingAUserIsAudited(t *testing.T) {
 	stores(t, func(t *testing.T, db string) {
 		events := func() []storage.AuditEvent {
 			t.Helper()
-			ev, err := storeOfStopped(t, db).ListAudit(t.Context(), storage.AuditFilter{Type: "user.disabled"})
+			ev, err := openStore(t, db).ListAudit(t.Context(), storage.AuditFilter{Type: "user.disabled"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -47,7 +28,7 @@ func TestSeed_DisablingAUserIsAudited(t *testing.T) {
 		if ev := events(); len(ev) != 0 {
 			t.Fatalf("user.disabled events of an enabled user: %+v", ev)
 		}
-		alice, err := storeOfStopped(t, db).GetUserByUsername(t.Context(), "acme", "alice")
+		alice, err := openStore(t, db).GetUserByUsername(t.Context(), "acme", "alice")
 		if err != nil || alice.Disabled {
 			t.Fatalf("alice = %+v, %v", alice, err)
 		}
@@ -60,7 +41,7 @@ func TestSeed_DisablingAUserIsAudited(t *testing.T) {
 		if b, _ := json.Marshal(ev[0]); strings.Contains(string(b), alicePass) || strings.Contains(string(b), "argon2") {
 			t.Fatalf("the audit event holds a secret: %s", b)
 		}
-		if alice, _ := storeOfStopped(t, db).GetUserByUsername(t.Context(), "acme", "alice"); !alice.Disabled {
+		if alice, _ := openStore(t, db).GetUserByUsername(t.Context(), "acme", "alice"); !alice.Disabled {
 			t.Fatal("alice is not disabled")
 		}
 
