@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/clientsecret"
+	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/masterkey"
 	"github.com/latchkey/latchkey/storage"
 	"github.com/latchkey/latchkey/storage/sqlite"
@@ -295,6 +296,13 @@ func TestBadInputIsOneLineAndNonZeroExit(t *testing.T) {
 	os.WriteFile(notADir, []byte("x"), 0o600)
 	key := "LATCHKEY_MASTER_KEY"
 	mk := "q7ZxMx2V1t0c1L1n7rRrj1h0s7oY2m7o3N8l8c9s0aA="
+	// Tests listen on free ports only: a developer's `serve --dev` on the default
+	// address must not fail them. Hold that address while the cases run (when it is
+	// free) so a case that falls back to it fails here, not only on such a machine.
+	if ln, err := net.Listen("tcp", config.DefaultDevAddr); err == nil {
+		defer ln.Close()
+	}
+	free := freeAddr(t)
 
 	cases := []struct {
 		name   string
@@ -306,17 +314,17 @@ func TestBadInputIsOneLineAndNonZeroExit(t *testing.T) {
 		{"unknown command", env(), []string{"serv"}, `unknown command "serv"`},
 		{"stray argument", env(), []string{"serve", "extra"}, `unknown command "extra"`},
 		{"bad address", env(), []string{"serve", "--dev", "--data-dir", dir, "--addr", "8080"}, `--addr "8080": want host:port`},
-		{"bad log level", env(), []string{"serve", "--dev", "--data-dir", dir, "--log-level", "loud"}, `--log-level "loud"`},
-		{"no master key", env(), []string{"serve", "--base-url", "https://id.example", "--data-dir", dir}, "no master key"},
-		{"plain-HTTP issuer", env(key, mk), []string{"serve", "--base-url", "http://id.example", "--data-dir", dir}, "the issuer must be https://"},
-		{"no issuer", env(key, mk), []string{"serve", "--data-dir", dir}, "--base-url is required outside dev mode"},
+		{"bad log level", env(), []string{"serve", "--dev", "--addr", free, "--data-dir", dir, "--log-level", "loud"}, `--log-level "loud"`},
+		{"no master key", env(), []string{"serve", "--addr", free, "--base-url", "https://id.example", "--data-dir", dir}, "no master key"},
+		{"plain-HTTP issuer", env(key, mk), []string{"serve", "--addr", free, "--base-url", "http://id.example", "--data-dir", dir}, "the issuer must be https://"},
+		{"no issuer", env(key, mk), []string{"serve", "--addr", free, "--data-dir", dir}, "--base-url is required outside dev mode"},
 		{"plain HTTP off loopback", env(key, mk), []string{"serve", "--insecure-http", "--addr", "0.0.0.0:0", "--data-dir", dir}, "is not a loopback address"},
-		{"bad trusted proxy", env(), []string{"serve", "--dev", "--data-dir", dir, "--trusted-proxies", "10.0.0.0/8,10.0.0.300/32"}, `--trusted-proxies: "10.0.0.300/32" is not a CIDR`},
-		{"bad trusted proxy in the environment", env("LATCHKEY_TRUSTED_PROXIES", "proxy.internal"), []string{"serve", "--dev", "--data-dir", dir}, `--trusted-proxies: "proxy.internal" is not an IP address or CIDR`},
-		{"unreachable PostgreSQL", env(), []string{"serve", "--dev", "--data-dir", dir, "--db", "postgres://latchkey:hunter2-secret@127.0.0.1:1/latchkey?sslmode=disable&connect_timeout=2"}, "cannot reach PostgreSQL at 127.0.0.1:1"},
-		{"corrupt SQLite file", env(), []string{"serve", "--dev", "--data-dir", dir, "--db", corrupt}, "not a SQLite database"},
-		{"unwritable data directory", env(), []string{"serve", "--dev", "--data-dir", filepath.Join(notADir, "data")}, "data directory " + filepath.Join(notADir, "data")},
-		{"missing seed file", env(), []string{"serve", "--dev", "--data-dir", dir, "--seed", filepath.Join(dir, "nope.yaml")}, "seed file: open"},
+		{"bad trusted proxy", env(), []string{"serve", "--dev", "--addr", free, "--data-dir", dir, "--trusted-proxies", "10.0.0.0/8,10.0.0.300/32"}, `--trusted-proxies: "10.0.0.300/32" is not a CIDR`},
+		{"bad trusted proxy in the environment", env("LATCHKEY_TRUSTED_PROXIES", "proxy.internal"), []string{"serve", "--dev", "--addr", free, "--data-dir", dir}, `--trusted-proxies: "proxy.internal" is not an IP address or CIDR`},
+		{"unreachable PostgreSQL", env(), []string{"serve", "--dev", "--addr", free, "--data-dir", dir, "--db", "postgres://latchkey:hunter2-secret@127.0.0.1:1/latchkey?sslmode=disable&connect_timeout=2"}, "cannot reach PostgreSQL at 127.0.0.1:1"},
+		{"corrupt SQLite file", env(), []string{"serve", "--dev", "--addr", free, "--data-dir", dir, "--db", corrupt}, "not a SQLite database"},
+		{"unwritable data directory", env(), []string{"serve", "--dev", "--addr", free, "--data-dir", filepath.Join(notADir, "data")}, "data directory " + filepath.Join(notADir, "data")},
+		{"missing seed file", env(), []string{"serve", "--dev", "--addr", free, "--data-dir", dir, "--seed", filepath.Join(dir, "nope.yaml")}, "seed file: open"},
 		{"port in use", env(), []string{"serve", "--dev", "--data-dir", dir, "--addr", ""}, "address already in use"},
 	}
 	busy, err := net.Listen("tcp", "127.0.0.1:0")

@@ -44,7 +44,7 @@ func TestIntrospection_RefreshTokens(t *testing.T) {
 		// Another client learns nothing, hint or not.
 		wantInactive(t, "another client", s.introspect(t, svcBasic, rt))
 		wantInactive(t, "another client with hint", s.introspect(t, svcBasic, rt, "token_type_hint", "refresh_token"))
-		wantInactive(t, "unknown refresh token", s.introspect(t, webBasic, rt[:len(rt)-2]+"AA"))
+		wantInactive(t, "unknown refresh token", s.introspect(t, webBasic, otherToken(rt)))
 
 		// Rotated: the parent is spent, its successor is active.
 		r2 := s.refresh(t, webBasic, rt)
@@ -66,4 +66,13 @@ func TestIntrospection_RefreshTokens(t *testing.T) {
 			t.Fatal("a refresh token reached the log")
 		}
 	})
+}
+
+// otherToken is a token of the same shape as tok that is certainly not tok.
+func otherToken(tok string) string {
+	last := "A"
+	if strings.HasSuffix(tok, "A") {
+		last = "B"
+	}
+	return tok[:len(tok)-1] + last
 }

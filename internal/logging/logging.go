@@ -4,6 +4,11 @@
 // token, code or credential header is replaced whole) and by value (bearer tokens,
 // JWTs, Latchkey's prefixed tokens and passwords inside URLs are masked wherever
 // they appear, in messages and errors too). Neither relies on callers remembering.
+//
+// Only values are masked, never prose: "the bearer token expired" reads as written,
+// while "Bearer eyJ…" loses its credential. And a key masks only what can hold a
+// secret under it: an attribute named code is an authorization code unless its value
+// is a number (an HTTP status) or shaped like an OAuth error code ("invalid_grant").
 package logging
 
 import (
@@ -32,10 +37,20 @@ var sensitiveKeys = map[string]bool{
 	"master_key": true, "dsn": true, "state": true, "nonce": true,
 }
 
+// errorCode is the shape of an OAuth error code (RFC 6749 §5.2: "invalid_grant"):
+// lower-case words joined by underscores. Authorization codes never have it: they
+// carry random base64url with digits and capitals (lk_ac_…).
+var errorCode = regexp.MustCompile(`^[a-z]+(_[a-z]+)*$`)
+
+// word is a run of letters that reads as prose after an auth scheme name ("bearer
+// token", "Basic credentials."), not as a credential: credentials are long, or hold
+// digits or token68 punctuation.
+var word = regexp.MustCompile(`^[A-Za-z][A-Za-z-]{0,18}\.?$`)
+
 // secretPatterns find secrets inside free text.
 var secretPatterns = []*regexp.Regexp{
-	// Authorization header values.
-	regexp.MustCompile(`(?i)\b(bearer|basic|dpop)\s+[A-Za-z0-9._~+/=-]+`),
+	// Authorization header values: the scheme, spaces, then the credentials.
+	regexp.MustCompile(`(?i)\b(?:bearer|basic|dpop)\s+([A-Za-z0-9._~+/=-]+)`),
 	// JWTs (JWS compact serialisation): three base64url parts, the first a JSON header.
 	regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*`),
 	// Latchkey's own prefixed opaque tokens: lk_<kind>_<random>.
@@ -50,7 +65,15 @@ var secretPatterns = []*regexp.Regexp{
 func Scrub(s string) string {
 	for i, re := range secretPatterns {
 		switch i {
-		case 0, 3:
+		case 0:
+			s = re.ReplaceAllStringFunc(s, func(m string) string {
+				cred := re.FindStringSubmatch(m)[1]
+				if word.MatchString(cred) {
+					return m // prose, such as "bearer token"
+				}
+				return m[:len(m)-len(cred)] + Redacted
+			})
+		case 3:
 			s = re.ReplaceAllStringFunc(s, func(m string) string {
 				// Keep the scheme or parameter name so the line still reads.
 				if j := strings.IndexAny(m, " \t="); j >= 0 {
@@ -107,10 +130,11 @@ func (h *RedactingHandler) WithGroup(name string) slog.Handler {
 }
 
 func redact(a slog.Attr) slog.Attr {
-	if sensitiveKeys[strings.ReplaceAll(strings.ToLower(a.Key), "-", "_")] {
+	v := a.Value.Resolve()
+	key := strings.ReplaceAll(strings.ToLower(a.Key), "-", "_")
+	if sensitiveKeys[key] && !(key == "code" && notAnAuthorizationCode(v)) {
 		return slog.String(a.Key, Redacted)
 	}
-	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindGroup:
 		group := v.Group()
@@ -127,4 +151,16 @@ func redact(a slog.Attr) slog.Attr {
 	default:
 		return slog.Attr{Key: a.Key, Value: v}
 	}
+}
+
+// notAnAuthorizationCode reports whether the value of an attribute named code is
+// plainly another kind of code: a number (an HTTP status) or an OAuth error code.
+func notAnAuthorizationCode(v slog.Value) bool {
+	switch v.Kind() {
+	case slog.KindInt64, slog.KindUint64:
+		return true
+	case slog.KindString:
+		return errorCode.MatchString(v.String())
+	}
+	return false
 }

@@ -59,3 +59,56 @@ func FuzzScrubNeverLeaksATokenItRecognises(f *testing.F) {
 		}
 	})
 }
+
+// Values are masked, precisely: what holds a secret is, and what reads as prose or
+// names an error is not.
+func TestRedactsValuesNotProse(t *testing.T) {
+	masked := []struct {
+		name   string
+		log    func(*slog.Logger)
+		secret string
+	}{
+		{"authorization code", func(l *slog.Logger) { l.Info("redeem", "code", "lk_ac_Q2hlY2tNZTEyMzQ1Njc4OTA") }, "Q2hlY2tNZTEyMzQ1Njc4OTA"},
+		{"code of any other shape", func(l *slog.Logger) { l.Info("redeem", "Code", "SplxlOBeZQQYbYS6WxSbIA") }, "SplxlOBeZQQYbYS6WxSbIA"},
+		{"code with a digit", func(l *slog.Logger) { l.Info("redeem", "code", "abc1") }, "abc1"},
+		{"code as an error value", func(l *slog.Logger) { l.Info("redeem", "code", errors.New("hunter2")) }, "hunter2"},
+		{"bearer credential", func(l *slog.Logger) { l.Info("header Authorization: Bearer abcdefghij0123456789") }, "abcdefghij0123456789"},
+		{"lower-case bearer credential", func(l *slog.Logger) { l.Info("got bearer abcdefghijklmnopqrstuvwxyz") }, "abcdefghijklmnopqrstuvwxyz"},
+		{"basic credential", func(l *slog.Logger) { l.Info("x", "auth", "BASIC d2ViOndlYi1zZWNyZXQtMTIz") }, "d2ViOndlYi1zZWNyZXQtMTIz"},
+		{"dpop credential", func(l *slog.Logger) { l.Info("DPoP " + jwt) }, jwt},
+		{"token in a form", func(l *slog.Logger) { l.Info("body token=opaque-thing-123") }, "opaque-thing-123"},
+		{"state", func(l *slog.Logger) { l.Info("x", "state", "invalid_grant") }, "invalid_grant"},
+	}
+	for _, tc := range masked {
+		var buf bytes.Buffer
+		tc.log(New(&buf, slog.LevelDebug))
+		if strings.Contains(buf.String(), tc.secret) || !strings.Contains(buf.String(), Redacted) {
+			t.Errorf("%s: not masked: %s", tc.name, buf.String())
+		}
+	}
+
+	kept := []struct {
+		name string
+		log  func(*slog.Logger)
+		want string
+	}{
+		{"error code", func(l *slog.Logger) { l.Debug("request refused", "code", "invalid_grant") }, "code=invalid_grant"},
+		{"numeric status code", func(l *slog.Logger) { l.Info("upstream", "code", 401) }, "code=401"},
+		{"status", func(l *slog.Logger) { l.Info("request", slog.Int("status", 400)) }, "status=400"},
+		{"the word token", func(l *slog.Logger) { l.Info("refresh token reused; token family revoked") }, `msg="refresh token reused; token family revoked"`},
+		{"bearer token in prose", func(l *slog.Logger) { l.Info("the bearer token expired") }, `msg="the bearer token expired"`},
+		{"Bearer at a sentence's end", func(l *slog.Logger) { l.Info("send a Bearer token.") }, `msg="send a Bearer token."`},
+		{"basic credentials in an error", func(l *slog.Logger) {
+			l.Info("request refused", "err", errors.New("invalid_client: malformed Basic credentials"))
+		}, `err="invalid_client: malformed Basic credentials"`},
+		{"dpop in prose", func(l *slog.Logger) { l.Info("DPoP proof missing") }, `msg="DPoP proof missing"`},
+		{"token-based", func(l *slog.Logger) { l.Info("Bearer token-based auth") }, `msg="Bearer token-based auth"`},
+	}
+	for _, tc := range kept {
+		var buf bytes.Buffer
+		tc.log(New(&buf, slog.LevelDebug))
+		if !strings.Contains(buf.String(), tc.want) || strings.Contains(buf.String(), Redacted) {
+			t.Errorf("%s: want %q unmasked, got %s", tc.name, tc.want, buf.String())
+		}
+	}
+}

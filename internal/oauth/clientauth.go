@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -44,12 +43,12 @@ var assertionAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.EdDSA
 // when allowPublic is set. Every failure is invalid_client (401).
 func (h *Handler) authenticateClient(r *http.Request, form url.Values, realm storage.Realm, allowPublic bool) (storage.Client, error) {
 	ctx := r.Context()
-	basicID, basicSecret, hasBasic := r.BasicAuth()
+	basicID, basicSecret, hasBasic, basicErr := basicCredentials(r.Header.Get("Authorization"))
 	fail := func(description string, cause error) error {
 		return &Error{Code: InvalidClient, Description: description, Status: http.StatusUnauthorized, Basic: hasBasic, Cause: cause}
 	}
-	if !hasBasic && r.Header.Get("Authorization") != "" && strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "basic") {
-		return storage.Client{}, &Error{Code: InvalidClient, Description: "malformed Basic credentials", Status: http.StatusUnauthorized, Basic: true}
+	if basicErr != nil {
+		return storage.Client{}, fail("malformed Basic credentials", nil)
 	}
 
 	methods := 0
@@ -65,16 +64,10 @@ func (h *Handler) authenticateClient(r *http.Request, form url.Values, realm sto
 	method, clientID, secret := methodNone, form.Get("client_id"), form.Get("client_secret")
 	switch {
 	case hasBasic:
-		// RFC 6749 §2.3.1: both halves are form-encoded before Basic encoding.
-		id, err1 := url.QueryUnescape(basicID)
-		sec, err2 := url.QueryUnescape(basicSecret)
-		if err1 != nil || err2 != nil {
-			return storage.Client{}, fail("malformed Basic credentials", nil)
-		}
-		if clientID != "" && clientID != id {
+		if clientID != "" && clientID != basicID {
 			return storage.Client{}, fail("client_id does not match the Basic credentials", nil)
 		}
-		method, clientID, secret = methodBasic, id, sec
+		method, clientID, secret = methodBasic, basicID, basicSecret
 	case form.Has("client_secret"):
 		method = methodPost
 	case form.Has("client_assertion"):

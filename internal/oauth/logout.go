@@ -293,7 +293,7 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, realm storage
 		fail(http.StatusBadRequest, "invalid_request", "access tokens must not be sent in the URL")
 		return
 	}
-	tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	tok, found := authCredentials(r.Header.Get("Authorization"), "Bearer")
 	if !found && r.Method == http.MethodPost && r.Header.Get("Authorization") == "" {
 		if form, err := parseForm(w, r); err == nil {
 			tok, found = form.Get("access_token"), form.Has("access_token")

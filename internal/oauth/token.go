@@ -47,7 +47,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request, realm storage.Re
 	}
 	var err error
 	var resp token.Response
-	switch gt := form.Get("grant_type"); gt {
+	switch form.Get("grant_type") {
 	case "":
 		err = newError(InvalidRequest, "grant_type is required")
 	case "client_credentials":
@@ -57,7 +57,8 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request, realm storage.Re
 	case "refresh_token":
 		resp, err = h.refresh(r, realm, client, form)
 	default:
-		err = newError(UnsupportedGrantType, "grant type "+strings.ReplaceAll(gt, "\n", " ")+" is not supported")
+		// Never echoed: descriptions are logged, and a secret pasted here must not be.
+		err = newError(UnsupportedGrantType, "the grant_type is not supported")
 	}
 	if err != nil {
 		h.writeError(w, r, err)
@@ -205,7 +206,7 @@ func grantedScopes(requested string, allowed []string) ([]string, error) {
 			return nil, newError(InvalidScope, "malformed scope")
 		}
 		if !slices.Contains(allowed, s) {
-			return nil, newError(InvalidScope, "scope "+s+" is not allowed for this client")
+			return nil, newError(InvalidScope, "a requested scope is not allowed for this client")
 		}
 		if !slices.Contains(out, s) {
 			out = append(out, s)
@@ -236,7 +237,7 @@ func audience(resources []string, client storage.Client, issuer string) ([]strin
 			return nil, newError(InvalidTarget, "resource must be an absolute URI without a fragment")
 		}
 		if !slices.Contains(client.Audiences, res) {
-			return nil, newError(InvalidTarget, "resource "+res+" is not allowed for this client")
+			return nil, newError(InvalidTarget, "a requested resource is not allowed for this client")
 		}
 		if !slices.Contains(out, res) {
 			out = append(out, res)

@@ -181,19 +181,3 @@ func TestWarningsNameForcedLongLivedTokens(t *testing.T) {
 		t.Fatalf("an hour is not long-lived: %q", w)
 	}
 }
-
-func FuzzParse(f *testing.F) {
-	base, _ := os.ReadFile("testdata/acme.yaml")
-	f.Add(string(base))
-	f.Add("realms:\n  - name: x\n    clients: [{id: a, grant_types: [client_credentials], secret: s}]\n")
-	f.Add("realms: {}\n")
-	f.Fuzz(func(t *testing.T, s string) {
-		file, err := Parse("fuzz.yaml", []byte(s))
-		if err == nil && file == nil {
-			t.Fatal("no file and no error")
-		}
-		if err != nil && !strings.HasPrefix(err.Error(), "fuzz.yaml") {
-			t.Fatalf("error %q does not name the file", err)
-		}
-	})
-}

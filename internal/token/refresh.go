@@ -234,7 +234,7 @@ func narrow(requested string, granted []string) ([]string, error) {
 	var out []string
 	for _, sc := range strings.Fields(requested) {
 		if !slices.Contains(granted, sc) {
-			return nil, fmt.Errorf("%w: %s was not granted", ErrInvalidScope, sc)
+			return nil, fmt.Errorf("%w: a requested scope was not granted", ErrInvalidScope) // never echoed: it is logged
 		}
 		if !slices.Contains(out, sc) {
 			out = append(out, sc)

@@ -1,0 +1,70 @@
+package seed
+
+import (
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/latchkey/latchkey/internal/ident"
+)
+
+// Whatever the seed file holds, Parse (which validates) never panics and answers
+// with a file or an error naming the file; what it accepts is valid on its face
+// (unique, well-formed names, grant types that exist, passwords long enough), and
+// reading it twice gives the same result.
+func FuzzSeed(f *testing.F) {
+	base, _ := os.ReadFile("testdata/acme.yaml")
+	f.Add(string(base))
+	f.Add("realms:\n  - name: x\n    clients: [{id: a, grant_types: [client_credentials], secret: s}]\n")
+	f.Add("realms: {}\n")
+	f.Add("")
+	f.Add("realms:\n  - name: a\n  - name: a\n")
+	f.Add("realms:\n  - name: a\n    access_token_ttl: 5x\n    users: [{username: Bob, password: short}]\n")
+	f.Add("x: &a [*a]\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		file, err := Parse("fuzz.yaml", []byte(s))
+		if err != nil {
+			if file != nil || !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+				t.Fatalf("error %q (file %v) does not name the file", err, file)
+			}
+			return
+		}
+		if file == nil {
+			t.Fatal("no file and no error")
+		}
+		realms := map[string]bool{}
+		for _, r := range file.Realms {
+			if ident.Realm(r.Name) != nil || realms[r.Name] {
+				t.Fatalf("accepted realm name %q", r.Name)
+			}
+			realms[r.Name] = true
+			clients := map[string]bool{}
+			for _, c := range r.Clients {
+				if ident.ClientID(c.ID) != nil || clients[c.ID] {
+					t.Fatalf("accepted client id %q", c.ID)
+				}
+				clients[c.ID] = true
+				if len(c.GrantTypes) == 0 || slices.ContainsFunc(c.GrantTypes, func(g string) bool { return !slices.Contains(grantTypes, g) }) {
+					t.Fatalf("accepted grant types %q", c.GrantTypes)
+				}
+			}
+			users := map[string]bool{}
+			for _, u := range r.Users {
+				if ident.Username(u.Username) != nil || users[u.Username] || u.Username != strings.ToLower(u.Username) {
+					t.Fatalf("accepted username %q", u.Username)
+				}
+				users[u.Username] = true
+				if len(u.Password) < minPasswordLen {
+					t.Fatalf("accepted a %d-character password", len(u.Password))
+				}
+			}
+		}
+		file.Warnings()
+		again, err := Parse("fuzz.yaml", []byte(s))
+		if err != nil || !reflect.DeepEqual(file, again) {
+			t.Fatalf("a second reading differs: %v", err)
+		}
+	})
+}
