@@ -178,3 +178,37 @@ func limitsValues(m map[string]string) []string {
 	}
 	return out
 }
+
+// Counting attempts in flight must not refuse honest ones: more simultaneous
+// sign-ins with the right password than an account has failures left queue
+// behind those being checked, and every one of them signs in.
+func TestLoginLimits_HonestConcurrentSignInsAreNotRefused(t *testing.T) {
+	stores(t, func(t *testing.T, db string) {
+		s := start(t, options{db: db})
+		const n = 12 // more than the account's 5, fewer than the address's 20
+		browsers := make([]*browser, n)
+		reqs := make([]*http.Request, n)
+		for i := range n {
+			browsers[i] = newBrowser(t)
+			u := s.authURL("web")
+			reqs[i] = browsers[i].loginRequest(browsers[i].get(u), u, "username", "alice", "password", alicePass)
+		}
+		pages := make([]page, n)
+		var wg sync.WaitGroup
+		gate := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-gate
+				pages[i] = browsers[i].do(reqs[i])
+			})
+		}
+		close(gate)
+		wg.Wait()
+		for i, p := range pages {
+			if p.location == nil || p.location.Query().Get("code") == "" {
+				t.Errorf("sign-in %d of %d simultaneous, right password: %d (Retry-After %q); want a redirect with a code",
+					i+1, n, p.status, p.header.Get("Retry-After"))
+			}
+		}
+	})
+}

@@ -419,7 +419,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 	}
 	// Admission is decided before the password hash is checked, counting the
 	// attempts in flight, so a burst gets no more checks than a sequence.
-	attempt, wait := h.limiter.Admit(account, from.IP)
+	attempt, wait := h.limiter.Admit(ctx, account, from.IP)
 	if attempt == nil {
 		h.loginPage(w, r, realm, client, req, http.StatusTooManyRequests, name, "", wait)
 		return

@@ -127,7 +127,7 @@ func (h *Handler) checkSecret(r *http.Request, realm storage.Realm, client stora
 	if client.ID != "" {
 		key = realm.Name + "/" + client.ID
 	}
-	attempt, wait := h.clientLimiter.Admit(key, from.IP)
+	attempt, wait := h.clientLimiter.Admit(ctx, key, from.IP)
 	if attempt == nil {
 		return clientThrottled(wait)
 	}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/netip"
 	"sync"
 	"time"
@@ -18,6 +19,9 @@ type LimiterConfig struct {
 	// long (a client whose ID is public) its lock is kept short.
 	AccountMaxLock time.Duration
 	Forget         time.Duration // failures older than this are forgotten (default 1h)
+	// Queue is how long an attempt waits for attempts in flight to land when they
+	// hold every failure its keys have left (default 2s); past it, it is refused.
+	Queue time.Duration
 }
 
 const (
@@ -30,8 +34,8 @@ const (
 	// table is full: an approximate "least recently failed", without an O(n) scan
 	// on every failure while under attack.
 	evictSample = 32
-	// busyWait is the wait given to an attempt refused only because others are
-	// still in flight: by then they have landed, and either locked the key or not.
+	// busyWait is the wait given to an attempt refused only because others were
+	// still in flight after it queued for them.
 	busyWait = time.Second
 )
 
@@ -44,8 +48,10 @@ const (
 // Admission is decided before the expensive check (a password hash, a client
 // secret) and counts the attempts still in flight as failures that have not
 // landed yet: a key n failures short of its lock admits at most n attempts at
-// once, and a key whose lock has run out admits one at a time. So a burst of
-// parallel attempts gets no more checks than the same attempts in sequence.
+// once, and a key whose lock has run out admits one at a time; the others queue
+// until those land. So a burst of parallel attempts gets no more checks than the
+// same attempts in sequence: wrong ones lock the key and the queue is refused,
+// right ones go through a few at a time.
 //
 // The limiter is per process: behind several instances each enforces its own
 // limits, so the effective limit is multiplied by the instance count.
@@ -58,6 +64,9 @@ type Limiter struct {
 	ips        map[string]*failures
 	lastSweep  time.Time
 	maxEntries int
+	// landed is closed, and cleared, when an attempt settles, waking the attempts
+	// queued behind those in flight; nil while none is queued.
+	landed chan struct{}
 }
 
 type failures struct {
@@ -94,6 +103,9 @@ func NewLimiter(c LimiterConfig, now func() time.Time) *Limiter {
 	if c.Forget <= 0 {
 		c.Forget = time.Hour
 	}
+	if c.Queue <= 0 {
+		c.Queue = 2 * time.Second
+	}
 	if c.Forget < c.MaxLock {
 		c.Forget = c.MaxLock
 	}
@@ -121,23 +133,63 @@ type Attempt struct {
 
 // Admit decides whether an attempt on account from ip may go ahead. It returns
 // the admitted Attempt, or nil and how long the caller must wait: the longer of
-// the account's and the IP's waits. An empty account or ip is not limited.
+// the account's and the IP's waits. An attempt that only has to wait for others
+// in flight queues for them (up to the configured Queue, or until ctx is done)
+// and is decided again as they land. An empty account or ip is not limited.
 // The caller must settle an admitted Attempt (defer Release covers every path).
-func (l *Limiter) Admit(account, ip string) (*Attempt, time.Duration) {
+func (l *Limiter) Admit(ctx context.Context, account, ip string) (*Attempt, time.Duration) {
 	ip = ipKey(ip)
+	var timeout <-chan time.Time
+	for {
+		a, wait, landed := l.admit(account, ip)
+		if landed == nil {
+			return a, wait
+		}
+		if timeout == nil {
+			t := time.NewTimer(l.cfg.Queue)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-landed:
+		case <-ctx.Done():
+			return nil, busyWait
+		case <-timeout:
+			return nil, busyWait
+		}
+	}
+}
+
+// admit is one decision of Admit: an attempt, a lock's wait, or (when only
+// attempts in flight stand in the way) a channel closed when one of them lands.
+func (l *Limiter) admit(account, ip string) (*Attempt, time.Duration, <-chan struct{}) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Sub(l.lastSweep) >= sweepEvery {
 		l.sweep(now)
 	}
-	wait := max(l.wait(l.accounts, account, l.cfg.AccountFailures, l.cfg.AccountMaxLock, now),
-		l.wait(l.ips, ip, l.cfg.IPFailures, l.cfg.MaxLock, now))
-	if wait > 0 {
-		return nil, wait
+	accountWait := l.wait(l.accounts, account, l.cfg.AccountFailures, l.cfg.AccountMaxLock, now)
+	ipWait := l.wait(l.ips, ip, l.cfg.IPFailures, l.cfg.MaxLock, now)
+	if wait := max(accountWait, ipWait); wait > 0 {
+		return nil, wait, nil
+	}
+	if accountWait == busy || ipWait == busy {
+		if l.landed == nil {
+			l.landed = make(chan struct{})
+		}
+		return nil, 0, l.landed
 	}
 	return &Attempt{l: l, account: account, ip: ip,
-		accountF: l.enter(l.accounts, account, now), ipF: l.enter(l.ips, ip, now)}, 0
+		accountF: l.enter(l.accounts, account, now), ipF: l.enter(l.ips, ip, now)}, 0, nil
+}
+
+// wake lets the queued attempts decide again. l.mu must be held.
+func (l *Limiter) wake() {
+	if l.landed != nil {
+		close(l.landed)
+		l.landed = nil
+	}
 }
 
 // Fail records the attempt as failed against both the account and the IP, and
@@ -151,6 +203,7 @@ func (a *Attempt) Fail() time.Duration {
 		return 0
 	}
 	a.settled = true
+	defer l.wake()
 	for _, f := range []*failures{a.accountF, a.ipF} {
 		if f == nil {
 			continue
@@ -187,6 +240,7 @@ func (a *Attempt) settle(success bool) {
 		return
 	}
 	a.settled = true
+	defer l.wake()
 	if f := a.accountF; f != nil {
 		f.inFlight--
 		if success {
@@ -200,8 +254,12 @@ func (a *Attempt) settle(success bool) {
 	}
 }
 
-// wait is how long an attempt on key must wait: the rest of its lock, or
-// busyWait when the failures it has left are all taken by attempts in flight.
+// busy is what wait answers for a key whose failures left are all held by
+// attempts in flight: not a duration, a reason to queue.
+const busy time.Duration = -1
+
+// wait is how long an attempt on key must wait: the rest of its lock, or busy
+// when the failures it has left are all taken by attempts in flight.
 func (l *Limiter) wait(table map[string]*failures, key string, threshold int, maxLock time.Duration, now time.Time) time.Duration {
 	f := table[key]
 	if key == "" || f == nil {
@@ -216,7 +274,7 @@ func (l *Limiter) wait(table map[string]*failures, key string, threshold int, ma
 	}
 	// Failures left before the lock, or one at a time once a lock has run out.
 	if f.inFlight >= max(threshold-count, 1) {
-		return busyWait
+		return busy
 	}
 	return 0
 }

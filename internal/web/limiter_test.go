@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -19,10 +20,17 @@ func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c
 
 func (c *fakeClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
+// now is a done context: an Admit given it decides at once and never queues.
+var now = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
 // fail admits an attempt and fails it; the test fails if it is not admitted.
 func fail(t *testing.T, l *Limiter, account, ip string) time.Duration {
 	t.Helper()
-	a, wait := l.Admit(account, ip)
+	a, wait := l.Admit(now, account, ip)
 	if a == nil {
 		t.Fatalf("Admit(%q, %q) refused (wait %v), want admitted", account, ip, wait)
 	}
@@ -31,7 +39,7 @@ func fail(t *testing.T, l *Limiter, account, ip string) time.Duration {
 
 // waitFor is how long an attempt must wait now (0: it would be admitted).
 func waitFor(l *Limiter, account, ip string) time.Duration {
-	a, wait := l.Admit(account, ip)
+	a, wait := l.Admit(now, account, ip)
 	if a != nil {
 		a.Release()
 	}
@@ -174,7 +182,7 @@ func TestLimiter_Rules(t *testing.T) {
 					fail(t, l, s.account, s.ip)
 				}
 				if s.success {
-					a, wait := l.Admit(s.account, s.ip)
+					a, wait := l.Admit(now, s.account, s.ip)
 					if a == nil {
 						t.Fatalf("step %d: success refused (wait %v)", i, wait)
 					}
@@ -208,47 +216,42 @@ func TestLimiter_FailReturnsTheLock(t *testing.T) {
 }
 
 // A burst admits no more attempts than the failures a key has left, however
-// many arrive before any has landed.
+// many arrive before any has landed; the rest queue, and when the admitted ones
+// fail and lock the key, the queue is refused with the lock's wait.
 func TestLimiter_BurstIsAdmittedLikeASequence(t *testing.T) {
 	clock := newFakeClock()
-	l := NewLimiter(LimiterConfig{}, clock.Now)
-	var (
-		mu       sync.Mutex
-		admitted []*Attempt
-		refused  int
-		wg       sync.WaitGroup
-	)
+	l := NewLimiter(LimiterConfig{Queue: time.Minute}, clock.Now)
+	admitted := make(chan *Attempt, 100)
+	refused := make(chan time.Duration, 100)
 	for range 100 {
-		wg.Go(func() {
-			a, wait := l.Admit("acme/alice", "192.0.2.1")
-			mu.Lock()
-			defer mu.Unlock()
+		go func() {
+			a, wait := l.Admit(context.Background(), "acme/alice", "192.0.2.1")
 			if a == nil {
-				if wait <= 0 {
-					t.Errorf("refused with wait %v", wait)
-				}
-				refused++
+				refused <- wait
 				return
 			}
-			admitted = append(admitted, a)
-		})
+			admitted <- a
+		}()
 	}
-	wg.Wait()
-	if len(admitted) != 5 || refused != 95 {
-		t.Fatalf("admitted %d, refused %d; want 5 and 95", len(admitted), refused)
+	for range 5 {
+		(<-admitted).Fail()
 	}
-	if got := waitFor(l, "acme/alice", "192.0.2.1"); got != busyWait {
-		t.Errorf("wait while 5 are in flight = %v, want %v", got, busyWait)
+	for range 95 {
+		if wait := <-refused; wait != 30*time.Second {
+			t.Fatalf("a queued attempt was refused with wait %v, want the lock's 30s", wait)
+		}
 	}
-	for _, a := range admitted {
-		a.Fail()
+	select {
+	case <-admitted:
+		t.Fatal("a sixth attempt was admitted")
+	default:
 	}
 	if got := waitFor(l, "acme/alice", "192.0.2.1"); got != 30*time.Second {
 		t.Errorf("wait after the 5 failed = %v, want 30s", got)
 	}
 	// Once the lock runs out, one attempt at a time.
 	clock.Advance(30 * time.Second)
-	a, _ := l.Admit("acme/alice", "192.0.2.1")
+	a, _ := l.Admit(now, "acme/alice", "192.0.2.1")
 	if a == nil {
 		t.Fatal("not admitted after the lock ran out")
 	}
@@ -261,14 +264,67 @@ func TestLimiter_BurstIsAdmittedLikeASequence(t *testing.T) {
 	}
 }
 
+// A burst of attempts that succeed is never refused: past the failures a key
+// has left, they queue behind those in flight and go through as those land.
+func TestLimiter_HonestBurstGoesThrough(t *testing.T) {
+	l := NewLimiter(LimiterConfig{AccountFailures: 2, IPFailures: 3, Queue: time.Minute}, newFakeClock().Now)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	for range 100 {
+		wg.Go(func() {
+			a, wait := l.Admit(context.Background(), "acme/svc", "192.0.2.1")
+			if a == nil {
+				t.Errorf("an honest attempt was refused (wait %v)", wait)
+				return
+			}
+			mu.Lock()
+			inFlight++
+			most = max(most, inFlight)
+			mu.Unlock()
+			time.Sleep(time.Millisecond)
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+			a.Succeed()
+		})
+	}
+	wg.Wait()
+	if most > 2 {
+		t.Errorf("%d attempts were checked at once; want at most the account's 2", most)
+	}
+}
+
+// A queued attempt gives up when its context is done or its queue time is over.
+func TestLimiter_QueueIsBounded(t *testing.T) {
+	l := NewLimiter(LimiterConfig{AccountFailures: 1, Queue: 10 * time.Millisecond}, newFakeClock().Now)
+	held, _ := l.Admit(now, "acme/alice", "192.0.2.1")
+	if held == nil {
+		t.Fatal("first attempt refused")
+	}
+	if a, wait := l.Admit(context.Background(), "acme/alice", "192.0.2.2"); a != nil || wait != busyWait {
+		t.Fatalf("queued past its time: admitted %v, wait %v; want refused with %v", a != nil, wait, busyWait)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancel()
+	l.cfg.Queue = time.Minute
+	if a, wait := l.Admit(ctx, "acme/alice", "192.0.2.2"); a != nil || wait != busyWait {
+		t.Fatalf("queued past its context: admitted %v, wait %v; want refused with %v", a != nil, wait, busyWait)
+	}
+	held.Release()
+	if got := waitFor(l, "acme/alice", "192.0.2.2"); got != 0 {
+		t.Fatalf("after the release: wait %v, want 0", got)
+	}
+}
+
 func TestLimiter_InFlightPerIP(t *testing.T) {
 	l := NewLimiter(LimiterConfig{IPFailures: 2}, newFakeClock().Now)
-	a1, _ := l.Admit("acme/u1", "192.0.2.1")
-	a2, _ := l.Admit("acme/u2", "192.0.2.1")
+	a1, _ := l.Admit(now, "acme/u1", "192.0.2.1")
+	a2, _ := l.Admit(now, "acme/u2", "192.0.2.1")
 	if a1 == nil || a2 == nil {
 		t.Fatal("first two attempts refused")
 	}
-	if a, wait := l.Admit("acme/u3", "192.0.2.1"); a != nil || wait != busyWait {
+	if a, wait := l.Admit(now, "acme/u3", "192.0.2.1"); a != nil || wait != busyWait {
 		t.Fatalf("third attempt from the IP: admitted %v, wait %v; want refused with %v", a != nil, wait, busyWait)
 	}
 	a1.Release()
@@ -281,7 +337,7 @@ func TestLimiter_InFlightPerIP(t *testing.T) {
 func TestLimiter_SettlingCountsOnce(t *testing.T) {
 	l := NewLimiter(LimiterConfig{}, newFakeClock().Now)
 	for range 4 {
-		a, _ := l.Admit("acme/alice", "192.0.2.1")
+		a, _ := l.Admit(now, "acme/alice", "192.0.2.1")
 		a.Fail()
 		a.Fail()
 		a.Release()
@@ -292,7 +348,7 @@ func TestLimiter_SettlingCountsOnce(t *testing.T) {
 	}
 	// Release alone counts nothing, and leaves no entry behind.
 	for range 10 {
-		a, _ := l.Admit("acme/bob", "192.0.2.2")
+		a, _ := l.Admit(now, "acme/bob", "192.0.2.2")
 		a.Release()
 	}
 	if l.accounts["acme/bob"] != nil || l.ips["192.0.2.2"] != nil {
@@ -307,8 +363,8 @@ func TestLimiter_SuccessWhileOthersInFlight(t *testing.T) {
 	for range 3 {
 		fail(t, l, "acme/alice", "192.0.2.1")
 	}
-	a, _ := l.Admit("acme/alice", "192.0.2.1")
-	b, _ := l.Admit("acme/alice", "192.0.2.2")
+	a, _ := l.Admit(now, "acme/alice", "192.0.2.1")
+	b, _ := l.Admit(now, "acme/alice", "192.0.2.2")
 	if a == nil || b == nil {
 		t.Fatal("two attempts with two failures left: refused")
 	}
@@ -328,7 +384,7 @@ func TestLimiter_SuccessWhileOthersInFlight(t *testing.T) {
 func TestLimiter_Defaults(t *testing.T) {
 	l := NewLimiter(LimiterConfig{}, nil)
 	want := LimiterConfig{AccountFailures: 5, IPFailures: 20, BaseLock: 30 * time.Second, MaxLock: 15 * time.Minute,
-		AccountMaxLock: 15 * time.Minute, Forget: time.Hour}
+		AccountMaxLock: 15 * time.Minute, Forget: time.Hour, Queue: 2 * time.Second}
 	if l.cfg != want {
 		t.Errorf("cfg = %+v, want %+v", l.cfg, want)
 	}
@@ -340,7 +396,7 @@ func TestLimiter_SweepDropsForgottenEntries(t *testing.T) {
 	for i := range 100 {
 		fail(t, l, fmt.Sprintf("acme/u%d", i), fmt.Sprintf("192.0.2.%d", i))
 	}
-	inFlight, _ := l.Admit("acme/busy", "198.51.100.2")
+	inFlight, _ := l.Admit(now, "acme/busy", "198.51.100.2")
 	clock.Advance(time.Hour)
 	fail(t, l, "acme/new", "198.51.100.1") // more than a minute since the last sweep
 	if len(l.accounts) != 2 || len(l.ips) != 2 {
@@ -371,7 +427,7 @@ func TestLimiter_EvictionSparesAttemptsInFlight(t *testing.T) {
 	l.maxEntries = 2
 	var held []*Attempt
 	for i := range 3 {
-		a, _ := l.Admit(fmt.Sprintf("acme/u%d", i), fmt.Sprintf("192.0.2.%d", i))
+		a, _ := l.Admit(now, fmt.Sprintf("acme/u%d", i), fmt.Sprintf("192.0.2.%d", i))
 		held = append(held, a)
 	}
 	if len(l.accounts) != 3 {
@@ -395,7 +451,7 @@ func TestLimiter_ConcurrentUse(t *testing.T) {
 			for i := range 500 {
 				account := fmt.Sprintf("acme/u%d", i%7)
 				ip := fmt.Sprintf("192.0.2.%d", g)
-				a, _ := l.Admit(account, ip)
+				a, _ := l.Admit(now, account, ip)
 				if a == nil {
 					continue
 				}
