@@ -418,6 +418,10 @@ type AuditEvent struct {
 	Details   map[string]string
 }
 
+// ReasonUserDisabled is the revoke reason of the refresh families a user had
+// when they were disabled.
+const ReasonUserDisabled = "user disabled"
+
 // UserDisabled is the audit event of a user turned from enabled to disabled: realm
 // and user, and what did it ("seed"). A store method that disables a user appends it
 // in the same transaction as the change, so neither is ever without the other.
@@ -468,9 +472,11 @@ type SeedStore interface {
 	// nothing is changed. An entity whose configuration already matches (see
 	// SameRealm, SameClient, SameUser) is left untouched, timestamps included; an
 	// existing user keeps its ID, CreatedAt and TokensValidAfter. An existing user the
-	// seed turns from enabled to disabled gets a UserDisabled audit event (at the
-	// seed user's UpdatedAt, by "seed") in the same transaction. Entities the seed
-	// does not name are left alone.
+	// seed turns from enabled to disabled is disabled for good in the same
+	// transaction, at the seed user's UpdatedAt: TokensValidAfter moves there, their
+	// sessions and refresh families are revoked (ReasonUserDisabled), and a
+	// UserDisabled audit event (by "seed") is written. Entities the seed does not
+	// name are left alone.
 	ApplySeed(ctx context.Context, s Seed) (SeedResult, error)
 }
 

@@ -116,6 +116,7 @@ type options struct {
 	args []string          // extra serve flags
 	env  map[string]string // extra environment
 	db   string            // --db; set by eachStore
+	addr string            // --addr, and so the base URL; a free port when empty
 }
 
 // server is a running `latchkey serve` process.
@@ -138,7 +139,10 @@ func stores(t *testing.T, fn func(t *testing.T, db string)) {
 func start(t testing.TB, o options) *server {
 	t.Helper()
 	bin := binary(t)
-	addr := freeAddr(t)
+	addr := o.addr
+	if addr == "" {
+		addr = freeAddr(t)
+	}
 	seedFile := filepath.Join(t.TempDir(), "seed.yaml")
 	seed := o.seed
 	if seed == "" {

@@ -52,3 +52,39 @@ func TestSeed_DisablingAUserIsAudited(t *testing.T) {
 		}
 	})
 }
+
+// Disabling a user is for good: their tokens and browser sessions end with it, and
+// enabling them again brings none of it back (their security stamp moved).
+func TestSeed_EnablingADisabledUserBringsNothingBack(t *testing.T) {
+	disabledSeed := strings.Replace(defaultSeed, "        name: Alice Liddell\n", "        name: Alice Liddell\n        disabled: true\n", 1)
+	stores(t, func(t *testing.T, db string) {
+		// One address for every start, so the issuer stays the same: only the
+		// user's state can refuse the old tokens.
+		o := options{db: db, addr: freeAddr(t)}
+		s := start(t, o)
+		b := newBrowser(t)
+		tokens := s.redeem(t, webBasic, b.code(s, "web"))
+		at, rt := tokens.str("access_token"), tokens.str("refresh_token")
+		if at == "" || rt == "" {
+			t.Fatalf("sign-in: %d %s", tokens.status, tokens.raw)
+		}
+		s.stop()
+
+		o.seed = disabledSeed
+		start(t, o).stop()
+
+		o.seed = ""
+		s = start(t, o)
+		if r := s.refresh(t, webBasic, rt); r.status != 400 || r.str("error") != "invalid_grant" {
+			t.Errorf("refresh token from before the disabling, user enabled again: %d %s; want 400 invalid_grant", r.status, r.raw)
+		}
+		wantInactive(t, "access token from before the disabling, user enabled again", s.introspect(t, webBasic, at))
+		if p := b.get(s.authURL("web")); p.location != nil {
+			t.Errorf("the browser session from before the disabling signed in again without a password: %v", p.location)
+		}
+		// Alice herself can sign in again.
+		if r := s.redeem(t, webBasic, newBrowser(t).code(s, "web")); r.status != 200 {
+			t.Errorf("a new sign-in after enabling: %d %s", r.status, r.raw)
+		}
+	})
+}

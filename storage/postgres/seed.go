@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -117,13 +118,36 @@ func seedUser(ctx context.Context, q querier, u storage.User) (seedOutcome, erro
 		return seedUnchanged, nil
 	}
 	u.ID, u.CreatedAt, u.TokensValidAfter = old.ID, old.CreatedAt, old.TokensValidAfter
+	disabling := !old.Disabled && u.Disabled
+	if disabling {
+		// The security stamp moves: every token issued so far is dead for good,
+		// and enabling the user later brings none back.
+		u.TokensValidAfter = u.UpdatedAt
+	}
 	if _, err := updateUser(ctx, q, u); err != nil {
 		return 0, classify(err)
 	}
-	if !old.Disabled && u.Disabled {
+	if disabling {
+		if err := endUserGrants(ctx, q, u, u.UpdatedAt); err != nil {
+			return 0, err
+		}
 		if _, err := appendAudit(ctx, q, storage.UserDisabled(u.Realm, u.ID, u.UpdatedAt, "seed")); err != nil {
 			return 0, err
 		}
 	}
 	return seedUpdated, nil
+}
+
+// endUserGrants ends a disabled user's sessions and refresh families, in the
+// caller's transaction.
+func endUserGrants(ctx context.Context, q querier, u storage.User, at time.Time) error {
+	if _, err := q.Exec(ctx, `UPDATE sessions SET revoked_at = $3
+		WHERE realm = $1 AND user_id = $2 AND revoked_at IS NULL`, u.Realm, u.ID, ts(at)); err != nil {
+		return fmt.Errorf("end sessions of user %q in realm %q: %w", u.ID, u.Realm, err)
+	}
+	if _, err := q.Exec(ctx, `UPDATE refresh_families SET revoked_at = $3, revoke_reason = $4
+		WHERE realm = $1 AND user_id = $2 AND revoked_at IS NULL`, u.Realm, u.ID, ts(at), storage.ReasonUserDisabled); err != nil {
+		return fmt.Errorf("revoke refresh families of user %q in realm %q: %w", u.ID, u.Realm, err)
+	}
+	return nil
 }

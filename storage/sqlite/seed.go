@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/latchkey/latchkey/storage"
 )
@@ -92,7 +93,7 @@ func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *stora
 				return mapWriteError(err, userName(have.Realm, have.ID))
 			}
 			if !have.Disabled && u.Disabled {
-				if _, err := appendAudit(ctx, tx, storage.UserDisabled(have.Realm, have.ID, u.UpdatedAt, "seed")); err != nil {
+				if err := disableUser(ctx, tx, have, u.UpdatedAt); err != nil {
 					return err
 				}
 			}
@@ -100,4 +101,27 @@ func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *stora
 		}
 	}
 	return nil
+}
+
+// disableUser does what turning a user from enabled to disabled means, in the
+// caller's transaction: the security stamp moves to at, so every token issued
+// before is dead for good (enabling the user later brings none back); their
+// sessions and refresh families end; and the change is audited.
+func disableUser(ctx context.Context, tx *stmtTx, u storage.User, at time.Time) error {
+	a := micros(at)
+	for _, stmt := range []struct {
+		query string
+		args  []any
+	}{
+		{`UPDATE users SET tokens_valid_after = ? WHERE id = ?`, []any{a, u.ID}},
+		{`UPDATE sessions SET revoked_at = ? WHERE realm = ? AND user_id = ? AND revoked_at IS NULL`, []any{a, u.Realm, u.ID}},
+		{`UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
+			WHERE realm = ? AND user_id = ? AND revoked_at IS NULL`, []any{a, storage.ReasonUserDisabled, u.Realm, u.ID}},
+	} {
+		if _, err := tx.ExecContext(ctx, stmt.query, stmt.args...); err != nil {
+			return fmt.Errorf("disable %s: %w", userName(u.Realm, u.ID), err)
+		}
+	}
+	_, err := appendAudit(ctx, tx, storage.UserDisabled(u.Realm, u.ID, at, "seed"))
+	return err
 }

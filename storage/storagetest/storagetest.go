@@ -46,7 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Sweep", testSweep},
 		{"Seed", testSeed},
 		{"SeedIsAllOrNothing", testSeedAllOrNothing},
-		{"SeedAuditsDisablingAUser", testSeedAuditsDisabling},
+		{"SeedDisablesAUserForGood", testSeedDisablesForGood},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1198,7 +1198,7 @@ func testSeedAllOrNothing(t *testing.T, s storage.Store) {
 	}
 }
 
-func testSeedAuditsDisabling(t *testing.T, s storage.Store) {
+func testSeedDisablesForGood(t *testing.T, s storage.Store) {
 	c := ctx(t)
 	disabled := func() []storage.AuditEvent {
 		t.Helper()
@@ -1226,18 +1226,46 @@ func testSeedAuditsDisabling(t *testing.T, s storage.Store) {
 	}
 	same(t, "events after a failed seed", len(disabled()), 0)
 
+	// What alice holds when she is disabled.
+	alice, err := s.GetUserByUsername(c, "acme", "alice")
+	must(t, err)
+	sess := newSession("acme", alice.ID, "alice-sid")
+	must(t, s.CreateSession(c, sess))
+	fam := newFamily("acme", "web", alice.ID, sess.ID, "alice-fam")
+	must(t, s.CreateFamily(c, fam, storage.RefreshToken{Hash: randBytes(t), IssuedAt: t0}))
+
 	res, err := s.ApplySeed(c, seed)
 	must(t, err)
 	same(t, "disabling apply", res, storage.SeedResult{Updated: 1, Unchanged: 5})
-	alice, err := s.GetUserByUsername(c, "acme", "alice")
-	must(t, err)
 	same(t, "user.disabled events", disabled(), []storage.AuditEvent{{ID: disabled()[0].ID, Time: at(time.Hour),
 		Type: "user.disabled", Realm: "acme", UserID: alice.ID, Details: map[string]string{"by": "seed"}}})
+	// Disabled for good, in the same transaction: the stamp moved, and what she
+	// held is ended.
+	endedForGood := func(what string) {
+		t.Helper()
+		alice, err := s.GetUserByUsername(c, "acme", "alice")
+		must(t, err)
+		same(t, what+": alice's TokensValidAfter", alice.TokensValidAfter, at(time.Hour))
+		got, err := s.GetSession(c, sess.ID)
+		must(t, err)
+		same(t, what+": alice's session revoked at", got.RevokedAt, at(time.Hour))
+		f, err := s.GetFamily(c, fam.ID)
+		must(t, err)
+		same(t, what+": alice's family revoked", []any{f.RevokedAt, f.RevokeReason}, []any{at(time.Hour), storage.ReasonUserDisabled})
+	}
+	endedForGood("after disabling")
 
 	// The same seed again: alice stays disabled, and nothing more is written.
 	_, err = s.ApplySeed(c, seed)
 	must(t, err)
 	same(t, "events after the same seed again", len(disabled()), 1)
+
+	// Enabled again: nothing she held comes back.
+	seed.Realms[0].Users[0].Disabled = false
+	seed.Realms[0].Users[0].UpdatedAt = at(2 * time.Hour)
+	_, err = s.ApplySeed(c, seed)
+	must(t, err)
+	endedForGood("after enabling again")
 }
 
 func testClientAssertions(t *testing.T, s storage.Store) {
