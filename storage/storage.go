@@ -418,15 +418,23 @@ type AuditEvent struct {
 	Details   map[string]string
 }
 
-// ReasonUserDisabled is the revoke reason of the refresh families a user had
-// when they were disabled.
-const ReasonUserDisabled = "user disabled"
+// Revoke reasons of the refresh families a user had when they were disabled, or
+// when their password was changed.
+const (
+	ReasonUserDisabled    = "user disabled"
+	ReasonPasswordChanged = "password changed"
+)
 
 // UserDisabled is the audit event of a user turned from enabled to disabled: realm
 // and user, and what did it ("seed"). A store method that disables a user appends it
 // in the same transaction as the change, so neither is ever without the other.
 func UserDisabled(realm, userID string, at time.Time, by string) AuditEvent {
 	return AuditEvent{Time: at, Type: "user.disabled", Realm: realm, UserID: userID, Details: map[string]string{"by": by}}
+}
+
+// PasswordChanged is the audit event of a user's password changed, as UserDisabled.
+func PasswordChanged(realm, userID string, at time.Time, by string) AuditEvent {
+	return AuditEvent{Time: at, Type: "user.password_changed", Realm: realm, UserID: userID, Details: map[string]string{"by": by}}
 }
 
 // AuditFilter selects audit events; zero fields match everything.
@@ -472,11 +480,12 @@ type SeedStore interface {
 	// nothing is changed. An entity whose configuration already matches (see
 	// SameRealm, SameClient, SameUser) is left untouched, timestamps included; an
 	// existing user keeps its ID, CreatedAt and TokensValidAfter. An existing user the
-	// seed turns from enabled to disabled is disabled for good in the same
-	// transaction, at the seed user's UpdatedAt: TokensValidAfter moves there, their
-	// sessions and refresh families are revoked (ReasonUserDisabled), and a
-	// UserDisabled audit event (by "seed") is written. Entities the seed does not
-	// name are left alone.
+	// seed turns from enabled to disabled, or gives another password hash, loses
+	// everything issued before, in the same transaction, at the seed user's
+	// UpdatedAt: TokensValidAfter moves there, their sessions and refresh families
+	// are revoked (ReasonUserDisabled or ReasonPasswordChanged), and a UserDisabled
+	// or PasswordChanged audit event (by "seed") is written. Entities the seed does
+	// not name are left alone.
 	ApplySeed(ctx context.Context, s Seed) (SeedResult, error)
 }
 

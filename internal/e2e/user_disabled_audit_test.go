@@ -88,3 +88,45 @@ func TestSeed_EnablingADisabledUserBringsNothingBack(t *testing.T) {
 		}
 	})
 }
+
+// A new password for a user, set by the seed, ends what they held: a password is
+// changed because the old one may be known.
+func TestSeed_NewPasswordEndsSessionsAndTokens(t *testing.T) {
+	const newPass = "alice-password-2"
+	newSeed := strings.Replace(defaultSeed, "password: "+alicePass, "password: "+newPass, 1)
+	if newSeed == defaultSeed {
+		t.Fatal("the seed did not change")
+	}
+	stores(t, func(t *testing.T, db string) {
+		o := options{db: db, addr: freeAddr(t)}
+		s := start(t, o)
+		b := newBrowser(t)
+		tokens := s.redeem(t, webBasic, b.code(s, "web"))
+		at, rt := tokens.str("access_token"), tokens.str("refresh_token")
+		s.stop()
+
+		o.seed = newSeed
+		s = start(t, o)
+		if r := s.refresh(t, webBasic, rt); r.status != 400 || r.str("error") != "invalid_grant" {
+			t.Errorf("refresh token from before the new password: %d %s; want 400 invalid_grant", r.status, r.raw)
+		}
+		wantInactive(t, "access token from before the new password", s.introspect(t, webBasic, at))
+		p := b.get(s.authURL("web"))
+		if p.location != nil {
+			t.Fatalf("the browser session from before the new password signed in without it: %v", p.location)
+		}
+		if p = b.do(b.loginRequest(p, s.authURL("web"), "username", "alice", "password", newPass)); p.location == nil || p.location.Query().Get("code") == "" {
+			t.Errorf("sign-in with the new password: %d", p.status)
+		}
+		events, err := openStore(t, db).ListAudit(t.Context(), storage.AuditFilter{Type: "user.password_changed"})
+		if err != nil || len(events) != 1 {
+			t.Errorf("user.password_changed events = %+v, %v; want one", events, err)
+		}
+		s.stop()
+		// The same seed again is no new password.
+		start(t, o).stop()
+		if events, _ := openStore(t, db).ListAudit(t.Context(), storage.AuditFilter{Type: "user.password_changed"}); len(events) != 1 {
+			t.Errorf("after the same seed again, user.password_changed events = %d; want still one", len(events))
+		}
+	})
+}

@@ -118,8 +118,15 @@ func seedUser(ctx context.Context, q querier, u storage.User) (seedOutcome, erro
 		return seedUnchanged, nil
 	}
 	u.ID, u.CreatedAt, u.TokensValidAfter = old.ID, old.CreatedAt, old.TokensValidAfter
-	disabling := !old.Disabled && u.Disabled
-	if disabling {
+	var why storage.AuditEvent
+	reason := storage.ReasonUserDisabled
+	switch {
+	case !old.Disabled && u.Disabled:
+		why = storage.UserDisabled(u.Realm, u.ID, u.UpdatedAt, "seed")
+	case old.PasswordHash != u.PasswordHash:
+		why, reason = storage.PasswordChanged(u.Realm, u.ID, u.UpdatedAt, "seed"), storage.ReasonPasswordChanged
+	}
+	if why.Type != "" {
 		// The security stamp moves: every token issued so far is dead for good,
 		// and enabling the user later brings none back.
 		u.TokensValidAfter = u.UpdatedAt
@@ -127,26 +134,26 @@ func seedUser(ctx context.Context, q querier, u storage.User) (seedOutcome, erro
 	if _, err := updateUser(ctx, q, u); err != nil {
 		return 0, classify(err)
 	}
-	if disabling {
-		if err := endUserGrants(ctx, q, u, u.UpdatedAt); err != nil {
+	if why.Type != "" {
+		if err := endUserGrants(ctx, q, u, u.UpdatedAt, reason); err != nil {
 			return 0, err
 		}
-		if _, err := appendAudit(ctx, q, storage.UserDisabled(u.Realm, u.ID, u.UpdatedAt, "seed")); err != nil {
+		if _, err := appendAudit(ctx, q, why); err != nil {
 			return 0, err
 		}
 	}
 	return seedUpdated, nil
 }
 
-// endUserGrants ends a disabled user's sessions and refresh families, in the
-// caller's transaction.
-func endUserGrants(ctx context.Context, q querier, u storage.User, at time.Time) error {
+// endUserGrants ends a user's sessions and refresh families, in the caller's
+// transaction.
+func endUserGrants(ctx context.Context, q querier, u storage.User, at time.Time, reason string) error {
 	if _, err := q.Exec(ctx, `UPDATE sessions SET revoked_at = $3
 		WHERE realm = $1 AND user_id = $2 AND revoked_at IS NULL`, u.Realm, u.ID, ts(at)); err != nil {
 		return fmt.Errorf("end sessions of user %q in realm %q: %w", u.ID, u.Realm, err)
 	}
 	if _, err := q.Exec(ctx, `UPDATE refresh_families SET revoked_at = $3, revoke_reason = $4
-		WHERE realm = $1 AND user_id = $2 AND revoked_at IS NULL`, u.Realm, u.ID, ts(at), storage.ReasonUserDisabled); err != nil {
+		WHERE realm = $1 AND user_id = $2 AND revoked_at IS NULL`, u.Realm, u.ID, ts(at), reason); err != nil {
 		return fmt.Errorf("revoke refresh families of user %q in realm %q: %w", u.ID, u.Realm, err)
 	}
 	return nil

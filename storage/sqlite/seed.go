@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/latchkey/latchkey/storage"
 )
@@ -92,10 +91,14 @@ func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *stora
 			if err != nil {
 				return mapWriteError(err, userName(have.Realm, have.ID))
 			}
-			if !have.Disabled && u.Disabled {
-				if err := disableUser(ctx, tx, have, u.UpdatedAt); err != nil {
-					return err
-				}
+			switch {
+			case !have.Disabled && u.Disabled:
+				err = endEverything(ctx, tx, have, storage.UserDisabled(have.Realm, have.ID, u.UpdatedAt, "seed"), storage.ReasonUserDisabled)
+			case have.PasswordHash != u.PasswordHash:
+				err = endEverything(ctx, tx, have, storage.PasswordChanged(have.Realm, have.ID, u.UpdatedAt, "seed"), storage.ReasonPasswordChanged)
+			}
+			if err != nil {
+				return err
 			}
 			res.Updated++
 		}
@@ -103,12 +106,12 @@ func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *stora
 	return nil
 }
 
-// disableUser does what turning a user from enabled to disabled means, in the
-// caller's transaction: the security stamp moves to at, so every token issued
-// before is dead for good (enabling the user later brings none back); their
-// sessions and refresh families end; and the change is audited.
-func disableUser(ctx context.Context, tx *stmtTx, u storage.User, at time.Time) error {
-	a := micros(at)
+// endEverything ends all a user holds, in the caller's transaction, at the time
+// of the audit event that says why: the security stamp moves there, so every
+// token issued before is dead for good (enabling the user later brings none
+// back); their sessions and refresh families end; and the event is written.
+func endEverything(ctx context.Context, tx *stmtTx, u storage.User, why storage.AuditEvent, reason string) error {
+	a := micros(why.Time)
 	for _, stmt := range []struct {
 		query string
 		args  []any
@@ -116,12 +119,12 @@ func disableUser(ctx context.Context, tx *stmtTx, u storage.User, at time.Time) 
 		{`UPDATE users SET tokens_valid_after = ? WHERE id = ?`, []any{a, u.ID}},
 		{`UPDATE sessions SET revoked_at = ? WHERE realm = ? AND user_id = ? AND revoked_at IS NULL`, []any{a, u.Realm, u.ID}},
 		{`UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
-			WHERE realm = ? AND user_id = ? AND revoked_at IS NULL`, []any{a, storage.ReasonUserDisabled, u.Realm, u.ID}},
+			WHERE realm = ? AND user_id = ? AND revoked_at IS NULL`, []any{a, reason, u.Realm, u.ID}},
 	} {
 		if _, err := tx.ExecContext(ctx, stmt.query, stmt.args...); err != nil {
-			return fmt.Errorf("disable %s: %w", userName(u.Realm, u.ID), err)
+			return fmt.Errorf("end what %s holds: %w", userName(u.Realm, u.ID), err)
 		}
 	}
-	_, err := appendAudit(ctx, tx, storage.UserDisabled(u.Realm, u.ID, at, "seed"))
+	_, err := appendAudit(ctx, tx, why)
 	return err
 }

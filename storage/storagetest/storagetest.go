@@ -1266,6 +1266,33 @@ func testSeedDisablesForGood(t *testing.T, s storage.Store) {
 	_, err = s.ApplySeed(c, seed)
 	must(t, err)
 	endedForGood("after enabling again")
+
+	// A new password ends what she held since, in the same way.
+	sess2 := newSession("acme", alice.ID, "alice-sid-2")
+	must(t, s.CreateSession(c, sess2))
+	fam2 := newFamily("acme", "web", alice.ID, sess2.ID, "alice-fam-2")
+	must(t, s.CreateFamily(c, fam2, storage.RefreshToken{Hash: randBytes(t), IssuedAt: at(2 * time.Hour)}))
+	seed.Realms[0].Users[0].PasswordHash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3LXNhbHQ$bmV3LWhhc2g"
+	seed.Realms[0].Users[0].UpdatedAt = at(3 * time.Hour)
+	res, err = s.ApplySeed(c, seed)
+	must(t, err)
+	same(t, "password apply", res, storage.SeedResult{Updated: 1, Unchanged: 5})
+	alice, err = s.GetUserByUsername(c, "acme", "alice")
+	must(t, err)
+	same(t, "TokensValidAfter after the new password", alice.TokensValidAfter, at(3*time.Hour))
+	got, err := s.GetSession(c, sess2.ID)
+	must(t, err)
+	same(t, "session revoked by the new password", got.RevokedAt, at(3*time.Hour))
+	f, err := s.GetFamily(c, fam2.ID)
+	must(t, err)
+	same(t, "family revoked by the new password", []any{f.RevokedAt, f.RevokeReason}, []any{at(3 * time.Hour), storage.ReasonPasswordChanged})
+	ev, err := s.ListAudit(c, storage.AuditFilter{Type: "user.password_changed"})
+	must(t, err)
+	if len(ev) != 1 {
+		t.Fatalf("user.password_changed events = %+v, want one", ev)
+	}
+	same(t, "user.password_changed events", ev, []storage.AuditEvent{{ID: ev[0].ID, Time: at(3 * time.Hour),
+		Type: "user.password_changed", Realm: "acme", UserID: alice.ID, Details: map[string]string{"by": "seed"}}})
 }
 
 func testClientAssertions(t *testing.T, s storage.Store) {
