@@ -513,3 +513,20 @@ func TestSessionsListAndRevoke(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildString(t *testing.T) {
+	for _, tc := range []struct {
+		b    build
+		want string
+	}{
+		{build{Version: "(devel)", Go: "go1.26"}, "latchkey (devel) go1.26"},
+		{build{Version: "v1.2.3", Revision: "9b560b4", Time: "2026-12-03T08:40:00Z", Go: "go1.26"},
+			"latchkey v1.2.3 rev 9b560b4 2026-12-03T08:40:00Z go1.26"},
+		{build{Version: "(devel)", Revision: "9b560b4", Time: "2026-12-03T08:40:00Z", Modified: true, Go: "go1.26"},
+			"latchkey (devel) rev 9b560b4 2026-12-03T08:40:00Z modified go1.26"},
+	} {
+		if got := tc.b.String(); got != tc.want {
+			t.Errorf("String() = %q, want %q", got, tc.want)
+		}
+	}
+}

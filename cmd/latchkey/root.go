@@ -24,30 +24,57 @@ func newRootCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 func newVersionCmd(stdout io.Writer) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
+		Short: "Print the module version, the VCS revision it was built from and the Go version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, err := fmt.Fprintf(stdout, "latchkey %s %s\n", version(), runtime.Version())
+			_, err := fmt.Fprintln(stdout, readBuild())
 			return err
 		},
 	}
 }
 
-// version is the module version the binary was built from, with the VCS revision
-// when the build recorded one.
-func version() string {
+// build is what the binary records about its own build.
+type build struct {
+	Version  string // module version, "(devel)" when built from a checkout
+	Revision string // VCS revision, "" when the build recorded none
+	Time     string // commit time of Revision
+	Modified bool   // the checkout had uncommitted changes
+	Go       string
+}
+
+func readBuild() build {
+	b := build{Version: "unknown", Go: runtime.Version()}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
-		return "unknown"
+		return b
 	}
-	v := info.Main.Version
-	if v == "" || v == "(devel)" {
-		v = "devel"
+	if info.Main.Version != "" {
+		b.Version = info.Main.Version
 	}
 	for _, s := range info.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			v += "+" + s.Value[:12]
+		switch s.Key {
+		case "vcs.revision":
+			b.Revision = s.Value
+		case "vcs.time":
+			b.Time = s.Value
+		case "vcs.modified":
+			b.Modified = s.Value == "true"
 		}
 	}
-	return v
+	return b
+}
+
+// String reads "latchkey VERSION [rev REVISION TIME [modified]] GO".
+func (b build) String() string {
+	s := "latchkey " + b.Version
+	if b.Revision != "" {
+		s += " rev " + b.Revision
+		if b.Time != "" {
+			s += " " + b.Time
+		}
+		if b.Modified {
+			s += " modified"
+		}
+	}
+	return s + " " + b.Go
 }

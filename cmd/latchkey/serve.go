@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/latchkey/latchkey/internal/audit"
 	"github.com/latchkey/latchkey/internal/clientsecret"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/keys"
@@ -53,6 +54,7 @@ clients and a demo user.`,
 	stringFlag(f, getenv, &s.Seed, "seed", "YAML file of realms, clients and users to apply at start")
 	stringFlag(f, getenv, &s.MasterKeyFile, "master-key-file", "file holding the 32-byte master key (base64 or hex)")
 	stringFlag(f, getenv, &s.LogLevel, "log-level", "debug, info, warn or error (default info)")
+	stringFlag(f, getenv, &s.LogFormat, "log-format", "text (default) or json, one object a line")
 	stringFlag(f, getenv, &s.SQLiteSync, "sqlite-synchronous", "full (default: every commit survives power loss) or normal (survives a process crash; one fsync fewer per commit)")
 	stringFlag(f, getenv, &s.TrustedProxies, "trusted-proxies", "comma-separated CIDRs or addresses of reverse proxies whose X-Forwarded-For / Forwarded headers name the client (default none: the client is the TCP peer)")
 	stringFlag(f, getenv, &s.StoreTimeout, "store-timeout", "how long a database call may take before the request gets 503 temporarily_unavailable (default 3s)")
@@ -93,6 +95,9 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		return err
 	}
 	log := logging.New(cmd.ErrOrStderr(), logLevel(opts.LogLevel))
+	if opts.LogFormat == "json" {
+		log = logging.NewJSON(cmd.ErrOrStderr(), logLevel(opts.LogLevel))
+	}
 
 	// Read and check the seed file before touching the store: a bad file changes nothing.
 	var seedFile *seed.File
@@ -124,6 +129,8 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		return err
 	}
 	defer store.Close()
+	// Every audit event appended through the store is also an info line in the log.
+	store = audit.Logged(store, log)
 
 	applier := &seed.Applier{
 		Store:    store,
@@ -209,7 +216,9 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		}
 		defer stopPprof()
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "base_url", opts.BaseURL, "store", opts.Backend, "dev", opts.Dev)
+	b := readBuild()
+	log.Info("listening", "addr", ln.Addr().String(), "base_url", opts.BaseURL, "store", opts.Backend, "dev", opts.Dev,
+		"version", b.Version, "revision", b.Revision)
 	return server.New(log, store, handler).Serve(ctx, ln)
 }
 

@@ -30,6 +30,7 @@ type Serve struct {
 	MasterKeyFile string
 	InsecureHTTP  bool // allow a plain-HTTP issuer on a loopback address outside dev mode
 	LogLevel      string
+	LogFormat     string // "text" (default) or "json"
 	PprofAddr     string // loopback address for net/http/pprof; "" for none
 	SQLiteSync    string // "full" (default) or "normal"
 	// TrustedProxies are comma-separated CIDRs or addresses of the reverse proxies
@@ -48,6 +49,7 @@ var Env = map[string]string{
 	"master-key":         "LATCHKEY_MASTER_KEY",
 	"master-key-file":    "LATCHKEY_MASTER_KEY_FILE",
 	"log-level":          "LATCHKEY_LOG_LEVEL",
+	"log-format":         "LATCHKEY_LOG_FORMAT",
 	"sqlite-synchronous": "LATCHKEY_SQLITE_SYNCHRONOUS",
 	"trusted-proxies":    "LATCHKEY_TRUSTED_PROXIES",
 	"store-timeout":      "LATCHKEY_STORE_TIMEOUT",
@@ -75,6 +77,7 @@ type Options struct {
 	// MasterKeyCreated is set when dev mode generated the key on this start.
 	MasterKeyCreated bool
 	LogLevel         string
+	LogFormat        string // "text" or "json"
 	PprofAddr        string
 	SQLiteSync       string // "full" or "normal"
 	// TrustedProxies are the peers whose forwarding headers name the client; none
@@ -87,7 +90,7 @@ type Options struct {
 // Resolve applies defaults, checks the settings, prepares the data directory and
 // loads (in dev mode, creates) the master key.
 func (s Serve) Resolve() (Options, error) {
-	o := Options{Dev: s.Dev, Addr: s.Addr, Seed: s.Seed, LogLevel: s.LogLevel, PprofAddr: s.PprofAddr, SQLiteSync: strings.ToLower(s.SQLiteSync)}
+	o := Options{Dev: s.Dev, Addr: s.Addr, Seed: s.Seed, LogLevel: s.LogLevel, LogFormat: strings.ToLower(s.LogFormat), PprofAddr: s.PprofAddr, SQLiteSync: strings.ToLower(s.SQLiteSync)}
 	switch o.SQLiteSync {
 	case "":
 		o.SQLiteSync = "full"
@@ -121,6 +124,13 @@ func (s Serve) Resolve() (Options, error) {
 	case "debug", "info", "warn", "error":
 	default:
 		return o, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.LogLevel)
+	}
+	switch o.LogFormat {
+	case "":
+		o.LogFormat = "text"
+	case "text", "json":
+	default:
+		return o, fmt.Errorf("--log-format %q: want text or json", s.LogFormat)
 	}
 	if o.Addr == "" {
 		o.Addr = DefaultAddr

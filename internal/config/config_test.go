@@ -119,3 +119,19 @@ func TestResolveStoreTimeout(t *testing.T) {
 		}
 	}
 }
+
+func TestResolveLogFormat(t *testing.T) {
+	dir := t.TempDir()
+	for in, want := range map[string]string{"": "text", "text": "text", "json": "json", "JSON": "json", "yaml": ""} {
+		o, err := Serve{Dev: true, DataDir: dir, LogFormat: in}.Resolve()
+		if want == "" {
+			if err == nil || !strings.Contains(err.Error(), "--log-format") {
+				t.Errorf("--log-format %q: err = %v, want a --log-format error", in, err)
+			}
+			continue
+		}
+		if err != nil || o.LogFormat != want {
+			t.Errorf("--log-format %q = %q, %v; want %q", in, o.LogFormat, err, want)
+		}
+	}
+}

@@ -27,6 +27,12 @@ func New(w io.Writer, level slog.Leveler) *slog.Logger {
 	return slog.New(NewRedactingHandler(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})))
 }
 
+// NewJSON returns a logger writing one JSON object a line to w at the given level,
+// through a redacting handler.
+func NewJSON(w io.Writer, level slog.Leveler) *slog.Logger {
+	return slog.New(NewRedactingHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})))
+}
+
 // sensitiveKeys are attribute keys (compared in lower case, with '-' read as '_')
 // whose values are always secrets.
 var sensitiveKeys = map[string]bool{

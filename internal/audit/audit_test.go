@@ -1,0 +1,62 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/logging"
+	"github.com/latchkey/latchkey/storage"
+)
+
+type fakeStore struct {
+	storage.Store
+	err error
+}
+
+func (f fakeStore) AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error) {
+	return 42, f.err
+}
+
+func TestLoggedAppendLogsTheStoredEvent(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(logging.NewRedactingHandler(slog.NewJSONHandler(&buf, nil)))
+	at := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+	st := Logged(fakeStore{}, log)
+	id, err := st.AppendAudit(context.Background(), storage.AuditEvent{Time: at, Type: "login.failed", Realm: "acme",
+		ClientID: "web", UserID: "u1", IP: "127.0.0.1", Details: map[string]string{"username": "alice"}})
+	if err != nil || id != 42 {
+		t.Fatalf("AppendAudit = %d, %v", id, err)
+	}
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("not one JSON line: %v\n%s", err, buf.String())
+	}
+	want := map[string]any{"level": "INFO", "msg": "audit", "event_id": 42.0, "event_time": "2026-12-03T08:00:00Z",
+		"type": "login.failed", "realm": "acme", "client_id": "web", "user_id": "u1", "ip": "127.0.0.1"}
+	for k, v := range want {
+		if line[k] != v {
+			t.Errorf("%s = %v, want %v", k, line[k], v)
+		}
+	}
+	if d, _ := line["details"].(map[string]any); d["username"] != "alice" {
+		t.Errorf("details = %v", line["details"])
+	}
+	if _, ok := line["session_id"]; ok {
+		t.Errorf("an empty field was logged: %s", buf.String())
+	}
+}
+
+func TestLoggedAppendLogsNothingWhenNotStored(t *testing.T) {
+	var buf bytes.Buffer
+	st := Logged(fakeStore{err: context.DeadlineExceeded}, slog.New(slog.NewJSONHandler(&buf, nil)))
+	if _, err := st.AppendAudit(context.Background(), storage.AuditEvent{Type: "x"}); err == nil {
+		t.Fatal("the store's error was lost")
+	}
+	if buf.Len() != 0 {
+		t.Fatalf("logged an event that was not stored: %s", buf.String())
+	}
+}
