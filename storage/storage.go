@@ -471,6 +471,9 @@ type SeedResult struct {
 	Created   int
 	Updated   int
 	Unchanged int
+	// Audit holds the audit events the seed appended in its transaction, with
+	// their IDs (a user disabled, a password changed).
+	Audit []AuditEvent
 }
 
 // SeedStore applies a Seed.

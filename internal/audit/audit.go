@@ -39,6 +39,16 @@ func (s *loggedStore) AppendAudit(ctx context.Context, e storage.AuditEvent) (in
 	return id, nil
 }
 
+// ApplySeed applies the seed and, once it is committed, logs the audit events the
+// seed appended in its transaction.
+func (s *loggedStore) ApplySeed(ctx context.Context, seed storage.Seed) (storage.SeedResult, error) {
+	res, err := s.Store.ApplySeed(ctx, seed)
+	for _, e := range res.Audit {
+		Log(ctx, s.log, e)
+	}
+	return res, err
+}
+
 // Log writes e as one info-level line: the event's ID and time, its type, realm,
 // client, user, session, family, IP and user agent (each only when set) and its
 // details as a group.

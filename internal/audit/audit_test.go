@@ -60,3 +60,19 @@ func TestLoggedAppendLogsNothingWhenNotStored(t *testing.T) {
 		t.Fatalf("logged an event that was not stored: %s", buf.String())
 	}
 }
+
+func (f fakeStore) ApplySeed(ctx context.Context, s storage.Seed) (storage.SeedResult, error) {
+	return storage.SeedResult{Updated: 1, Audit: []storage.AuditEvent{{ID: 7, Type: "user.disabled", Realm: "acme"}}}, f.err
+}
+
+func TestLoggedApplySeedLogsTheSeedsEvents(t *testing.T) {
+	var buf bytes.Buffer
+	st := Logged(fakeStore{}, slog.New(slog.NewJSONHandler(&buf, nil)))
+	if _, err := st.ApplySeed(context.Background(), storage.Seed{}); err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil || line["type"] != "user.disabled" || line["event_id"] != 7.0 {
+		t.Fatalf("line = %v, %v: %s", line, err, buf.String())
+	}
+}

@@ -39,29 +39,13 @@ func TestAuditEventsAreLoggedAsJSON(t *testing.T) {
 
 		s.stop() // the whole log is in once the process has exited
 		logs := s.logs.String()
-		var events []map[string]any
+		lines := jsonLines(t, logs)
+		find := func(typ string) map[string]any { return auditLine(t, lines, typ, logs) }
 		var listening map[string]any
-		sc := bufio.NewScanner(strings.NewReader(logs))
-		for sc.Scan() {
-			var line map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-				t.Fatalf("a log line is not JSON: %v: %q", err, sc.Text())
+		for _, l := range lines {
+			if l["msg"] == "listening" {
+				listening = l
 			}
-			switch line["msg"] {
-			case "audit":
-				events = append(events, line)
-			case "listening":
-				listening = line
-			}
-		}
-		find := func(typ string) map[string]any {
-			for _, e := range events {
-				if e["type"] == typ {
-					return e
-				}
-			}
-			t.Fatalf("no %s audit line in the log:\n%s", typ, logs)
-			return nil
 		}
 		for _, typ := range []string{"login.failed", "refresh_token.reuse_detected"} {
 			e := find(typ)
@@ -94,6 +78,55 @@ func TestAuditEventsAreLoggedAsJSON(t *testing.T) {
 			t.Errorf("the listening line has no revision: %v", listening)
 		}
 	})
+}
+
+// The audit events the seed writes in its own transaction are logged too, once it
+// has committed.
+func TestSeedAuditEventsAreLogged(t *testing.T) {
+	disabledSeed := strings.Replace(defaultSeed, "        name: Alice Liddell\n", "        name: Alice Liddell\n        disabled: true\n", 1)
+	if disabledSeed == defaultSeed {
+		t.Fatal("the seed did not change")
+	}
+	stores(t, func(t *testing.T, db string) {
+		start(t, options{db: db}).stop()
+		s := start(t, options{db: db, seed: disabledSeed, args: []string{"--log-format", "json"}})
+		s.stop()
+		logs := s.logs.String()
+		e := auditLine(t, jsonLines(t, logs), "user.disabled", logs)
+		if d, _ := e["details"].(map[string]any); e["realm"] != "acme" || e["user_id"] == nil || d["by"] != "seed" {
+			t.Errorf("user.disabled line = %v", e)
+		}
+		if strings.Contains(logs, alicePass) || strings.Contains(logs, "argon2") {
+			t.Errorf("the log holds alice's password or its hash:\n%s", logs)
+		}
+	})
+}
+
+// jsonLines parses every line of logs as one JSON object.
+func jsonLines(t *testing.T, logs string) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(logs))
+	for sc.Scan() {
+		var line map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("a log line is not JSON: %v: %q", err, sc.Text())
+		}
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+// auditLine is the first audit line of the type.
+func auditLine(t *testing.T, lines []map[string]any, typ, logs string) map[string]any {
+	t.Helper()
+	for _, l := range lines {
+		if l["msg"] == "audit" && l["type"] == typ {
+			return l
+		}
+	}
+	t.Fatalf("no %s audit line in the log:\n%s", typ, logs)
+	return nil
 }
 
 // `latchkey version` prints the module version and, when the build recorded it,

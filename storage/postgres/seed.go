@@ -62,11 +62,14 @@ func (s *Store) ApplySeed(ctx context.Context, seed storage.Seed) (storage.SeedR
 			}
 			for _, u := range sr.Users {
 				u.Realm = name
-				outcome, err := seedUser(ctx, tx, u)
+				outcome, why, err := seedUser(ctx, tx, u)
 				if err != nil {
 					return fmt.Errorf("user %q in realm %q: %w", u.Username, name, err)
 				}
 				count(&res, outcome)
+				if why.ID != 0 {
+					res.Audit = append(res.Audit, why)
+				}
 			}
 		}
 		return nil
@@ -106,16 +109,17 @@ func seedClient(ctx context.Context, q querier, c storage.Client) (seedOutcome, 
 }
 
 // seedUser matches an existing user by username; that user keeps its ID,
-// CreatedAt and security stamp, which are state, not configuration.
-func seedUser(ctx context.Context, q querier, u storage.User) (seedOutcome, error) {
+// CreatedAt and security stamp, which are state, not configuration. It returns
+// the audit event it appended, if any, with its ID.
+func seedUser(ctx context.Context, q querier, u storage.User) (seedOutcome, storage.AuditEvent, error) {
 	old, err := getUserByUsername(ctx, q, u.Realm, u.Username)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return seedCreated, classify(insertUser(ctx, q, u))
+		return seedCreated, storage.AuditEvent{}, classify(insertUser(ctx, q, u))
 	case err != nil:
-		return 0, err
+		return 0, storage.AuditEvent{}, err
 	case storage.SameUser(old, u):
-		return seedUnchanged, nil
+		return seedUnchanged, storage.AuditEvent{}, nil
 	}
 	u.ID, u.CreatedAt, u.TokensValidAfter = old.ID, old.CreatedAt, old.TokensValidAfter
 	var why storage.AuditEvent
@@ -132,17 +136,17 @@ func seedUser(ctx context.Context, q querier, u storage.User) (seedOutcome, erro
 		u.TokensValidAfter = u.UpdatedAt
 	}
 	if _, err := updateUser(ctx, q, u); err != nil {
-		return 0, classify(err)
+		return 0, why, classify(err)
 	}
 	if why.Type != "" {
 		if err := endUserGrants(ctx, q, u, u.UpdatedAt, reason); err != nil {
-			return 0, err
+			return 0, why, err
 		}
-		if _, err := appendAudit(ctx, q, why); err != nil {
-			return 0, err
+		if why.ID, err = appendAudit(ctx, q, why); err != nil {
+			return 0, why, err
 		}
 	}
-	return seedUpdated, nil
+	return seedUpdated, why, nil
 }
 
 // endUserGrants ends a user's sessions and refresh families, in the caller's

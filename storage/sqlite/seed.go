@@ -91,14 +91,18 @@ func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *stora
 			if err != nil {
 				return mapWriteError(err, userName(have.Realm, have.ID))
 			}
+			var why storage.AuditEvent
 			switch {
 			case !have.Disabled && u.Disabled:
-				err = endEverything(ctx, tx, have, storage.UserDisabled(have.Realm, have.ID, u.UpdatedAt, "seed"), storage.ReasonUserDisabled)
+				why, err = endEverything(ctx, tx, have, storage.UserDisabled(have.Realm, have.ID, u.UpdatedAt, "seed"), storage.ReasonUserDisabled)
 			case have.PasswordHash != u.PasswordHash:
-				err = endEverything(ctx, tx, have, storage.PasswordChanged(have.Realm, have.ID, u.UpdatedAt, "seed"), storage.ReasonPasswordChanged)
+				why, err = endEverything(ctx, tx, have, storage.PasswordChanged(have.Realm, have.ID, u.UpdatedAt, "seed"), storage.ReasonPasswordChanged)
 			}
 			if err != nil {
 				return err
+			}
+			if why.ID != 0 {
+				res.Audit = append(res.Audit, why)
 			}
 			res.Updated++
 		}
@@ -109,8 +113,9 @@ func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *stora
 // endEverything ends all a user holds, in the caller's transaction, at the time
 // of the audit event that says why: the security stamp moves there, so every
 // token issued before is dead for good (enabling the user later brings none
-// back); their sessions and refresh families end; and the event is written.
-func endEverything(ctx context.Context, tx *stmtTx, u storage.User, why storage.AuditEvent, reason string) error {
+// back); their sessions and refresh families end; and the event is written, and
+// returned with its ID.
+func endEverything(ctx context.Context, tx *stmtTx, u storage.User, why storage.AuditEvent, reason string) (storage.AuditEvent, error) {
 	a := micros(why.Time)
 	for _, stmt := range []struct {
 		query string
@@ -122,9 +127,10 @@ func endEverything(ctx context.Context, tx *stmtTx, u storage.User, why storage.
 			WHERE realm = ? AND user_id = ? AND revoked_at IS NULL`, []any{a, reason, u.Realm, u.ID}},
 	} {
 		if _, err := tx.ExecContext(ctx, stmt.query, stmt.args...); err != nil {
-			return fmt.Errorf("end what %s holds: %w", userName(u.Realm, u.ID), err)
+			return why, fmt.Errorf("end what %s holds: %w", userName(u.Realm, u.ID), err)
 		}
 	}
-	_, err := appendAudit(ctx, tx, why)
-	return err
+	var err error
+	why.ID, err = appendAudit(ctx, tx, why)
+	return why, err
 }

@@ -1236,7 +1236,7 @@ func testSeedDisablesForGood(t *testing.T, s storage.Store) {
 
 	res, err := s.ApplySeed(c, seed)
 	must(t, err)
-	same(t, "disabling apply", res, storage.SeedResult{Updated: 1, Unchanged: 5})
+	same(t, "disabling apply", res, storage.SeedResult{Updated: 1, Unchanged: 5, Audit: disabled()})
 	same(t, "user.disabled events", disabled(), []storage.AuditEvent{{ID: disabled()[0].ID, Time: at(time.Hour),
 		Type: "user.disabled", Realm: "acme", UserID: alice.ID, Details: map[string]string{"by": "seed"}}})
 	// Disabled for good, in the same transaction: the stamp moved, and what she
@@ -1276,7 +1276,7 @@ func testSeedDisablesForGood(t *testing.T, s storage.Store) {
 	seed.Realms[0].Users[0].UpdatedAt = at(3 * time.Hour)
 	res, err = s.ApplySeed(c, seed)
 	must(t, err)
-	same(t, "password apply", res, storage.SeedResult{Updated: 1, Unchanged: 5})
+	passwordApply := res
 	alice, err = s.GetUserByUsername(c, "acme", "alice")
 	must(t, err)
 	same(t, "TokensValidAfter after the new password", alice.TokensValidAfter, at(3*time.Hour))
@@ -1293,6 +1293,7 @@ func testSeedDisablesForGood(t *testing.T, s storage.Store) {
 	}
 	same(t, "user.password_changed events", ev, []storage.AuditEvent{{ID: ev[0].ID, Time: at(3 * time.Hour),
 		Type: "user.password_changed", Realm: "acme", UserID: alice.ID, Details: map[string]string{"by": "seed"}}})
+	same(t, "password apply", passwordApply, storage.SeedResult{Updated: 1, Unchanged: 5, Audit: ev})
 }
 
 func testClientAssertions(t *testing.T, s storage.Store) {
