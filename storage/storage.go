@@ -120,6 +120,9 @@ type Client struct {
 	Tokens                   TokenSettings
 	CreatedAt                time.Time
 	UpdatedAt                time.Time
+	// TokensValidAfter is the client's security stamp: every token issued to it
+	// before is dead. State, not configuration: only disabling the client moves it.
+	TokensValidAfter time.Time
 }
 
 // Public reports whether the client has no credentials (RFC 6749 §2.1).
@@ -134,7 +137,8 @@ type ClientStore interface {
 	GetClient(ctx context.Context, realm, id string) (Client, error)
 	// ListClients returns the realm's clients ordered by ID.
 	ListClients(ctx context.Context, realm string) ([]Client, error)
-	// UpdateClient replaces every field but Realm, ID and CreatedAt. ErrNotFound if there is none.
+	// UpdateClient replaces every field but Realm, ID, CreatedAt and TokensValidAfter.
+	// ErrNotFound if there is none.
 	UpdateClient(ctx context.Context, c Client) error
 	// DeleteClient deletes the client and the consents users gave it. ErrNotFound if
 	// there is none.
@@ -419,11 +423,18 @@ type AuditEvent struct {
 }
 
 // Revoke reasons of the refresh families a user had when they were disabled, or
-// when their password was changed.
+// when their password was changed, and of those of a client disabled.
 const (
 	ReasonUserDisabled    = "user disabled"
 	ReasonPasswordChanged = "password changed"
+	ReasonClientDisabled  = "client disabled"
 )
+
+// ClientDisabled is the audit event of a client turned from enabled to disabled,
+// written as UserDisabled is.
+func ClientDisabled(realm, clientID string, at time.Time, by string) AuditEvent {
+	return AuditEvent{Time: at, Type: "client.disabled", Realm: realm, ClientID: clientID, Details: map[string]string{"by": by}}
+}
 
 // UserDisabled is the audit event of a user turned from enabled to disabled: realm
 // and user, and what did it ("seed"). A store method that disables a user appends it
@@ -487,8 +498,10 @@ type SeedStore interface {
 	// everything issued before, in the same transaction, at the seed user's
 	// UpdatedAt: TokensValidAfter moves there, their sessions and refresh families
 	// are revoked (ReasonUserDisabled or ReasonPasswordChanged), and a UserDisabled
-	// or PasswordChanged audit event (by "seed") is written. Entities the seed does
-	// not name are left alone.
+	// or PasswordChanged audit event (by "seed") is written. Likewise a client the
+	// seed turns from enabled to disabled: its TokensValidAfter moves, its refresh
+	// families are revoked (ReasonClientDisabled), and a ClientDisabled event is
+	// written. Entities the seed does not name are left alone.
 	ApplySeed(ctx context.Context, s Seed) (SeedResult, error)
 }
 

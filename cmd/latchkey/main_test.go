@@ -139,6 +139,18 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+// seed check validates as serve --seed does, touching no database.
+func TestSeedCheck(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errOut := runCLI(t, env("LATCHKEY_DATA_DIR", dir), "seed", "check", "../../internal/seed/testdata/acme.yaml")
+	if code != 0 || errOut != "" || !strings.HasSuffix(out, "acme.yaml: valid: 1 realms, 3 clients, 1 users\n") {
+		t.Fatalf("seed check = %d %q %q", code, out, errOut)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("seed check wrote to the data directory: %v", entries)
+	}
+}
+
 func TestDevModeSeedsTheDevRealmAndReusesItsData(t *testing.T) {
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "latchkey-data")
@@ -294,6 +306,8 @@ func TestBadInputIsOneLineAndNonZeroExit(t *testing.T) {
 	os.WriteFile(corrupt, junk, 0o600)
 	notADir := filepath.Join(dir, "file")
 	os.WriteFile(notADir, []byte("x"), 0o600)
+	shortSecret := filepath.Join(dir, "short-secret.yaml")
+	os.WriteFile(shortSecret, []byte("realms:\n  - name: acme\n    clients:\n      - id: web\n        secret: \"1\"\n        grant_types: [client_credentials]\n"), 0o600)
 	key := "LATCHKEY_MASTER_KEY"
 	mk := "q7ZxMx2V1t0c1L1n7rRrj1h0s7oY2m7o3N8l8c9s0aA="
 	// Tests listen on free ports only: a developer's `serve --dev` on the default
@@ -311,6 +325,8 @@ func TestBadInputIsOneLineAndNonZeroExit(t *testing.T) {
 		want   string
 	}{
 		{"unknown flag", env(), []string{"serve", "--frobnicate"}, "unknown flag: --frobnicate"},
+		{"seed check of a bad seed", env(), []string{"seed", "check", shortSecret}, `realms[0].clients[0].secret: client "web": secret must have at least 32 characters`},
+		{"seed check of no file", env(), []string{"seed", "check", filepath.Join(dir, "nope.yaml")}, "seed file: open"},
 		{"unknown command", env(), []string{"serv"}, `unknown command "serv"`},
 		{"stray argument", env(), []string{"serve", "extra"}, `unknown command "extra"`},
 		{"bad address", env(), []string{"serve", "--dev", "--data-dir", dir, "--addr", "8080"}, `--addr "8080": want host:port`},

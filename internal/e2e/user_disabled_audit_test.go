@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/latchkey/latchkey/storage"
 )
@@ -127,6 +128,54 @@ func TestSeed_NewPasswordEndsSessionsAndTokens(t *testing.T) {
 		start(t, o).stop()
 		if events, _ := openStore(t, db).ListAudit(t.Context(), storage.AuditFilter{Type: "user.password_changed"}); len(events) != 1 {
 			t.Errorf("after the same seed again, user.password_changed events = %d; want still one", len(events))
+		}
+	})
+}
+
+// Disabling a client is for good too: the tokens it was issued, access and
+// refresh, stay dead when it is enabled again.
+func TestSeed_EnablingADisabledClientBringsNothingBack(t *testing.T) {
+	disabledSeed := strings.Replace(defaultSeed, "        name: Web App\n", "        name: Web App\n        disabled: true\n", 1)
+	disabledSeed = strings.Replace(disabledSeed, "      - id: svc\n", "      - id: svc\n        disabled: true\n", 1)
+	if strings.Count(disabledSeed, "disabled: true") != 2 {
+		t.Fatal("the seed did not change")
+	}
+	stores(t, func(t *testing.T, db string) {
+		o := options{db: db, addr: freeAddr(t)}
+		s := start(t, o)
+		tokens := s.redeem(t, webBasic, newBrowser(t).code(s, "web"))
+		webAT, webRT := tokens.str("access_token"), tokens.str("refresh_token")
+		cc := post(t, s.tokenURL(), svcBasic, form("grant_type", "client_credentials"))
+		svcAT := cc.str("access_token")
+		if webAT == "" || webRT == "" || svcAT == "" {
+			t.Fatalf("tokens: %s / %s", tokens.raw, cc.raw)
+		}
+		s.stop()
+
+		o.seed = disabledSeed
+		start(t, o).stop()
+
+		o.seed = ""
+		s = start(t, o)
+		if r := s.refresh(t, webBasic, webRT); r.status != 400 || r.str("error") != "invalid_grant" {
+			t.Errorf("web's refresh token from before the disabling, web enabled again: %d %s; want 400 invalid_grant", r.status, r.raw)
+		}
+		wantInactive(t, "web's access token from before the disabling", s.introspect(t, webBasic, webAT))
+		wantInactive(t, "svc's access token from before the disabling", s.introspect(t, svcBasic, svcAT))
+		// New tokens work, once past the stamp's second: iat has whole seconds, so a
+		// token of that second counts as before it.
+		svc, err := openStore(t, db).GetClient(t.Context(), "acme", "svc")
+		if err != nil || svc.TokensValidAfter.IsZero() {
+			t.Fatalf("svc = %+v, %v; want a security stamp", svc, err)
+		}
+		time.Sleep(time.Until(svc.TokensValidAfter.Truncate(time.Second).Add(time.Second)))
+		cc = post(t, s.tokenURL(), svcBasic, form("grant_type", "client_credentials"))
+		if in := s.introspect(t, svcBasic, cc.str("access_token")); in.body["active"] != true {
+			t.Errorf("a new svc token: introspection = %d %s", in.status, in.raw)
+		}
+		events, err := openStore(t, db).ListAudit(t.Context(), storage.AuditFilter{Type: "client.disabled"})
+		if err != nil || len(events) != 2 {
+			t.Errorf("client.disabled events = %+v, %v; want two (web and svc)", events, err)
 		}
 	})
 }

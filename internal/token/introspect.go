@@ -149,8 +149,12 @@ func (s *Service) subjectLive(ctx context.Context, realm, clientID, userID, sess
 		}
 		return err == nil, err
 	}
+	// iat has whole seconds: a token from a stamp's own second counts as before it.
+	beforeStamp := func(stamp time.Time) bool {
+		return !stamp.IsZero() && issuedAt.Before(stamp.Truncate(time.Second).Add(time.Second))
+	}
 	client, err := s.store.GetClient(ctx, realm, clientID)
-	if live, err := ok(err); !live || client.Disabled {
+	if live, err := ok(err); !live || client.Disabled || beforeStamp(client.TokensValidAfter) {
 		return "", false, err
 	}
 	var username string
@@ -159,8 +163,7 @@ func (s *Service) subjectLive(ctx context.Context, realm, clientID, userID, sess
 		if live, err := ok(err); !live || user.Disabled {
 			return "", false, err
 		}
-		// iat has whole seconds: a token from the stamp's own second counts as before it.
-		if issuedAt.Before(user.TokensValidAfter.Truncate(time.Second).Add(time.Second)) && !user.TokensValidAfter.IsZero() {
+		if beforeStamp(user.TokensValidAfter) {
 			return "", false, nil
 		}
 		username = user.Username

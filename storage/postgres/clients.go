@@ -13,7 +13,7 @@ import (
 const clientColumns = `realm, id, name, secret_hash, jwks, redirect_uris, post_logout_redirect_uris, grant_types,
 	scopes, audiences, third_party, disabled, access_token_ttl, access_token_format, refresh_preset,
 	refresh_idle, refresh_absolute, refresh_retry_window, created_at, updated_at,
-	pkce_optional, id_token_signed_response_alg`
+	pkce_optional, id_token_signed_response_alg, tokens_valid_after`
 
 func scanClient(row scanner) (storage.Client, error) {
 	var c storage.Client
@@ -21,7 +21,7 @@ func scanClient(row scanner) (storage.Client, error) {
 	err := row.Scan(&c.Realm, &c.ID, &c.Name, &c.SecretHash, &c.JWKS, &c.RedirectURIs, &c.PostLogoutRedirectURIs,
 		&c.GrantTypes, &c.Scopes, &c.Audiences, &c.ThirdParty, &c.Disabled, &ttl, &c.Tokens.AccessTokenFormat,
 		&c.Tokens.RefreshPreset, &idle, &absolute, &retry, nt(&c.CreatedAt), nt(&c.UpdatedAt),
-		&c.PKCEOptional, &c.IDTokenSignedResponseAlg)
+		&c.PKCEOptional, &c.IDTokenSignedResponseAlg, nt(&c.TokensValidAfter))
 	c.Tokens.AccessTokenTTL = time.Duration(ttl)
 	c.Tokens.RefreshIdle = time.Duration(idle)
 	c.Tokens.RefreshAbsolute = time.Duration(absolute)
@@ -39,12 +39,12 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 
 func insertClient(ctx context.Context, q querier, c storage.Client) error {
 	_, err := q.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`,
 		c.Realm, c.ID, c.Name, c.SecretHash, bytesOrNull(c.JWKS), list(c.RedirectURIs), list(c.PostLogoutRedirectURIs),
 		list(c.GrantTypes), list(c.Scopes), list(c.Audiences), c.ThirdParty, c.Disabled,
 		int64(c.Tokens.AccessTokenTTL), c.Tokens.AccessTokenFormat, c.Tokens.RefreshPreset,
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
-		ts(c.CreatedAt), ts(c.UpdatedAt), c.PKCEOptional, c.IDTokenSignedResponseAlg)
+		ts(c.CreatedAt), ts(c.UpdatedAt), c.PKCEOptional, c.IDTokenSignedResponseAlg, ts(c.TokensValidAfter))
 	return err
 }
 

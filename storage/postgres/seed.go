@@ -104,8 +104,32 @@ func seedClient(ctx context.Context, q querier, c storage.Client) (seedOutcome, 
 	case storage.SameClient(old, c):
 		return seedUnchanged, nil
 	}
-	_, err = updateClient(ctx, q, c)
-	return seedUpdated, classify(err)
+	if _, err = updateClient(ctx, q, c); err != nil {
+		return 0, classify(err)
+	}
+	if !old.Disabled && c.Disabled {
+		if err := disableClient(ctx, q, c); err != nil {
+			return 0, err
+		}
+	}
+	return seedUpdated, nil
+}
+
+// disableClient ends all a client holds, in the caller's transaction, at its
+// UpdatedAt: its security stamp moves there, so no token issued to it before
+// comes back when it is enabled again; its refresh families end; and it is
+// audited.
+func disableClient(ctx context.Context, q querier, c storage.Client) error {
+	if _, err := q.Exec(ctx, `UPDATE clients SET tokens_valid_after = $3 WHERE realm = $1 AND id = $2`,
+		c.Realm, c.ID, ts(c.UpdatedAt)); err != nil {
+		return fmt.Errorf("disable client %q in realm %q: %w", c.ID, c.Realm, err)
+	}
+	if _, err := q.Exec(ctx, `UPDATE refresh_families SET revoked_at = $3, revoke_reason = $4
+		WHERE realm = $1 AND client_id = $2 AND revoked_at IS NULL`, c.Realm, c.ID, ts(c.UpdatedAt), storage.ReasonClientDisabled); err != nil {
+		return fmt.Errorf("disable client %q in realm %q: %w", c.ID, c.Realm, err)
+	}
+	_, err := appendAudit(ctx, q, storage.ClientDisabled(c.Realm, c.ID, c.UpdatedAt, "seed"))
+	return err
 }
 
 // seedUser matches an existing user by username; that user keeps its ID,

@@ -12,7 +12,7 @@ import (
 const clientCols = `realm, id, name, secret_hash, jwks, redirect_uris, post_logout_redirect_uris, grant_types,
 	scopes, audiences, third_party, disabled, pkce_optional, id_token_signed_response_alg,
 	access_token_ttl, access_token_format, refresh_preset, refresh_idle, refresh_absolute, refresh_retry_window,
-	created_at, updated_at`
+	created_at, updated_at, tokens_valid_after`
 
 func scanClient(row rowScanner) (storage.Client, error) {
 	var c storage.Client
@@ -21,7 +21,7 @@ func scanClient(row rowScanner) (storage.Client, error) {
 		jsonCol{&c.Scopes}, jsonCol{&c.Audiences}, &c.ThirdParty, &c.Disabled,
 		&c.PKCEOptional, &c.IDTokenSignedResponseAlg, &c.Tokens.AccessTokenTTL, &c.Tokens.AccessTokenFormat, &c.Tokens.RefreshPreset,
 		&c.Tokens.RefreshIdle, &c.Tokens.RefreshAbsolute, &c.Tokens.RefreshRetryWindow,
-		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt})
+		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, timeCol{&c.TokensValidAfter})
 	return c, err
 }
 
@@ -33,13 +33,13 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
 
 func createClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO clients (`+clientCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.Realm, c.ID, c.Name, c.SecretHash, blob(c.JWKS),
 		jsonText(c.RedirectURIs), jsonText(c.PostLogoutRedirectURIs), jsonText(c.GrantTypes),
 		jsonText(c.Scopes), jsonText(c.Audiences), c.ThirdParty, c.Disabled,
 		c.PKCEOptional, c.IDTokenSignedResponseAlg, int64(c.Tokens.AccessTokenTTL), c.Tokens.AccessTokenFormat, c.Tokens.RefreshPreset,
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
-		micros(c.CreatedAt), micros(c.UpdatedAt))
+		micros(c.CreatedAt), micros(c.UpdatedAt), micros(c.TokensValidAfter))
 	return mapWriteError(err, clientName(c.Realm, c.ID))
 }
 

@@ -65,6 +65,11 @@ func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *stora
 			if err := updateClient(ctx, tx, c); err != nil {
 				return err
 			}
+			if !have.Disabled && c.Disabled {
+				if err := disableClient(ctx, tx, c); err != nil {
+					return err
+				}
+			}
 			res.Updated++
 		}
 	}
@@ -133,4 +138,22 @@ func endEverything(ctx context.Context, tx *stmtTx, u storage.User, why storage.
 	var err error
 	why.ID, err = appendAudit(ctx, tx, why)
 	return why, err
+}
+
+// disableClient ends all a client holds, in the caller's transaction, at its
+// UpdatedAt: its security stamp moves there, so no token issued to it before
+// comes back when it is enabled again; its refresh families end; and it is
+// audited.
+func disableClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
+	a := micros(c.UpdatedAt)
+	if _, err := tx.ExecContext(ctx, `UPDATE clients SET tokens_valid_after = ? WHERE realm = ? AND id = ?`,
+		a, c.Realm, c.ID); err != nil {
+		return fmt.Errorf("disable %s: %w", clientName(c.Realm, c.ID), err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
+		WHERE realm = ? AND client_id = ? AND revoked_at IS NULL`, a, storage.ReasonClientDisabled, c.Realm, c.ID); err != nil {
+		return fmt.Errorf("disable %s: %w", clientName(c.Realm, c.ID), err)
+	}
+	_, err := appendAudit(ctx, tx, storage.ClientDisabled(c.Realm, c.ID, c.UpdatedAt, "seed"))
+	return err
 }

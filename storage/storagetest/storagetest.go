@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Seed", testSeed},
 		{"SeedIsAllOrNothing", testSeedAllOrNothing},
 		{"SeedDisablesAUserForGood", testSeedDisablesForGood},
+		{"SeedDisablesAClientForGood", testSeedDisablesClientForGood},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1294,6 +1295,60 @@ func testSeedDisablesForGood(t *testing.T, s storage.Store) {
 	same(t, "user.password_changed events", ev, []storage.AuditEvent{{ID: ev[0].ID, Time: at(3 * time.Hour),
 		Type: "user.password_changed", Realm: "acme", UserID: alice.ID, Details: map[string]string{"by": "seed"}}})
 	same(t, "password apply", passwordApply, storage.SeedResult{Updated: 1, Unchanged: 5, Audit: ev})
+}
+
+// A client the seed disables keeps nothing: its stamp moves and its refresh
+// families end, in the seed's transaction, and enabling it again brings none
+// of that back. Other clients' families are untouched.
+func testSeedDisablesClientForGood(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	seed := seedFixture()
+	_, err := s.ApplySeed(c, seed)
+	must(t, err)
+	alice, err := s.GetUserByUsername(c, "acme", "alice")
+	must(t, err)
+	webFam := newFamily("acme", "web", alice.ID, "", "web-fam")
+	must(t, s.CreateFamily(c, webFam, storage.RefreshToken{Hash: randBytes(t), IssuedAt: t0}))
+	svcFam := newFamily("acme", "svc", alice.ID, "", "svc-fam")
+	must(t, s.CreateFamily(c, svcFam, storage.RefreshToken{Hash: randBytes(t), IssuedAt: t0}))
+
+	seed.Realms[0].Clients[0].Disabled = true
+	seed.Realms[0].Clients[0].UpdatedAt = at(time.Hour)
+	res, err := s.ApplySeed(c, seed)
+	must(t, err)
+	same(t, "disabling apply", res, storage.SeedResult{Updated: 1, Unchanged: 4})
+	endedForGood := func(what string) {
+		t.Helper()
+		web, err := s.GetClient(c, "acme", "web")
+		must(t, err)
+		same(t, what+": web's TokensValidAfter", web.TokensValidAfter, at(time.Hour))
+		f, err := s.GetFamily(c, webFam.ID)
+		must(t, err)
+		same(t, what+": web's family revoked", []any{f.RevokedAt, f.RevokeReason}, []any{at(time.Hour), storage.ReasonClientDisabled})
+		f, err = s.GetFamily(c, svcFam.ID)
+		must(t, err)
+		same(t, what+": svc's family revoked at", f.RevokedAt, time.Time{})
+	}
+	endedForGood("after disabling")
+	ev, err := s.ListAudit(c, storage.AuditFilter{Type: "client.disabled"})
+	must(t, err)
+	if len(ev) != 1 {
+		t.Fatalf("client.disabled events = %+v, want one", ev)
+	}
+	same(t, "client.disabled event", ev, []storage.AuditEvent{{ID: ev[0].ID, Time: at(time.Hour),
+		Type: "client.disabled", Realm: "acme", ClientID: "web", Details: map[string]string{"by": "seed"}}})
+
+	seed.Realms[0].Clients[0].Disabled = false
+	seed.Realms[0].Clients[0].UpdatedAt = at(2 * time.Hour)
+	_, err = s.ApplySeed(c, seed)
+	must(t, err)
+	endedForGood("after enabling again")
+	// An update through the store keeps the stamp too: it is state.
+	web, err := s.GetClient(c, "acme", "web")
+	must(t, err)
+	web.Name, web.TokensValidAfter = "Renamed", time.Time{}
+	must(t, s.UpdateClient(c, web))
+	endedForGood("after UpdateClient")
 }
 
 func testClientAssertions(t *testing.T, s storage.Store) {
