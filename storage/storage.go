@@ -483,7 +483,7 @@ type SeedResult struct {
 	Updated   int
 	Unchanged int
 	// Audit holds the audit events the seed appended in its transaction, with
-	// their IDs (a user disabled, a password changed).
+	// their IDs (a user or a client disabled, a password changed).
 	Audit []AuditEvent
 }
 

@@ -80,11 +80,12 @@ func TestAuditEventsAreLoggedAsJSON(t *testing.T) {
 	})
 }
 
-// The audit events the seed writes in its own transaction are logged too, once it
-// has committed.
+// The audit events the seed writes in its own transaction (a user disabled, a
+// client disabled) are logged too, once it has committed.
 func TestSeedAuditEventsAreLogged(t *testing.T) {
 	disabledSeed := strings.Replace(defaultSeed, "        name: Alice Liddell\n", "        name: Alice Liddell\n        disabled: true\n", 1)
-	if disabledSeed == defaultSeed {
+	disabledSeed = strings.Replace(disabledSeed, "        name: Web App\n", "        name: Web App\n        disabled: true\n", 1)
+	if strings.Count(disabledSeed, "disabled: true") != 2 {
 		t.Fatal("the seed did not change")
 	}
 	stores(t, func(t *testing.T, db string) {
@@ -96,8 +97,12 @@ func TestSeedAuditEventsAreLogged(t *testing.T) {
 		if d, _ := e["details"].(map[string]any); e["realm"] != "acme" || e["user_id"] == nil || d["by"] != "seed" {
 			t.Errorf("user.disabled line = %v", e)
 		}
-		if strings.Contains(logs, alicePass) || strings.Contains(logs, "argon2") {
-			t.Errorf("the log holds alice's password or its hash:\n%s", logs)
+		e = auditLine(t, jsonLines(t, logs), "client.disabled", logs)
+		if d, _ := e["details"].(map[string]any); e["realm"] != "acme" || e["client_id"] != "web" || d["by"] != "seed" {
+			t.Errorf("client.disabled line = %v", e)
+		}
+		if strings.Contains(logs, alicePass) || strings.Contains(logs, webSecret) || strings.Contains(logs, "argon2") {
+			t.Errorf("the log holds a password, a secret or a hash:\n%s", logs)
 		}
 	})
 }

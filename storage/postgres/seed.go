@@ -54,11 +54,14 @@ func (s *Store) ApplySeed(ctx context.Context, seed storage.Seed) (storage.SeedR
 			count(&res, outcome)
 			for _, c := range sr.Clients {
 				c.Realm = name
-				outcome, err := seedClient(ctx, tx, c)
+				outcome, why, err := seedClient(ctx, tx, c)
 				if err != nil {
 					return fmt.Errorf("client %q in realm %q: %w", c.ID, name, err)
 				}
 				count(&res, outcome)
+				if why.ID != 0 {
+					res.Audit = append(res.Audit, why)
+				}
 			}
 			for _, u := range sr.Users {
 				u.Realm = name
@@ -94,42 +97,47 @@ func seedRealm(ctx context.Context, q querier, r storage.Realm) (seedOutcome, er
 	return seedUpdated, classify(err)
 }
 
-func seedClient(ctx context.Context, q querier, c storage.Client) (seedOutcome, error) {
+// seedClient creates or updates the client, and returns the audit event it
+// appended, if any, with its ID.
+func seedClient(ctx context.Context, q querier, c storage.Client) (seedOutcome, storage.AuditEvent, error) {
+	var why storage.AuditEvent
 	old, err := getClient(ctx, q, c.Realm, c.ID)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return seedCreated, classify(insertClient(ctx, q, c))
+		return seedCreated, why, classify(insertClient(ctx, q, c))
 	case err != nil:
-		return 0, err
+		return 0, why, err
 	case storage.SameClient(old, c):
-		return seedUnchanged, nil
+		return seedUnchanged, why, nil
 	}
 	if _, err = updateClient(ctx, q, c); err != nil {
-		return 0, classify(err)
+		return 0, why, classify(err)
 	}
 	if !old.Disabled && c.Disabled {
-		if err := disableClient(ctx, q, c); err != nil {
-			return 0, err
+		if why, err = disableClient(ctx, q, c); err != nil {
+			return 0, why, err
 		}
 	}
-	return seedUpdated, nil
+	return seedUpdated, why, nil
 }
 
 // disableClient ends all a client holds, in the caller's transaction, at its
 // UpdatedAt: its security stamp moves there, so no token issued to it before
 // comes back when it is enabled again; its refresh families end; and it is
-// audited.
-func disableClient(ctx context.Context, q querier, c storage.Client) error {
+// audited: the event is returned with its ID.
+func disableClient(ctx context.Context, q querier, c storage.Client) (storage.AuditEvent, error) {
+	why := storage.ClientDisabled(c.Realm, c.ID, c.UpdatedAt, "seed")
 	if _, err := q.Exec(ctx, `UPDATE clients SET tokens_valid_after = $3 WHERE realm = $1 AND id = $2`,
 		c.Realm, c.ID, ts(c.UpdatedAt)); err != nil {
-		return fmt.Errorf("disable client %q in realm %q: %w", c.ID, c.Realm, err)
+		return why, fmt.Errorf("disable client %q in realm %q: %w", c.ID, c.Realm, err)
 	}
 	if _, err := q.Exec(ctx, `UPDATE refresh_families SET revoked_at = $3, revoke_reason = $4
 		WHERE realm = $1 AND client_id = $2 AND revoked_at IS NULL`, c.Realm, c.ID, ts(c.UpdatedAt), storage.ReasonClientDisabled); err != nil {
-		return fmt.Errorf("disable client %q in realm %q: %w", c.ID, c.Realm, err)
+		return why, fmt.Errorf("disable client %q in realm %q: %w", c.ID, c.Realm, err)
 	}
-	_, err := appendAudit(ctx, q, storage.ClientDisabled(c.Realm, c.ID, c.UpdatedAt, "seed"))
-	return err
+	var err error
+	why.ID, err = appendAudit(ctx, q, why)
+	return why, err
 }
 
 // seedUser matches an existing user by username; that user keeps its ID,

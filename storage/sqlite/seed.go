@@ -66,9 +66,11 @@ func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *stora
 				return err
 			}
 			if !have.Disabled && c.Disabled {
-				if err := disableClient(ctx, tx, c); err != nil {
+				why, err := disableClient(ctx, tx, c)
+				if err != nil {
 					return err
 				}
+				res.Audit = append(res.Audit, why)
 			}
 			res.Updated++
 		}
@@ -143,17 +145,19 @@ func endEverything(ctx context.Context, tx *stmtTx, u storage.User, why storage.
 // disableClient ends all a client holds, in the caller's transaction, at its
 // UpdatedAt: its security stamp moves there, so no token issued to it before
 // comes back when it is enabled again; its refresh families end; and it is
-// audited.
-func disableClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
+// audited: the event is returned with its ID.
+func disableClient(ctx context.Context, tx *stmtTx, c storage.Client) (storage.AuditEvent, error) {
+	why := storage.ClientDisabled(c.Realm, c.ID, c.UpdatedAt, "seed")
 	a := micros(c.UpdatedAt)
 	if _, err := tx.ExecContext(ctx, `UPDATE clients SET tokens_valid_after = ? WHERE realm = ? AND id = ?`,
 		a, c.Realm, c.ID); err != nil {
-		return fmt.Errorf("disable %s: %w", clientName(c.Realm, c.ID), err)
+		return why, fmt.Errorf("disable %s: %w", clientName(c.Realm, c.ID), err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
 		WHERE realm = ? AND client_id = ? AND revoked_at IS NULL`, a, storage.ReasonClientDisabled, c.Realm, c.ID); err != nil {
-		return fmt.Errorf("disable %s: %w", clientName(c.Realm, c.ID), err)
+		return why, fmt.Errorf("disable %s: %w", clientName(c.Realm, c.ID), err)
 	}
-	_, err := appendAudit(ctx, tx, storage.ClientDisabled(c.Realm, c.ID, c.UpdatedAt, "seed"))
-	return err
+	var err error
+	why.ID, err = appendAudit(ctx, tx, why)
+	return why, err
 }

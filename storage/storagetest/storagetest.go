@@ -1316,7 +1316,7 @@ func testSeedDisablesClientForGood(t *testing.T, s storage.Store) {
 	seed.Realms[0].Clients[0].UpdatedAt = at(time.Hour)
 	res, err := s.ApplySeed(c, seed)
 	must(t, err)
-	same(t, "disabling apply", res, storage.SeedResult{Updated: 1, Unchanged: 4})
+	disablingApply := res
 	endedForGood := func(what string) {
 		t.Helper()
 		web, err := s.GetClient(c, "acme", "web")
@@ -1337,6 +1337,7 @@ func testSeedDisablesClientForGood(t *testing.T, s storage.Store) {
 	}
 	same(t, "client.disabled event", ev, []storage.AuditEvent{{ID: ev[0].ID, Time: at(time.Hour),
 		Type: "client.disabled", Realm: "acme", ClientID: "web", Details: map[string]string{"by": "seed"}}})
+	same(t, "disabling apply", disablingApply, storage.SeedResult{Updated: 1, Unchanged: 4, Audit: ev})
 
 	seed.Realms[0].Clients[0].Disabled = false
 	seed.Realms[0].Clients[0].UpdatedAt = at(2 * time.Hour)
