@@ -23,6 +23,9 @@ type Params struct {
 // 25 ms a hash on one core of our CI machine, and little memory per login.
 var Default = Params{Memory: 19 * 1024, Time: 2, Threads: 1}
 
+// MinLen is the fewest characters a password may have.
+const MinLen = 8
+
 const (
 	saltLen = 16
 	keyLen  = 32
@@ -52,6 +55,26 @@ func Verify(password, phc string) (bool, error) {
 	}
 	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
 	return subtle.ConstantTimeCompare(got, key) == 1, nil
+}
+
+// maxCost bounds the parameters of a hash given from outside (a seed file's
+// password_hash): every sign-in pays them, so a huge one would make each login
+// a denial of service.
+var maxCost = Params{Memory: 256 * 1024, Time: 10, Threads: 16}
+
+// CheckHash says whether phc is an argon2id PHC string Latchkey can keep: well
+// formed, at least as costly as min, and no costlier than a sign-in can afford.
+func CheckHash(phc string, min Params) error {
+	p, _, _, err := parse(phc)
+	switch {
+	case err != nil:
+		return err
+	case p.Memory < min.Memory || p.Time < min.Time:
+		return fmt.Errorf("password: hash weaker than m=%d,t=%d", min.Memory, min.Time)
+	case p.Memory > maxCost.Memory || p.Time > maxCost.Time || p.Threads > maxCost.Threads:
+		return fmt.Errorf("password: hash costlier than m=%d,t=%d,p=%d", maxCost.Memory, maxCost.Time, maxCost.Threads)
+	}
+	return nil
 }
 
 func parse(phc string) (Params, []byte, []byte, error) {

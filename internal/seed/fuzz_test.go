@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/latchkey/latchkey/internal/ident"
+	"github.com/latchkey/latchkey/internal/password"
 )
 
 // Whatever the seed file holds, Parse (which validates) never panics and answers
@@ -56,8 +57,9 @@ func FuzzSeed(f *testing.F) {
 					t.Fatalf("accepted username %q", u.Username)
 				}
 				users[u.Username] = true
-				if len(u.Password) < minPasswordLen {
-					t.Fatalf("accepted a %d-character password", len(u.Password))
+				if (u.PasswordHash == "" && len(u.Password) < password.MinLen) ||
+					(u.PasswordHash != "" && (u.Password != "" || password.CheckHash(u.PasswordHash, password.Default) != nil)) {
+					t.Fatalf("accepted password %d characters long with password_hash %q", len(u.Password), u.PasswordHash)
 				}
 			}
 		}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/clientsecret"
 	"github.com/latchkey/latchkey/internal/ident"
+	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/token"
 )
 
@@ -69,8 +70,11 @@ type Client struct {
 
 // User is a user in the seed file.
 type User struct {
-	Username      string `yaml:"username"`
-	Password      string `yaml:"password"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// PasswordHash is an argon2id hash in PHC form (as `latchkey password hash`
+	// prints), instead of Password: kept as it is, so a start hashes nothing.
+	PasswordHash  string `yaml:"password_hash"`
 	Email         string `yaml:"email"`
 	EmailVerified bool   `yaml:"email_verified"`
 	Name          string `yaml:"name"`
@@ -281,7 +285,6 @@ const (
 	// allow_long_access_tokens.
 	MaxAccessTokenTTL = time.Hour
 	maxRetryWindow    = time.Minute
-	minPasswordLen    = 8
 )
 
 var (
@@ -386,8 +389,15 @@ func (f *File) validate(name string, root *yaml.Node) error {
 				}
 				emails[u.Email] = true
 			}
-			if len(u.Password) < minPasswordLen {
-				v.fail(fmt.Sprintf("password must have at least %d characters", minPasswordLen), uat("password")...)
+			switch {
+			case u.PasswordHash != "" && u.Password != "":
+				v.fail("give password or password_hash, not both", uat("password_hash")...)
+			case u.PasswordHash != "":
+				if err := password.CheckHash(u.PasswordHash, password.Default); err != nil {
+					v.fail(fmt.Sprintf("%v (want an argon2id PHC string, as `latchkey password hash` prints)", err), uat("password_hash")...)
+				}
+			case len(u.Password) < password.MinLen:
+				v.fail(fmt.Sprintf("password must have at least %d characters", password.MinLen), uat("password")...)
 			}
 		}
 	}

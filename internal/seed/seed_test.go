@@ -67,6 +67,20 @@ realms:
 }
 
 // Each bad file must be refused with the file, the line and the field.
+// goodHash has the shape and the default parameters of an argon2id hash.
+const goodHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo3ODkwMTI"
+
+// A user may be given a password hash instead of a password: kept as it is.
+func TestParseAcceptsAPasswordHash(t *testing.T) {
+	f, err := Parse("seed.yaml", []byte("realms:\n  - name: acme\n    users:\n      - username: bob\n        password_hash: "+goodHash+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := f.Realms[0].Users[0]; u.PasswordHash != goodHash || u.Password != "" {
+		t.Fatalf("user = %+v", u)
+	}
+}
+
 func TestParseRefusesBadFilesNamingFileLineAndField(t *testing.T) {
 	base, _ := os.ReadFile("testdata/acme.yaml")
 	edit := func(old, new string) string {
@@ -98,6 +112,10 @@ func TestParseRefusesBadFilesNamingFileLineAndField(t *testing.T) {
 		{"bad duration", edit("- name: acme", "- name: acme\n    access_token_ttl: five minutes"), `seed.yaml:3: "five minutes" is not a duration`},
 		{"too long access tokens", edit("- name: acme", "- name: acme\n    access_token_ttl: 2h"), `seed.yaml:3: realms[0].access_token_ttl: access_token_ttl 2h0m0s is over 1h0m0s`},
 		{"bad bool", edit("- id: svc", "- id: svc\n        third_party: perhaps"), `seed.yaml:14: cannot unmarshal`},
+		{"password and password_hash", string(base) + "        password_hash: " + goodHash + "\n", `realms[0].users[0].password_hash: give password or password_hash, not both`},
+		{"malformed password_hash", string(base) + "      - username: bob\n        password_hash: $2y$10$notargon\n", `realms[0].users[1].password_hash: password: malformed argon2id hash`},
+		{"weak password_hash", string(base) + "      - username: bob\n        password_hash: " + strings.Replace(goodHash, "m=19456,t=2", "m=64,t=1", 1) + "\n", `realms[0].users[1].password_hash: password: hash weaker than`},
+		{"ruinous password_hash", string(base) + "      - username: bob\n        password_hash: " + strings.Replace(goodHash, "m=19456", "m=4194304", 1) + "\n", `realms[0].users[1].password_hash: password: hash costlier than`},
 		{"missing client id", edit("- id: svc\n", "- name: no-id\n"), `seed.yaml:13: realms[0].clients[2].id: client id "" must be`},
 		{"client credentials without secret", edit("        secret: svc-secret-123-0123456789abcdefghijklmnop\n", ""), `seed.yaml:14: realms[0].clients[2].grant_types: client_credentials needs a confidential client`},
 		{"short password", edit("password: alice-password-1", "password: short"), `seed.yaml:19: realms[0].users[0].password: password must have at least 8`},
