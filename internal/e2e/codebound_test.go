@@ -17,7 +17,7 @@ func TestCodesPerSession_OldestUnredeemedAreEvicted(t *testing.T) {
 		for i, code := range codes {
 			r := s.redeem(t, webBasic, code)
 			switch {
-			case i < minted-kept && (r.status != 400 || r.str("error") != "invalid_grant"):
+			case i < minted-kept && !r.invalidGrant():
 				t.Fatalf("code %d of %d, past the per-session bound: %d %s; want 400 invalid_grant", i, minted, r.status, r.raw)
 			case i >= minted-kept && r.status != 200:
 				t.Fatalf("code %d of %d, among the newest %d: %d %s; want 200", i, minted, kept, r.status, r.raw)

@@ -53,7 +53,7 @@ func raceOneCode(t *testing.T, s *server, b *browser, parties, trial int) {
 				t.Fatalf("trial %d: two redemptions of one code succeeded", trial)
 			}
 			winner = &results[i]
-		case r.status != 400 || r.str("error") != "invalid_grant":
+		case !r.invalidGrant():
 			t.Fatalf("trial %d: a losing redemption got %d %s; want 400 invalid_grant", trial, r.status, r.raw)
 		}
 	}
@@ -63,7 +63,7 @@ func raceOneCode(t *testing.T, s *server, b *browser, parties, trial int) {
 	if in := s.introspect(t, svcBasic, winner.str("access_token")); in.status != 200 || in.body["active"] != false {
 		t.Fatalf("trial %d (%d-way): the winner's access token survived the replay: %d %s", trial, parties, in.status, in.raw)
 	}
-	if r := s.refresh(t, webBasic, winner.str("refresh_token")); r.status != 400 || r.str("error") != "invalid_grant" {
+	if r := s.refresh(t, webBasic, winner.str("refresh_token")); !r.invalidGrant() {
 		t.Fatalf("trial %d (%d-way): the winner's refresh token survived the replay: %d %s", trial, parties, r.status, r.raw)
 	}
 }

@@ -269,6 +269,9 @@ type response struct {
 	raw    string
 }
 
+// invalidGrant reports whether the token endpoint answered 400 invalid_grant.
+func (r response) invalidGrant() bool { return r.status == 400 && r.str("error") == "invalid_grant" }
+
 func (r response) str(k string) string { s, _ := r.body[k].(string); return s }
 
 // client is shared by the helpers: many idle connections, so races are not

@@ -76,7 +76,7 @@ func TestSeed_EnablingADisabledUserBringsNothingBack(t *testing.T) {
 
 		o.seed = ""
 		s = start(t, o)
-		if r := s.refresh(t, webBasic, rt); r.status != 400 || r.str("error") != "invalid_grant" {
+		if r := s.refresh(t, webBasic, rt); !r.invalidGrant() {
 			t.Errorf("refresh token from before the disabling, user enabled again: %d %s; want 400 invalid_grant", r.status, r.raw)
 		}
 		wantInactive(t, "access token from before the disabling, user enabled again", s.introspect(t, webBasic, at))
@@ -108,7 +108,7 @@ func TestSeed_NewPasswordEndsSessionsAndTokens(t *testing.T) {
 
 		o.seed = newSeed
 		s = start(t, o)
-		if r := s.refresh(t, webBasic, rt); r.status != 400 || r.str("error") != "invalid_grant" {
+		if r := s.refresh(t, webBasic, rt); !r.invalidGrant() {
 			t.Errorf("refresh token from before the new password: %d %s; want 400 invalid_grant", r.status, r.raw)
 		}
 		wantInactive(t, "access token from before the new password", s.introspect(t, webBasic, at))
@@ -157,7 +157,7 @@ func TestSeed_EnablingADisabledClientBringsNothingBack(t *testing.T) {
 
 		o.seed = ""
 		s = start(t, o)
-		if r := s.refresh(t, webBasic, webRT); r.status != 400 || r.str("error") != "invalid_grant" {
+		if r := s.refresh(t, webBasic, webRT); !r.invalidGrant() {
 			t.Errorf("web's refresh token from before the disabling, web enabled again: %d %s; want 400 invalid_grant", r.status, r.raw)
 		}
 		wantInactive(t, "web's access token from before the disabling", s.introspect(t, webBasic, webAT))
