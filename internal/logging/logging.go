@@ -60,7 +60,7 @@ var secretPatterns = []*regexp.Regexp{
 	// JWTs (JWS compact serialisation): three base64url parts, the first a JSON header.
 	regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*`),
 	// Latchkey's own prefixed opaque tokens: lk_<kind>_<random>.
-	regexp.MustCompile(`\blk_[a-z]{2,3}_[A-Za-z0-9_-]{16,}`),
+	regexp.MustCompile(`lk_[a-z]{2,3}_[A-Za-z0-9_-]{16,}`), // even glued to a word: "0lk_rt_…"
 	// Secrets in form or query strings.
 	regexp.MustCompile(`(?i)\b(password|client_secret|refresh_token|access_token|id_token|code|code_verifier|client_assertion|token)=[^&\s"]+`),
 	// Passwords in URLs such as database DSNs: scheme://user:password@host.
