@@ -83,11 +83,7 @@ func TestAuditEventsAreLoggedAsJSON(t *testing.T) {
 // The audit events the seed writes in its own transaction (a user disabled, a
 // client disabled) are logged too, once it has committed.
 func TestSeedAuditEventsAreLogged(t *testing.T) {
-	disabledSeed := strings.Replace(defaultSeed, "        name: Alice Liddell\n", "        name: Alice Liddell\n        disabled: true\n", 1)
-	disabledSeed = strings.Replace(disabledSeed, "        name: Web App\n", "        name: Web App\n        disabled: true\n", 1)
-	if strings.Count(disabledSeed, "disabled: true") != 2 {
-		t.Fatal("the seed did not change")
-	}
+	disabledSeed := seedWith(t, aliceLine, aliceLine+disabled, webLine, webLine+disabled)
 	stores(t, func(t *testing.T, db string) {
 		start(t, options{db: db}).stop()
 		s := start(t, options{db: db, seed: disabledSeed, args: []string{"--log-format", "json"}})

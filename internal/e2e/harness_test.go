@@ -450,3 +450,25 @@ func openStore(t *testing.T, db string) storage.Store {
 	t.Cleanup(func() { st.Close() })
 	return st
 }
+
+// seedWith is defaultSeed with each old→new pair replaced once; the test fails if
+// an old is not there to replace.
+func seedWith(t testing.TB, oldNew ...string) string {
+	t.Helper()
+	seed := defaultSeed
+	for i := 0; i+1 < len(oldNew); i += 2 {
+		if !strings.Contains(seed, oldNew[i]) {
+			t.Fatalf("the seed has no %q to replace", oldNew[i])
+		}
+		seed = strings.Replace(seed, oldNew[i], oldNew[i+1], 1)
+	}
+	return seed
+}
+
+// Seed edits that disable a user or a client of defaultSeed.
+const (
+	aliceLine = "        name: Alice Liddell\n"
+	webLine   = "        name: Web App\n"
+	svcLine   = "      - id: svc\n"
+	disabled  = "        disabled: true\n"
+)
