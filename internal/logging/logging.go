@@ -48,10 +48,10 @@ var sensitiveKeys = map[string]bool{
 // carry random base64url with digits and capitals (lk_ac_…).
 var errorCode = regexp.MustCompile(`^[a-z]+(_[a-z]+)*$`)
 
-// word is a run of letters that reads as prose after an auth scheme name ("bearer
-// token", "Basic credentials."), not as a credential: credentials are long, or hold
-// digits or token68 punctuation.
-var word = regexp.MustCompile(`^[A-Za-z][A-Za-z-]{0,18}\.?$`)
+// prose is the few words that follow an auth scheme's name in prose ("bearer
+// token", "Basic credentials."), not a credential. Only these are kept: a short
+// all-letter credential (Basic dXNlcjpwYXNz is "user:pass") is masked like any other.
+var prose = regexp.MustCompile(`(?i)^(?:token|tokens|token-based|credential|credentials|auth|authentication|authorization|scheme|header|challenge|proof|proofs)\.?$`)
 
 // secretPatterns find secrets inside free text.
 var secretPatterns = []*regexp.Regexp{
@@ -74,7 +74,7 @@ func Scrub(s string) string {
 		case 0:
 			s = re.ReplaceAllStringFunc(s, func(m string) string {
 				cred := re.FindStringSubmatch(m)[1]
-				if word.MatchString(cred) {
+				if prose.MatchString(cred) {
 					return m // prose, such as "bearer token"
 				}
 				return m[:len(m)-len(cred)] + Redacted

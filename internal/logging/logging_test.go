@@ -76,6 +76,8 @@ func TestRedactsValuesNotProse(t *testing.T) {
 		{"lower-case bearer credential", func(l *slog.Logger) { l.Info("got bearer abcdefghijklmnopqrstuvwxyz") }, "abcdefghijklmnopqrstuvwxyz"},
 		{"basic credential", func(l *slog.Logger) { l.Info("x", "auth", "BASIC d2ViOndlYi1zZWNyZXQtMTIz") }, "d2ViOndlYi1zZWNyZXQtMTIz"},
 		{"dpop credential", func(l *slog.Logger) { l.Info("DPoP " + jwt) }, jwt},
+		{"short all-letter basic credential", func(l *slog.Logger) { l.Info("got Basic dXNlcjpwYXNz") }, "dXNlcjpwYXNz"},
+		{"short all-letter bearer credential", func(l *slog.Logger) { l.Info("got Bearer abcdefghXYZ") }, "abcdefghXYZ"},
 		{"token in a form", func(l *slog.Logger) { l.Info("body token=opaque-thing-123") }, "opaque-thing-123"},
 		{"state", func(l *slog.Logger) { l.Info("x", "state", "invalid_grant") }, "invalid_grant"},
 	}

@@ -82,7 +82,7 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (Response, er
 	}
 	use := storage.FamilyUse{At: now.UTC().Truncate(time.Microsecond), IdleExpiresAt: idle.UTC().Truncate(time.Microsecond),
 		IP: req.From.IP, UserAgent: req.From.UserAgent}
-	parent, err := s.store.RotateRefreshToken(ctx, Hash(req.Token), child, sealed, use)
+	parent, err := s.store.RotateRefreshToken(ctx, rt.Hash, child, sealed, use) // rt.Hash: hashed once, by refreshOf
 	switch {
 	case errors.Is(err, storage.ErrAlreadyUsed):
 		// Another request rotated this token a moment ago: the same retry rules apply.
