@@ -97,7 +97,7 @@ func (h *Handler) clientCredentials(r *http.Request, realm storage.Realm, client
 // authorizationCode redeems a code (RFC 6749 §4.1.3): an access token for the user,
 // an ID token when openid was granted, and a refresh token when the client may
 // refresh and offline_access was granted.
-func (h *Handler) authorizationCode(r *http.Request, realm storage.Realm, client storage.Client, form url.Values) (token.Response, error) {
+func (h *Handler) authorizationCode(r *http.Request, realm storage.Realm, client storage.Client, form url.Values) (_ token.Response, err error) {
 	if !slices.Contains(client.GrantTypes, "authorization_code") {
 		return token.Response{}, newError(UnauthorizedClient, "client may not use authorization_code")
 	}
@@ -123,20 +123,25 @@ func (h *Handler) authorizationCode(r *http.Request, realm storage.Realm, client
 		return token.Response{}, err
 	}
 	code := redeemed.Code
-	// The grant exists from here on: a refusal below must end it too.
+	// The grant exists from here on: any refusal below must end it too.
+	defer func() {
+		if err != nil {
+			err = h.endGrant(ctx, code, err)
+		}
+	}()
 	user, err := h.store.GetUser(ctx, realm.Name, code.UserID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && user.Disabled) {
-		return token.Response{}, h.endGrant(ctx, code, newError(InvalidGrant, "the user is no longer active"))
+		return token.Response{}, newError(InvalidGrant, "the user is no longer active")
 	}
 	if err != nil {
-		return token.Response{}, h.endGrant(ctx, code, err)
+		return token.Response{}, err
 	}
 	sess, err := h.store.GetSession(ctx, code.SessionID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && !sess.Live(h.now())) {
-		return token.Response{}, h.endGrant(ctx, code, newError(InvalidGrant, "the sign-in session has ended"))
+		return token.Response{}, newError(InvalidGrant, "the sign-in session has ended")
 	}
 	if err != nil {
-		return token.Response{}, h.endGrant(ctx, code, err)
+		return token.Response{}, err
 	}
 	issued, err := h.tokens.IssueAccessToken(ctx, token.Grant{
 		Realm: realm, Client: client, UserID: user.ID, SessionID: code.SessionID, AuthTime: code.AuthTime,

@@ -31,8 +31,8 @@ func (s *Store) CreateAuthCode(ctx context.Context, c storage.AuthCode, keep int
 			c.Hash, c.Realm, c.ClientID, c.UserID, c.SessionID, c.RedirectURI, list(c.Scopes), c.Nonce,
 			c.CodeChallenge, c.CodeChallengeMethod, c.FamilyID, c.IP, c.UserAgent, ts(c.AuthTime), ts(c.CreatedAt),
 			ts(c.ExpiresAt), ts(c.ConsumedAt))
-		if err != nil || keep <= 0 {
-			return err
+		if err != nil || keep <= 0 || c.SessionID == "" {
+			return err // "" names no session: it has no codes to trim
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM auth_codes WHERE hash IN (
 			SELECT hash FROM auth_codes WHERE session_id = $1 AND consumed_at IS NULL
@@ -54,6 +54,7 @@ func (s *Store) RedeemAuthCode(ctx context.Context, hash []byte, now time.Time, 
 	var code storage.AuthCode
 	var refused error
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		refused = nil
 		c, err := scanAuthCode(tx.QueryRow(ctx, `
 			UPDATE auth_codes SET consumed_at = $2
 			WHERE hash = $1 AND consumed_at IS NULL AND expires_at > $2

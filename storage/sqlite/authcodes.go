@@ -32,8 +32,8 @@ func (s *Store) CreateAuthCode(ctx context.Context, c storage.AuthCode, keep int
 			// The hash is a secret's digest: it has no place in an error message.
 			return mapWriteError(err, "authorization code")
 		}
-		if keep <= 0 {
-			return nil
+		if keep <= 0 || c.SessionID == "" {
+			return nil // "" names no session: it has no codes to trim
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM auth_codes WHERE hash IN (
 			SELECT hash FROM auth_codes WHERE session_id = ? AND consumed_at IS NULL
@@ -46,6 +46,7 @@ func (s *Store) RedeemAuthCode(ctx context.Context, hash []byte, now time.Time, 
 	var code storage.AuthCode
 	var refused error
 	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
+		refused = nil // the writer may run this again, after a group it was in failed
 		// The conditional UPDATE is the decision: of any number of callers, on any
 		// instance, only the first finds consumed_at NULL.
 		c, err := scanAuthCode(tx.QueryRowContext(ctx, `UPDATE auth_codes SET consumed_at = ?
