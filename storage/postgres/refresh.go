@@ -179,11 +179,13 @@ func (s *Store) ListUserFamilies(ctx context.Context, realm, userID string, now 
 	return families, nil
 }
 
+// revokeUserFamilies revokes a user's live families: args realm, user ID, at, reason.
+const revokeUserFamilies = `UPDATE refresh_families SET revoked_at = $3, revoke_reason = $4
+	WHERE realm = $1 AND user_id = $2 AND revoked_at IS NULL`
+
 // RevokeUserFamilies revokes every unrevoked family of the user and says how many.
 func (s *Store) RevokeUserFamilies(ctx context.Context, realm, userID string, at time.Time, reason string) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `
-		UPDATE refresh_families SET revoked_at = $3, revoke_reason = $4
-		WHERE realm = $1 AND user_id = $2 AND revoked_at IS NULL`, realm, userID, ts(at), reason)
+	tag, err := s.pool.Exec(ctx, revokeUserFamilies, realm, userID, ts(at), reason)
 	if err != nil {
 		return 0, fmt.Errorf("revoke refresh families of user %q in realm %q: %w", userID, realm, err)
 	}

@@ -184,12 +184,10 @@ func seedUser(ctx context.Context, q querier, u storage.User) (seedOutcome, stor
 // endUserGrants ends a user's sessions and refresh families, in the caller's
 // transaction.
 func endUserGrants(ctx context.Context, q querier, u storage.User, at time.Time, reason string) error {
-	if _, err := q.Exec(ctx, `UPDATE sessions SET revoked_at = $3
-		WHERE realm = $1 AND user_id = $2 AND revoked_at IS NULL`, u.Realm, u.ID, ts(at)); err != nil {
+	if _, err := q.Exec(ctx, revokeUserSessions, u.Realm, u.ID, ts(at)); err != nil {
 		return fmt.Errorf("end sessions of user %q in realm %q: %w", u.ID, u.Realm, err)
 	}
-	if _, err := q.Exec(ctx, `UPDATE refresh_families SET revoked_at = $3, revoke_reason = $4
-		WHERE realm = $1 AND user_id = $2 AND revoked_at IS NULL`, u.Realm, u.ID, ts(at), reason); err != nil {
+	if _, err := q.Exec(ctx, revokeUserFamilies, u.Realm, u.ID, ts(at), reason); err != nil {
 		return fmt.Errorf("revoke refresh families of user %q in realm %q: %w", u.ID, u.Realm, err)
 	}
 	return nil

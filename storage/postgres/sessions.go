@@ -82,11 +82,12 @@ func (s *Store) ListUserSessions(ctx context.Context, realm, userID string, now 
 	return sessions, nil
 }
 
+// revokeUserSessions ends a user's live sessions: args realm, user ID, at.
+const revokeUserSessions = `UPDATE sessions SET revoked_at = $3 WHERE realm = $1 AND user_id = $2 AND revoked_at IS NULL`
+
 // RevokeUserSessions ends every unrevoked session of the user and says how many.
 func (s *Store) RevokeUserSessions(ctx context.Context, realm, userID string, at time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `
-		UPDATE sessions SET revoked_at = $3 WHERE realm = $1 AND user_id = $2 AND revoked_at IS NULL`,
-		realm, userID, ts(at))
+	tag, err := s.pool.Exec(ctx, revokeUserSessions, realm, userID, ts(at))
 	if err != nil {
 		return 0, fmt.Errorf("revoke sessions of user %q in realm %q: %w", userID, realm, err)
 	}

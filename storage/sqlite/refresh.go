@@ -150,9 +150,12 @@ func (s *Store) ListUserFamilies(ctx context.Context, realm, userID string, now 
 }
 
 func (s *Store) RevokeUserFamilies(ctx context.Context, realm, userID string, at time.Time, reason string) (int64, error) {
-	return s.exec(ctx, `UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
-		WHERE realm = ? AND user_id = ? AND revoked_at IS NULL`, micros(at), reason, realm, userID)
+	return s.exec(ctx, revokeUserFamilies, micros(at), reason, realm, userID)
 }
+
+// revokeUserFamilies revokes a user's live families: args at, reason, realm, user ID.
+const revokeUserFamilies = `UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
+	WHERE realm = ? AND user_id = ? AND revoked_at IS NULL`
 
 func (s *Store) RevokeSessionFamilies(ctx context.Context, sessionID string, at time.Time, reason string) (int64, error) {
 	if sessionID == "" {

@@ -91,24 +91,29 @@ func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *stora
 			res.Unchanged++
 		default:
 			// The user is the one already there: its ID, CreatedAt and security
-			// stamp are state the seed does not own.
+			// stamp are state the seed does not own, but for disabling it or
+			// changing its password, which move the stamp (see endEverything).
+			var why storage.AuditEvent
+			reason, stamp := "", have.TokensValidAfter
+			switch {
+			case !have.Disabled && u.Disabled:
+				why, reason = storage.UserDisabled(have.Realm, have.ID, u.UpdatedAt, "seed"), storage.ReasonUserDisabled
+			case have.PasswordHash != u.PasswordHash:
+				why, reason = storage.PasswordChanged(have.Realm, have.ID, u.UpdatedAt, "seed"), storage.ReasonPasswordChanged
+			}
+			if reason != "" {
+				stamp = u.UpdatedAt
+			}
 			_, err := tx.ExecContext(ctx, `UPDATE users SET email = ?, email_verified = ?, name = ?,
-				password_hash = ?, disabled = ?, updated_at = ? WHERE id = ?`,
-				u.Email, u.EmailVerified, u.Name, u.PasswordHash, u.Disabled, micros(u.UpdatedAt), have.ID)
+				password_hash = ?, disabled = ?, tokens_valid_after = ?, updated_at = ? WHERE id = ?`,
+				u.Email, u.EmailVerified, u.Name, u.PasswordHash, u.Disabled, micros(stamp), micros(u.UpdatedAt), have.ID)
 			if err != nil {
 				return mapWriteError(err, userName(have.Realm, have.ID))
 			}
-			var why storage.AuditEvent
-			switch {
-			case !have.Disabled && u.Disabled:
-				why, err = endEverything(ctx, tx, have, storage.UserDisabled(have.Realm, have.ID, u.UpdatedAt, "seed"), storage.ReasonUserDisabled)
-			case have.PasswordHash != u.PasswordHash:
-				why, err = endEverything(ctx, tx, have, storage.PasswordChanged(have.Realm, have.ID, u.UpdatedAt, "seed"), storage.ReasonPasswordChanged)
-			}
-			if err != nil {
-				return err
-			}
-			if why.ID != 0 {
+			if reason != "" {
+				if why, err = endEverything(ctx, tx, have, why, reason); err != nil {
+					return err
+				}
 				res.Audit = append(res.Audit, why)
 			}
 			res.Updated++
@@ -118,24 +123,16 @@ func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *stora
 }
 
 // endEverything ends all a user holds, in the caller's transaction, at the time
-// of the audit event that says why: the security stamp moves there, so every
-// token issued before is dead for good (enabling the user later brings none
-// back); their sessions and refresh families end; and the event is written, and
-// returned with its ID.
+// of the audit event that says why (their security stamp, moved there by the
+// caller, kills every token issued before, for good): their sessions and refresh
+// families end, and the event is written, and returned with its ID.
 func endEverything(ctx context.Context, tx *stmtTx, u storage.User, why storage.AuditEvent, reason string) (storage.AuditEvent, error) {
 	a := micros(why.Time)
-	for _, stmt := range []struct {
-		query string
-		args  []any
-	}{
-		{`UPDATE users SET tokens_valid_after = ? WHERE id = ?`, []any{a, u.ID}},
-		{`UPDATE sessions SET revoked_at = ? WHERE realm = ? AND user_id = ? AND revoked_at IS NULL`, []any{a, u.Realm, u.ID}},
-		{`UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
-			WHERE realm = ? AND user_id = ? AND revoked_at IS NULL`, []any{a, reason, u.Realm, u.ID}},
-	} {
-		if _, err := tx.ExecContext(ctx, stmt.query, stmt.args...); err != nil {
-			return why, fmt.Errorf("end what %s holds: %w", userName(u.Realm, u.ID), err)
-		}
+	if _, err := tx.ExecContext(ctx, revokeUserSessions, a, u.Realm, u.ID); err != nil {
+		return why, fmt.Errorf("end what %s holds: %w", userName(u.Realm, u.ID), err)
+	}
+	if _, err := tx.ExecContext(ctx, revokeUserFamilies, a, reason, u.Realm, u.ID); err != nil {
+		return why, fmt.Errorf("end what %s holds: %w", userName(u.Realm, u.ID), err)
 	}
 	var err error
 	why.ID, err = appendAudit(ctx, tx, why)

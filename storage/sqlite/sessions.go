@@ -64,9 +64,11 @@ func (s *Store) ListUserSessions(ctx context.Context, realm, userID string, now 
 }
 
 func (s *Store) RevokeUserSessions(ctx context.Context, realm, userID string, at time.Time) (int64, error) {
-	return s.exec(ctx, `UPDATE sessions SET revoked_at = ? WHERE realm = ? AND user_id = ? AND revoked_at IS NULL`,
-		micros(at), realm, userID)
+	return s.exec(ctx, revokeUserSessions, micros(at), realm, userID)
 }
+
+// revokeUserSessions ends a user's live sessions: args at, realm, user ID.
+const revokeUserSessions = `UPDATE sessions SET revoked_at = ? WHERE realm = ? AND user_id = ? AND revoked_at IS NULL`
 
 func (s *Store) PurgeSessions(ctx context.Context, before time.Time) (int64, error) {
 	return s.purge(ctx, purgeSessions, before)
