@@ -31,6 +31,13 @@ type deadlinePool struct {
 
 func (p deadlinePool) Close() { p.pool.Close() }
 
+// patient is the pool for background and start-up work, the sweep and the seed:
+// bounded too, but by a minute at least, as a sweep of a large backlog, or a seed
+// waiting for another instance's, may rightly take longer than a request may.
+func (p deadlinePool) patient() deadlinePool {
+	return deadlinePool{pool: p.pool, timeout: max(20*p.timeout, time.Minute)}
+}
+
 func (p deadlinePool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()

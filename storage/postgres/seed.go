@@ -41,7 +41,7 @@ func count(res *storage.SeedResult, o seedOutcome) {
 // (READ COMMITTED reads afresh after the wait) instead of failing on them.
 func (s *Store) ApplySeed(ctx context.Context, seed storage.Seed) (storage.SeedResult, error) {
 	var res storage.SeedResult
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.pool.patient(), func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, seedLockID); err != nil {
 			return fmt.Errorf("wait for other seeds: %w", err)
 		}

@@ -23,7 +23,7 @@ const sweepLockKey int64 = 0x6c6b_2d73_7765_6570
 func (s *Store) Sweep(ctx context.Context, now time.Time, grace time.Duration) (storage.SweepResult, error) {
 	var r storage.SweepResult
 	before := now.Add(-grace)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.pool.patient(), func(tx pgx.Tx) error {
 		var locked bool
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, sweepLockKey).Scan(&locked); err != nil {
 			return fmt.Errorf("take the sweep lock: %w", err)
