@@ -47,7 +47,7 @@ type Store interface {
 	ListClients(ctx context.Context, realm string) ([]storage.Client, error)
 	CreateSigningKey(ctx context.Context, k storage.SigningKey) error
 	ListSigningKeys(ctx context.Context, realm string) ([]storage.SigningKey, error)
-	RetireSigningKey(ctx context.Context, realm, kid string, signUntil, publishUntil time.Time) error
+	RetireSigningKey(ctx context.Context, realm, kid string, signUntil, publishUntil time.Time, events ...storage.AuditEvent) error
 	PurgeSigningKeys(ctx context.Context, before time.Time) (int64, error)
 	AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error)
 }

@@ -138,6 +138,18 @@ func (h *Handler) checkSecret(r *http.Request, realm storage.Realm, client stora
 		if ok, err = h.secrets.Verify(realm.Name, client.ID, secret, client.SecretHash); err != nil {
 			h.log.ErrorContext(ctx, "client secret cannot be checked", "realm", realm.Name, "client_id", client.ID, "err", err)
 		}
+		// The secret a rotation replaced still works until the grace it was given
+		// ends, so the client's instances can move to the new one in turn.
+		if client.PreviousSecretHash != "" && h.now().Before(client.PreviousSecretExpiresAt) {
+			prev, err := h.secrets.Verify(realm.Name, client.ID, secret, client.PreviousSecretHash)
+			if err != nil {
+				h.log.ErrorContext(ctx, "previous client secret cannot be checked", "realm", realm.Name, "client_id", client.ID, "err", err)
+			}
+			if prev && !ok {
+				h.log.InfoContext(ctx, "client authenticated with its previous secret", "realm", realm.Name, "client_id", client.ID)
+			}
+			ok = ok || prev
+		}
 	}
 	if ok {
 		attempt.Succeed()

@@ -176,7 +176,7 @@ func TestRefreshChecks(t *testing.T) {
 		// The new tokens carry the user's current claims.
 		alice := mustUser(t, inst, "alice")
 		alice.Name = "Alice Pleasance Liddell"
-		if err := inst.store.UpdateUser(ctx, alice); err != nil {
+		if err := putUser(t, inst, alice); err != nil {
 			t.Fatal(err)
 		}
 		r := inst.refresh(t, basic, rt)
@@ -186,12 +186,21 @@ func TestRefreshChecks(t *testing.T) {
 		}
 		rt = str(r, "refresh_token")
 
-		// A disabled user cannot refresh.
-		alice.Disabled = true
-		inst.store.UpdateUser(ctx, alice)
+		// A disabled user cannot refresh, and enabling them again brings nothing back:
+		// disabling moved their security stamp and revoked the family.
+		alice.Disabled, alice.UpdatedAt = true, inst.clock.Now().UTC()
+		if err := putUser(t, inst, alice); err != nil {
+			t.Fatal(err)
+		}
 		wantError(t, inst.refresh(t, basic, rt), 400, InvalidGrant)
+		alice = mustUser(t, inst, "alice")
 		alice.Disabled = false
-		inst.store.UpdateUser(ctx, alice)
+		if err := putUser(t, inst, alice); err != nil {
+			t.Fatal(err)
+		}
+		wantError(t, inst.refresh(t, basic, rt), 400, InvalidGrant)
+		inst.clock.Add(time.Second)
+		rt = str(signInTokens(t, inst, newBrowser(t), "web", basic, "openid profile email offline_access"), "refresh_token")
 
 		// Nor can a malformed or unknown token, or a missing one.
 		wantError(t, inst.refresh(t, basic, "lk_rt_unknown"), 400, InvalidGrant)
