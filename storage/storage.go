@@ -524,6 +524,10 @@ type SeedRealm struct {
 	Realm   Realm
 	Clients []Client // Realm fields are set to the realm's name
 	Users   []User   // Realm fields are set to the realm's name
+	// PasswordMACs maps the username of each user whose password the seed gives in
+	// plain text to a keyed MAC of that password, so a later start can tell a
+	// declaration it applied before without hashing the password again.
+	PasswordMACs map[string][]byte
 }
 
 // SeedResult counts what applying a Seed did, over realms, clients and users.
@@ -551,7 +555,12 @@ type SeedStore interface {
 	// seed turns from enabled to disabled: its TokensValidAfter moves, its refresh
 	// families are revoked (ReasonClientDisabled), and a ClientDisabled event is
 	// written. Entities the seed does not name are left alone.
+	// In the same transaction it stores each realm's PasswordMACs, replacing the
+	// realm's earlier ones for those usernames.
 	ApplySeed(ctx context.Context, s Seed) (SeedResult, error)
+	// SeedPasswordMACs returns the password MACs the seeds applied so far stored for
+	// the realm, by username (empty when there are none).
+	SeedPasswordMACs(ctx context.Context, realm string) (map[string][]byte, error)
 }
 
 // ClientAssertionStore remembers the IDs of client assertions (private_key_jwt,

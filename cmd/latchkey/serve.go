@@ -136,6 +136,7 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		Store:    store,
 		Secrets:  clientsecret.NewHasher(opts.MasterKey),
 		Password: password.Default,
+		MACKey:   seed.PasswordMACKey(opts.MasterKey),
 		Now:      time.Now,
 	}
 	if dev != nil {

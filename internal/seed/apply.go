@@ -2,13 +2,17 @@ package seed
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/clientsecret"
+	"github.com/latchkey/latchkey/internal/masterkey"
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/registry"
 	"github.com/latchkey/latchkey/storage"
@@ -25,8 +29,18 @@ type Applier struct {
 	Store    Store
 	Secrets  *clientsecret.Hasher
 	Password password.Params
-	Now      func() time.Time
+	// MACKey keys the MACs of plain-text seed passwords (see storage.SeedRealm),
+	// derived from the master key: PasswordMACKey(mk).
+	MACKey []byte
+	Now    func() time.Time
+	// hash and verify run argon2id: password.Hash and password.Verify, unless a
+	// test counts calls.
+	hash   func(pw string, p password.Params) (string, error)
+	verify func(pw, hash string) (bool, error)
 }
+
+// PasswordMACKey is the key of seed password MACs under the master key.
+func PasswordMACKey(mk *masterkey.Key) []byte { return mk.Derive("seed passwords") }
 
 // Apply stores the file's realms, clients and users in one transaction. Secrets and
 // passwords are hashed on the way in. Re-applying the same file changes nothing: a
@@ -36,17 +50,24 @@ func (a *Applier) Apply(ctx context.Context, f *File) (storage.SeedResult, error
 	now := a.Now().UTC().Truncate(time.Microsecond)
 	var s storage.Seed
 	for _, r := range f.Realms {
-		sr := storage.SeedRealm{Realm: r.StoredRealm(now)}
+		sr := storage.SeedRealm{Realm: r.StoredRealm(now), PasswordMACs: map[string][]byte{}}
 		for _, c := range r.Clients {
 			sr.Clients = append(sr.Clients, a.client(r.Name, c, now))
 		}
+		macs, err := a.Store.SeedPasswordMACs(ctx, r.Name)
+		if err != nil {
+			return storage.SeedResult{}, fmt.Errorf("apply seed: %w", err)
+		}
 		for _, u := range r.Users {
-			su, err := a.user(ctx, r.Name, u, now)
+			su, hashed, err := a.user(ctx, r.Name, u, macs, now)
 			if err != nil {
 				return storage.SeedResult{}, err
 			}
 			sr.Users = append(sr.Users, su)
-			if u.PasswordHash == "" {
+			if u.Password != "" {
+				sr.PasswordMACs[u.Username] = a.mac(r.Name, u.Username, u.Password)
+			}
+			if hashed {
 				// argon2id takes 19 MiB a hash; collect it before the next user's, so
 				// seeding many users does not raise the process's memory high-water mark.
 				runtime.GC()
@@ -69,7 +90,11 @@ func (a *Applier) client(realm string, c registry.Client, now time.Time) storage
 	return c.StoredClient(realm, hash, now)
 }
 
-func (a *Applier) user(ctx context.Context, realm string, u registry.User, now time.Time) (storage.User, error) {
+// user is the stored form of a seed user. A plain-text password is hashed only
+// when the declaration is new: when the MAC stored by an earlier start matches it,
+// or (before there was one) the stored hash verifies it, the stored hash is kept;
+// so a restart costs no argon2id per user. hashed says whether argon2id ran.
+func (a *Applier) user(ctx context.Context, realm string, u registry.User, macs map[string][]byte, now time.Time) (storage.User, bool, error) {
 	out := storage.User{
 		Realm: realm, ID: rand.Text(), Username: u.Username, Email: u.Email,
 		EmailVerified: u.EmailVerified, Name: u.Name, Disabled: u.Disabled,
@@ -77,18 +102,48 @@ func (a *Applier) user(ctx context.Context, realm string, u registry.User, now t
 	}
 	if u.PasswordHash != "" {
 		out.PasswordHash = u.PasswordHash
-		return out, nil
+		return out, false, nil
 	}
 	existing, err := a.Store.GetUserByUsername(ctx, realm, u.Username)
 	switch {
 	case err == nil:
-		if ok, _ := password.Verify(u.Password, existing.PasswordHash); ok {
+		if old, ok := macs[u.Username]; ok {
+			if hmac.Equal(old, a.mac(realm, u.Username, u.Password)) {
+				out.PasswordHash = existing.PasswordHash
+				return out, false, nil
+			}
+		} else if ok, _ := a.argon2Verify(u.Password, existing.PasswordHash); ok {
 			out.PasswordHash = existing.PasswordHash
-			return out, nil
+			return out, true, nil
 		}
 	case !errors.Is(err, storage.ErrNotFound):
-		return out, fmt.Errorf("apply seed: look up user %q: %w", u.Username, err)
+		return out, false, fmt.Errorf("apply seed: look up user %q: %w", u.Username, err)
 	}
-	out.PasswordHash, err = password.Hash(u.Password, a.Password)
-	return out, err
+	out.PasswordHash, err = a.argon2Hash(u.Password)
+	return out, true, err
+}
+
+func (a *Applier) argon2Hash(pw string) (string, error) {
+	if a.hash != nil {
+		return a.hash(pw, a.Password)
+	}
+	return password.Hash(pw, a.Password)
+}
+
+func (a *Applier) argon2Verify(pw, hash string) (bool, error) {
+	if a.verify != nil {
+		return a.verify(pw, hash)
+	}
+	return password.Verify(pw, hash)
+}
+
+// mac is the keyed MAC of a seed user's plain-text password, bound to the realm
+// and username.
+func (a *Applier) mac(realm, username, pw string) []byte {
+	m := hmac.New(sha256.New, a.MACKey)
+	for _, s := range []string{realm, username, pw} {
+		m.Write(binary.BigEndian.AppendUint32(nil, uint32(len(s))))
+		m.Write([]byte(s))
+	}
+	return m.Sum(nil)
 }

@@ -74,6 +74,9 @@ func (s *Store) ApplySeed(ctx context.Context, seed storage.Seed) (storage.SeedR
 					res.Audit = append(res.Audit, why)
 				}
 			}
+			if err := putSeedPasswordMACs(ctx, tx, name, sr.PasswordMACs); err != nil {
+				return fmt.Errorf("realm %q: %w", name, err)
+			}
 		}
 		return nil
 	})

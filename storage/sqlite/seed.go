@@ -122,7 +122,7 @@ func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *stora
 			res.Updated++
 		}
 	}
-	return nil
+	return putSeedPasswordMACs(ctx, tx, want.Name, sr.PasswordMACs)
 }
 
 // endEverything ends all a user holds, in the caller's transaction, at the time

@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"SeedIsAllOrNothing", testSeedAllOrNothing},
 		{"SeedDisablesAUserForGood", testSeedDisablesForGood},
 		{"SeedDisablesAClientForGood", testSeedDisablesClientForGood},
+		{"SeedPasswordMACs", testSeedPasswordMACs},
 	}
 	for _, tc := range append(tests, adminTests...) {
 		t.Run(tc.name, func(t *testing.T) {
