@@ -1,0 +1,447 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Admin clients of the management realm, added to defaultSeed: ops administers
+// every realm, reader may only read.
+const (
+	opsSecret    = "ops-secret-0123456789abcdefghijklmnop"
+	readerSecret = "reader-secret-0123456789abcdefghijklm"
+	adminSeed    = defaultSeed + `
+  - name: master
+    clients:
+      - id: ops
+        secret: ` + opsSecret + `
+        grant_types: [client_credentials]
+        scopes: [latchkey:admin]
+      - id: reader
+        secret: ` + readerSecret + `
+        grant_types: [client_credentials]
+        scopes: [latchkey:admin:read]
+`
+)
+
+// cliResult is how one run of `latchkey admin ...` ended.
+type cliResult struct {
+	code           int
+	stdout, stderr string
+}
+
+// oneLineError fails the test unless the run failed with exactly one line on
+// stderr, prefixed latchkey:, containing want, and nothing on stdout.
+func (r cliResult) oneLineError(t *testing.T, want string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+	if r.code == 0 || len(lines) != 1 || !strings.HasPrefix(r.stderr, "latchkey: ") || !strings.Contains(r.stderr, want) || r.stdout != "" {
+		t.Fatalf("want exit != 0 and one line with %q; got %d, stderr %q, stdout %q", want, r.code, r.stderr, r.stdout)
+	}
+}
+
+// admin runs `latchkey admin args...` against s as the ops client (or as the
+// client given by LATCHKEY_ADMIN_* in env), with stdin, in an empty directory.
+func admin(t *testing.T, s *server, env map[string]string, stdin string, args ...string) cliResult {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), binary(t), append([]string{"admin"}, args...)...)
+	cmd.Dir = t.TempDir() // no ./latchkey-data/dev-credentials.json to find
+	vars := map[string]string{
+		"PATH":                         os.Getenv("PATH"),
+		"LATCHKEY_ADMIN_SERVER":        s.URL,
+		"LATCHKEY_ADMIN_CLIENT_ID":     "ops",
+		"LATCHKEY_ADMIN_CLIENT_SECRET": opsSecret,
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := cliResult{stdout: out.String(), stderr: errb.String()}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		r.code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("latchkey admin %v: %v", args, err)
+	}
+	return r
+}
+
+// ok runs admin and fails the test unless it succeeded with nothing on stderr.
+func ok(t *testing.T, s *server, stdin string, args ...string) string {
+	t.Helper()
+	r := admin(t, s, nil, stdin, args...)
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("latchkey admin %s = %d\nstderr: %s\nstdout: %s", strings.Join(args, " "), r.code, r.stderr, r.stdout)
+	}
+	return r.stdout
+}
+
+// okJSON runs admin with -o json and decodes its output.
+func okJSON(t *testing.T, s *server, stdin string, out any, args ...string) {
+	t.Helper()
+	raw := ok(t, s, stdin, append(args, "-o", "json")...)
+	if err := json.Unmarshal([]byte(raw), out); err != nil {
+		t.Fatalf("latchkey admin %s -o json printed no JSON: %v\n%s", strings.Join(args, " "), err, raw)
+	}
+}
+
+// wantLines fails unless out has a line containing all of the words.
+func wantLine(t *testing.T, out string, words ...string) {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		all := true
+		for _, w := range words {
+			all = all && strings.Contains(line, w)
+		}
+		if all {
+			return
+		}
+	}
+	t.Fatalf("no line with %q in:\n%s", words, out)
+}
+
+type named struct {
+	Items []map[string]any `json:"items"`
+	Next  string           `json:"next"`
+}
+
+// activeByCLI introspects tok through `latchkey admin tokens introspect`: any
+// token of the realm, whichever client it was issued to.
+func activeByCLI(t *testing.T, s *server, tok string) bool {
+	t.Helper()
+	var in map[string]any
+	okJSON(t, s, tok+"\n", &in, "tokens", "introspect", "--in", "acme")
+	active, isBool := in["active"].(bool)
+	if !isBool {
+		t.Fatalf("introspection without active: %v", in)
+	}
+	return active
+}
+
+func (n named) field(k string) []string {
+	var out []string
+	for _, it := range n.Items {
+		s, _ := it[k].(string)
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestAdminCLI_Realms(t *testing.T) {
+	stores(t, func(t *testing.T, db string) {
+		s := start(t, options{db: db, seed: adminSeed})
+
+		out := ok(t, s, "display_name: Shop\naccess_token_ttl: 10m\n", "realms", "put", "shop", "-f", "-")
+		wantLine(t, out, "display_name:", "Shop")
+
+		out = ok(t, s, "", "realms", "list")
+		wantLine(t, out, "NAME", "DISPLAY NAME")
+		wantLine(t, out, "shop", "Shop", "10m")
+		wantLine(t, out, "acme")
+		var realms named
+		okJSON(t, s, "", &realms, "realms", "list")
+		if got := strings.Join(realms.field("name"), ","); got != "acme,master,shop" {
+			t.Fatalf("realms list -o json names = %s", got)
+		}
+		// --limit stops the pages early; the next cursor says where to go on.
+		okJSON(t, s, "", &realms, "realms", "list", "--limit", "1")
+		if len(realms.Items) != 1 || realms.Next == "" {
+			t.Fatalf("realms list --limit 1 = %+v", realms)
+		}
+
+		var realm map[string]any
+		okJSON(t, s, "", &realm, "realms", "get", "shop")
+		if realm["name"] != "shop" || realm["display_name"] != "Shop" {
+			t.Fatalf("realms get shop -o json = %v", realm)
+		}
+
+		// logout-all ends alice's refresh family.
+		tok := s.redeem(t, webBasic, newBrowser(t).code(s, "web"))
+		out = ok(t, s, "", "realms", "logout-all", "acme")
+		wantLine(t, out, "realm acme logged out", "1 refresh families")
+		if r := s.refresh(t, webBasic, tok.str("refresh_token")); !r.invalidGrant() {
+			t.Fatalf("refresh after logout-all = %d %s", r.status, r.raw)
+		}
+
+		wantLine(t, ok(t, s, "", "realms", "delete", "shop"), "realm shop deleted")
+		admin(t, s, nil, "", "realms", "get", "shop").oneLineError(t, "(404)")
+	})
+}
+
+func TestAdminCLI_Clients(t *testing.T) {
+	stores(t, func(t *testing.T, db string) {
+		s := start(t, options{db: db, seed: adminSeed})
+		file := filepath.Join(t.TempDir(), "cron.yaml")
+		os.WriteFile(file, []byte("id: cron\nname: Nightly job\ngrant_types: [client_credentials]\nscopes: [orders:read]\n"), 0o600)
+
+		// A confidential client created without a secret: the 201 carries a generated one, printed once.
+		r := admin(t, s, nil, "", "clients", "put", "--in", "acme", "-f", file)
+		if r.code != 0 || !strings.Contains(r.stderr, "shown this once") {
+			t.Fatalf("clients put = %d %q %q", r.code, r.stderr, r.stdout)
+		}
+		var created map[string]any
+		okJSON(t, s, "", &created, "clients", "get", "cron", "--in", "acme")
+		if created["name"] != "Nightly job" || created["secret"] != nil {
+			t.Fatalf("clients get cron = %v", created)
+		}
+
+		// rotate-secret prints the new secret alone on stdout; with --grace the old one still works.
+		oldSecret := ok(t, s, "", "clients", "rotate-secret", "cron", "--in", "acme")
+		oldSecret = strings.TrimSuffix(oldSecret, "\n")
+		if strings.Contains(oldSecret, "\n") || len(oldSecret) < 32 {
+			t.Fatalf("rotate-secret printed %q; want one secret line", oldSecret)
+		}
+		ccGrant := func(secret string) response {
+			return post(t, s.tokenURL(), "cron:"+secret, form("grant_type", "client_credentials"))
+		}
+		if r := ccGrant(oldSecret); r.status != 200 {
+			t.Fatalf("the rotated secret: %d %s", r.status, r.raw)
+		}
+		r = admin(t, s, nil, "", "clients", "rotate-secret", "cron", "--in", "acme", "--grace", "1h")
+		newSecret := strings.TrimSuffix(r.stdout, "\n")
+		if r.code != 0 || !strings.Contains(r.stderr, "old secret works until") || newSecret == oldSecret {
+			t.Fatalf("rotate-secret --grace = %d %q %q", r.code, r.stderr, r.stdout)
+		}
+		if a, b := ccGrant(oldSecret), ccGrant(newSecret); a.status != 200 || b.status != 200 {
+			t.Fatalf("within the grace both secrets work: old %d, new %d", a.status, b.status)
+		}
+
+		out := ok(t, s, "", "clients", "list", "--in", "acme")
+		wantLine(t, out, "ID", "TYPE", "GRANT TYPES")
+		wantLine(t, out, "cron", "Nightly job", "confidential", "client_credentials", "no")
+		wantLine(t, out, "spa", "public")
+		var clients named
+		okJSON(t, s, "", &clients, "clients", "list", "--in", "acme")
+		if got := strings.Join(clients.field("id"), ","); got != "cron,opq,spa,svc,web" {
+			t.Fatalf("clients list -o json ids = %s", got)
+		}
+
+		// disable: its token dies and it gets no new one; enable: a new one, the old stays dead.
+		tok := ccGrant(newSecret).str("access_token")
+		if !activeByCLI(t, s, tok) {
+			t.Fatal("a fresh token of cron is not active")
+		}
+		wantLine(t, ok(t, s, "", "clients", "disable", "cron", "--in", "acme"), "client cron disabled")
+		if activeByCLI(t, s, tok) {
+			t.Fatal("a disabled client's token is active")
+		}
+		if r := ccGrant(newSecret); r.status == 200 {
+			t.Fatal("a disabled client got a token")
+		}
+		var enabled map[string]any
+		okJSON(t, s, "", &enabled, "clients", "enable", "cron", "--in", "acme")
+		if enabled["disabled"] == true {
+			t.Fatalf("clients enable -o json = %v", enabled)
+		}
+		if activeByCLI(t, s, tok) {
+			t.Fatal("the old token came back with enable")
+		}
+
+		tok = ccGrant(newSecret).str("access_token")
+		if !activeByCLI(t, s, tok) {
+			t.Fatal("a token of the enabled client is not active")
+		}
+		wantLine(t, ok(t, s, "", "clients", "revoke-tokens", "cron", "--in", "acme"), "client cron")
+		if activeByCLI(t, s, tok) {
+			t.Fatal("a token is active after revoke-tokens")
+		}
+
+		wantLine(t, ok(t, s, "", "clients", "delete", "cron", "--in", "acme"), "client cron deleted")
+		admin(t, s, nil, "", "clients", "get", "cron", "--in", "acme").oneLineError(t, "(404)")
+
+		// A bad field comes back as one line naming it.
+		os.WriteFile(file, []byte("id: bad\nredirect_uris: [not-a-url]\ngrant_types: [authorization_code]\n"), 0o600)
+		admin(t, s, nil, "", "clients", "put", "--in", "acme", "-f", file).oneLineError(t, "redirect_uris[0]")
+	})
+}
+
+func TestAdminCLI_Users(t *testing.T) {
+	stores(t, func(t *testing.T, db string) {
+		s := start(t, options{db: db, seed: adminSeed})
+
+		var bob map[string]any
+		okJSON(t, s, "bob-password-123\n", &bob, "users", "create", "--in", "acme", "--username", "bob", "--email", "bob@example.com", "--password-stdin")
+		bobID, _ := bob["id"].(string)
+		if bobID == "" || bob["username"] != "bob" || bob["password"] != nil {
+			t.Fatalf("users create -o json = %v", bob)
+		}
+		out := ok(t, s, "", "users", "list", "--in", "acme")
+		wantLine(t, out, "USERNAME", "EMAIL")
+		wantLine(t, out, "alice", "alice@example.com")
+		wantLine(t, out, "bob", bobID, "bob@example.com", "no")
+		var found named
+		okJSON(t, s, "", &found, "users", "list", "--in", "acme", "--q", "BOB")
+		if got := strings.Join(found.field("username"), ","); got != "bob" {
+			t.Fatalf("users list --q BOB = %s", got)
+		}
+
+		// A user by username or by ID.
+		wantLine(t, ok(t, s, "", "users", "get", bobID, "--in", "acme"), "username:", "bob")
+		var updated map[string]any
+		okJSON(t, s, "", &updated, "users", "update", "bob", "--in", "acme", "--name", "Bob Builder", "--email-verified")
+		if updated["name"] != "Bob Builder" || updated["email_verified"] != true || updated["email"] != "bob@example.com" {
+			t.Fatalf("users update -o json = %v", updated)
+		}
+
+		wantLine(t, ok(t, s, "", "users", "disable", "bob", "--in", "acme"), "user bob disabled")
+		wantLine(t, ok(t, s, "", "users", "list", "--in", "acme", "--q", "bob"), "bob", "yes")
+		wantLine(t, ok(t, s, "", "users", "enable", "bob", "--in", "acme"), "user bob enabled")
+		wantLine(t, ok(t, s, "new-bob-password-1\n", "users", "set-password", "bob", "--in", "acme", "--password-stdin"), "password of user bob set")
+		wantLine(t, ok(t, s, "", "users", "unlock", "bob", "--in", "acme"), "user bob unlocked")
+		// A password is never a flag, and never missing.
+		if r := admin(t, s, nil, "", "users", "set-password", "bob", "--in", "acme", "--password-stdin"); r.code == 0 {
+			t.Fatal("set-password with nothing on stdin succeeded")
+		}
+
+		// alice's browser session and refresh family, listed and ended one by one.
+		b := newBrowser(t)
+		tok := s.redeem(t, webBasic, b.code(s, "web"))
+		out = ok(t, s, "", "users", "sessions", "alice", "--in", "acme")
+		wantLine(t, out, "Browser sessions (1)")
+		wantLine(t, out, "Refresh-token families (1)")
+		wantLine(t, out, "web", "openid")
+		var sess struct {
+			Sessions []struct{ ID string } `json:"sessions"`
+			Families []struct{ ID string } `json:"families"`
+		}
+		okJSON(t, s, "", &sess, "users", "sessions", "alice", "--in", "acme")
+		if len(sess.Sessions) != 1 || len(sess.Families) != 1 {
+			t.Fatalf("users sessions -o json = %+v", sess)
+		}
+		wantLine(t, ok(t, s, "", "users", "end-family", "alice", sess.Families[0].ID, "--in", "acme"), "ended")
+		if r := s.refresh(t, webBasic, tok.str("refresh_token")); !r.invalidGrant() {
+			t.Fatalf("refresh after end-family = %d %s", r.status, r.raw)
+		}
+		wantLine(t, ok(t, s, "", "users", "end-session", "alice", sess.Sessions[0].ID, "--in", "acme"), "ended")
+		okJSON(t, s, "", &sess, "users", "sessions", "alice", "--in", "acme")
+		if len(sess.Sessions) != 0 || len(sess.Families) != 0 {
+			t.Fatalf("after end-session and end-family: %+v", sess)
+		}
+
+		tok = s.redeem(t, webBasic, newBrowser(t).code(s, "web"))
+		wantLine(t, ok(t, s, "", "users", "logout", "alice", "--in", "acme"), "user alice logged out everywhere")
+		if r := s.refresh(t, webBasic, tok.str("refresh_token")); !r.invalidGrant() {
+			t.Fatalf("refresh after logout = %d %s", r.status, r.raw)
+		}
+
+		wantLine(t, ok(t, s, "", "users", "delete", "bob", "--in", "acme"), "user bob deleted")
+		admin(t, s, nil, "", "users", "get", "bob", "--in", "acme").oneLineError(t, "(404)")
+	})
+}
+
+// jti reads the jti of a JWT, unverified.
+func jti(t *testing.T, tok string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %d parts", len(parts))
+	}
+	b, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var c struct{ JTI string }
+	if json.Unmarshal(b, &c) != nil || c.JTI == "" {
+		t.Fatal("a JWT without jti")
+	}
+	return c.JTI
+}
+
+func TestAdminCLI_TokensKeysEvents(t *testing.T) {
+	stores(t, func(t *testing.T, db string) {
+		s := start(t, options{db: db, seed: adminSeed})
+		svcToken := func() string {
+			r := post(t, s.tokenURL(), svcBasic, form("grant_type", "client_credentials"))
+			if r.status != 200 {
+				t.Fatalf("svc token: %d %s", r.status, r.raw)
+			}
+			return r.str("access_token")
+		}
+
+		// tokens: introspect and revoke by value from stdin, and by jti.
+		tok := svcToken()
+		out := ok(t, s, tok+"\n", "tokens", "introspect", "--in", "acme")
+		wantLine(t, out, "active:", "true")
+		wantLine(t, out, "client_id:", "svc")
+		wantLine(t, ok(t, s, tok, "tokens", "revoke", "--in", "acme"), "token revoked")
+		var intro map[string]any
+		okJSON(t, s, tok, &intro, "tokens", "introspect", "--in", "acme")
+		if intro["active"] != false {
+			t.Fatalf("a revoked token: %v", intro)
+		}
+		tok = svcToken()
+		ok(t, s, "", "tokens", "revoke", "--in", "acme", "--jti", jti(t, tok))
+		wantInactive(t, "a token revoked by jti", s.introspect(t, svcBasic, tok))
+		if strings.Contains(s.logs.String(), tok) {
+			t.Fatal("a token reached the server's log")
+		}
+
+		// keys: list, rotate (a next key), retire it.
+		out = ok(t, s, "", "keys", "list", "--in", "acme")
+		wantLine(t, out, "KID", "STATUS")
+		wantLine(t, out, "active")
+		var keys struct {
+			Items []struct{ KID, Status string } `json:"items"`
+		}
+		okJSON(t, s, "", &keys, "keys", "rotate", "--in", "acme")
+		var next string
+		for _, k := range keys.Items {
+			if k.Status == "next" {
+				next = k.KID
+			}
+		}
+		if next == "" {
+			t.Fatalf("keys rotate -o json: no next key in %+v", keys)
+		}
+		wantLine(t, ok(t, s, "", "keys", "retire", next, "--in", "acme"), next, "retired")
+		admin(t, s, nil, "", "keys", "retire", "no-such-kid", "--in", "acme").oneLineError(t, "(404)")
+
+		// events: what the admin did above, newest first, filtered and limited.
+		out = ok(t, s, "", "events", "list", "--in", "acme", "--client", "ops")
+		wantLine(t, out, "TIME", "TYPE", "CLIENT")
+		wantLine(t, out, "ops")
+		var events named
+		okJSON(t, s, "", &events, "events", "list", "--in", "acme", "--limit", "2", "--since", "1h")
+		if len(events.Items) != 2 || events.Next == "" {
+			t.Fatalf("events list --limit 2 = %d items, next %q", len(events.Items), events.Next)
+		}
+		okJSON(t, s, "", &events, "events", "list", "--in", "acme", "--limit", "0", "--user", "alice")
+		for _, e := range events.Items {
+			if e["user_id"] == nil {
+				t.Fatalf("events --user alice listed %v", e)
+			}
+		}
+	})
+}
+
+func TestAdminCLI_Errors(t *testing.T) {
+	stores(t, func(t *testing.T, db string) {
+		s := start(t, options{db: db, seed: adminSeed})
+
+		admin(t, s, nil, "", "clients", "list", "--in", "nope").oneLineError(t, "(404)")
+		admin(t, s, map[string]string{"LATCHKEY_ADMIN_CLIENT_SECRET": "wrong-secret-0123456789abcdefghijkl"}, "", "realms", "list").
+			oneLineError(t, "refused the admin client's credentials")
+		admin(t, s, map[string]string{"LATCHKEY_ADMIN_CLIENT_ID": "reader", "LATCHKEY_ADMIN_CLIENT_SECRET": readerSecret}, "", "users", "disable", "alice", "--in", "acme").
+			oneLineError(t, "insufficient_scope (needs latchkey:admin)")
+		// A token of realm acme does not administer realm master... nor acme: svc lacks the admin scope.
+		admin(t, s, map[string]string{"LATCHKEY_ADMIN_CLIENT_ID": "svc", "LATCHKEY_ADMIN_CLIENT_SECRET": svcSecret}, "", "clients", "list", "--realm", "acme").
+			oneLineError(t, "admin API refused the token (403)")
+		admin(t, s, map[string]string{"LATCHKEY_ADMIN_SERVER": "http://" + freeAddr(t)}, "", "realms", "list").
+			oneLineError(t, "connection refused")
+		admin(t, s, map[string]string{"LATCHKEY_ADMIN_CLIENT_ID": "", "LATCHKEY_ADMIN_CLIENT_SECRET": ""}, "", "realms", "list").
+			oneLineError(t, "no admin credentials")
+		admin(t, s, nil, "", "clients", "list").oneLineError(t, "--in REALM is required")
+		admin(t, s, nil, "", "realms", "list", "-o", "yaml").oneLineError(t, "-o must be table or json")
+	})
+}
