@@ -72,18 +72,33 @@ type Realm struct {
 	UpdatedAt      time.Time
 }
 
+// Updater functions. UpdateRealm, UpdateClient and UpdateUser read the entity, run
+// fn on a copy of it and store what fn leaves there, with the audit events fn
+// returns, all in one transaction: no concurrent update is lost between the read
+// and the write. An error from fn is returned as it is and nothing changes. fn may
+// run more than once (a backend may retry its transaction), so it must decide from
+// its argument alone, and it must not call the store.
+//
+// Every method below that takes events appends them to the audit trail in the
+// same transaction as its change (an event's ID is assigned by the store).
+
 // RealmStore keeps realms.
 type RealmStore interface {
 	// CreateRealm stores a new realm. ErrConflict if the name is taken.
-	CreateRealm(ctx context.Context, r Realm) error
+	CreateRealm(ctx context.Context, r Realm, events ...AuditEvent) error
 	// GetRealm returns the realm. ErrNotFound if there is none.
 	GetRealm(ctx context.Context, name string) (Realm, error)
 	// ListRealms returns every realm, ordered by name.
 	ListRealms(ctx context.Context) ([]Realm, error)
-	// UpdateRealm replaces every field but Name and CreatedAt. ErrNotFound if there is none.
-	UpdateRealm(ctx context.Context, r Realm) error
+	// UpdateRealm runs fn on the realm (see Updater functions) and stores every field
+	// but Name and CreatedAt. ErrNotFound if there is none.
+	UpdateRealm(ctx context.Context, name string, fn func(r *Realm) ([]AuditEvent, error)) (Realm, error)
 	// DeleteRealm deletes the realm and everything in it. ErrNotFound if there is none.
-	DeleteRealm(ctx context.Context, name string) error
+	DeleteRealm(ctx context.Context, name string, events ...AuditEvent) error
+	// LogoutRealm ends every browser session and revokes every refresh family of the
+	// realm (ReasonRealmLogout) at at, and says how many of each it ended.
+	// ErrNotFound if there is no such realm.
+	LogoutRealm(ctx context.Context, realm string, at time.Time, events ...AuditEvent) (sessions, families int64, err error)
 }
 
 // TokenSettings are a client's token lifetimes and formats, fully resolved
@@ -121,8 +136,14 @@ type Client struct {
 	CreatedAt                time.Time
 	UpdatedAt                time.Time
 	// TokensValidAfter is the client's security stamp: every token issued to it
-	// before is dead. State, not configuration: only disabling the client moves it.
+	// before is dead. State, not configuration: disabling the client moves it, and
+	// so does revoking all its tokens.
 	TokensValidAfter time.Time
+	// PreviousSecretHash is the hash of the secret a rotation replaced, accepted
+	// until PreviousSecretExpiresAt (a grace period the rotation asked for); empty
+	// when there is none.
+	PreviousSecretHash      string
+	PreviousSecretExpiresAt time.Time
 }
 
 // Public reports whether the client has no credentials (RFC 6749 §2.1).
@@ -132,17 +153,24 @@ func (c Client) Public() bool { return c.SecretHash == "" && len(c.JWKS) == 0 }
 type ClientStore interface {
 	// CreateClient stores a new client. ErrConflict if the realm already has one with
 	// that ID; ErrNotFound if the realm does not exist.
-	CreateClient(ctx context.Context, c Client) error
+	CreateClient(ctx context.Context, c Client, events ...AuditEvent) error
 	// GetClient returns the client. ErrNotFound if there is none.
 	GetClient(ctx context.Context, realm, id string) (Client, error)
 	// ListClients returns the realm's clients ordered by ID.
 	ListClients(ctx context.Context, realm string) ([]Client, error)
-	// UpdateClient replaces every field but Realm, ID, CreatedAt and TokensValidAfter.
+	// UpdateClient runs fn on the client (see Updater functions) and stores every
+	// field but Realm, ID and CreatedAt. When fn turns the client from enabled to
+	// disabled and leaves TokensValidAfter where it was, TokensValidAfter moves to
+	// the new UpdatedAt. Whenever TokensValidAfter moves later, in the same
+	// transaction every unrevoked refresh family of the client is revoked at the new
+	// stamp (ReasonClientDisabled if it was disabled, else ReasonClientTokensRevoked)
+	// and its authorization codes not yet redeemed are deleted. ErrNotFound if there
+	// is none.
+	UpdateClient(ctx context.Context, realm, id string, fn func(c *Client) ([]AuditEvent, error)) (Client, error)
+	// DeleteClient deletes the client with everything issued to it: refresh families
+	// and their tokens, authorization codes, and the consents users gave it.
 	// ErrNotFound if there is none.
-	UpdateClient(ctx context.Context, c Client) error
-	// DeleteClient deletes the client and the consents users gave it. ErrNotFound if
-	// there is none.
-	DeleteClient(ctx context.Context, realm, id string) error
+	DeleteClient(ctx context.Context, realm, id string, events ...AuditEvent) error
 }
 
 // User is a person who signs in to a realm.
@@ -165,22 +193,38 @@ type User struct {
 type UserStore interface {
 	// CreateUser stores a new user. ErrConflict if the ID, or the username or a
 	// non-empty email within the realm, is taken; ErrNotFound if the realm does not exist.
-	CreateUser(ctx context.Context, u User) error
+	CreateUser(ctx context.Context, u User, events ...AuditEvent) error
 	// GetUser returns the user by ID. ErrNotFound if there is none in that realm.
 	GetUser(ctx context.Context, realm, id string) (User, error)
 	// GetUserByUsername matches the username exactly. ErrNotFound if there is none.
 	GetUserByUsername(ctx context.Context, realm, username string) (User, error)
 	// GetUserByEmail matches the email exactly. ErrNotFound if there is none.
 	GetUserByEmail(ctx context.Context, realm, email string) (User, error)
-	// ListUsers returns the realm's users ordered by username.
-	ListUsers(ctx context.Context, realm string) ([]User, error)
-	// UpdateUser replaces every field but Realm, ID and CreatedAt. ErrNotFound if there
-	// is none; ErrConflict if the new username or email is taken.
-	UpdateUser(ctx context.Context, u User) error
+	// ListUsers returns the realm's users that match q, ordered by username.
+	ListUsers(ctx context.Context, realm string, q UserQuery) ([]User, error)
+	// UpdateUser runs fn on the user (see Updater functions) and stores every field
+	// but Realm, ID and CreatedAt. When fn turns the user from enabled to disabled
+	// and leaves TokensValidAfter where it was, TokensValidAfter moves to the new
+	// UpdatedAt. Whenever TokensValidAfter moves later, in the same transaction every
+	// unrevoked session and refresh family of the user is revoked at the new stamp
+	// (ReasonUserDisabled if they were disabled, else ReasonPasswordChanged if the
+	// password hash changed, else ReasonLogoutEverywhere) and their authorization
+	// codes not yet redeemed are deleted. So a change that ends a user's tokens is
+	// never seen without its revocations. ErrNotFound if there is none; ErrConflict
+	// if the new username or email is taken.
+	UpdateUser(ctx context.Context, realm, id string, fn func(u *User) ([]AuditEvent, error)) (User, error)
 	// DeleteUser deletes the user with everything they hold: sessions, refresh
 	// families, authorization codes, opaque access tokens and consents. ErrNotFound if
 	// there is none.
-	DeleteUser(ctx context.Context, realm, id string) error
+	DeleteUser(ctx context.Context, realm, id string, events ...AuditEvent) error
+}
+
+// UserQuery selects and pages users; zero fields match everything.
+type UserQuery struct {
+	// Search matches users whose username, email or name contains it, ignoring case.
+	Search string
+	After  string // only users whose username sorts after this one (a page's cursor)
+	Limit  int    // at most this many; 0: no limit
 }
 
 // Session is a browser session (the OIDC "sid").
@@ -401,7 +445,7 @@ type SigningKeyStore interface {
 	ListSigningKeys(ctx context.Context, realm string) ([]SigningKey, error)
 	// RetireSigningKey sets when the key stops signing and stops being published.
 	// ErrNotFound if there is none.
-	RetireSigningKey(ctx context.Context, realm, kid string, signUntil, publishUntil time.Time) error
+	RetireSigningKey(ctx context.Context, realm, kid string, signUntil, publishUntil time.Time, events ...AuditEvent) error
 	// PurgeSigningKeys deletes keys whose PublishUntil is set and before the given
 	// time, and says how many.
 	PurgeSigningKeys(ctx context.Context, before time.Time) (int64, error)
@@ -425,9 +469,12 @@ type AuditEvent struct {
 // Revoke reasons of the refresh families a user had when they were disabled, or
 // when their password was changed, and of those of a client disabled.
 const (
-	ReasonUserDisabled    = "user disabled"
-	ReasonPasswordChanged = "password changed"
-	ReasonClientDisabled  = "client disabled"
+	ReasonUserDisabled        = "user disabled"
+	ReasonPasswordChanged     = "password changed"
+	ReasonLogoutEverywhere    = "logout everywhere"
+	ReasonClientDisabled      = "client disabled"
+	ReasonClientTokensRevoked = "client tokens revoked"
+	ReasonRealmLogout         = "realm logout"
 )
 
 // ClientDisabled is the audit event of a client turned from enabled to disabled,
@@ -450,18 +497,20 @@ func PasswordChanged(realm, userID string, at time.Time, by string) AuditEvent {
 
 // AuditFilter selects audit events; zero fields match everything.
 type AuditFilter struct {
-	Realm  string
-	Type   string
-	UserID string
-	Since  time.Time // events at or after
-	Limit  int       // 0: no limit
+	Realm    string
+	Type     string
+	UserID   string
+	ClientID string
+	Since    time.Time // events at or after
+	Before   int64     // only events with a smaller ID (a page's cursor); 0: no bound
+	Limit    int       // 0: no limit
 }
 
 // AuditStore keeps the audit trail.
 type AuditStore interface {
 	// AppendAudit stores the event and returns the ID it got.
 	AppendAudit(ctx context.Context, e AuditEvent) (int64, error)
-	// ListAudit returns matching events, newest first.
+	// ListAudit returns matching events, newest first (by ID).
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 }
 

@@ -62,7 +62,10 @@ realm-scoped admin client (--realm other than master) is used.
 
 Output is a table, or the API's JSON with -o json. Errors are one line on stderr and a
 non-zero exit status. Secrets the API returns once (a rotated client secret) go to
-stdout and nowhere else; passwords are read from stdin, never from a flag.`,
+stdout and nowhere else; passwords are read from stdin, never from a flag.
+
+'latchkey admin bootstrap' is the exception: run once on a new installation, it
+works on the store directly and creates the first admin client.`,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			if af.output != "table" && af.output != "json" {
 				return fmt.Errorf("-o must be table or json, not %q", af.output)
@@ -88,6 +91,7 @@ stdout and nowhere else; passwords are read from stdin, never from a flag.`,
 		newAdminTokensCmd(af),
 		newAdminKeysCmd(af),
 		newAdminEventsCmd(af),
+		newAdminBootstrapCmd(getenv),
 	)
 	return cmd
 }

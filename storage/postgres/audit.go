@@ -36,7 +36,7 @@ func appendAudit(ctx context.Context, q querier, e storage.AuditEvent) (int64, e
 	return id, nil
 }
 
-// ListAudit returns matching events, newest first. Only the filter's set
+// ListAudit returns matching events, newest first (by ID). Only the filter's set
 // fields become conditions, so each filter shape gets a plan that can use the
 // indexes.
 func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error) {
@@ -55,6 +55,12 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	if f.UserID != "" {
 		where("user_id = $%d", f.UserID)
 	}
+	if f.ClientID != "" {
+		where("client_id = $%d", f.ClientID)
+	}
+	if f.Before > 0 {
+		where("id < $%d", f.Before)
+	}
 	if !f.Since.IsZero() {
 		where("time >= $%d", ts(f.Since))
 	}
@@ -63,7 +69,7 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	if len(conds) > 0 {
 		query += ` WHERE ` + strings.Join(conds, ` AND `)
 	}
-	query += ` ORDER BY time DESC, id DESC`
+	query += ` ORDER BY id DESC`
 	if f.Limit > 0 {
 		args = append(args, f.Limit)
 		query += fmt.Sprintf(` LIMIT $%d`, len(args))

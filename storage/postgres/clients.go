@@ -13,7 +13,7 @@ import (
 const clientColumns = `realm, id, name, secret_hash, jwks, redirect_uris, post_logout_redirect_uris, grant_types,
 	scopes, audiences, third_party, disabled, access_token_ttl, access_token_format, refresh_preset,
 	refresh_idle, refresh_absolute, refresh_retry_window, created_at, updated_at,
-	pkce_optional, id_token_signed_response_alg, tokens_valid_after`
+	pkce_optional, id_token_signed_response_alg, tokens_valid_after, previous_secret_hash, previous_secret_expires_at`
 
 func scanClient(row scanner) (storage.Client, error) {
 	var c storage.Client
@@ -21,7 +21,8 @@ func scanClient(row scanner) (storage.Client, error) {
 	err := row.Scan(&c.Realm, &c.ID, &c.Name, &c.SecretHash, &c.JWKS, &c.RedirectURIs, &c.PostLogoutRedirectURIs,
 		&c.GrantTypes, &c.Scopes, &c.Audiences, &c.ThirdParty, &c.Disabled, &ttl, &c.Tokens.AccessTokenFormat,
 		&c.Tokens.RefreshPreset, &idle, &absolute, &retry, nt(&c.CreatedAt), nt(&c.UpdatedAt),
-		&c.PKCEOptional, &c.IDTokenSignedResponseAlg, nt(&c.TokensValidAfter))
+		&c.PKCEOptional, &c.IDTokenSignedResponseAlg, nt(&c.TokensValidAfter),
+		&c.PreviousSecretHash, nt(&c.PreviousSecretExpiresAt))
 	c.Tokens.AccessTokenTTL = time.Duration(ttl)
 	c.Tokens.RefreshIdle = time.Duration(idle)
 	c.Tokens.RefreshAbsolute = time.Duration(absolute)
@@ -30,21 +31,28 @@ func scanClient(row scanner) (storage.Client, error) {
 }
 
 // CreateClient stores a new client.
-func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
-	if err := insertClient(ctx, s.pool, c); err != nil {
-		return fmt.Errorf("create client %q in realm %q: %w", c.ID, c.Realm, classify(err))
+func (s *Store) CreateClient(ctx context.Context, c storage.Client, events ...storage.AuditEvent) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := insertClient(ctx, tx, c); err != nil {
+			return classify(err)
+		}
+		return appendEvents(ctx, tx, events)
+	})
+	if err != nil {
+		return fmt.Errorf("create client %q in realm %q: %w", c.ID, c.Realm, err)
 	}
 	return nil
 }
 
 func insertClient(ctx context.Context, q querier, c storage.Client) error {
 	_, err := q.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)`,
 		c.Realm, c.ID, c.Name, c.SecretHash, bytesOrNull(c.JWKS), list(c.RedirectURIs), list(c.PostLogoutRedirectURIs),
 		list(c.GrantTypes), list(c.Scopes), list(c.Audiences), c.ThirdParty, c.Disabled,
 		int64(c.Tokens.AccessTokenTTL), c.Tokens.AccessTokenFormat, c.Tokens.RefreshPreset,
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
-		ts(c.CreatedAt), ts(c.UpdatedAt), c.PKCEOptional, c.IDTokenSignedResponseAlg, ts(c.TokensValidAfter))
+		ts(c.CreatedAt), ts(c.UpdatedAt), c.PKCEOptional, c.IDTokenSignedResponseAlg, ts(c.TokensValidAfter),
+		c.PreviousSecretHash, ts(c.PreviousSecretExpiresAt))
 	return err
 }
 
@@ -74,37 +82,82 @@ func (s *Store) ListClients(ctx context.Context, realm string) ([]storage.Client
 	return clients, nil
 }
 
-// UpdateClient replaces every field but Realm, ID and CreatedAt.
-func (s *Store) UpdateClient(ctx context.Context, c storage.Client) error {
-	n, err := updateClient(ctx, s.pool, c)
+// UpdateClient locks the client's row (SELECT ... FOR UPDATE) for the read, so
+// a concurrent update waits for this one and then reads what it wrote.
+func (s *Store) UpdateClient(ctx context.Context, realm, id string, fn func(c *storage.Client) ([]storage.AuditEvent, error)) (storage.Client, error) {
+	var out storage.Client
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		old, err := scanClient(tx.QueryRow(ctx, `SELECT `+clientColumns+` FROM clients WHERE realm = $1 AND id = $2 FOR UPDATE`, realm, id))
+		if err != nil {
+			return notFound(err)
+		}
+		c := old
+		events, err := fn(&c)
+		if err != nil {
+			return errFn{err}
+		}
+		c.Realm, c.ID, c.CreatedAt = old.Realm, old.ID, old.CreatedAt
+		reason := storage.ClientRevocation(old, &c)
+		if _, err := updateClient(ctx, tx, c); err != nil {
+			return classify(err)
+		}
+		if reason != "" {
+			if err := endClientGrants(ctx, tx, realm, id, c.TokensValidAfter, reason); err != nil {
+				return err
+			}
+		}
+		out = c
+		return appendEvents(ctx, tx, events)
+	})
 	if err != nil {
-		return fmt.Errorf("update client %q in realm %q: %w", c.ID, c.Realm, classify(err))
+		return storage.Client{}, wrapUpdate(err, "update client %q in realm %q", id, realm)
 	}
-	if n == 0 {
-		return fmt.Errorf("update client %q in realm %q: %w", c.ID, c.Realm, storage.ErrNotFound)
-	}
-	return nil
+	return out, nil
 }
 
+// updateClient replaces every column but the keys and created_at.
 func updateClient(ctx context.Context, q querier, c storage.Client) (int64, error) {
 	tag, err := q.Exec(ctx, `
 		UPDATE clients SET name = $3, secret_hash = $4, redirect_uris = $5, post_logout_redirect_uris = $6,
 			grant_types = $7, scopes = $8, audiences = $9, third_party = $10, disabled = $11,
 			access_token_ttl = $12, access_token_format = $13, refresh_preset = $14, refresh_idle = $15,
 			refresh_absolute = $16, refresh_retry_window = $17, updated_at = $18, jwks = $19,
-			pkce_optional = $20, id_token_signed_response_alg = $21
+			pkce_optional = $20, id_token_signed_response_alg = $21, tokens_valid_after = $22,
+			previous_secret_hash = $23, previous_secret_expires_at = $24
 		WHERE realm = $1 AND id = $2`,
 		c.Realm, c.ID, c.Name, c.SecretHash, list(c.RedirectURIs), list(c.PostLogoutRedirectURIs),
 		list(c.GrantTypes), list(c.Scopes), list(c.Audiences), c.ThirdParty, c.Disabled,
 		int64(c.Tokens.AccessTokenTTL), c.Tokens.AccessTokenFormat, c.Tokens.RefreshPreset,
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
-		ts(c.UpdatedAt), bytesOrNull(c.JWKS), c.PKCEOptional, c.IDTokenSignedResponseAlg)
+		ts(c.UpdatedAt), bytesOrNull(c.JWKS), c.PKCEOptional, c.IDTokenSignedResponseAlg, ts(c.TokensValidAfter),
+		c.PreviousSecretHash, ts(c.PreviousSecretExpiresAt))
 	return tag.RowsAffected(), err
 }
 
-// DeleteClient deletes the client.
-func (s *Store) DeleteClient(ctx context.Context, realm, id string) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+// revokeClientFamilies revokes a client's live families: args realm, client ID, at, reason.
+const revokeClientFamilies = `UPDATE refresh_families SET revoked_at = $3, revoke_reason = $4
+	WHERE realm = $1 AND client_id = $2 AND revoked_at IS NULL`
+
+// deleteClientCodes deletes a client's codes not yet redeemed: args realm, client ID.
+const deleteClientCodes = `DELETE FROM auth_codes WHERE realm = $1 AND client_id = $2 AND consumed_at IS NULL`
+
+// endClientGrants ends all a client holds, in the caller's transaction, at its
+// security stamp: its refresh families are revoked for reason, and its codes not
+// yet redeemed are deleted.
+func endClientGrants(ctx context.Context, q querier, realm, id string, at time.Time, reason string) error {
+	if _, err := q.Exec(ctx, revokeClientFamilies, realm, id, ts(at), reason); err != nil {
+		return fmt.Errorf("revoke refresh families of client %q in realm %q: %w", id, realm, err)
+	}
+	if _, err := q.Exec(ctx, deleteClientCodes, realm, id); err != nil {
+		return fmt.Errorf("delete codes of client %q in realm %q: %w", id, realm, err)
+	}
+	return nil
+}
+
+// DeleteClient deletes the client with its refresh families (whose tokens go by
+// foreign-key cascade), codes and consents, in one transaction.
+func (s *Store) DeleteClient(ctx context.Context, realm, id string, events ...storage.AuditEvent) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM clients WHERE realm = $1 AND id = $2`, realm, id)
 		if err != nil {
 			return err
@@ -113,8 +166,13 @@ func (s *Store) DeleteClient(ctx context.Context, realm, id string) error {
 			return storage.ErrNotFound
 		}
 		// A client registered later under the same ID must not inherit the consents.
-		_, err = tx.Exec(ctx, `DELETE FROM consents WHERE realm = $1 AND client_id = $2`, realm, id)
-		return err
+		for _, table := range []string{"refresh_families", "auth_codes", "consents"} {
+			// table comes from the fixed list above, never from input.
+			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE realm = $1 AND client_id = $2`, realm, id); err != nil {
+				return fmt.Errorf("deleting %s: %w", table, err)
+			}
+		}
+		return appendEvents(ctx, tx, events)
 	})
 	if err != nil {
 		return fmt.Errorf("delete client %q in realm %q: %w", id, realm, err)

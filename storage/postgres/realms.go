@@ -21,9 +21,15 @@ func scanRealm(row scanner) (storage.Realm, error) {
 }
 
 // CreateRealm stores a new realm.
-func (s *Store) CreateRealm(ctx context.Context, r storage.Realm) error {
-	if err := insertRealm(ctx, s.pool, r); err != nil {
-		return fmt.Errorf("create realm %q: %w", r.Name, classify(err))
+func (s *Store) CreateRealm(ctx context.Context, r storage.Realm, events ...storage.AuditEvent) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := insertRealm(ctx, tx, r); err != nil {
+			return classify(err)
+		}
+		return appendEvents(ctx, tx, events)
+	})
+	if err != nil {
+		return fmt.Errorf("create realm %q: %w", r.Name, err)
 	}
 	return nil
 }
@@ -60,16 +66,31 @@ func (s *Store) ListRealms(ctx context.Context) ([]storage.Realm, error) {
 	return realms, nil
 }
 
-// UpdateRealm replaces every field but Name and CreatedAt.
-func (s *Store) UpdateRealm(ctx context.Context, r storage.Realm) error {
-	n, err := updateRealm(ctx, s.pool, r)
+// UpdateRealm locks the realm's row (SELECT ... FOR UPDATE) for the read, so a
+// concurrent update waits for this one and then reads what it wrote.
+func (s *Store) UpdateRealm(ctx context.Context, name string, fn func(r *storage.Realm) ([]storage.AuditEvent, error)) (storage.Realm, error) {
+	var out storage.Realm
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		old, err := scanRealm(tx.QueryRow(ctx, `SELECT `+realmColumns+` FROM realms WHERE name = $1 FOR UPDATE`, name))
+		if err != nil {
+			return notFound(err)
+		}
+		r := old
+		events, err := fn(&r)
+		if err != nil {
+			return errFn{err}
+		}
+		r.Name, r.CreatedAt = old.Name, old.CreatedAt
+		if _, err := updateRealm(ctx, tx, r); err != nil {
+			return err
+		}
+		out = r
+		return appendEvents(ctx, tx, events)
+	})
 	if err != nil {
-		return fmt.Errorf("update realm %q: %w", r.Name, err)
+		return storage.Realm{}, wrapUpdate(err, "update realm %q", name)
 	}
-	if n == 0 {
-		return fmt.Errorf("update realm %q: %w", r.Name, storage.ErrNotFound)
-	}
-	return nil
+	return out, nil
 }
 
 func updateRealm(ctx context.Context, q querier, r storage.Realm) (int64, error) {
@@ -83,8 +104,8 @@ func updateRealm(ctx context.Context, q querier, r storage.Realm) (int64, error)
 // DeleteRealm deletes the realm and everything in it. Clients, users and keys
 // go by foreign-key cascade; the rest has no foreign key and is deleted here,
 // in the same transaction. The audit trail is kept.
-func (s *Store) DeleteRealm(ctx context.Context, name string) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+func (s *Store) DeleteRealm(ctx context.Context, name string, events ...storage.AuditEvent) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM realms WHERE name = $1`, name)
 		if err != nil {
 			return err
@@ -98,10 +119,41 @@ func (s *Store) DeleteRealm(ctx context.Context, name string) error {
 				return err
 			}
 		}
-		return nil
+		return appendEvents(ctx, tx, events)
 	})
 	if err != nil {
 		return fmt.Errorf("delete realm %q: %w", name, err)
 	}
 	return nil
+}
+
+// LogoutRealm ends the realm's sessions and families, and deletes its codes not
+// yet redeemed, which would otherwise start new families after the logout. It
+// takes the realm's row lock (FOR SHARE), so the realm cannot be deleted under it.
+func (s *Store) LogoutRealm(ctx context.Context, realm string, at time.Time, events ...storage.AuditEvent) (sessions, families int64, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		var one int
+		if err := tx.QueryRow(ctx, `SELECT 1 FROM realms WHERE name = $1 FOR SHARE`, realm).Scan(&one); err != nil {
+			return notFound(err)
+		}
+		tag, err := tx.Exec(ctx, `UPDATE sessions SET revoked_at = $2 WHERE realm = $1 AND revoked_at IS NULL`, realm, ts(at))
+		if err != nil {
+			return fmt.Errorf("ending sessions: %w", err)
+		}
+		sessions = tag.RowsAffected()
+		tag, err = tx.Exec(ctx, `UPDATE refresh_families SET revoked_at = $2, revoke_reason = $3
+			WHERE realm = $1 AND revoked_at IS NULL`, realm, ts(at), storage.ReasonRealmLogout)
+		if err != nil {
+			return fmt.Errorf("revoking refresh families: %w", err)
+		}
+		families = tag.RowsAffected()
+		if _, err := tx.Exec(ctx, `DELETE FROM auth_codes WHERE realm = $1 AND consumed_at IS NULL`, realm); err != nil {
+			return fmt.Errorf("deleting codes: %w", err)
+		}
+		return appendEvents(ctx, tx, events)
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("log out realm %q: %w", realm, err)
+	}
+	return sessions, families, nil
 }

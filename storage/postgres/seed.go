@@ -110,11 +110,16 @@ func seedClient(ctx context.Context, q querier, c storage.Client) (seedOutcome, 
 	case storage.SameClient(old, c):
 		return seedUnchanged, why, nil
 	}
+	// The stamp and the previous secret are state the seed does not own, but for
+	// disabling the client, which moves the stamp (see disableClient).
+	c.TokensValidAfter, c.PreviousSecretHash, c.PreviousSecretExpiresAt =
+		old.TokensValidAfter, old.PreviousSecretHash, old.PreviousSecretExpiresAt
+	reason := storage.ClientRevocation(old, &c)
 	if _, err = updateClient(ctx, q, c); err != nil {
 		return 0, why, classify(err)
 	}
 	if !old.Disabled && c.Disabled {
-		if why, err = disableClient(ctx, q, c); err != nil {
+		if why, err = disableClient(ctx, q, c, reason); err != nil {
 			return 0, why, err
 		}
 	}
@@ -122,18 +127,15 @@ func seedClient(ctx context.Context, q querier, c storage.Client) (seedOutcome, 
 }
 
 // disableClient ends all a client holds, in the caller's transaction, at its
-// UpdatedAt: its security stamp moves there, so no token issued to it before
-// comes back when it is enabled again; its refresh families end; and it is
-// audited: the event is returned with its ID.
-func disableClient(ctx context.Context, q querier, c storage.Client) (storage.AuditEvent, error) {
+// security stamp, moved by the caller to its UpdatedAt (reason is "" when it
+// could not move later), as UpdateClient does; and it is audited: the event is
+// returned with its ID.
+func disableClient(ctx context.Context, q querier, c storage.Client, reason string) (storage.AuditEvent, error) {
 	why := storage.ClientDisabled(c.Realm, c.ID, c.UpdatedAt, "seed")
-	if _, err := q.Exec(ctx, `UPDATE clients SET tokens_valid_after = $3 WHERE realm = $1 AND id = $2`,
-		c.Realm, c.ID, ts(c.UpdatedAt)); err != nil {
-		return why, fmt.Errorf("disable client %q in realm %q: %w", c.ID, c.Realm, err)
-	}
-	if _, err := q.Exec(ctx, `UPDATE refresh_families SET revoked_at = $3, revoke_reason = $4
-		WHERE realm = $1 AND client_id = $2 AND revoked_at IS NULL`, c.Realm, c.ID, ts(c.UpdatedAt), storage.ReasonClientDisabled); err != nil {
-		return why, fmt.Errorf("disable client %q in realm %q: %w", c.ID, c.Realm, err)
+	if reason != "" {
+		if err := endClientGrants(ctx, q, c.Realm, c.ID, c.TokensValidAfter, reason); err != nil {
+			return why, err
+		}
 	}
 	var err error
 	why.ID, err = appendAudit(ctx, q, why)
@@ -181,8 +183,10 @@ func seedUser(ctx context.Context, q querier, u storage.User) (seedOutcome, stor
 	return seedUpdated, why, nil
 }
 
-// endUserGrants ends a user's sessions and refresh families, in the caller's
-// transaction.
+// endUserGrants ends all a user holds, in the caller's transaction, at their
+// security stamp (moved there by the caller): their sessions end, their refresh
+// families are revoked for reason, and their codes not yet redeemed are deleted.
+// The seed and UpdateUser share it.
 func endUserGrants(ctx context.Context, q querier, u storage.User, at time.Time, reason string) error {
 	if _, err := q.Exec(ctx, revokeUserSessions, u.Realm, u.ID, ts(at)); err != nil {
 		return fmt.Errorf("end sessions of user %q in realm %q: %w", u.ID, u.Realm, err)
@@ -190,5 +194,11 @@ func endUserGrants(ctx context.Context, q querier, u storage.User, at time.Time,
 	if _, err := q.Exec(ctx, revokeUserFamilies, u.Realm, u.ID, ts(at), reason); err != nil {
 		return fmt.Errorf("revoke refresh families of user %q in realm %q: %w", u.ID, u.Realm, err)
 	}
+	if _, err := q.Exec(ctx, deleteUserCodes, u.Realm, u.ID); err != nil {
+		return fmt.Errorf("delete codes of user %q in realm %q: %w", u.ID, u.Realm, err)
+	}
 	return nil
 }
+
+// deleteUserCodes deletes a user's codes not yet redeemed: args realm, user ID.
+const deleteUserCodes = `DELETE FROM auth_codes WHERE realm = $1 AND user_id = $2 AND consumed_at IS NULL`

@@ -44,15 +44,21 @@ func (s *Store) ListSigningKeys(ctx context.Context, realm string) ([]storage.Si
 }
 
 // RetireSigningKey sets when the key stops signing and stops being published.
-func (s *Store) RetireSigningKey(ctx context.Context, realm, kid string, signUntil, publishUntil time.Time) error {
-	tag, err := s.pool.Exec(ctx, `
-		UPDATE signing_keys SET sign_until = $3, publish_until = $4 WHERE realm = $1 AND kid = $2`,
-		realm, kid, ts(signUntil), ts(publishUntil))
+func (s *Store) RetireSigningKey(ctx context.Context, realm, kid string, signUntil, publishUntil time.Time, events ...storage.AuditEvent) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			UPDATE signing_keys SET sign_until = $3, publish_until = $4 WHERE realm = $1 AND kid = $2`,
+			realm, kid, ts(signUntil), ts(publishUntil))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return storage.ErrNotFound
+		}
+		return appendEvents(ctx, tx, events)
+	})
 	if err != nil {
 		return fmt.Errorf("retire signing key %q in realm %q: %w", kid, realm, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("retire signing key %q in realm %q: %w", kid, realm, storage.ErrNotFound)
 	}
 	return nil
 }

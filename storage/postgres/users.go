@@ -20,9 +20,15 @@ func scanUser(row scanner) (storage.User, error) {
 }
 
 // CreateUser stores a new user.
-func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
-	if err := insertUser(ctx, s.pool, u); err != nil {
-		return fmt.Errorf("create user %q in realm %q: %w", u.Username, u.Realm, classify(err))
+func (s *Store) CreateUser(ctx context.Context, u storage.User, events ...storage.AuditEvent) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := insertUser(ctx, tx, u); err != nil {
+			return classify(err)
+		}
+		return appendEvents(ctx, tx, events)
+	})
+	if err != nil {
+		return fmt.Errorf("create user %q in realm %q: %w", u.Username, u.Realm, err)
 	}
 	return nil
 }
@@ -67,9 +73,25 @@ func (s *Store) GetUserByEmail(ctx context.Context, realm, email string) (storag
 	return u, nil
 }
 
-// ListUsers returns the realm's users ordered by username.
-func (s *Store) ListUsers(ctx context.Context, realm string) ([]storage.User, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users WHERE realm = $1 ORDER BY username`, realm)
+// ListUsers returns the realm's users that match q, ordered by username.
+func (s *Store) ListUsers(ctx context.Context, realm string, q storage.UserQuery) ([]storage.User, error) {
+	// Only fixed conditions are joined into the query; the caller's values are arguments.
+	query, args := `SELECT `+userColumns+` FROM users WHERE realm = $1`, []any{realm}
+	if q.Search != "" {
+		args = append(args, storage.ContainsPattern(q.Search))
+		n := len(args)
+		query += fmt.Sprintf(` AND (lower(username) LIKE $%d ESCAPE '\' OR lower(email) LIKE $%d ESCAPE '\' OR lower(name) LIKE $%d ESCAPE '\')`, n, n, n)
+	}
+	if q.After != "" {
+		args = append(args, q.After)
+		query += fmt.Sprintf(` AND username > $%d`, len(args))
+	}
+	query += ` ORDER BY username`
+	if q.Limit > 0 {
+		args = append(args, q.Limit)
+		query += fmt.Sprintf(` LIMIT $%d`, len(args))
+	}
+	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list users of realm %q: %w", realm, err)
 	}
@@ -80,16 +102,37 @@ func (s *Store) ListUsers(ctx context.Context, realm string) ([]storage.User, er
 	return users, nil
 }
 
-// UpdateUser replaces every field but Realm, ID and CreatedAt.
-func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
-	n, err := updateUser(ctx, s.pool, u)
+// UpdateUser locks the user's row (SELECT ... FOR UPDATE) for the read, so a
+// concurrent update waits for this one and then reads what it wrote.
+func (s *Store) UpdateUser(ctx context.Context, realm, id string, fn func(u *storage.User) ([]storage.AuditEvent, error)) (storage.User, error) {
+	var out storage.User
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		old, err := scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE realm = $1 AND id = $2 FOR UPDATE`, realm, id))
+		if err != nil {
+			return notFound(err)
+		}
+		u := old
+		events, err := fn(&u)
+		if err != nil {
+			return errFn{err}
+		}
+		u.Realm, u.ID, u.CreatedAt = old.Realm, old.ID, old.CreatedAt
+		reason := storage.UserRevocation(old, &u)
+		if _, err := updateUser(ctx, tx, u); err != nil {
+			return classify(err)
+		}
+		if reason != "" {
+			if err := endUserGrants(ctx, tx, u, u.TokensValidAfter, reason); err != nil {
+				return err
+			}
+		}
+		out = u
+		return appendEvents(ctx, tx, events)
+	})
 	if err != nil {
-		return fmt.Errorf("update user %q in realm %q: %w", u.ID, u.Realm, classify(err))
+		return storage.User{}, wrapUpdate(err, "update user %q in realm %q", id, realm)
 	}
-	if n == 0 {
-		return fmt.Errorf("update user %q in realm %q: %w", u.ID, u.Realm, storage.ErrNotFound)
-	}
-	return nil
+	return out, nil
 }
 
 func updateUser(ctx context.Context, q querier, u storage.User) (int64, error) {
@@ -105,8 +148,8 @@ func updateUser(ctx context.Context, q querier, u storage.User) (int64, error) {
 // DeleteUser deletes the user with their sessions, refresh families (whose
 // tokens go by foreign-key cascade), codes, opaque access tokens and consents,
 // in one transaction.
-func (s *Store) DeleteUser(ctx context.Context, realm, id string) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+func (s *Store) DeleteUser(ctx context.Context, realm, id string, events ...storage.AuditEvent) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE realm = $1 AND id = $2`, realm, id)
 		if err != nil {
 			return err
@@ -121,7 +164,7 @@ func (s *Store) DeleteUser(ctx context.Context, realm, id string) error {
 				return fmt.Errorf("deleting %s: %w", table, err)
 			}
 		}
-		return nil
+		return appendEvents(ctx, tx, events)
 	})
 	if err != nil {
 		return fmt.Errorf("delete user %q in realm %q: %w", id, realm, err)

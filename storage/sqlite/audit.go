@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/latchkey/latchkey/storage"
@@ -39,6 +40,16 @@ func appendAudit(ctx context.Context, tx *stmtTx, e storage.AuditEvent) (int64, 
 	return res.LastInsertId()
 }
 
+// appendEvents stores the events within tx, in order.
+func appendEvents(ctx context.Context, tx *stmtTx, events []storage.AuditEvent) error {
+	for _, e := range events {
+		if _, err := appendAudit(ctx, tx, e); err != nil {
+			return fmt.Errorf("append audit event %q: %w", e.Type, err)
+		}
+	}
+	return nil
+}
+
 func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error) {
 	// Only fixed conditions are joined into the query; the caller's values are arguments.
 	var where []string
@@ -52,6 +63,12 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	if f.UserID != "" {
 		where, args = append(where, "user_id = ?"), append(args, f.UserID)
 	}
+	if f.ClientID != "" {
+		where, args = append(where, "client_id = ?"), append(args, f.ClientID)
+	}
+	if f.Before > 0 {
+		where, args = append(where, "id < ?"), append(args, f.Before)
+	}
 	if !f.Since.IsZero() {
 		where, args = append(where, "time >= ?"), append(args, micros(f.Since))
 	}
@@ -59,7 +76,7 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	q += ` ORDER BY time DESC, id DESC`
+	q += ` ORDER BY id DESC`
 	if f.Limit > 0 {
 		q += ` LIMIT ?`
 		args = append(args, f.Limit)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/latchkey/latchkey/storage"
 )
@@ -12,7 +13,7 @@ import (
 const clientCols = `realm, id, name, secret_hash, jwks, redirect_uris, post_logout_redirect_uris, grant_types,
 	scopes, audiences, third_party, disabled, pkce_optional, id_token_signed_response_alg,
 	access_token_ttl, access_token_format, refresh_preset, refresh_idle, refresh_absolute, refresh_retry_window,
-	created_at, updated_at, tokens_valid_after`
+	created_at, updated_at, tokens_valid_after, previous_secret_hash, previous_secret_expires_at`
 
 func scanClient(row rowScanner) (storage.Client, error) {
 	var c storage.Client
@@ -21,25 +22,32 @@ func scanClient(row rowScanner) (storage.Client, error) {
 		jsonCol{&c.Scopes}, jsonCol{&c.Audiences}, &c.ThirdParty, &c.Disabled,
 		&c.PKCEOptional, &c.IDTokenSignedResponseAlg, &c.Tokens.AccessTokenTTL, &c.Tokens.AccessTokenFormat, &c.Tokens.RefreshPreset,
 		&c.Tokens.RefreshIdle, &c.Tokens.RefreshAbsolute, &c.Tokens.RefreshRetryWindow,
-		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, timeCol{&c.TokensValidAfter})
+		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, timeCol{&c.TokensValidAfter},
+		&c.PreviousSecretHash, timeCol{&c.PreviousSecretExpiresAt})
 	return c, err
 }
 
 func clientName(realm, id string) string { return fmt.Sprintf("client %q in realm %q", id, realm) }
 
-func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error { return createClient(ctx, tx, c) })
+func (s *Store) CreateClient(ctx context.Context, c storage.Client, events ...storage.AuditEvent) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
+		if err := createClient(ctx, tx, c); err != nil {
+			return err
+		}
+		return appendEvents(ctx, tx, events)
+	})
 }
 
 func createClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO clients (`+clientCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.Realm, c.ID, c.Name, c.SecretHash, blob(c.JWKS),
 		jsonText(c.RedirectURIs), jsonText(c.PostLogoutRedirectURIs), jsonText(c.GrantTypes),
 		jsonText(c.Scopes), jsonText(c.Audiences), c.ThirdParty, c.Disabled,
 		c.PKCEOptional, c.IDTokenSignedResponseAlg, int64(c.Tokens.AccessTokenTTL), c.Tokens.AccessTokenFormat, c.Tokens.RefreshPreset,
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
-		micros(c.CreatedAt), micros(c.UpdatedAt), micros(c.TokensValidAfter))
+		micros(c.CreatedAt), micros(c.UpdatedAt), micros(c.TokensValidAfter),
+		c.PreviousSecretHash, micros(c.PreviousSecretExpiresAt))
 	return mapWriteError(err, clientName(c.Realm, c.ID))
 }
 
@@ -59,33 +67,90 @@ func (s *Store) ListClients(ctx context.Context, realm string) ([]storage.Client
 	return list(ctx, s.reader, scanClient, `SELECT `+clientCols+` FROM clients WHERE realm = ? ORDER BY id`, realm)
 }
 
-func (s *Store) UpdateClient(ctx context.Context, c storage.Client) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error { return updateClient(ctx, tx, c) })
+// UpdateClient runs fn in the writer's transaction: nothing else writes between
+// its read and its write.
+func (s *Store) UpdateClient(ctx context.Context, realm, id string, fn func(c *storage.Client) ([]storage.AuditEvent, error)) (storage.Client, error) {
+	var out storage.Client
+	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
+		old, err := getClient(ctx, tx, realm, id)
+		if err != nil {
+			return err
+		}
+		c := old
+		events, err := fn(&c)
+		if err != nil {
+			return err
+		}
+		c.Realm, c.ID, c.CreatedAt = old.Realm, old.ID, old.CreatedAt
+		reason := storage.ClientRevocation(old, &c)
+		if err := updateClient(ctx, tx, c); err != nil {
+			return err
+		}
+		if reason != "" {
+			if err := endClientGrants(ctx, tx, realm, id, c.TokensValidAfter, reason); err != nil {
+				return err
+			}
+		}
+		out = c
+		return appendEvents(ctx, tx, events)
+	})
+	if err != nil {
+		return storage.Client{}, err
+	}
+	return out, nil
 }
 
+// updateClient replaces every column but the keys and created_at.
 func updateClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 	res, err := tx.ExecContext(ctx, `UPDATE clients SET name = ?, secret_hash = ?, jwks = ?, redirect_uris = ?,
 		post_logout_redirect_uris = ?, grant_types = ?, scopes = ?, audiences = ?, third_party = ?, disabled = ?,
 		pkce_optional = ?, id_token_signed_response_alg = ?, access_token_ttl = ?, access_token_format = ?, refresh_preset = ?, refresh_idle = ?, refresh_absolute = ?,
-		refresh_retry_window = ?, updated_at = ?
+		refresh_retry_window = ?, updated_at = ?, tokens_valid_after = ?, previous_secret_hash = ?, previous_secret_expires_at = ?
 		WHERE realm = ? AND id = ?`,
 		c.Name, c.SecretHash, blob(c.JWKS), jsonText(c.RedirectURIs),
 		jsonText(c.PostLogoutRedirectURIs), jsonText(c.GrantTypes), jsonText(c.Scopes), jsonText(c.Audiences),
 		c.ThirdParty, c.Disabled, c.PKCEOptional, c.IDTokenSignedResponseAlg,
 		int64(c.Tokens.AccessTokenTTL), c.Tokens.AccessTokenFormat, c.Tokens.RefreshPreset,
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
-		micros(c.UpdatedAt), c.Realm, c.ID)
+		micros(c.UpdatedAt), micros(c.TokensValidAfter), c.PreviousSecretHash, micros(c.PreviousSecretExpiresAt),
+		c.Realm, c.ID)
 	return mustChange(res, err, clientName(c.Realm, c.ID))
 }
 
-func (s *Store) DeleteClient(ctx context.Context, realm, id string) error {
+// revokeClientFamilies revokes a client's live families: args at, reason, realm, client ID.
+const revokeClientFamilies = `UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
+	WHERE realm = ? AND client_id = ? AND revoked_at IS NULL`
+
+// deleteClientCodes deletes a client's codes not yet redeemed: args realm, client ID.
+const deleteClientCodes = `DELETE FROM auth_codes WHERE realm = ? AND client_id = ? AND consumed_at IS NULL`
+
+// endClientGrants ends all a client holds, in the caller's transaction, at its
+// security stamp: its refresh families are revoked for reason, and its codes not
+// yet redeemed are deleted.
+func endClientGrants(ctx context.Context, tx *stmtTx, realm, id string, at time.Time, reason string) error {
+	if _, err := tx.ExecContext(ctx, revokeClientFamilies, micros(at), reason, realm, id); err != nil {
+		return fmt.Errorf("end what %s holds: %w", clientName(realm, id), err)
+	}
+	if _, err := tx.ExecContext(ctx, deleteClientCodes, realm, id); err != nil {
+		return fmt.Errorf("end what %s holds: %w", clientName(realm, id), err)
+	}
+	return nil
+}
+
+func (s *Store) DeleteClient(ctx context.Context, realm, id string, events ...storage.AuditEvent) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM clients WHERE realm = ? AND id = ?`, realm, id)
 		if err := mustChange(res, err, clientName(realm, id)); err != nil {
 			return err
 		}
-		// A client registered later under the same ID must not inherit the consents.
-		_, err = tx.ExecContext(ctx, `DELETE FROM consents WHERE realm = ? AND client_id = ?`, realm, id)
-		return err
+		// What was issued to the client goes with it: its refresh families (their
+		// tokens follow), its codes, and the consents, which a client registered
+		// later under the same ID must not inherit.
+		for _, table := range []string{"refresh_families", "auth_codes", "consents"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE realm = ? AND client_id = ?`, realm, id); err != nil {
+				return fmt.Errorf("%s: deleting %s: %w", clientName(realm, id), table, err)
+			}
+		}
+		return appendEvents(ctx, tx, events)
 	})
 }

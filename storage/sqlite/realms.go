@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/latchkey/latchkey/storage"
 )
@@ -18,8 +19,17 @@ func scanRealm(row rowScanner) (storage.Realm, error) {
 	return r, err
 }
 
-func (s *Store) CreateRealm(ctx context.Context, r storage.Realm) error {
-	_, err := s.exec(ctx, `INSERT INTO realms (`+realmCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
+func (s *Store) CreateRealm(ctx context.Context, r storage.Realm, events ...storage.AuditEvent) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
+		if err := createRealm(ctx, tx, r); err != nil {
+			return err
+		}
+		return appendEvents(ctx, tx, events)
+	})
+}
+
+func createRealm(ctx context.Context, tx *stmtTx, r storage.Realm) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO realms (`+realmCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
 		r.Name, r.DisplayName, r.SigningAlg, int64(r.AccessTokenTTL), micros(r.CreatedAt), micros(r.UpdatedAt))
 	return mapWriteError(err, fmt.Sprintf("realm %q", r.Name))
 }
@@ -40,8 +50,31 @@ func (s *Store) ListRealms(ctx context.Context) ([]storage.Realm, error) {
 	return list(ctx, s.reader, scanRealm, `SELECT `+realmCols+` FROM realms ORDER BY name`)
 }
 
-func (s *Store) UpdateRealm(ctx context.Context, r storage.Realm) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error { return updateRealm(ctx, tx, r) })
+// UpdateRealm runs fn in the writer's transaction: nothing else writes between
+// its read and its write.
+func (s *Store) UpdateRealm(ctx context.Context, name string, fn func(r *storage.Realm) ([]storage.AuditEvent, error)) (storage.Realm, error) {
+	var out storage.Realm
+	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
+		old, err := getRealm(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		r := old
+		events, err := fn(&r)
+		if err != nil {
+			return err
+		}
+		r.Name, r.CreatedAt = old.Name, old.CreatedAt
+		if err := updateRealm(ctx, tx, r); err != nil {
+			return err
+		}
+		out = r
+		return appendEvents(ctx, tx, events)
+	})
+	if err != nil {
+		return storage.Realm{}, err
+	}
+	return out, nil
 }
 
 func updateRealm(ctx context.Context, tx *stmtTx, r storage.Realm) error {
@@ -50,7 +83,7 @@ func updateRealm(ctx context.Context, tx *stmtTx, r storage.Realm) error {
 	return mustChange(res, err, fmt.Sprintf("realm %q", r.Name))
 }
 
-func (s *Store) DeleteRealm(ctx context.Context, name string) error {
+func (s *Store) DeleteRealm(ctx context.Context, name string, events ...storage.AuditEvent) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM realms WHERE name = ?`, name)
 		if err := mustChange(res, err, fmt.Sprintf("realm %q", name)); err != nil {
@@ -63,8 +96,35 @@ func (s *Store) DeleteRealm(ctx context.Context, name string) error {
 				return fmt.Errorf("realm %q: deleting %s: %w", name, table, err)
 			}
 		}
-		return nil
+		return appendEvents(ctx, tx, events)
 	})
+}
+
+// LogoutRealm ends the realm's sessions and families, and deletes its codes not
+// yet redeemed, which would otherwise start new families after the logout.
+func (s *Store) LogoutRealm(ctx context.Context, realm string, at time.Time, events ...storage.AuditEvent) (sessions, families int64, err error) {
+	err = s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
+		if _, err := getRealm(ctx, tx, realm); err != nil {
+			return err
+		}
+		a := micros(at)
+		if sessions, err = changed(tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ?
+			WHERE realm = ? AND revoked_at IS NULL`, a, realm)); err != nil {
+			return fmt.Errorf("realm %q: ending sessions: %w", realm, err)
+		}
+		if families, err = changed(tx.ExecContext(ctx, `UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
+			WHERE realm = ? AND revoked_at IS NULL`, a, storage.ReasonRealmLogout, realm)); err != nil {
+			return fmt.Errorf("realm %q: revoking refresh families: %w", realm, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM auth_codes WHERE realm = ? AND consumed_at IS NULL`, realm); err != nil {
+			return fmt.Errorf("realm %q: deleting codes: %w", realm, err)
+		}
+		return appendEvents(ctx, tx, events)
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return sessions, families, nil
 }
 
 // mustChange turns "no row changed" into ErrNotFound.

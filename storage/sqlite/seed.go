@@ -31,10 +31,8 @@ func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *stora
 	have, err := getRealm(ctx, tx, want.Name)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		_, err := tx.ExecContext(ctx, `INSERT INTO realms (`+realmCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
-			want.Name, want.DisplayName, want.SigningAlg, int64(want.AccessTokenTTL), micros(want.CreatedAt), micros(want.UpdatedAt))
-		if err != nil {
-			return mapWriteError(err, fmt.Sprintf("realm %q", want.Name))
+		if err := createRealm(ctx, tx, want); err != nil {
+			return err
 		}
 		res.Created++
 	case err != nil:
@@ -62,11 +60,16 @@ func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *stora
 		case storage.SameClient(have, c):
 			res.Unchanged++
 		default:
+			// The stamp and the previous secret are state the seed does not own,
+			// but for disabling the client, which moves the stamp (see disableClient).
+			c.TokensValidAfter, c.PreviousSecretHash, c.PreviousSecretExpiresAt =
+				have.TokensValidAfter, have.PreviousSecretHash, have.PreviousSecretExpiresAt
+			reason := storage.ClientRevocation(have, &c)
 			if err := updateClient(ctx, tx, c); err != nil {
 				return err
 			}
 			if !have.Disabled && c.Disabled {
-				why, err := disableClient(ctx, tx, c)
+				why, err := disableClient(ctx, tx, c, reason)
 				if err != nil {
 					return err
 				}
@@ -124,15 +127,11 @@ func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *stora
 
 // endEverything ends all a user holds, in the caller's transaction, at the time
 // of the audit event that says why (their security stamp, moved there by the
-// caller, kills every token issued before, for good): their sessions and refresh
-// families end, and the event is written, and returned with its ID.
+// caller, kills every token issued before, for good), as UpdateUser does; and the
+// event is written, and returned with its ID.
 func endEverything(ctx context.Context, tx *stmtTx, u storage.User, why storage.AuditEvent, reason string) (storage.AuditEvent, error) {
-	a := micros(why.Time)
-	if _, err := tx.ExecContext(ctx, revokeUserSessions, a, u.Realm, u.ID); err != nil {
-		return why, fmt.Errorf("end what %s holds: %w", userName(u.Realm, u.ID), err)
-	}
-	if _, err := tx.ExecContext(ctx, revokeUserFamilies, a, reason, u.Realm, u.ID); err != nil {
-		return why, fmt.Errorf("end what %s holds: %w", userName(u.Realm, u.ID), err)
+	if err := endUserGrants(ctx, tx, u.Realm, u.ID, why.Time, reason); err != nil {
+		return why, err
 	}
 	var err error
 	why.ID, err = appendAudit(ctx, tx, why)
@@ -140,19 +139,15 @@ func endEverything(ctx context.Context, tx *stmtTx, u storage.User, why storage.
 }
 
 // disableClient ends all a client holds, in the caller's transaction, at its
-// UpdatedAt: its security stamp moves there, so no token issued to it before
-// comes back when it is enabled again; its refresh families end; and it is
-// audited: the event is returned with its ID.
-func disableClient(ctx context.Context, tx *stmtTx, c storage.Client) (storage.AuditEvent, error) {
+// security stamp, moved by the caller to its UpdatedAt (reason is "" when it
+// could not move later), as UpdateClient does; and it is audited: the event is
+// returned with its ID.
+func disableClient(ctx context.Context, tx *stmtTx, c storage.Client, reason string) (storage.AuditEvent, error) {
 	why := storage.ClientDisabled(c.Realm, c.ID, c.UpdatedAt, "seed")
-	a := micros(c.UpdatedAt)
-	if _, err := tx.ExecContext(ctx, `UPDATE clients SET tokens_valid_after = ? WHERE realm = ? AND id = ?`,
-		a, c.Realm, c.ID); err != nil {
-		return why, fmt.Errorf("disable %s: %w", clientName(c.Realm, c.ID), err)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
-		WHERE realm = ? AND client_id = ? AND revoked_at IS NULL`, a, storage.ReasonClientDisabled, c.Realm, c.ID); err != nil {
-		return why, fmt.Errorf("disable %s: %w", clientName(c.Realm, c.ID), err)
+	if reason != "" {
+		if err := endClientGrants(ctx, tx, c.Realm, c.ID, c.TokensValidAfter, reason); err != nil {
+			return why, err
+		}
 	}
 	var err error
 	why.ID, err = appendAudit(ctx, tx, why)

@@ -31,11 +31,14 @@ func (s *Store) ListSigningKeys(ctx context.Context, realm string) ([]storage.Si
 		WHERE realm = ? ORDER BY created_at, kid`, realm)
 }
 
-func (s *Store) RetireSigningKey(ctx context.Context, realm, kid string, signUntil, publishUntil time.Time) error {
+func (s *Store) RetireSigningKey(ctx context.Context, realm, kid string, signUntil, publishUntil time.Time, events ...storage.AuditEvent) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE signing_keys SET sign_until = ?, publish_until = ? WHERE realm = ? AND kid = ?`,
 			micros(signUntil), micros(publishUntil), realm, kid)
-		return mustChange(res, err, keyName(realm, kid))
+		if err := mustChange(res, err, keyName(realm, kid)); err != nil {
+			return err
+		}
+		return appendEvents(ctx, tx, events)
 	})
 }
 

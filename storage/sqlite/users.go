@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/latchkey/latchkey/storage"
 )
@@ -21,8 +22,13 @@ func scanUser(row rowScanner) (storage.User, error) {
 
 func userName(realm, id string) string { return fmt.Sprintf("user %q in realm %q", id, realm) }
 
-func (s *Store) CreateUser(ctx context.Context, u storage.User) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error { return createUser(ctx, tx, u) })
+func (s *Store) CreateUser(ctx context.Context, u storage.User, events ...storage.AuditEvent) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
+		if err := createUser(ctx, tx, u); err != nil {
+			return err
+		}
+		return appendEvents(ctx, tx, events)
+	})
 }
 
 func createUser(ctx context.Context, tx *stmtTx, u storage.User) error {
@@ -63,22 +69,90 @@ func getUserWhere(ctx context.Context, q querier, what, where string, args ...an
 	return u, err
 }
 
-func (s *Store) ListUsers(ctx context.Context, realm string) ([]storage.User, error) {
-	return list(ctx, s.reader, scanUser, `SELECT `+userCols+` FROM users WHERE realm = ? ORDER BY username`, realm)
+func (s *Store) ListUsers(ctx context.Context, realm string, q storage.UserQuery) ([]storage.User, error) {
+	// Only fixed conditions are joined into the query; the caller's values are arguments.
+	query, args := `SELECT `+userCols+` FROM users WHERE realm = ?`, []any{realm}
+	if q.Search != "" {
+		// lower() on both sides: SQLite's LIKE folds ASCII only, as lower() does.
+		query += ` AND (lower(username) LIKE ? ESCAPE '\' OR lower(email) LIKE ? ESCAPE '\' OR lower(name) LIKE ? ESCAPE '\')`
+		p := storage.ContainsPattern(q.Search)
+		args = append(args, p, p, p)
+	}
+	if q.After != "" {
+		query, args = query+` AND username > ?`, append(args, q.After)
+	}
+	query += ` ORDER BY username`
+	if q.Limit > 0 {
+		query, args = query+` LIMIT ?`, append(args, q.Limit)
+	}
+	return list(ctx, s.reader, scanUser, query, args...)
 }
 
-func (s *Store) UpdateUser(ctx context.Context, u storage.User) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE users SET username = ?, email = ?, email_verified = ?, name = ?,
-			password_hash = ?, disabled = ?, tokens_valid_after = ?, updated_at = ?
-			WHERE realm = ? AND id = ?`,
-			u.Username, u.Email, u.EmailVerified, u.Name, u.PasswordHash, u.Disabled,
-			micros(u.TokensValidAfter), micros(u.UpdatedAt), u.Realm, u.ID)
-		return mustChange(res, err, userName(u.Realm, u.ID))
+// UpdateUser runs fn in the writer's transaction: nothing else writes between
+// its read and its write.
+func (s *Store) UpdateUser(ctx context.Context, realm, id string, fn func(u *storage.User) ([]storage.AuditEvent, error)) (storage.User, error) {
+	var out storage.User
+	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
+		old, err := getUserWhere(ctx, tx, userName(realm, id), `realm = ? AND id = ?`, realm, id)
+		if err != nil {
+			return err
+		}
+		u := old
+		events, err := fn(&u)
+		if err != nil {
+			return err
+		}
+		u.Realm, u.ID, u.CreatedAt = old.Realm, old.ID, old.CreatedAt
+		reason := storage.UserRevocation(old, &u)
+		if err := updateUser(ctx, tx, u); err != nil {
+			return err
+		}
+		if reason != "" {
+			if err := endUserGrants(ctx, tx, realm, id, u.TokensValidAfter, reason); err != nil {
+				return err
+			}
+		}
+		out = u
+		return appendEvents(ctx, tx, events)
 	})
+	if err != nil {
+		return storage.User{}, err
+	}
+	return out, nil
 }
 
-func (s *Store) DeleteUser(ctx context.Context, realm, id string) error {
+// updateUser replaces every column but the keys and created_at.
+func updateUser(ctx context.Context, tx *stmtTx, u storage.User) error {
+	res, err := tx.ExecContext(ctx, `UPDATE users SET username = ?, email = ?, email_verified = ?, name = ?,
+		password_hash = ?, disabled = ?, tokens_valid_after = ?, updated_at = ?
+		WHERE realm = ? AND id = ?`,
+		u.Username, u.Email, u.EmailVerified, u.Name, u.PasswordHash, u.Disabled,
+		micros(u.TokensValidAfter), micros(u.UpdatedAt), u.Realm, u.ID)
+	return mustChange(res, err, userName(u.Realm, u.ID))
+}
+
+// deleteUserCodes deletes a user's codes not yet redeemed: args realm, user ID.
+const deleteUserCodes = `DELETE FROM auth_codes WHERE realm = ? AND user_id = ? AND consumed_at IS NULL`
+
+// endUserGrants ends all a user holds, in the caller's transaction, at their
+// security stamp (moved there by the caller, it kills every token issued before,
+// for good): their sessions end, their refresh families are revoked for reason,
+// and their codes not yet redeemed are deleted.
+func endUserGrants(ctx context.Context, tx *stmtTx, realm, id string, at time.Time, reason string) error {
+	a := micros(at)
+	if _, err := tx.ExecContext(ctx, revokeUserSessions, a, realm, id); err != nil {
+		return fmt.Errorf("end what %s holds: %w", userName(realm, id), err)
+	}
+	if _, err := tx.ExecContext(ctx, revokeUserFamilies, a, reason, realm, id); err != nil {
+		return fmt.Errorf("end what %s holds: %w", userName(realm, id), err)
+	}
+	if _, err := tx.ExecContext(ctx, deleteUserCodes, realm, id); err != nil {
+		return fmt.Errorf("end what %s holds: %w", userName(realm, id), err)
+	}
+	return nil
+}
+
+func (s *Store) DeleteUser(ctx context.Context, realm, id string, events ...storage.AuditEvent) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE realm = ? AND id = ?`, realm, id)
 		if err := mustChange(res, err, userName(realm, id)); err != nil {
@@ -92,6 +166,6 @@ func (s *Store) DeleteUser(ctx context.Context, realm, id string) error {
 				return fmt.Errorf("%s: deleting %s: %w", userName(realm, id), table, err)
 			}
 		}
-		return nil
+		return appendEvents(ctx, tx, events)
 	})
 }

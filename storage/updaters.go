@@ -1,0 +1,67 @@
+package storage
+
+import (
+	"strings"
+	"time"
+)
+
+// The rules UpdateClient and UpdateUser apply to what fn left, the same in every
+// backend: written once here so that the backends differ only in their SQL.
+
+// ClientRevocation settles the security stamp of c, updated by fn from old, and
+// says why its tokens must be revoked at c.TokensValidAfter, or "" when the stamp
+// did not move later. Disabling a client moves its stamp to the new UpdatedAt
+// unless fn moved it itself. A stamp never moves back: that would bring tokens
+// revoked for good back to life, so an earlier one is replaced by the old.
+func ClientRevocation(old Client, c *Client) string {
+	if !old.Disabled && c.Disabled && c.TokensValidAfter.Equal(old.TokensValidAfter) {
+		c.TokensValidAfter = c.UpdatedAt
+	}
+	if !stampMoved(old.TokensValidAfter, &c.TokensValidAfter) {
+		return ""
+	}
+	if c.Disabled {
+		return ReasonClientDisabled
+	}
+	return ReasonClientTokensRevoked
+}
+
+// UserRevocation is ClientRevocation for users: the reason is ReasonUserDisabled
+// if the user is now disabled, else ReasonPasswordChanged if the password hash
+// changed, else ReasonLogoutEverywhere.
+func UserRevocation(old User, u *User) string {
+	if !old.Disabled && u.Disabled && u.TokensValidAfter.Equal(old.TokensValidAfter) {
+		u.TokensValidAfter = u.UpdatedAt
+	}
+	if !stampMoved(old.TokensValidAfter, &u.TokensValidAfter) {
+		return ""
+	}
+	switch {
+	case u.Disabled:
+		return ReasonUserDisabled
+	case u.PasswordHash != old.PasswordHash:
+		return ReasonPasswordChanged
+	}
+	return ReasonLogoutEverywhere
+}
+
+// stampMoved keeps *stamp from moving before old, cuts it to the microsecond
+// both stores keep, and says whether it is now later than old.
+func stampMoved(old time.Time, stamp *time.Time) bool {
+	if !stamp.IsZero() {
+		*stamp = stamp.UTC().Truncate(time.Microsecond)
+	}
+	if !stamp.After(old) {
+		*stamp = old
+		return false
+	}
+	return true
+}
+
+// ContainsPattern is a LIKE pattern matching any text that contains s, lowered,
+// with LIKE's wildcards and its escape character (a backslash) escaped: the
+// query must say ESCAPE '\'.
+func ContainsPattern(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(strings.ToLower(s)) + "%"
+}
