@@ -58,7 +58,8 @@ Credentials, first found wins:
 Prefer the environment variable or the file to --client-secret: a flag shows in ps.
 
 Commands that work inside a realm take it as --in REALM; without --in, the realm of a
-realm-scoped admin client (--realm other than master) is used.
+realm-scoped admin client (--realm other than master) is used. An ID that begins with
+"-" (signing-key and session IDs may) goes after --:  keys retire --in acme -- -Zx3...
 
 Output is a table, or the API's JSON with -o json. Errors are one line on stderr and a
 non-zero exit status. Secrets the API returns once (a rotated client secret) go to

@@ -200,10 +200,10 @@ func TestAdminCLI_Clients(t *testing.T) {
 		}
 
 		// rotate-secret prints the new secret alone on stdout; with --grace the old one still works.
-		oldSecret := ok(t, s, "", "clients", "rotate-secret", "cron", "--in", "acme")
-		oldSecret = strings.TrimSuffix(oldSecret, "\n")
-		if strings.Contains(oldSecret, "\n") || len(oldSecret) < 32 {
-			t.Fatalf("rotate-secret printed %q; want one secret line", oldSecret)
+		r = admin(t, s, nil, "", "clients", "rotate-secret", "cron", "--in", "acme")
+		oldSecret := strings.TrimSuffix(r.stdout, "\n")
+		if r.code != 0 || strings.Contains(oldSecret, "\n") || len(oldSecret) < 32 || !strings.Contains(r.stderr, "old secret no longer works") {
+			t.Fatalf("rotate-secret = %d %q %q; want one secret line on stdout", r.code, r.stdout, r.stderr)
 		}
 		ccGrant := func(secret string) response {
 			return post(t, s.tokenURL(), "cron:"+secret, form("grant_type", "client_credentials"))
@@ -251,11 +251,17 @@ func TestAdminCLI_Clients(t *testing.T) {
 			t.Fatal("the old token came back with enable")
 		}
 
-		tok = ccGrant(newSecret).str("access_token")
-		if !activeByCLI(t, s, tok) {
-			t.Fatal("a token of the enabled client is not active")
+		if r := ccGrant(newSecret); r.status != 200 {
+			t.Fatalf("the enabled client gets no token: %d %s", r.status, r.raw)
 		}
-		wantLine(t, ok(t, s, "", "clients", "revoke-tokens", "cron", "--in", "acme"), "client cron")
+
+		// revoke-tokens, on svc: a token of cron may be issued in the second of the
+		// disable's stamp, which counts as before it.
+		tok = post(t, s.tokenURL(), svcBasic, form("grant_type", "client_credentials")).str("access_token")
+		if !activeByCLI(t, s, tok) {
+			t.Fatal("a fresh token of svc is not active")
+		}
+		wantLine(t, ok(t, s, "", "clients", "revoke-tokens", "svc", "--in", "acme"), "client svc")
 		if activeByCLI(t, s, tok) {
 			t.Fatal("a token is active after revoke-tokens")
 		}
@@ -404,19 +410,33 @@ func TestAdminCLI_TokensKeysEvents(t *testing.T) {
 		if next == "" {
 			t.Fatalf("keys rotate -o json: no next key in %+v", keys)
 		}
-		wantLine(t, ok(t, s, "", "keys", "retire", next, "--in", "acme"), next, "retired")
+		wantLine(t, ok(t, s, "", "keys", "retire", "--in", "acme", "--", next), next, "retired")
 		admin(t, s, nil, "", "keys", "retire", "no-such-kid", "--in", "acme").oneLineError(t, "(404)")
 
 		// events: what the admin did above, newest first, filtered and limited.
-		out = ok(t, s, "", "events", "list", "--in", "acme", "--client", "ops")
+		out = ok(t, s, "", "events", "list", "--in", "acme", "--type", "admin.keys.rotated")
 		wantLine(t, out, "TIME", "TYPE", "CLIENT")
-		wantLine(t, out, "ops")
+		wantLine(t, out, "admin.keys.rotated", "admin_client=ops")
+		if strings.Contains(out, "access_token.revoked") {
+			t.Fatalf("events --type admin.keys.rotated listed others:\n%s", out)
+		}
+		var svcEvents named
+		okJSON(t, s, "", &svcEvents, "events", "list", "--in", "acme", "--client", "svc", "--limit", "0")
+		for _, e := range svcEvents.Items {
+			if e["client_id"] != "svc" {
+				t.Fatalf("events --client svc listed %v", e)
+			}
+		}
 		var events named
 		okJSON(t, s, "", &events, "events", "list", "--in", "acme", "--limit", "2", "--since", "1h")
 		if len(events.Items) != 2 || events.Next == "" {
 			t.Fatalf("events list --limit 2 = %d items, next %q", len(events.Items), events.Next)
 		}
+		newBrowser(t).code(s, "web") // alice signs in: an event of hers
 		okJSON(t, s, "", &events, "events", "list", "--in", "acme", "--limit", "0", "--user", "alice")
+		if len(events.Items) == 0 {
+			t.Fatal("events --user alice listed nothing after her sign-in")
+		}
 		for _, e := range events.Items {
 			if e["user_id"] == nil {
 				t.Fatalf("events --user alice listed %v", e)
