@@ -10,6 +10,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/clientsecret"
 	"github.com/latchkey/latchkey/internal/password"
+	"github.com/latchkey/latchkey/internal/registry"
 	"github.com/latchkey/latchkey/storage"
 )
 
@@ -35,10 +36,7 @@ func (a *Applier) Apply(ctx context.Context, f *File) (storage.SeedResult, error
 	now := a.Now().UTC().Truncate(time.Microsecond)
 	var s storage.Seed
 	for _, r := range f.Realms {
-		sr := storage.SeedRealm{Realm: storage.Realm{
-			Name: r.Name, DisplayName: r.DisplayName, SigningAlg: r.SigningAlg,
-			AccessTokenTTL: time.Duration(r.AccessTokenTTL), CreatedAt: now, UpdatedAt: now,
-		}}
+		sr := storage.SeedRealm{Realm: r.StoredRealm(now)}
 		for _, c := range r.Clients {
 			sr.Clients = append(sr.Clients, a.client(r.Name, c, now))
 		}
@@ -63,32 +61,15 @@ func (a *Applier) Apply(ctx context.Context, f *File) (storage.SeedResult, error
 	return res, nil
 }
 
-func (a *Applier) client(realm string, c Client, now time.Time) storage.Client {
-	out := storage.Client{
-		Realm: realm, ID: c.ID, Name: c.Name, JWKS: c.JWKS,
-		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
-		GrantTypes: c.GrantTypes, Scopes: c.Scopes, Audiences: c.Audiences,
-		ThirdParty: c.ThirdParty, Disabled: c.Disabled,
-		PKCEOptional: c.PKCEOptional, IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
-		Tokens: storage.TokenSettings{
-			AccessTokenTTL:    time.Duration(c.AccessTokenTTL),
-			AccessTokenFormat: c.AccessTokenFormat,
-			RefreshPreset:     c.RefreshPreset,
-			RefreshIdle:       time.Duration(c.RefreshIdle),
-			RefreshAbsolute:   time.Duration(c.RefreshAbsolute),
-		},
-		CreatedAt: now, UpdatedAt: now,
-	}
-	if c.RefreshRetryWindow != nil {
-		out.Tokens.RefreshRetryWindow = time.Duration(*c.RefreshRetryWindow)
-	}
+func (a *Applier) client(realm string, c registry.Client, now time.Time) storage.Client {
+	var hash string
 	if c.Secret != "" {
-		out.SecretHash = a.Secrets.Hash(realm, c.ID, c.Secret)
+		hash = a.Secrets.Hash(realm, c.ID, c.Secret)
 	}
-	return out
+	return c.StoredClient(realm, hash, now)
 }
 
-func (a *Applier) user(ctx context.Context, realm string, u User, now time.Time) (storage.User, error) {
+func (a *Applier) user(ctx context.Context, realm string, u registry.User, now time.Time) (storage.User, error) {
 	out := storage.User{
 		Realm: realm, ID: rand.Text(), Username: u.Username, Email: u.Email,
 		EmailVerified: u.EmailVerified, Name: u.Name, Disabled: u.Disabled,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/password"
+	"github.com/latchkey/latchkey/internal/registry"
 )
 
 // Whatever the seed file holds, Parse (which validates) never panics and answers
@@ -47,7 +48,7 @@ func FuzzSeed(f *testing.F) {
 					t.Fatalf("accepted client id %q", c.ID)
 				}
 				clients[c.ID] = true
-				if len(c.GrantTypes) == 0 || slices.ContainsFunc(c.GrantTypes, func(g string) bool { return !slices.Contains(grantTypes, g) }) {
+				if len(c.GrantTypes) == 0 || slices.ContainsFunc(c.GrantTypes, func(g string) bool { return !slices.Contains(registry.GrantTypes, g) }) {
 					t.Fatalf("accepted grant types %q", c.GrantTypes)
 				}
 			}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/latchkey/latchkey/internal/registry"
 )
 
 func TestParseAcceptsTheDocumentedExample(t *testing.T) {
@@ -195,7 +197,7 @@ func TestWarningsNameForcedLongLivedTokens(t *testing.T) {
 	if w := f.Warnings(); len(w) != 1 || !strings.Contains(w[0], "realm acme issues access tokens for 2h0m0s") {
 		t.Fatalf("Warnings() = %q", w)
 	}
-	if w := (&File{Realms: []Realm{{Name: "x", AccessTokenTTL: Duration(time.Hour)}}}).Warnings(); len(w) != 0 {
+	if w := (&File{Realms: []Realm{{Realm: registry.Realm{Name: "x", AccessTokenTTL: registry.Duration(time.Hour)}}}}).Warnings(); len(w) != 0 {
 		t.Fatalf("an hour is not long-lived: %q", w)
 	}
 }

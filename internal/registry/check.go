@@ -1,0 +1,284 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/latchkey/latchkey/internal/clientsecret"
+	"github.com/latchkey/latchkey/internal/ident"
+	"github.com/latchkey/latchkey/internal/password"
+	"github.com/latchkey/latchkey/internal/token"
+)
+
+// Preset is a pair of refresh-token lifetimes for a kind of client.
+type Preset struct {
+	Idle, Absolute time.Duration
+}
+
+// Presets are the refresh lifetimes per client type; "service" issues no refresh tokens.
+var Presets = map[string]Preset{
+	"web":     {Idle: 24 * time.Hour, Absolute: 14 * 24 * time.Hour},
+	"mobile":  {Idle: 30 * 24 * time.Hour, Absolute: 90 * 24 * time.Hour},
+	"spa":     {Idle: time.Hour, Absolute: 24 * time.Hour},
+	"service": {},
+}
+
+// Defaults of what a realm or client does not say.
+const (
+	DefaultSigningAlg         = "ES256"
+	DefaultAccessTokenTTL     = 5 * time.Minute
+	DefaultRefreshRetryWindow = 10 * time.Second
+	// MaxAccessTokenTTL is the longest access-token lifetime allowed without
+	// allow_long_access_tokens.
+	MaxAccessTokenTTL = time.Hour
+	maxRetryWindow    = time.Minute
+)
+
+var (
+	signingAlgs = []string{"ES256", "EdDSA", "RS256"}
+	// GrantTypes are the grant types a client may be registered for.
+	GrantTypes   = []string{"authorization_code", "client_credentials", "refresh_token"}
+	tokenFormats = []string{"jwt", "opaque"}
+)
+
+// Errors are the problems found in one entity, in field order.
+type Errors []*Error
+
+func (e Errors) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+type checker struct{ errs Errors }
+
+func (c *checker) fail(msg string, path ...any) {
+	c.errs = append(c.errs, &Error{Path: path, Msg: msg})
+}
+
+func (c *checker) err() error {
+	if len(c.errs) == 0 {
+		return nil
+	}
+	return c.errs
+}
+
+// CheckRealm fills in the realm's defaults and checks it. It returns nil or Errors.
+func CheckRealm(r *Realm) error {
+	var c checker
+	if err := ident.Realm(r.Name); err != nil {
+		c.fail(fmt.Sprintf("realm name %q %v", r.Name, err), "name")
+	}
+	if r.SigningAlg == "" {
+		r.SigningAlg = DefaultSigningAlg
+	} else if !slices.Contains(signingAlgs, r.SigningAlg) {
+		c.fail(fmt.Sprintf("unknown signing_alg %q (want one of %s)", r.SigningAlg, strings.Join(signingAlgs, ", ")), "signing_alg")
+	}
+	if r.AccessTokenTTL == 0 {
+		r.AccessTokenTTL = Duration(DefaultAccessTokenTTL)
+	}
+	c.checkTTL(r.AccessTokenTTL, r.AllowLongAccessTokens, "access_token_ttl")
+	return c.err()
+}
+
+// CheckUser normalises the user's username and email (trimmed, lower case) and
+// checks them and the password. newUser says a password (or hash) is required.
+func CheckUser(u *User, newUser bool) error {
+	var c checker
+	u.Username = strings.ToLower(strings.TrimSpace(u.Username))
+	u.Email = strings.ToLower(strings.TrimSpace(u.Email))
+	if err := ident.Username(u.Username); err != nil {
+		c.fail(fmt.Sprintf("username %q %v", u.Username, err), "username")
+	}
+	if u.Email != "" {
+		if a, err := mail.ParseAddress(u.Email); err != nil || a.Address != u.Email {
+			c.fail(fmt.Sprintf("%q is not an email address", u.Email), "email")
+		} else if err := ident.LoginName(u.Email); err != nil {
+			c.fail(fmt.Sprintf("email %q %v: users sign in with it", u.Email, err), "email")
+		}
+	}
+	switch {
+	case u.PasswordHash != "" && u.Password != "":
+		c.fail("give password or password_hash, not both", "password_hash")
+	case u.PasswordHash != "":
+		if err := password.CheckHash(u.PasswordHash, password.Default); err != nil {
+			c.fail(fmt.Sprintf("%v (want an argon2id PHC string, as `latchkey password hash` prints)", err), "password_hash")
+		}
+	case u.Password != "" || newUser:
+		if msg := CheckPassword(u.Password); msg != "" {
+			c.fail(msg, "password")
+		}
+	}
+	return c.err()
+}
+
+// CheckPassword says what is wrong with a new password, or "".
+func CheckPassword(p string) string {
+	if len(p) < password.MinLen {
+		return fmt.Sprintf("password must have at least %d characters", password.MinLen)
+	}
+	return ""
+}
+
+// CheckClient fills in the client's defaults (format, refresh preset and
+// lifetimes, retry window) and checks it. It returns nil or Errors.
+func CheckClient(cl *Client) error {
+	var c checker
+	if err := ident.ClientID(cl.ID); err != nil {
+		c.fail(fmt.Sprintf("client id %q %v", cl.ID, err), "id")
+	}
+	if len(cl.GrantTypes) == 0 {
+		c.fail("grant_types must name at least one of "+strings.Join(GrantTypes, ", "), "grant_types")
+	}
+	for i, g := range cl.GrantTypes {
+		switch {
+		case g == "password" || g == "implicit":
+			c.fail(fmt.Sprintf("grant type %q is not offered: OAuth 2.1 removed it", g), "grant_types", i)
+		case !slices.Contains(GrantTypes, g):
+			c.fail(fmt.Sprintf("unknown grant type %q (want %s)", g, strings.Join(GrantTypes, ", ")), "grant_types", i)
+		}
+	}
+	if len(cl.JWKS) > 0 {
+		var set jose.JSONWebKeySet
+		switch err := json.Unmarshal(cl.JWKS, &set); {
+		case err != nil:
+			c.fail("jwks is not a JWK Set: "+err.Error(), "jwks")
+		case len(set.Keys) == 0:
+			c.fail("jwks has no usable keys", "jwks")
+		case slices.ContainsFunc(set.Keys, func(k jose.JSONWebKey) bool { return !k.IsPublic() }):
+			c.fail("jwks must hold public keys only: remove the private parts", "jwks")
+		case cl.Secret != "":
+			c.fail("give a client a secret or jwks, not both", "jwks")
+		}
+	}
+	if cl.Secret != "" && len(cl.Secret) < clientsecret.MinLen {
+		// The secret itself is never echoed.
+		c.fail(fmt.Sprintf("client %q: secret must have at least %d characters (make one with: openssl rand -base64 32)", cl.ID, clientsecret.MinLen), "secret")
+	}
+	confidential := cl.Confidential()
+	if cl.PKCEOptional && !confidential {
+		c.fail("public clients must use PKCE: pkce_optional is for confidential clients", "pkce_optional")
+	}
+	if a := cl.IDTokenSignedResponseAlg; a != "" && !slices.Contains(signingAlgs, a) {
+		c.fail(fmt.Sprintf("unknown id_token_signed_response_alg %q (want one of %s)", a, strings.Join(signingAlgs, ", ")), "id_token_signed_response_alg")
+	}
+	has := func(g string) bool { return slices.Contains(cl.GrantTypes, g) }
+	if has("client_credentials") && !confidential {
+		c.fail("client_credentials needs a confidential client: give it a secret or jwks", "grant_types")
+	}
+	if has("refresh_token") && !has("authorization_code") {
+		c.fail("refresh_token needs authorization_code: refresh tokens come from a user's grant", "grant_types")
+	}
+	if has("authorization_code") && len(cl.RedirectURIs) == 0 {
+		c.fail("authorization_code needs at least one redirect URI", "redirect_uris")
+	}
+	for i, u := range cl.RedirectURIs {
+		if msg := checkURI(u); msg != "" {
+			c.fail(msg, "redirect_uris", i)
+		}
+	}
+	for i, u := range cl.PostLogoutRedirectURIs {
+		if msg := checkURI(u); msg != "" {
+			c.fail(msg, "post_logout_redirect_uris", i)
+		}
+	}
+	for i, u := range cl.Audiences {
+		if msg := checkURI(u); msg != "" {
+			c.fail(msg, "audiences", i)
+		}
+	}
+	for i, s := range cl.Scopes {
+		if !token.IsScopeToken(s) {
+			c.fail(fmt.Sprintf("%q is not a scope token (RFC 6749 §3.3: no spaces, quotes or backslashes)", s), "scopes", i)
+		}
+	}
+	if cl.AccessTokenTTL != 0 {
+		c.checkTTL(cl.AccessTokenTTL, cl.AllowLongAccessTokens, "access_token_ttl")
+	}
+	if cl.AccessTokenFormat == "" {
+		cl.AccessTokenFormat = "jwt"
+	} else if !slices.Contains(tokenFormats, cl.AccessTokenFormat) {
+		c.fail(fmt.Sprintf("unknown access_token_format %q (want jwt or opaque)", cl.AccessTokenFormat), "access_token_format")
+	}
+	c.checkRefresh(cl, has("refresh_token"), confidential)
+	return c.err()
+}
+
+func (c *checker) checkRefresh(cl *Client, refresh, confidential bool) {
+	if cl.RefreshPreset == "" {
+		switch {
+		case !refresh:
+			cl.RefreshPreset = "service"
+		case !confidential:
+			cl.RefreshPreset = "spa"
+		default:
+			cl.RefreshPreset = "web"
+		}
+	}
+	preset, ok := Presets[cl.RefreshPreset]
+	switch {
+	case !ok:
+		c.fail(fmt.Sprintf("unknown refresh_preset %q (want web, mobile, spa or service)", cl.RefreshPreset), "refresh_preset")
+		return
+	case cl.RefreshPreset == "service" && refresh:
+		c.fail("the service preset issues no refresh tokens: drop refresh_token or pick web, mobile or spa", "refresh_preset")
+	}
+	if cl.RefreshPreset == "service" {
+		if cl.RefreshIdle != 0 || cl.RefreshAbsolute != 0 {
+			c.fail("refresh lifetimes make no sense without the refresh_token grant", "refresh_idle")
+		}
+		return
+	}
+	if cl.RefreshIdle == 0 {
+		cl.RefreshIdle = Duration(preset.Idle)
+	}
+	if cl.RefreshAbsolute == 0 {
+		cl.RefreshAbsolute = Duration(preset.Absolute)
+	}
+	switch {
+	case cl.RefreshIdle < 0:
+		c.fail("refresh_idle must be positive", "refresh_idle")
+	case cl.RefreshAbsolute < 0:
+		c.fail("refresh_absolute must be positive", "refresh_absolute")
+	case cl.RefreshIdle > cl.RefreshAbsolute:
+		c.fail(fmt.Sprintf("refresh_idle %v is longer than refresh_absolute %v", time.Duration(cl.RefreshIdle), time.Duration(cl.RefreshAbsolute)), "refresh_idle")
+	}
+	if cl.RefreshRetryWindow == nil {
+		d := Duration(DefaultRefreshRetryWindow)
+		cl.RefreshRetryWindow = &d
+	} else if *cl.RefreshRetryWindow < 0 || *cl.RefreshRetryWindow > Duration(maxRetryWindow) {
+		c.fail(fmt.Sprintf("refresh_retry_window must be between 0s (off) and %v", maxRetryWindow), "refresh_retry_window")
+	}
+}
+
+func (c *checker) checkTTL(d Duration, allowLong bool, path ...any) {
+	switch {
+	case d <= 0:
+		c.fail("access_token_ttl must be positive", path...)
+	case time.Duration(d) > MaxAccessTokenTTL && !allowLong:
+		c.fail(fmt.Sprintf("access_token_ttl %v is over %v; access tokens should be short-lived (set allow_long_access_tokens: true to force it)", time.Duration(d), MaxAccessTokenTTL), path...)
+	}
+}
+
+// checkURI returns what is wrong with a registered URI, or "".
+func checkURI(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || !u.IsAbs():
+		return fmt.Sprintf("%q is not an absolute URI", s)
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		return fmt.Sprintf("%q must not have a fragment (RFC 6749 §3.1.2)", s)
+	case (u.Scheme == "http" || u.Scheme == "https") && u.Host == "":
+		return fmt.Sprintf("%q has no host", s)
+	}
+	return ""
+}
