@@ -390,7 +390,7 @@ func TestIntrospectionRefusesForgedAndDeadTokens(t *testing.T) {
 		wantInactive(t, inst.introspect(t, "acme", sessTok.Value))
 
 		alice.TokensValidAfter = inst.clock.Now().Add(time.Second).UTC().Truncate(time.Microsecond)
-		if err := inst.store.UpdateUser(ctx, alice); err != nil {
+		if err := putUser(t, inst, alice); err != nil {
 			t.Fatal(err)
 		}
 

@@ -500,6 +500,16 @@ func TestConsentForThirdPartyClients(t *testing.T) {
 	})
 }
 
+// putUser stores u as it is given, through the store's updater.
+func putUser(t *testing.T, inst *instance, u storage.User) error {
+	t.Helper()
+	_, err := inst.store.UpdateUser(t.Context(), u.Realm, u.ID, func(p *storage.User) ([]storage.AuditEvent, error) {
+		*p = u
+		return nil, nil
+	})
+	return err
+}
+
 func mustUser(t *testing.T, inst *instance, name string) storage.User {
 	u, err := inst.store.GetUserByUsername(t.Context(), "acme", name)
 	if err != nil {

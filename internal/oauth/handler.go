@@ -36,7 +36,7 @@ type Store interface {
 	ListClients(ctx context.Context, realm string) ([]storage.Client, error)
 	UseClientAssertion(ctx context.Context, realm, clientID, jti string, expiresAt time.Time) error
 	GetUser(ctx context.Context, realm, id string) (storage.User, error)
-	UpdateUser(ctx context.Context, u storage.User) error
+	UpdateUser(ctx context.Context, realm, id string, fn func(u *storage.User) ([]storage.AuditEvent, error)) (storage.User, error)
 	GetUserByUsername(ctx context.Context, realm, username string) (storage.User, error)
 	GetUserByEmail(ctx context.Context, realm, email string) (storage.User, error)
 	CreateSession(ctx context.Context, s storage.Session) error

@@ -38,13 +38,13 @@ func TestIntrospection_RefreshTokenLivesAsLongAsItsGrant(t *testing.T) {
 		// A disabled user.
 		alice := mustUser(t, inst, "alice")
 		alice.Disabled = true
-		if err := inst.store.UpdateUser(ctx, alice); err != nil {
+		if err := putUser(t, inst, alice); err != nil {
 			t.Fatal(err)
 		}
 		wantInactive(t, introspect(rt))
 		wantError(t, inst.refresh(t, basic, rt), 400, InvalidGrant)
 		alice.Disabled = false
-		if err := inst.store.UpdateUser(ctx, alice); err != nil {
+		if err := putUser(t, inst, alice); err != nil {
 			t.Fatal(err)
 		}
 

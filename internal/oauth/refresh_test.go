@@ -176,7 +176,7 @@ func TestRefreshChecks(t *testing.T) {
 		// The new tokens carry the user's current claims.
 		alice := mustUser(t, inst, "alice")
 		alice.Name = "Alice Pleasance Liddell"
-		if err := inst.store.UpdateUser(ctx, alice); err != nil {
+		if err := putUser(t, inst, alice); err != nil {
 			t.Fatal(err)
 		}
 		r := inst.refresh(t, basic, rt)
@@ -188,10 +188,10 @@ func TestRefreshChecks(t *testing.T) {
 
 		// A disabled user cannot refresh.
 		alice.Disabled = true
-		inst.store.UpdateUser(ctx, alice)
+		putUser(t, inst, alice)
 		wantError(t, inst.refresh(t, basic, rt), 400, InvalidGrant)
 		alice.Disabled = false
-		inst.store.UpdateUser(ctx, alice)
+		putUser(t, inst, alice)
 
 		// Nor can a malformed or unknown token, or a missing one.
 		wantError(t, inst.refresh(t, basic, "lk_rt_unknown"), 400, InvalidGrant)

@@ -175,39 +175,39 @@ func (s *Store) forget() {
 // The writes below go to the store, then drop the cache, so this instance sees them at once.
 
 // CreateRealm implements storage.RealmStore.
-func (s *Store) CreateRealm(ctx context.Context, r storage.Realm) error {
+func (s *Store) CreateRealm(ctx context.Context, r storage.Realm, events ...storage.AuditEvent) error {
 	defer s.forget()
-	return s.Store.CreateRealm(ctx, r)
+	return s.Store.CreateRealm(ctx, r, events...)
 }
 
 // UpdateRealm implements storage.RealmStore.
-func (s *Store) UpdateRealm(ctx context.Context, r storage.Realm) error {
+func (s *Store) UpdateRealm(ctx context.Context, name string, fn func(r *storage.Realm) ([]storage.AuditEvent, error)) (storage.Realm, error) {
 	defer s.forget()
-	return s.Store.UpdateRealm(ctx, r)
+	return s.Store.UpdateRealm(ctx, name, fn)
 }
 
 // DeleteRealm implements storage.RealmStore.
-func (s *Store) DeleteRealm(ctx context.Context, name string) error {
+func (s *Store) DeleteRealm(ctx context.Context, name string, events ...storage.AuditEvent) error {
 	defer s.forget()
-	return s.Store.DeleteRealm(ctx, name)
+	return s.Store.DeleteRealm(ctx, name, events...)
 }
 
 // CreateClient implements storage.ClientStore.
-func (s *Store) CreateClient(ctx context.Context, c storage.Client) error {
+func (s *Store) CreateClient(ctx context.Context, c storage.Client, events ...storage.AuditEvent) error {
 	defer s.forget()
-	return s.Store.CreateClient(ctx, c)
+	return s.Store.CreateClient(ctx, c, events...)
 }
 
 // UpdateClient implements storage.ClientStore.
-func (s *Store) UpdateClient(ctx context.Context, c storage.Client) error {
+func (s *Store) UpdateClient(ctx context.Context, realm, id string, fn func(c *storage.Client) ([]storage.AuditEvent, error)) (storage.Client, error) {
 	defer s.forget()
-	return s.Store.UpdateClient(ctx, c)
+	return s.Store.UpdateClient(ctx, realm, id, fn)
 }
 
 // DeleteClient implements storage.ClientStore.
-func (s *Store) DeleteClient(ctx context.Context, realm, id string) error {
+func (s *Store) DeleteClient(ctx context.Context, realm, id string, events ...storage.AuditEvent) error {
 	defer s.forget()
-	return s.Store.DeleteClient(ctx, realm, id)
+	return s.Store.DeleteClient(ctx, realm, id, events...)
 }
 
 // ApplySeed implements storage.SeedStore.

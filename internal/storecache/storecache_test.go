@@ -57,7 +57,10 @@ func TestAnswersAreKeptForTheTTLAndDroppedOnWrites(t *testing.T) {
 	}
 	// A change made behind the cache's back (another instance) shows after the TTL.
 	cl.Disabled = true
-	if err := raw.UpdateClient(ctx, cl); err != nil {
+	if _, err := raw.UpdateClient(ctx, cl.Realm, cl.ID, func(p *storage.Client) ([]storage.AuditEvent, error) {
+		*p = cl
+		return nil, nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := c.GetClient(ctx, "acme", "web"); got.Disabled {
@@ -72,8 +75,10 @@ func TestAnswersAreKeptForTheTTLAndDroppedOnWrites(t *testing.T) {
 		t.Fatal("a stale answer outlived the TTL")
 	}
 	// A change made through the cache shows at once.
-	cl.Disabled = false
-	if err := c.UpdateClient(ctx, cl); err != nil {
+	if _, err := c.UpdateClient(ctx, "acme", "web", func(p *storage.Client) ([]storage.AuditEvent, error) {
+		p.Disabled = false
+		return nil, nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := c.GetClient(ctx, "acme", "web"); got.Disabled {

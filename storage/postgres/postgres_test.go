@@ -108,7 +108,7 @@ func TestCall_PastItsTimeoutIsUnavailable(t *testing.T) {
 	if _, err := s.GetRealm(ctx, "acme"); !errors.Is(err, storage.ErrUnavailable) {
 		t.Fatalf("read behind a held lock: %v, want ErrUnavailable", err)
 	}
-	if err := s.UpdateRealm(ctx, storage.Realm{Name: "acme", DisplayName: "Acme"}); !errors.Is(err, storage.ErrUnavailable) {
+	if _, err := s.UpdateRealm(ctx, "acme", displayName("Acme")); !errors.Is(err, storage.ErrUnavailable) {
 		t.Fatalf("write behind a held lock: %v, want ErrUnavailable", err)
 	}
 	if err := s.DeleteRealm(ctx, "acme"); !errors.Is(err, storage.ErrUnavailable) {
@@ -124,7 +124,15 @@ func TestCall_PastItsTimeoutIsUnavailable(t *testing.T) {
 	if _, err := s.GetRealm(ctx, "acme"); err != nil {
 		t.Fatalf("read after the lock was released: %v", err)
 	}
-	if err := s.UpdateRealm(ctx, storage.Realm{Name: "acme", DisplayName: "Acme Corp"}); err != nil {
+	if _, err := s.UpdateRealm(ctx, "acme", displayName("Acme Corp")); err != nil {
 		t.Fatalf("write after the lock was released: %v", err)
+	}
+}
+
+// displayName is an updater that renames a realm.
+func displayName(name string) func(r *storage.Realm) ([]storage.AuditEvent, error) {
+	return func(r *storage.Realm) ([]storage.AuditEvent, error) {
+		r.DisplayName = name
+		return nil, nil
 	}
 }

@@ -72,6 +72,23 @@ func randBytes(t *testing.T) []byte {
 	return b
 }
 
+// putRealm, putClient and putUser store the entity as it is given, through the
+// updater, which finds it by its key.
+func putRealm(c context.Context, s storage.Store, r storage.Realm) error {
+	_, err := s.UpdateRealm(c, r.Name, func(p *storage.Realm) ([]storage.AuditEvent, error) { *p = r; return nil, nil })
+	return err
+}
+
+func putClient(c context.Context, s storage.Store, cl storage.Client) error {
+	_, err := s.UpdateClient(c, cl.Realm, cl.ID, func(p *storage.Client) ([]storage.AuditEvent, error) { *p = cl; return nil, nil })
+	return err
+}
+
+func putUser(c context.Context, s storage.Store, u storage.User) error {
+	_, err := s.UpdateUser(c, u.Realm, u.ID, func(p *storage.User) ([]storage.AuditEvent, error) { *p = u; return nil, nil })
+	return err
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -253,12 +270,12 @@ func testRealms(t *testing.T, s storage.Store) {
 	}
 
 	acme.DisplayName, acme.SigningAlg, acme.AccessTokenTTL, acme.UpdatedAt = "ACME", "EdDSA", time.Minute, at(time.Minute)
-	must(t, s.UpdateRealm(c, acme))
+	must(t, putRealm(c, s, acme))
 	got, err = s.GetRealm(c, "acme")
 	must(t, err)
 	same(t, "updated realm", got, acme)
 
-	wantErr(t, s.UpdateRealm(c, storage.Realm{Name: "nope"}), storage.ErrNotFound)
+	wantErr(t, putRealm(c, s, storage.Realm{Name: "nope"}), storage.ErrNotFound)
 	must(t, s.DeleteRealm(c, "beta"))
 	wantErr(t, s.DeleteRealm(c, "beta"), storage.ErrNotFound)
 	_, err = s.GetRealm(c, "beta")
@@ -324,13 +341,20 @@ func testClients(t *testing.T, s storage.Store) {
 	web.IDTokenSignedResponseAlg = "EdDSA"
 	web.Tokens.RefreshRetryWindow = 0
 	web.UpdatedAt = at(time.Hour)
+	web.PreviousSecretHash, web.PreviousSecretExpiresAt = "old-hash", at(2*time.Hour)
 	web.CreatedAt = at(time.Hour) // CreatedAt is not updatable
-	must(t, s.UpdateClient(c, web))
+	updated, err := s.UpdateClient(c, "acme", "web", func(p *storage.Client) ([]storage.AuditEvent, error) {
+		*p = web
+		return nil, nil
+	})
+	must(t, err)
 	got, err = s.GetClient(c, "acme", "web")
 	must(t, err)
-	web.CreatedAt = t0
+	// Disabling it moved its security stamp to the update's time.
+	web.CreatedAt, web.TokensValidAfter = t0, at(time.Hour)
 	same(t, "updated client", got, web)
-	wantErr(t, s.UpdateClient(c, newClient("acme", "nope")), storage.ErrNotFound)
+	same(t, "UpdateClient's result", updated, web)
+	wantErr(t, putClient(c, s, newClient("acme", "nope")), storage.ErrNotFound)
 
 	must(t, s.DeleteClient(c, "acme", "web"))
 	wantErr(t, s.DeleteClient(c, "acme", "web"), storage.ErrNotFound)
@@ -381,7 +405,7 @@ func testUsers(t *testing.T, s storage.Store) {
 	_, err = s.GetUserByEmail(c, "acme", "")
 	wantErr(t, err, storage.ErrNotFound)
 
-	list, err := s.ListUsers(c, "acme")
+	list, err := s.ListUsers(c, "acme", storage.UserQuery{})
 	must(t, err)
 	if len(list) != 3 || list[0].Username != "alice" || list[2].Username != "noemail2" {
 		t.Fatalf("ListUsers = %+v, want alice, noemail1, noemail2", list)
@@ -391,15 +415,15 @@ func testUsers(t *testing.T, s storage.Store) {
 	alice.TokensValidAfter = at(time.Minute)
 	alice.Email = "alice@new.example"
 	alice.UpdatedAt = at(time.Minute)
-	must(t, s.UpdateUser(c, alice))
+	must(t, putUser(c, s, alice))
 	got, err = s.GetUser(c, "acme", alice.ID)
 	must(t, err)
 	same(t, "updated user", got, alice)
 
 	taken := list[1]
 	taken.Username = "alice"
-	wantErr(t, s.UpdateUser(c, taken), storage.ErrConflict)
-	wantErr(t, s.UpdateUser(c, newUser("acme", "ghost")), storage.ErrNotFound)
+	wantErr(t, putUser(c, s, taken), storage.ErrConflict)
+	wantErr(t, putUser(c, s, newUser("acme", "ghost")), storage.ErrNotFound)
 
 	must(t, s.DeleteUser(c, "acme", alice.ID))
 	wantErr(t, s.DeleteUser(c, "acme", alice.ID), storage.ErrNotFound)
@@ -1133,7 +1157,7 @@ func testSeed(t *testing.T, s storage.Store) {
 
 	// Someone logs alice out everywhere; a later seed must not undo that.
 	alice.TokensValidAfter = at(time.Minute)
-	must(t, s.UpdateUser(c, alice))
+	must(t, putUser(c, s, alice))
 
 	// The same seed again, even with later timestamps and fresh user IDs, changes nothing.
 	again := seedFixture()
@@ -1348,7 +1372,7 @@ func testSeedDisablesClientForGood(t *testing.T, s storage.Store) {
 	web, err := s.GetClient(c, "acme", "web")
 	must(t, err)
 	web.Name, web.TokensValidAfter = "Renamed", time.Time{}
-	must(t, s.UpdateClient(c, web))
+	must(t, putClient(c, s, web))
 	endedForGood("after UpdateClient")
 }
 
