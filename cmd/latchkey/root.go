@@ -18,6 +18,10 @@ func newRootCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(newServeCmd(getenv), newMigrateCmd(getenv), newKeysCmd(getenv), newSessionsCmd(getenv), newTokenCmd(stdout), newBenchCmd(getenv), newSeedCmd(stdout), newPasswordCmd(stdout), newVersionCmd(stdout))
+	// Temporary home until `latchkey admin` exists: `latchkey admin-bootstrap`.
+	boot := newAdminBootstrapCmd(getenv)
+	boot.Use = "admin-bootstrap"
+	root.AddCommand(boot)
 	return root
 }
 

@@ -138,6 +138,12 @@ func (h *Handler) checkSecret(r *http.Request, realm storage.Realm, client stora
 		if ok, err = h.secrets.Verify(realm.Name, client.ID, secret, client.SecretHash); err != nil {
 			h.log.ErrorContext(ctx, "client secret cannot be checked", "realm", realm.Name, "client_id", client.ID, "err", err)
 		}
+		// A rotation's grace period: the secret it replaced works until it ends.
+		if !ok && client.PreviousSecretHash != "" && h.now().Before(client.PreviousSecretExpiresAt) {
+			if ok, err = h.secrets.Verify(realm.Name, client.ID, secret, client.PreviousSecretHash); err != nil {
+				h.log.ErrorContext(ctx, "client secret cannot be checked", "realm", realm.Name, "client_id", client.ID, "err", err)
+			}
+		}
 	}
 	if ok {
 		attempt.Succeed()
