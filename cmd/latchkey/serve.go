@@ -174,16 +174,18 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		return err
 	}
 	clientIP := realip.New(opts.TrustedProxies)
+	// One login limiter: the admin API's unlock clears the locks the login page sets.
+	logins := web.NewLimiter(web.LimiterConfig{}, time.Now)
 	handler := oauth.New(oauth.Config{
 		Store: cached, Tokens: tokens, Keys: km, Secrets: applier.Secrets, MasterKey: opts.MasterKey,
-		Pages: pages, Limiter: web.NewLimiter(web.LimiterConfig{}, time.Now), Log: log,
+		Pages: pages, Limiter: logins, Log: log,
 		BaseURL: opts.BaseURL, Now: time.Now, ClientIP: clientIP,
 	})
 	// The admin API works on the cached store, so this instance sees its changes at once.
 	adminAPI := admin.New(admin.Config{
 		Store: cached, Tokens: tokens, Keys: km, Secrets: applier.Secrets,
 		HashPassword: func(p string) (string, error) { return password.Hash(p, password.Default) },
-		ClientIP:     clientIP.ClientIP, Log: log, Now: time.Now,
+		Logins:       logins, ClientIP: clientIP.ClientIP, Log: log, Now: time.Now,
 	})
 
 	tasksCtx, stopTasks := context.WithCancel(ctx)

@@ -54,6 +54,9 @@ type Config struct {
 	Secrets *clientsecret.Hasher
 	// HashPassword hashes a new user password (argon2id).
 	HashPassword func(password string) (string, error)
+	// Logins is the login limiter whose locks the unlock route clears (per
+	// instance, as the limiter is); nil: nothing to clear.
+	Logins interface{ Unlock(account string) }
 	// ClientIP is the caller's address, for audit events.
 	ClientIP func(r *http.Request) string
 	Log      *slog.Logger
