@@ -122,7 +122,7 @@ func TestAdminCLI_RefusalsAreOneLine(t *testing.T) {
 		{getenv, []string{"clients", "put", "--in", "acme", "-f", file},
 			"latchkey: the client is not valid; redirect_uris[0]: not an absolute URI; grant_types: unknown grant (400)\n"},
 		{getenv, []string{"keys", "retire", "k1", "--in", "acme"},
-			"latchkey: admin API refused the token (403): insufficient_scope: this request needs the scope latchkey:admin (needs latchkey:admin)\n"},
+			"latchkey: admin API refused the token (403): insufficient_scope (needs latchkey:admin)\n"},
 		{env("LATCHKEY_ADMIN_SERVER", s.URL, "LATCHKEY_ADMIN_CLIENT_ID", "ops", "LATCHKEY_ADMIN_CLIENT_SECRET", "wrong"), []string{"realms", "list"},
 			"latchkey: the token endpoint refused the admin client's credentials (invalid_client): check the client ID and secret, and --realm\n"},
 		{getenv, []string{"clients", "put", "--in", "acme", "-f", file, "--nope"}, "latchkey: unknown flag: --nope\n"},

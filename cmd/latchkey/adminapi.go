@@ -196,15 +196,15 @@ func apiError(res *http.Response, raw []byte) error {
 	case http.StatusUnauthorized, http.StatusForbidden:
 		code, desc, scope := bearerChallenge(res.Header.Get("WWW-Authenticate"))
 		why := code
-		if why == "" {
+		switch {
+		case code == "":
 			why = msg
-		} else if desc != "" {
-			why += ": " + desc
-		} else if msg != "" {
-			why += ": " + msg
-		}
-		if scope != "" {
+		case scope != "":
 			why += " (needs " + scope + ")"
+		case desc != "":
+			why += ": " + desc
+		case msg != "":
+			why += ": " + msg
 		}
 		if why == "" {
 			why = http.StatusText(res.StatusCode)
