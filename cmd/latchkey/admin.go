@@ -157,7 +157,10 @@ func (af *adminFlags) connect(ctx context.Context, cmd *cobra.Command) (*adminAP
 				return nil, fmt.Errorf("%s: admin_token_url is not a URL", path)
 			}
 			server = u.Scheme + "://" + u.Host
-			tokenURL = dev.TokenURL
+			tokenURL = server + "/realms/" + url.PathEscape(af.tokenRealm) + "/protocol/openid-connect/token"
+			if !cmd.Flags().Changed("realm") {
+				tokenURL = dev.TokenURL
+			}
 		}
 	}
 	if id == "" || secret == "" {

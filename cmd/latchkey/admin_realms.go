@@ -153,6 +153,16 @@ func readRepresentation(cmd *cobra.Command, file string, strict any) (map[string
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(strict); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			// "line 3: field foo not found in type registry.Client": the Go type means nothing here.
+			msgs := make([]string, len(te.Errors))
+			for i, m := range te.Errors {
+				m, _, _ = strings.Cut(m, " in type ")
+				msgs[i] = m
+			}
+			return nil, fmt.Errorf("%s: %s", name, strings.Join(msgs, "; "))
+		}
 		return nil, fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	var m map[string]any
