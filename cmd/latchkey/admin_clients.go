@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/latchkey/latchkey/internal/registry"
 )
 
 // maxSecretGrace is the API's longest grace for a rotated-out secret.
@@ -130,15 +128,17 @@ func newAdminClientsCmd(af *adminFlags) *cobra.Command {
 file writes it (id, name, redirect_uris, grant_types, scopes, ...). CLIENT defaults to
 the file's id. -f - reads stdin.
 
-A confidential client created without a secret gets a generated one: it is printed
-this once. Replacing a client without a secret keeps its stored secret.`,
+A client given neither secret nor jwks is confidential with a generated secret when it
+says confidential: true (the default for client_credentials clients), else public. A
+generated secret is printed this once. Replacing a client without a secret keeps its
+stored secret (unless the file says confidential: false).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			realm, err := af.targetRealm()
 			if err != nil {
 				return err
 			}
-			body, err := readRepresentation(cmd, file, &registry.Client{})
+			body, err := readRepresentation(cmd, file)
 			if err != nil {
 				return err
 			}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,8 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/latchkey/latchkey/internal/registry"
 )
 
 func newAdminRealmsCmd(af *adminFlags) *cobra.Command {
@@ -69,7 +65,7 @@ clients or users). -f - reads stdin. Creating a realm needs a master-realm admin
   printf 'display_name: Shop\n' | latchkey admin realms put shop -f -`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			body, err := readRepresentation(cmd, file, &registry.Realm{})
+			body, err := readRepresentation(cmd, file)
 			if err != nil {
 				return err
 			}
@@ -131,11 +127,11 @@ clients or users). -f - reads stdin. Creating a realm needs a master-realm admin
 	return cmd
 }
 
-// readRepresentation reads a YAML or JSON file (- for stdin) of the seed file's
-// representation. It is decoded once into the registry's type, refusing unknown
-// fields with their line, and sent as the JSON of exactly what the file says: the
-// server applies the defaults and the checks, one path for the seed and the API.
-func readRepresentation(cmd *cobra.Command, file string, strict any) (map[string]any, error) {
+// readRepresentation reads a YAML or JSON file (- for stdin) holding one object
+// of the seed file's representation, and returns it to be sent as JSON exactly as
+// the file says: the server applies the defaults and the checks (one path for the
+// seed and the API) and names any bad field.
+func readRepresentation(cmd *cobra.Command, file string) (map[string]any, error) {
 	var b []byte
 	var err error
 	if file == "-" {
@@ -150,24 +146,9 @@ func readRepresentation(cmd *cobra.Command, file string, strict any) (map[string
 	if file == "-" {
 		name = "stdin"
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(strict); err != nil && !errors.Is(err, io.EOF) {
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			// "line 3: field foo not found in type registry.Client": the Go type means nothing here.
-			msgs := make([]string, len(te.Errors))
-			for i, m := range te.Errors {
-				m, _, _ = strings.Cut(m, " in type ")
-				msgs[i] = m
-			}
-			return nil, fmt.Errorf("%s: %s", name, strings.Join(msgs, "; "))
-		}
-		return nil, fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
 	var m map[string]any
 	if err := yaml.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, fmt.Errorf("%s: not one YAML or JSON object: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	if m == nil {
 		m = map[string]any{}

@@ -155,10 +155,10 @@ user ID. Passwords are read from stdin (--password-stdin), never from a flag:
 	}
 
 	var nu userFields
-	var passwordStdin bool
+	var passwordStdin, hashStdin bool
 	create := &cobra.Command{
-		Use:   "create --username NAME [--email E] [--name N] [--password-stdin]",
-		Short: "Create a user (with a password read from stdin, or none until set-password)",
+		Use:   "create --username NAME [--email E] [--name N] --password-stdin|--password-hash-stdin",
+		Short: "Create a user with a password (or an argon2id hash from 'latchkey password hash') read from stdin",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			realm, err := af.targetRealm()
@@ -178,12 +178,21 @@ user ID. Passwords are read from stdin (--password-stdin), never from a flag:
 			if nu.Disabled {
 				body["disabled"] = true
 			}
-			if passwordStdin {
+			switch {
+			case passwordStdin && hashStdin:
+				return errors.New("--password-stdin or --password-hash-stdin, not both")
+			case passwordStdin:
 				pw, err := readSecretStdin(cmd, "password")
 				if err != nil {
 					return err
 				}
 				body["password"] = pw
+			case hashStdin:
+				phc, err := readSecretStdin(cmd, "password hash")
+				if err != nil {
+					return err
+				}
+				body["password_hash"] = strings.TrimSpace(phc)
 			}
 			api, err := af.connect(cmd.Context(), cmd)
 			if err != nil {
@@ -202,6 +211,7 @@ user ID. Passwords are read from stdin (--password-stdin), never from a flag:
 	create.Flags().BoolVar(&nu.EmailVerified, "email-verified", false, "mark the email address verified")
 	create.Flags().BoolVar(&nu.Disabled, "disabled", false, "create the user disabled")
 	create.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from stdin")
+	create.Flags().BoolVar(&hashStdin, "password-hash-stdin", false, "read an argon2id PHC string (from 'latchkey password hash') from stdin instead")
 	create.MarkFlagRequired("username")
 
 	var upd userFields
