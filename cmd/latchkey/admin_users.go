@@ -179,8 +179,8 @@ user ID. Passwords are read from stdin (--password-stdin), never from a flag:
 				body["disabled"] = true
 			}
 			switch {
-			case passwordStdin && hashStdin:
-				return errors.New("--password-stdin or --password-hash-stdin, not both")
+			case passwordStdin == hashStdin:
+				return errors.New("give one of --password-stdin and --password-hash-stdin: a user needs a password")
 			case passwordStdin:
 				pw, err := readSecretStdin(cmd, "password")
 				if err != nil {
