@@ -167,3 +167,19 @@ func TestAdminCLI_ParseSince(t *testing.T) {
 		t.Error("parseSince(yesterday) succeeded")
 	}
 }
+
+// `serve --dev` and then `latchkey admin` with nothing set: the CLI finds the dev
+// admin client in the data directory, and the server in its token URL.
+func TestAdminCLI_AgainstADevServerWithNoFlags(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "latchkey-data")
+	startServe(t, env(), "--dev", "--data-dir", dataDir)
+	code, out, errOut := runCLI(t, env("LATCHKEY_DATA_DIR", dataDir), "admin", "realms", "list")
+	if code != 0 || errOut != "" || !strings.Contains(out, "dev ") || !strings.Contains(out, "master ") {
+		t.Fatalf("admin realms list against serve --dev = %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, env("LATCHKEY_DATA_DIR", dataDir), "admin", "users", "get", "demo", "--in", "dev", "-o", "json")
+	var u map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &u) != nil || u["username"] != "demo" {
+		t.Fatalf("admin users get demo = %d %q %q", code, out, errOut)
+	}
+}
