@@ -3,11 +3,11 @@ package e2e
 import (
 	"slices"
 	"strings"
-	"time"
 	"testing"
+	"time"
 )
 
-// introspectAs asks the admin API whether tok is active in realm acme.
+// active asks the admin API whether tok is active in realm acme.
 func (a *adminAs) active(tok string) bool {
 	a.t.Helper()
 	r := want(a.t, "admin introspection", a.do("POST", "/admin/realms/acme/tokens/introspect", map[string]string{"token": tok}), 200)
