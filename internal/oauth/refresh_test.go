@@ -186,12 +186,21 @@ func TestRefreshChecks(t *testing.T) {
 		}
 		rt = str(r, "refresh_token")
 
-		// A disabled user cannot refresh.
-		alice.Disabled = true
-		putUser(t, inst, alice)
+		// A disabled user cannot refresh, and enabling them again brings nothing back:
+		// disabling moved their security stamp and revoked the family.
+		alice.Disabled, alice.UpdatedAt = true, inst.clock.Now().UTC()
+		if err := putUser(t, inst, alice); err != nil {
+			t.Fatal(err)
+		}
 		wantError(t, inst.refresh(t, basic, rt), 400, InvalidGrant)
+		alice = mustUser(t, inst, "alice")
 		alice.Disabled = false
-		putUser(t, inst, alice)
+		if err := putUser(t, inst, alice); err != nil {
+			t.Fatal(err)
+		}
+		wantError(t, inst.refresh(t, basic, rt), 400, InvalidGrant)
+		inst.clock.Add(time.Second)
+		rt = str(signInTokens(t, inst, newBrowser(t), "web", basic, "openid profile email offline_access"), "refresh_token")
 
 		// Nor can a malformed or unknown token, or a missing one.
 		wantError(t, inst.refresh(t, basic, "lk_rt_unknown"), 400, InvalidGrant)
