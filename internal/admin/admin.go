@@ -109,7 +109,21 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, notFound("no such admin route"))
 	})
-	h := func(pattern string, fn handlerFunc) { mux.Handle(pattern, a.route(pattern, fn)) }
+	for _, rt := range a.routes() {
+		mux.Handle(rt.pattern, a.route(rt.pattern, rt.fn))
+	}
+}
+
+// adminRoute is one authenticated route: "METHOD /path" and its handler.
+type adminRoute struct {
+	pattern string
+	fn      handlerFunc
+}
+
+// routes are every authenticated route (the OpenAPI document lists each).
+func (a *API) routes() []adminRoute {
+	var rs []adminRoute
+	h := func(pattern string, fn handlerFunc) { rs = append(rs, adminRoute{pattern, fn}) }
 
 	h("GET /admin/realms", a.listRealms)
 	h("GET /admin/realms/{realm}", a.getRealm)
@@ -136,6 +150,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	h("GET /admin/realms/{realm}/events", a.listEvents)
 
 	a.registerUsers(h)
+	return rs
 }
 
 // route authenticates and authorizes the caller for the route, runs fn, and
