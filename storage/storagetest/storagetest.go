@@ -49,7 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"SeedDisablesAUserForGood", testSeedDisablesForGood},
 		{"SeedDisablesAClientForGood", testSeedDisablesClientForGood},
 	}
-	for _, tc := range tests {
+	for _, tc := range append(tests, adminTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
 		})
