@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -15,79 +14,31 @@ import (
 // a delete end everything the user holds at once, and enabling them later brings
 // none of it back.
 
-// usersSeed is opaqueSeed (a sign-in client with opaque access tokens, opqweb)
-// with realm master holding an admin client.
-const usersAdminSecret = "ops-secret-0123456789abcdefghijklmnop"
-
-var usersSeed = opaqueSeed + `
-  - name: master
-    clients:
-      - id: ops
-        secret: ` + usersAdminSecret + `
-        grant_types: [client_credentials]
-        scopes: [latchkey:admin, latchkey:admin:read]
-`
-
-// usersAPI calls the admin API with a read-write token of master's admin client.
-type usersAPI struct {
-	t     *testing.T
-	s     *server
-	token string
-}
-
-func newUsersAPI(t *testing.T, s *server) *usersAPI {
-	t.Helper()
-	r := post(t, s.issuer("master")+"/protocol/openid-connect/token", "ops:"+usersAdminSecret,
-		form("grant_type", "client_credentials", "scope", "latchkey:admin"))
-	if r.status != 200 || r.str("access_token") == "" {
-		t.Fatalf("admin token: %d %s", r.status, r.raw)
-	}
-	return &usersAPI{t: t, s: s, token: r.str("access_token")}
-}
-
-// call sends a JSON body (or none) to the admin API; header is key, value pairs.
-func (a *usersAPI) call(method, path, body string, header ...string) response {
-	a.t.Helper()
-	req, err := http.NewRequest(method, a.s.URL+path, strings.NewReader(body))
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	return do(a.t, req)
-}
-
-// want fails the test unless r has the status (and, for an error, is a problem).
-func (a *usersAPI) want(what string, r response, status int) response {
-	a.t.Helper()
-	if r.status != status {
-		a.t.Fatalf("%s: %d %s; want %d", what, r.status, r.raw, status)
-	}
-	if status >= 400 {
-		if ct := r.header.Get("Content-Type"); ct != "application/problem+json" || r.body["status"] != float64(status) {
-			a.t.Fatalf("%s: %d answered as %q %s; want a problem (RFC 9457)", what, status, ct, r.raw)
-		}
-	}
-	return r
+// usersSeed is adminSeed with opqweb, a sign-in client with opaque access
+// tokens (see opaqueSeed).
+func usersSeed(t testing.TB) string {
+	return strings.Replace(adminSeed(t), "    users:\n", `      - id: opqweb
+        secret: `+opqWebSecret+`
+        redirect_uris: [`+callback+`]
+        grant_types: [authorization_code, refresh_token]
+        scopes: [openid, profile, offline_access]
+        access_token_format: opaque
+    users:
+`, 1)
 }
 
 const usersPath = "/admin/realms/acme/users"
 
 // userID finds a user's ID by searching for their username.
-func (a *usersAPI) userID(username string) string {
-	a.t.Helper()
-	r := a.want("search "+username, a.call("GET", usersPath+"?q="+url.QueryEscape(username), ""), 200)
-	for _, it := range r.body["items"].([]any) {
-		if u := it.(map[string]any); u["username"] == username {
+func userID(t *testing.T, api *adminAs, username string) string {
+	t.Helper()
+	r := want(t, "search "+username, api.do("GET", usersPath+"?q="+url.QueryEscape(username), nil), 200)
+	for _, u := range items(r) {
+		if u["username"] == username {
 			return u["id"].(string)
 		}
 	}
-	a.t.Fatalf("no user %s in %s", username, r.raw)
+	t.Fatalf("no user %s in %s", username, r.raw)
 	return ""
 }
 
@@ -182,21 +133,21 @@ func afterStamp(t *testing.T, stamp string) {
 
 func TestAdminUsers_DisableEndsEverythingAndEnableBringsNothingBack(t *testing.T) {
 	stores(t, func(t *testing.T, db string) {
-		s := start(t, options{db: db, seed: usersSeed})
-		api := newUsersAPI(t, s)
+		s := start(t, options{db: db, seed: usersSeed(t)})
+		api := root(t, s)
 		alice := hold(t, s, "alice", alicePass)
-		id := api.userID("alice")
+		id := userID(t, api, "alice")
 		if id != alice.subject {
 			t.Fatalf("alice's ID %s, her tokens' sub %s", id, alice.subject)
 		}
 		path := usersPath + "/" + id
 
-		d := api.want("disable", api.call("POST", path+"/disable", ""), 200)
+		d := want(t, "disable", api.do("POST", path+"/disable", nil), 200)
 		if d.body["disabled"] != true {
 			t.Fatalf("disable answered %s", d.raw)
 		}
 		alice.wantDead(t, s, "disabled")
-		api.want("enable", api.call("POST", path+"/enable", ""), 200)
+		want(t, "enable", api.do("POST", path+"/enable", nil), 200)
 		alice.wantDead(t, s, "disabled, then enabled")
 
 		// She signs in again, and what she gets now works.
@@ -204,10 +155,10 @@ func TestAdminUsers_DisableEndsEverythingAndEnableBringsNothingBack(t *testing.T
 		again := hold(t, s, "alice", alicePass)
 		again.wantAlive(t, s, "signed in after enabling")
 
-		ev := api.want("events", api.call("GET", "/admin/realms/acme/events?type=user.disabled", ""), 200)
+		ev := want(t, "events", api.do("GET", "/admin/realms/acme/events?type=user.disabled", nil), 200)
 		items, _ := ev.body["items"].([]any)
-		if len(items) != 1 || !strings.Contains(ev.raw, id) || !strings.Contains(ev.raw, `"ops"`) {
-			t.Errorf("user.disabled events: %s; want one naming alice and the admin client ops", ev.raw)
+		if len(items) != 1 || !strings.Contains(ev.raw, id) || !strings.Contains(ev.raw, `"admin_client":"root"`) {
+			t.Errorf("user.disabled events: %s; want one naming alice and the admin client root", ev.raw)
 		}
 	})
 }
@@ -215,17 +166,17 @@ func TestAdminUsers_DisableEndsEverythingAndEnableBringsNothingBack(t *testing.T
 func TestAdminUsers_PasswordResetEndsSessionsUnlessKept(t *testing.T) {
 	const kept, fresh = "alice-password-kept", "alice-password-fresh"
 	stores(t, func(t *testing.T, db string) {
-		s := start(t, options{db: db, seed: usersSeed})
-		api := newUsersAPI(t, s)
+		s := start(t, options{db: db, seed: usersSeed(t)})
+		api := root(t, s)
 		alice := hold(t, s, "alice", alicePass)
 		path := usersPath + "/" + alice.subject
 
-		api.want("password, keep_sessions", api.call("PUT", path+"/password", `{"password":"`+kept+`","keep_sessions":true}`), 204)
+		want(t, "password, keep_sessions", api.do("PUT", path+"/password", `{"password":"`+kept+`","keep_sessions":true}`), 204)
 		alice.wantAlive(t, s, "new password with keep_sessions")
 
-		api.want("password", api.call("PUT", path+"/password", `{"password":"`+fresh+`"}`), 204)
+		want(t, "password", api.do("PUT", path+"/password", `{"password":"`+fresh+`"}`), 204)
 		alice.wantDead(t, s, "new password")
-		u := api.want("get", api.call("GET", path, ""), 200)
+		u := want(t, "get", api.do("GET", path, nil), 200)
 
 		// The old passwords no longer sign in; the new one does.
 		for _, old := range []string{alicePass, kept} {
@@ -239,7 +190,7 @@ func TestAdminUsers_PasswordResetEndsSessionsUnlessKept(t *testing.T) {
 		withNew := hold(t, s, "alice", fresh)
 		withNew.wantAlive(t, s, "signed in with the new password")
 
-		ev := api.want("events", api.call("GET", "/admin/realms/acme/events?type=user.password_changed", ""), 200)
+		ev := want(t, "events", api.do("GET", "/admin/realms/acme/events?type=user.password_changed", nil), 200)
 		if items, _ := ev.body["items"].([]any); len(items) != 2 {
 			t.Errorf("user.password_changed events: %s; want two", ev.raw)
 		}
@@ -253,17 +204,17 @@ func TestAdminUsers_PasswordResetEndsSessionsUnlessKept(t *testing.T) {
 
 func TestAdminUsers_DeleteEndsEverythingAndTheNameCanBeUsedAgain(t *testing.T) {
 	stores(t, func(t *testing.T, db string) {
-		s := start(t, options{db: db, seed: usersSeed})
-		api := newUsersAPI(t, s)
+		s := start(t, options{db: db, seed: usersSeed(t)})
+		api := root(t, s)
 		alice := hold(t, s, "alice", alicePass)
 		path := usersPath + "/" + alice.subject
 
-		api.want("delete", api.call("DELETE", path, ""), 204)
+		want(t, "delete", api.do("DELETE", path, nil), 204)
 		alice.wantDead(t, s, "deleted")
-		api.want("get deleted", api.call("GET", path, ""), 404)
-		api.want("delete again", api.call("DELETE", path, ""), 404)
+		wantProblem(t, "get deleted", api.do("GET", path, nil), 404)
+		wantProblem(t, "delete again", api.do("DELETE", path, nil), 404)
 
-		c := api.want("create again", api.call("POST", usersPath,
+		c := want(t, "create again", api.do("POST", usersPath,
 			`{"username":"alice","email":"alice@example.com","password":"alice-password-new"}`), 201)
 		if c.str("id") == alice.subject || c.header.Get("Location") != usersPath+"/"+c.str("id") {
 			t.Fatalf("the new alice: %s (Location %q); the old one was %s", c.raw, c.header.Get("Location"), alice.subject)
@@ -284,9 +235,9 @@ func TestAdminUsers_DeleteEndsEverythingAndTheNameCanBeUsedAgain(t *testing.T) {
 
 func TestAdminUsers_SessionsFamiliesAndLogoutEverywhere(t *testing.T) {
 	stores(t, func(t *testing.T, db string) {
-		s := start(t, options{db: db, seed: usersSeed})
-		api := newUsersAPI(t, s)
-		api.want("create bob", api.call("POST", usersPath, `{"username":"bob","password":"bob-password-1"}`), 201)
+		s := start(t, options{db: db, seed: usersSeed(t)})
+		api := root(t, s)
+		want(t, "create bob", api.do("POST", usersPath, `{"username":"bob","password":"bob-password-1"}`), 201)
 		alice := hold(t, s, "alice", alicePass)
 		bob := hold(t, s, "bob", "bob-password-1")
 		base := usersPath + "/" + alice.subject
@@ -303,7 +254,7 @@ func TestAdminUsers_SessionsFamiliesAndLogoutEverywhere(t *testing.T) {
 				SessionID string `json:"session_id"`
 			} `json:"families"`
 		}
-		r := api.want("sessions", api.call("GET", base+"/sessions", ""), 200)
+		r := want(t, "sessions", api.do("GET", base+"/sessions", nil), 200)
 		json.Unmarshal([]byte(r.raw), &list)
 		if len(list.Sessions) != 1 || list.Sessions[0].IP != "127.0.0.1" || len(list.Families) != 2 {
 			t.Fatalf("alice's sessions: %s; want one session from 127.0.0.1 and two families", r.raw)
@@ -318,7 +269,7 @@ func TestAdminUsers_SessionsFamiliesAndLogoutEverywhere(t *testing.T) {
 				webFamily = f.ID
 			}
 		}
-		bobList := api.want("bob's sessions", api.call("GET", usersPath+"/"+bob.subject+"/sessions", ""), 200)
+		bobList := want(t, "bob's sessions", api.do("GET", usersPath+"/"+bob.subject+"/sessions", nil), 200)
 		var bobs struct {
 			Sessions []struct{ ID string } `json:"sessions"`
 			Families []struct{ ID string } `json:"families"`
@@ -329,13 +280,13 @@ func TestAdminUsers_SessionsFamiliesAndLogoutEverywhere(t *testing.T) {
 		}
 
 		// Bob's session and family are not alice's to end.
-		api.want("bob's session under alice", api.call("DELETE", base+"/sessions/"+bobs.Sessions[0].ID, ""), 404)
-		api.want("bob's family under alice", api.call("DELETE", base+"/families/"+bobs.Families[0].ID, ""), 404)
-		api.want("no such session", api.call("DELETE", base+"/sessions/nope", ""), 404)
+		wantProblem(t, "bob's session under alice", api.do("DELETE", base+"/sessions/"+bobs.Sessions[0].ID, nil), 404)
+		wantProblem(t, "bob's family under alice", api.do("DELETE", base+"/families/"+bobs.Families[0].ID, nil), 404)
+		wantProblem(t, "no such session", api.do("DELETE", base+"/sessions/nope", nil), 404)
 		bob.wantAlive(t, s, "bob, after the 404s")
 
 		// One family: its refresh and access tokens end; the other lives.
-		api.want("end web family", api.call("DELETE", base+"/families/"+webFamily, ""), 204)
+		want(t, "end web family", api.do("DELETE", base+"/families/"+webFamily, nil), 204)
 		if r := s.refresh(t, webBasic, alice.rt); !r.invalidGrant() {
 			t.Errorf("refresh of an ended family: %d %s", r.status, r.raw)
 		}
@@ -347,21 +298,21 @@ func TestAdminUsers_SessionsFamiliesAndLogoutEverywhere(t *testing.T) {
 		}
 
 		// The session: the browser signs in again, and the families born in it end.
-		api.want("end session", api.call("DELETE", base+"/sessions/"+sid, ""), 204)
+		want(t, "end session", api.do("DELETE", base+"/sessions/"+sid, nil), 204)
 		alice.wantDead(t, s, "session ended")
-		r = api.want("sessions after", api.call("GET", base+"/sessions", ""), 200)
+		r = want(t, "sessions after", api.do("GET", base+"/sessions", nil), 200)
 		if !strings.Contains(r.raw, `"sessions":[]`) || !strings.Contains(r.raw, `"families":[]`) {
 			t.Errorf("alice's sessions after ending them: %s", r.raw)
 		}
 
 		// Logout everywhere: bob loses everything; one call.
-		api.want("logout bob", api.call("POST", usersPath+"/"+bob.subject+"/logout", ""), 204)
+		want(t, "logout bob", api.do("POST", usersPath+"/"+bob.subject+"/logout", nil), 204)
 		bob.wantDead(t, s, "logged out everywhere")
-		api.want("logout nobody", api.call("POST", usersPath+"/nobody/logout", ""), 404)
+		wantProblem(t, "logout nobody", api.do("POST", usersPath+"/nobody/logout", nil), 404)
 
 		for _, typ := range []string{"session.ended", "refresh_family.revoked", "user.logout_everywhere"} {
-			ev := api.want(typ, api.call("GET", "/admin/realms/acme/events?type="+typ, ""), 200)
-			if items, _ := ev.body["items"].([]any); len(items) == 0 || !strings.Contains(ev.raw, `"ops"`) {
+			ev := want(t, typ, api.do("GET", "/admin/realms/acme/events?type="+typ, nil), 200)
+			if items, _ := ev.body["items"].([]any); len(items) == 0 || !strings.Contains(ev.raw, `"admin_client":"root"`) {
 				t.Errorf("%s events: %s; want one naming the admin client", typ, ev.raw)
 			}
 		}
@@ -370,9 +321,9 @@ func TestAdminUsers_SessionsFamiliesAndLogoutEverywhere(t *testing.T) {
 
 func TestAdminUsers_UnlockClearsALoginLock(t *testing.T) {
 	stores(t, func(t *testing.T, db string) {
-		s := start(t, options{db: db, seed: usersSeed})
-		api := newUsersAPI(t, s)
-		id := api.userID("alice")
+		s := start(t, options{db: db, seed: usersSeed(t)})
+		api := root(t, s)
+		id := userID(t, api, "alice")
 		b := newBrowser(t)
 		u := s.authURL("web")
 		login := b.get(u)
@@ -386,20 +337,20 @@ func TestAdminUsers_UnlockClearsALoginLock(t *testing.T) {
 		if p := b.do(b.loginRequest(login, u, "username", "alice", "password", alicePass)); p.location != nil {
 			t.Fatal("alice signed in while locked")
 		}
-		api.want("unlock", api.call("POST", usersPath+"/"+id+"/unlock", ""), 204)
+		want(t, "unlock", api.do("POST", usersPath+"/"+id+"/unlock", nil), 204)
 		if p := b.do(b.loginRequest(login, u, "username", "alice", "password", alicePass)); p.location == nil || p.location.Query().Get("code") == "" {
 			t.Fatalf("sign-in after unlock: %d", p.status)
 		}
-		api.want("unlock nobody", api.call("POST", usersPath+"/nobody/unlock", ""), 404)
+		wantProblem(t, "unlock nobody", api.do("POST", usersPath+"/nobody/unlock", nil), 404)
 	})
 }
 
 func TestAdminUsers_CreateSearchPagesAndProblems(t *testing.T) {
 	stores(t, func(t *testing.T, db string) {
-		s := start(t, options{db: db, seed: usersSeed})
-		api := newUsersAPI(t, s)
+		s := start(t, options{db: db, seed: usersSeed(t)})
+		api := root(t, s)
 		for _, n := range []string{"erin", "carol", "bob", "dan"} {
-			r := api.want("create "+n, api.call("POST", usersPath,
+			r := want(t, "create "+n, api.do("POST", usersPath,
 				`{"username":"`+n+`","email":"`+n+`@example.com","name":"`+strings.ToUpper(n)+` Example","password":"`+n+`-password-1"}`), 201)
 			if strings.Contains(r.raw, "password") || r.header.Get("ETag") == "" {
 				t.Fatalf("create %s answered %s (ETag %q)", n, r.raw, r.header.Get("ETag"))
@@ -409,7 +360,7 @@ func TestAdminUsers_CreateSearchPagesAndProblems(t *testing.T) {
 		var got []string
 		after := ""
 		for range 5 {
-			r := api.want("page", api.call("GET", usersPath+"?limit=2&after="+url.QueryEscape(after), ""), 200)
+			r := want(t, "page", api.do("GET", usersPath+"?limit=2&after="+url.QueryEscape(after), nil), 200)
 			for _, it := range r.body["items"].([]any) {
 				got = append(got, it.(map[string]any)["username"].(string))
 			}
@@ -421,52 +372,52 @@ func TestAdminUsers_CreateSearchPagesAndProblems(t *testing.T) {
 			t.Fatalf("pages gave %v", got)
 		}
 		// Search: username, email or name, any case.
-		for q, want := range map[string][]string{"AR": {"carol"}, "example.com": {"alice", "bob", "carol", "dan", "erin"}, "liddell": {"alice"}, "zzz": nil} {
-			r := api.want("search "+q, api.call("GET", usersPath+"?q="+url.QueryEscape(q), ""), 200)
+		for q, wantNames := range map[string][]string{"AR": {"carol"}, "example.com": {"alice", "bob", "carol", "dan", "erin"}, "liddell": {"alice"}, "zzz": nil} {
+			r := want(t, "search "+q, api.do("GET", usersPath+"?q="+url.QueryEscape(q), nil), 200)
 			var names []string
 			for _, it := range r.body["items"].([]any) {
 				names = append(names, it.(map[string]any)["username"].(string))
 			}
-			if !slices.Equal(names, want) {
-				t.Errorf("q=%s gave %v, want %v", q, names, want)
+			if !slices.Equal(names, wantNames) {
+				t.Errorf("q=%s gave %v, want %v", q, names, wantNames)
 			}
 		}
 
 		// Replace with If-Match; a stale tag is 412 and changes nothing.
-		id := api.userID("carol")
+		id := userID(t, api, "carol")
 		path := usersPath + "/" + id
-		g := api.want("get carol", api.call("GET", path, ""), 200)
+		g := want(t, "get carol", api.do("GET", path, nil), 200)
 		tag := g.header.Get("ETag")
-		p := api.want("replace carol", api.call("PUT", path, `{"username":"carol","email":"carol@example.org","name":"Carol C","email_verified":true}`, "If-Match", tag), 200)
+		p := want(t, "replace carol", api.do("PUT", path, `{"username":"carol","email":"carol@example.org","name":"Carol C","email_verified":true}`, "If-Match", tag), 200)
 		if p.str("email") != "carol@example.org" || p.body["email_verified"] != true || p.header.Get("ETag") == tag {
 			t.Fatalf("replace answered %s (ETag %q)", p.raw, p.header.Get("ETag"))
 		}
-		api.want("stale If-Match", api.call("PUT", path, `{"username":"carol","name":"Lost"}`, "If-Match", tag), 412)
-		if g := api.want("get carol", api.call("GET", path, ""), 200); g.str("name") != "Carol C" {
+		wantProblem(t, "stale If-Match", api.do("PUT", path, `{"username":"carol","name":"Lost"}`, "If-Match", tag), 412)
+		if g := want(t, "get carol", api.do("GET", path, nil), 200); g.str("name") != "Carol C" {
 			t.Fatalf("a 412 changed carol: %s", g.raw)
 		}
 		// The password did not change with the profile.
 		hold(t, s, "carol", "carol-password-1")
 
 		// Problems.
-		api.want("taken username", api.call("POST", usersPath, `{"username":"carol","password":"another-password-1"}`), 409)
-		api.want("taken email", api.call("POST", usersPath, `{"username":"carol2","email":"Alice@Example.com","password":"another-password-1"}`), 409)
-		api.want("rename onto bob", api.call("PUT", path, `{"username":"bob"}`), 409)
-		bad := api.want("no password", api.call("POST", usersPath, `{"username":"frank"}`), 400)
-		if !strings.Contains(bad.raw, `"field":"password"`) {
+		wantProblem(t, "taken username", api.do("POST", usersPath, `{"username":"carol","password":"another-password-1"}`), 409)
+		wantProblem(t, "taken email", api.do("POST", usersPath, `{"username":"carol2","email":"Alice@Example.com","password":"another-password-1"}`), 409)
+		wantProblem(t, "rename onto bob", api.do("PUT", path, `{"username":"bob"}`), 409)
+		bad := wantProblem(t, "no password", api.do("POST", usersPath, `{"username":"frank"}`), 400)
+		if !slices.Contains(fieldErrors(bad), "password") {
 			t.Errorf("no password: %s; want errors naming password", bad.raw)
 		}
-		bad = api.want("bad email", api.call("POST", usersPath, `{"username":"frank","email":"not an email","password":"another-password-1"}`), 400)
-		if !strings.Contains(bad.raw, `"field":"email"`) {
+		bad = wantProblem(t, "bad email", api.do("POST", usersPath, `{"username":"frank","email":"not an email","password":"another-password-1"}`), 400)
+		if !slices.Contains(fieldErrors(bad), "email") {
 			t.Errorf("bad email: %s; want errors naming email", bad.raw)
 		}
-		bad = api.want("short password", api.call("PUT", path+"/password", `{"password":"short"}`), 400)
+		bad = wantProblem(t, "short password", api.do("PUT", path+"/password", `{"password":"short"}`), 400)
 		if strings.Contains(bad.raw, "short\"") {
 			t.Errorf("the problem repeats the password: %s", bad.raw)
 		}
-		api.want("password in a profile replace", api.call("PUT", path, `{"username":"carol","password":"another-password-1"}`), 400)
-		api.want("no such user", api.call("GET", usersPath+"/nobody", ""), 404)
-		api.want("no such realm", api.call("GET", "/admin/realms/nope/users", ""), 404)
-		api.want("bad limit", api.call("GET", usersPath+"?limit=0", ""), 400)
+		wantProblem(t, "password in a profile replace", api.bad("PUT", path, `{"username":"carol","password":"another-password-1"}`), 400)
+		wantProblem(t, "no such user", api.do("GET", usersPath+"/nobody", nil), 404)
+		wantProblem(t, "no such realm", api.do("GET", "/admin/realms/nope/users", nil), 404)
+		wantProblem(t, "bad limit", api.bad("GET", usersPath+"?limit=0", nil), 400)
 	})
 }
