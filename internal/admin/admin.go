@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/clientsecret"
+	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/storage"
 )
@@ -44,6 +45,7 @@ type Tokens interface {
 type Keys interface {
 	Rotate(ctx context.Context, realm, alg string) ([]storage.SigningKey, error)
 	Retire(ctx context.Context, realm, kid string, events ...storage.AuditEvent) (storage.SigningKey, error)
+	Forget(realm string)
 }
 
 // Config is what the API runs on.
@@ -168,6 +170,9 @@ func (a *API) route(pattern string, fn handlerFunc) http.Handler {
 		}()
 		c, err := a.authenticate(r, r.PathValue("realm"), write)
 		if err == nil {
+			err = checkPathIDs(r)
+		}
+		if err == nil {
 			err = fn(w, r, c)
 		}
 		if err != nil {
@@ -179,6 +184,26 @@ func (a *API) route(pattern string, fn handlerFunc) http.Handler {
 		}
 	})
 }
+
+// checkPathIDs bounds the identifiers in the path before they reach a cache, a
+// store or a log: one no entity can have is simply not found.
+func checkPathIDs(r *http.Request) error {
+	if v := r.PathValue("realm"); v != "" && ident.Realm(v) != nil {
+		return notFound("no such realm")
+	}
+	if v := r.PathValue("client"); v != "" && ident.ClientID(v) != nil {
+		return notFound("no such client")
+	}
+	for _, name := range []string{"user", "session", "family", "kid"} {
+		if v := r.PathValue(name); v != "" && (len(v) > maxPathID || ident.Token(v) != nil) {
+			return notFound("no such %s", name)
+		}
+	}
+	return nil
+}
+
+// maxPathID bounds the IDs of users, sessions, families and keys in a path.
+const maxPathID = 255
 
 // event is an audit event of a change the caller made to realm, naming them.
 func (c *caller) event(typ, realm string, at time.Time) storage.AuditEvent {

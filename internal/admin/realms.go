@@ -110,6 +110,7 @@ func (a *API) deleteRealm(w http.ResponseWriter, r *http.Request, c *caller) err
 	if err := a.Store.DeleteRealm(r.Context(), name, c.event("admin.realm.deleted", name, a.now())); err != nil {
 		return realmErr(err)
 	}
+	a.Keys.Forget(name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

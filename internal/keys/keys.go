@@ -363,6 +363,14 @@ func (m *Manager) Retire(ctx context.Context, realm, kid string, events ...stora
 	return storage.SigningKey{}, fmt.Errorf("retire key %q of realm %q: %w", kid, realm, storage.ErrNotFound)
 }
 
+// Forget drops the realm's loaded keys, as after the realm is deleted: a realm
+// made again under its name must not sign with the old one's keys.
+func (m *Manager) Forget(realm string) {
+	m.mu.Lock()
+	delete(m.rings, realm)
+	m.mu.Unlock()
+}
+
 // Key statuses, as the admin API lists them.
 const (
 	StatusNext     = "next"     // published, not yet signing
