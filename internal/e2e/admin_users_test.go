@@ -160,6 +160,12 @@ func TestAdminUsers_DisableEndsEverythingAndEnableBringsNothingBack(t *testing.T
 		if len(items) != 1 || !strings.Contains(ev.raw, id) || !strings.Contains(ev.raw, `"admin_client":"root"`) {
 			t.Errorf("user.disabled events: %s; want one naming alice and the admin client root", ev.raw)
 		}
+		// And the log pipeline sees them (issue 11 item 7).
+		for _, typ := range []string{"user.disabled", "user.enabled"} {
+			if !strings.Contains(s.logs.String(), "msg=audit") || !strings.Contains(s.logs.String(), "type="+typ+" realm=acme user_id="+id) {
+				t.Errorf("no audit line of %s in the log", typ)
+			}
+		}
 	})
 }
 
