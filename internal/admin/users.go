@@ -67,13 +67,9 @@ func userErr(err error) error {
 	return err
 }
 
-// user reads the path's user. An ID longer than any the store makes is not looked up.
+// user reads the path's user (its ID bounded by checkPathIDs).
 func (a *API) user(r *http.Request) (storage.User, error) {
-	id := r.PathValue("user")
-	if len(id) > 255 {
-		return storage.User{}, notFound("no such user")
-	}
-	u, err := a.Store.GetUser(r.Context(), r.PathValue("realm"), id)
+	u, err := a.Store.GetUser(r.Context(), r.PathValue("realm"), r.PathValue("user"))
 	return u, userErr(err)
 }
 
@@ -151,12 +147,8 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request, c *caller) error {
 // storage.UserStore.UpdateUser: a stamp moved there revokes their sessions and
 // families in the same transaction).
 func (a *API) updateUser(r *http.Request, fn func(u *storage.User, now time.Time) ([]storage.AuditEvent, error)) (storage.User, error) {
-	id := r.PathValue("user")
-	if len(id) > 255 {
-		return storage.User{}, notFound("no such user")
-	}
 	now := a.now()
-	u, err := a.Store.UpdateUser(r.Context(), r.PathValue("realm"), id, func(u *storage.User) ([]storage.AuditEvent, error) {
+	u, err := a.Store.UpdateUser(r.Context(), r.PathValue("realm"), r.PathValue("user"), func(u *storage.User) ([]storage.AuditEvent, error) {
 		return fn(u, now)
 	})
 	return u, userErr(err)
@@ -221,9 +213,6 @@ func userEnabled(c *caller, u storage.User, now time.Time) storage.AuditEvent {
 // refresh families with them.
 func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) error {
 	realm, id := r.PathValue("realm"), r.PathValue("user")
-	if len(id) > 255 {
-		return notFound("no such user")
-	}
 	e := c.event("user.deleted", realm, a.now())
 	e.UserID = id
 	if err := a.Store.DeleteUser(r.Context(), realm, id, c.byAdmin(e)); err != nil {
@@ -412,9 +401,6 @@ const reasonAdmin = "ended by admin"
 // families born in it (and so the access tokens issued in it).
 func (a *API) deleteUserSession(w http.ResponseWriter, r *http.Request, c *caller) error {
 	realm, userID, sid := r.PathValue("realm"), r.PathValue("user"), r.PathValue("session")
-	if len(sid) > 255 {
-		return notFound("no such session of this user")
-	}
 	s, err := a.Store.GetSession(r.Context(), sid)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && (s.Realm != realm || s.UserID != userID)) {
 		return notFound("no such session of this user")
@@ -444,9 +430,6 @@ func (a *API) deleteUserSession(w http.ResponseWriter, r *http.Request, c *calle
 // deleteUserFamily revokes one of the user's refresh families.
 func (a *API) deleteUserFamily(w http.ResponseWriter, r *http.Request, c *caller) error {
 	realm, userID, fid := r.PathValue("realm"), r.PathValue("user"), r.PathValue("family")
-	if len(fid) > 255 {
-		return notFound("no such refresh family of this user")
-	}
 	f, err := a.Store.GetFamily(r.Context(), fid)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && (f.Realm != realm || f.UserID != userID)) {
 		return notFound("no such refresh family of this user")

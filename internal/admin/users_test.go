@@ -447,6 +447,12 @@ func TestUsers_SearchAndPages(t *testing.T) {
 	if items := r.body["items"].([]any); len(items) != 2 || r.str("next") != "" {
 		t.Fatalf("q=CAROL: %s", r.raw)
 	}
+	// A search pages too: q and after together (bob lost his email to the PUT).
+	p1 := e.want(e.call("GET", "/admin/realms/acme/users?q=example&limit=1", "ro", ""), 200)
+	p2 := e.want(e.call("GET", "/admin/realms/acme/users?q=example&limit=5&after="+p1.str("next"), "ro", ""), 200)
+	if p1.str("next") != "alice" || len(p2.body["items"].([]any)) != 3 || p2.str("next") != "" {
+		t.Fatalf("search pages: %s then %s", p1.raw, p2.raw)
+	}
 	e.want(e.call("GET", "/admin/realms/acme/users?limit=0", "ro", ""), 400)
 	e.want(e.call("GET", "/admin/realms/acme/users?q="+strings.Repeat("x", 300), "ro", ""), 400)
 	e.want(e.call("GET", "/admin/realms/nope/users", "ro", ""), 404)

@@ -631,56 +631,65 @@ func testUpdatersLoseNoUpdate(t *testing.T, s storage.Store) {
 	}
 }
 
-// A disabling decided while a rotation of one of the user's or client's tokens is
-// under way wins: after both, the family is revoked, whichever went first.
+// A disabling decided while rotations of one of the user's or client's tokens
+// are under way wins: after all of them, the family is revoked, whichever went
+// first. Races of 2, 5 and 100 parties (one disabling, the rest rotating), many
+// trials each.
 func testDisableRacesRotation(t *testing.T, s storage.Store) {
 	c := ctx(t)
 	mkRealm(t, s, "acme")
-	const trials = 20
-	for i := range trials {
-		for _, who := range []string{"user", "client"} {
-			clientID, userID := fmt.Sprintf("c%d-%s", i, who), fmt.Sprintf("u%d-%s", i, who)
-			must(t, s.CreateClient(c, newClient("acme", clientID)))
-			u := newUser("acme", userID)
-			u.ID = userID
-			must(t, s.CreateUser(c, u))
-			famID := "fam-" + userID
-			parent := storage.RefreshToken{Hash: randBytes(t), IssuedAt: t0}
-			must(t, s.CreateFamily(c, newFamily("acme", clientID, userID, "", famID), parent))
-			child := storage.RefreshToken{Hash: randBytes(t), IssuedAt: at(time.Minute)}
-
-			errs := together(2, func(j int) error {
-				if j == 0 {
-					_, err := s.RotateRefreshToken(c, parent.Hash, child, nil,
-						storage.FamilyUse{At: at(time.Minute), IdleExpiresAt: at(time.Hour)})
-					if errors.Is(err, storage.ErrRevoked) {
-						return nil // the disabling went first
-					}
-					return err
+	for _, tc := range []struct{ parties, trials int }{{2, 100}, {5, 40}, {100, 4}} {
+		for i := range tc.trials {
+			for _, who := range []string{"user", "client"} {
+				tag := fmt.Sprintf("%d-%d-%s", tc.parties, i, who)
+				clientID, userID := "c"+tag, "u"+tag
+				must(t, s.CreateClient(c, newClient("acme", clientID)))
+				u := newUser("acme", userID)
+				u.ID = userID
+				must(t, s.CreateUser(c, u))
+				famID := "fam-" + tag
+				parent := storage.RefreshToken{Hash: randBytes(t), IssuedAt: t0}
+				must(t, s.CreateFamily(c, newFamily("acme", clientID, userID, "", famID), parent))
+				children := make([]storage.RefreshToken, tc.parties)
+				for j := range children {
+					children[j] = storage.RefreshToken{Hash: randBytes(t), IssuedAt: at(time.Minute)}
 				}
-				if who == "user" {
-					_, err := s.UpdateUser(c, "acme", userID, userFn(func(u *storage.User) {
-						u.Disabled, u.UpdatedAt = true, at(time.Minute)
+
+				errs := together(tc.parties, func(j int) error {
+					if j > 0 {
+						_, err := s.RotateRefreshToken(c, parent.Hash, children[j], nil,
+							storage.FamilyUse{At: at(time.Minute), IdleExpiresAt: at(time.Hour)})
+						if errors.Is(err, storage.ErrRevoked) || errors.Is(err, storage.ErrAlreadyUsed) {
+							return nil // the disabling, or another rotation, went first
+						}
+						return err
+					}
+					if who == "user" {
+						_, err := s.UpdateUser(c, "acme", userID, userFn(func(u *storage.User) {
+							u.Disabled, u.UpdatedAt = true, at(time.Minute)
+						}))
+						return err
+					}
+					_, err := s.UpdateClient(c, "acme", clientID, clientFn(func(c *storage.Client) {
+						c.Disabled, c.UpdatedAt = true, at(time.Minute)
 					}))
 					return err
+				})
+				for _, err := range errs {
+					must(t, err)
 				}
-				_, err := s.UpdateClient(c, "acme", clientID, clientFn(func(c *storage.Client) {
-					c.Disabled, c.UpdatedAt = true, at(time.Minute)
-				}))
-				return err
-			})
-			for _, err := range errs {
+				f, err := s.GetFamily(c, famID)
 				must(t, err)
-			}
-			f, err := s.GetFamily(c, famID)
-			must(t, err)
-			if f.RevokedAt.IsZero() {
-				t.Fatalf("trial %d (%s): the family outlived a disabling that raced its rotation", i, who)
-			}
-			_, err = s.RotateRefreshToken(c, child.Hash, storage.RefreshToken{Hash: randBytes(t), IssuedAt: at(2 * time.Minute)}, nil,
-				storage.FamilyUse{At: at(2 * time.Minute), IdleExpiresAt: at(time.Hour)})
-			if !errors.Is(err, storage.ErrRevoked) && !errors.Is(err, storage.ErrNotFound) {
-				t.Fatalf("trial %d (%s): rotating after the disabling: %v, want ErrRevoked", i, who, err)
+				if f.RevokedAt.IsZero() {
+					t.Fatalf("%s: the family outlived a disabling that raced its rotation", tag)
+				}
+				for _, child := range children[1:] {
+					_, err = s.RotateRefreshToken(c, child.Hash, storage.RefreshToken{Hash: randBytes(t), IssuedAt: at(2 * time.Minute)}, nil,
+						storage.FamilyUse{At: at(2 * time.Minute), IdleExpiresAt: at(time.Hour)})
+					if !errors.Is(err, storage.ErrRevoked) && !errors.Is(err, storage.ErrNotFound) {
+						t.Fatalf("%s: rotating after the disabling: %v, want ErrRevoked (or no such token)", tag, err)
+					}
+				}
 			}
 		}
 	}
