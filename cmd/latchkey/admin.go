@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -35,6 +36,7 @@ const (
 type adminFlags struct {
 	server, clientID, clientSecret, secretFile, tokenRealm, output string
 	in                                                             string
+	insecureHTTP                                                   bool
 	getenv                                                         func(string) string
 }
 
@@ -85,6 +87,7 @@ works on the store directly and creates the first admin client.`,
 	f.StringVar(&af.secretFile, "client-secret-file", "", "a file holding the admin client's secret")
 	f.StringVar(&af.tokenRealm, "realm", managementRealm, "the realm of the admin client, where it gets its token")
 	f.StringVarP(&af.output, "output", "o", "table", "output format: table or json")
+	f.BoolVar(&af.insecureHTTP, "insecure-http", false, "allow a plain http:// --server that is not a loopback address (the secret and tokens cross the network in clear)")
 	cmd.AddCommand(
 		newAdminRealmsCmd(af),
 		newAdminClientsCmd(af),
@@ -126,8 +129,8 @@ type devAdminCredentials struct {
 func (af *adminFlags) connect(ctx context.Context, cmd *cobra.Command) (*adminAPI, error) {
 	server := strings.TrimRight(af.server, "/")
 	serverSet := cmd.Flags().Changed("server") || af.getenv(envAdminServer) != ""
-	if u, err := url.Parse(server); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--server must be an http:// or https:// URL, not %q", af.server)
+	if err := checkServerURL(server, af.insecureHTTP); err != nil {
+		return nil, err
 	}
 	id, secret := af.clientID, af.clientSecret
 	if secret == "" && af.secretFile != "" {
@@ -176,6 +179,22 @@ func (af *adminFlags) connect(ctx context.Context, cmd *cobra.Command) (*adminAP
 	tctx := context.WithValue(ctx, oauth2.HTTPClient, base)
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &oauth2.Transport{Source: cc.TokenSource(tctx), Base: http.DefaultTransport}}
 	return &adminAPI{base: server, http: hc, tokenURL: tokenURL}, nil
+}
+
+// checkServerURL refuses a server the client secret and admin tokens should not
+// be sent to: not http(s), or plain http to another machine (unless allowed).
+func checkServerURL(server string, insecureHTTP bool) error {
+	u, err := url.Parse(server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--server must be an http:// or https:// URL, not %q", server)
+	}
+	if u.Scheme == "http" && !insecureHTTP {
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("--server %s is plain http to another machine: the admin secret and tokens would cross the network in clear; use https:// (or --insecure-http)", server)
+		}
+	}
+	return nil
 }
 
 // readDevCredentials reads the admin client of a dev server started in this

@@ -183,3 +183,26 @@ func TestAdminCLI_AgainstADevServerWithNoFlags(t *testing.T) {
 		t.Fatalf("admin users get demo = %d %q %q", code, out, errOut)
 	}
 }
+
+func TestAdminCLI_ServerURL(t *testing.T) {
+	for _, tc := range []struct {
+		url      string
+		insecure bool
+		ok       bool
+	}{
+		{"https://id.example.com", false, true},
+		{"https://id.example.com/auth", false, true},
+		{"http://127.0.0.1:8080", false, true},
+		{"http://[::1]:8080", false, true},
+		{"http://localhost:8080", false, true},
+		{"http://id.example.com", false, false},
+		{"http://10.0.0.7:8080", false, false},
+		{"http://10.0.0.7:8080", true, true},
+		{"ftp://id.example.com", true, false},
+		{"id.example.com", false, false},
+	} {
+		if err := checkServerURL(tc.url, tc.insecure); (err == nil) != tc.ok {
+			t.Errorf("checkServerURL(%q, %v) = %v", tc.url, tc.insecure, err)
+		}
+	}
+}
