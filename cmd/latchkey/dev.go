@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/latchkey/latchkey/internal/admin"
 	"github.com/latchkey/latchkey/internal/clientsecret"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/seed"
@@ -23,6 +24,7 @@ const (
 	devUser         = "demo"
 	devRedirectURI  = "http://127.0.0.1:9999/cb"
 	devCredsFile    = "dev-credentials.json"
+	devAdminClient  = "latchkey-admin"
 )
 
 // devCredentials are generated on the first dev start and kept in the data
@@ -30,6 +32,10 @@ const (
 type devCredentials struct {
 	ClientSecret string `json:"client_secret"`
 	UserPassword string `json:"user_password"`
+	// The admin client of realm master, which administers every realm (issue 11).
+	AdminClientID     string `json:"admin_client_id"`
+	AdminClientSecret string `json:"admin_client_secret"`
+	AdminTokenURL     string `json:"admin_token_url"`
 }
 
 type devSetup struct {
@@ -48,12 +54,20 @@ func loadDevSetup(o config.Options) (*devSetup, error) {
 		}
 	case errors.Is(err, fs.ErrNotExist):
 		creds = devCredentials{ClientSecret: clientsecret.Generate(), UserPassword: rand.Text()}
+	default:
+		return nil, fmt.Errorf("read demo credentials: %w", err)
+	}
+	// A file from before the admin API lacks the admin client: add it, keep the rest.
+	tokenURL := o.Issuer(admin.MasterRealm) + "/protocol/openid-connect/token"
+	if creds.AdminClientID == "" || creds.AdminClientSecret == "" || creds.AdminTokenURL != tokenURL || err != nil {
+		if creds.AdminClientID == "" || creds.AdminClientSecret == "" {
+			creds.AdminClientID, creds.AdminClientSecret = devAdminClient, clientsecret.Generate()
+		}
+		creds.AdminTokenURL = tokenURL
 		b, _ := json.MarshalIndent(creds, "", "  ")
 		if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
 			return nil, fmt.Errorf("write demo credentials: %w", err)
 		}
-	default:
-		return nil, fmt.Errorf("read demo credentials: %w", err)
 	}
 
 	// The dev realm goes through the same parser and checks as any seed file.
@@ -80,7 +94,16 @@ func loadDevSetup(o config.Options) (*devSetup, error) {
         email: demo@example.com
         email_verified: true
         name: Demo User
-`, devRealm, devClient, creds.ClientSecret, devRedirectURI, devPublicClient, devRedirectURI, devUser, creds.UserPassword)
+  - name: %s
+    display_name: Latchkey management realm
+    clients:
+      - id: %s
+        name: Latchkey admin (every realm)
+        secret: %q
+        grant_types: [client_credentials]
+        scopes: [%s, %s]
+`, devRealm, devClient, creds.ClientSecret, devRedirectURI, devPublicClient, devRedirectURI, devUser, creds.UserPassword,
+		admin.MasterRealm, creds.AdminClientID, creds.AdminClientSecret, admin.ScopeAdmin, admin.ScopeAdminRead)
 	f, err := seed.Parse("dev realm", []byte(yaml))
 	if err != nil {
 		return nil, err
@@ -103,5 +126,10 @@ Latchkey is running in dev mode (not for production).
   public client   %s   (PKCE; redirect URI %s)
   user            %s       password: %s
 
-`, issuer, issuer, o.DataDir, devClient, d.creds.ClientSecret, devRedirectURI, devPublicClient, devRedirectURI, devUser, d.creds.UserPassword)
+  admin client    %s   secret: %s
+                  (realm master: administers every realm at %s/admin/)
+  admin token     %s   (client_credentials, scope %s)
+
+`, issuer, issuer, o.DataDir, devClient, d.creds.ClientSecret, devRedirectURI, devPublicClient, devRedirectURI, devUser, d.creds.UserPassword,
+		d.creds.AdminClientID, d.creds.AdminClientSecret, o.BaseURL, d.creds.AdminTokenURL, admin.ScopeAdmin)
 }

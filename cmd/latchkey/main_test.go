@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -195,7 +196,7 @@ func TestDevModeSeedsTheDevRealmAndReusesItsData(t *testing.T) {
 	if !strings.Contains(s2.stdout.String(), creds.ClientSecret) {
 		t.Fatal("the second start printed other demo credentials")
 	}
-	if !strings.Contains(s2.stderr.String(), "created=0 updated=0 unchanged=4") {
+	if !strings.Contains(s2.stderr.String(), "created=0 updated=0 unchanged=6") {
 		t.Fatalf("the second start re-seeded:\n%s", s2.stderr)
 	}
 	s2.stop()
@@ -215,6 +216,70 @@ func TestDevModeSeedsTheDevRealmAndReusesItsData(t *testing.T) {
 	spa, err := st.GetClient(t.Context(), "dev", "demo-spa")
 	if err != nil || !spa.Public() {
 		t.Fatalf("demo-spa = %+v, %v; want a public client", spa, err)
+	}
+	adm, err := st.GetClient(t.Context(), "master", creds.AdminClientID)
+	if err != nil || !slices.Equal(adm.Scopes, []string{"latchkey:admin", "latchkey:admin:read"}) {
+		t.Fatalf("admin client = %+v, %v", adm, err)
+	}
+	if ok, err := clientsecret.NewHasher(key).Verify("master", creds.AdminClientID, creds.AdminClientSecret, adm.SecretHash); !ok || err != nil {
+		t.Fatalf("the admin client's stored secret does not verify: %v", err)
+	}
+}
+
+// serve --dev makes an admin client in realm master, keeps it in the credentials
+// file (added to a file written before there was one), prints it, and its token
+// administers the dev realm.
+func TestDevModeAdminClient(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "latchkey-data")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old := `{"client_secret": "old-secret-0123456789abcdefghijklmnopqrstuvwxyz", "user_password": "old-password-123"}`
+	if err := os.WriteFile(filepath.Join(dataDir, devCredsFile), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, env(), "--dev", "--data-dir", dataDir)
+	defer s.stop()
+	var creds devCredentials
+	b, err := os.ReadFile(filepath.Join(dataDir, devCredsFile))
+	if err != nil || json.Unmarshal(b, &creds) != nil {
+		t.Fatalf("dev credentials file: %s, %v", b, err)
+	}
+	want := "http://" + s.addr + "/realms/master/protocol/openid-connect/token"
+	if creds.ClientSecret != "old-secret-0123456789abcdefghijklmnopqrstuvwxyz" || creds.AdminClientID != "latchkey-admin" ||
+		len(creds.AdminClientSecret) < 32 || creds.AdminTokenURL != want {
+		t.Fatalf("credentials = %+v; want the old ones kept and an admin client added", creds)
+	}
+	banner := s.stdout.String()
+	for _, w := range []string{creds.AdminClientID, creds.AdminClientSecret, creds.AdminTokenURL} {
+		if !strings.Contains(banner, w) {
+			t.Errorf("banner lacks %q:\n%s", w, banner)
+		}
+	}
+	req, _ := http.NewRequest("POST", creds.AdminTokenURL, strings.NewReader("grant_type=client_credentials&scope=latchkey:admin"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(creds.AdminClientID, creds.AdminClientSecret)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(res.Body).Decode(&tok)
+	res.Body.Close()
+	if res.StatusCode != 200 || tok.AccessToken == "" {
+		t.Fatalf("admin token: %d", res.StatusCode)
+	}
+	req, _ = http.NewRequest("GET", "http://"+s.addr+"/admin/realms/dev/clients/demo-web", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("GET demo-web with the dev admin token: %d", res.StatusCode)
 	}
 }
 
@@ -426,8 +491,8 @@ func TestDevAndSeedCombine(t *testing.T) {
 	}
 	s.stop()
 	realms, err := openSQLite(t, filepath.Join(dataDir, "latchkey.db")).ListRealms(t.Context())
-	if err != nil || len(realms) != 2 || realms[0].Name != "acme" || realms[1].Name != "dev" {
-		t.Fatalf("realms = %+v, %v; want acme and dev", realms, err)
+	if err != nil || len(realms) != 3 || realms[0].Name != "acme" || realms[1].Name != "dev" || realms[2].Name != "master" {
+		t.Fatalf("realms = %+v, %v; want acme, dev and master", realms, err)
 	}
 }
 

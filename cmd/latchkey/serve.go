@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/latchkey/latchkey/internal/admin"
 	"github.com/latchkey/latchkey/internal/audit"
 	"github.com/latchkey/latchkey/internal/clientsecret"
 	"github.com/latchkey/latchkey/internal/config"
@@ -173,10 +174,19 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 	if err != nil {
 		return err
 	}
+	clientIP := realip.New(opts.TrustedProxies)
+	// One login limiter: the admin API's unlock clears the locks the login page sets.
+	logins := web.NewLimiter(web.LimiterConfig{}, time.Now)
 	handler := oauth.New(oauth.Config{
 		Store: cached, Tokens: tokens, Keys: km, Secrets: applier.Secrets, MasterKey: opts.MasterKey,
-		Pages: pages, Limiter: web.NewLimiter(web.LimiterConfig{}, time.Now), Log: log,
-		BaseURL: opts.BaseURL, Now: time.Now, ClientIP: realip.New(opts.TrustedProxies),
+		Pages: pages, Limiter: logins, Log: log,
+		BaseURL: opts.BaseURL, Now: time.Now, ClientIP: clientIP,
+	})
+	// The admin API works on the cached store, so this instance sees its changes at once.
+	adminAPI := admin.New(admin.Config{
+		Store: cached, Tokens: tokens, Keys: km, Secrets: applier.Secrets,
+		HashPassword: func(p string) (string, error) { return password.Hash(p, password.Default) },
+		Logins:       logins, ClientIP: clientIP.ClientIP, Log: log, Now: time.Now,
 	})
 
 	tasksCtx, stopTasks := context.WithCancel(ctx)
@@ -220,7 +230,7 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 	b := readBuild()
 	log.Info("listening", "addr", ln.Addr().String(), "base_url", opts.BaseURL, "store", opts.Backend, "dev", opts.Dev,
 		"version", b.Version, "revision", b.Revision)
-	return server.New(log, store, handler).Serve(ctx, ln)
+	return server.New(log, store, handler, adminAPI).Serve(ctx, ln)
 }
 
 // sweepGrace is how long ended sessions, families and tokens are kept after they

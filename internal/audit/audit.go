@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/latchkey/latchkey/storage"
 )
@@ -49,12 +50,90 @@ func (s *loggedStore) ApplySeed(ctx context.Context, seed storage.Seed) (storage
 	return res, err
 }
 
+// The store methods below append the events they are given (or that an updater
+// returns) in the transaction of their change; once it is committed, they are
+// logged here too. Their IDs are the store's and not known here: the lines have
+// none.
+
+func (s *loggedStore) logged(ctx context.Context, err error, events []storage.AuditEvent) error {
+	if err == nil {
+		for _, e := range events {
+			Log(ctx, s.log, e)
+		}
+	}
+	return err
+}
+
+// lastRun wraps an updater so that the events of its last run (a store may run it
+// more than once) are kept in *events.
+func lastRun[T any](fn func(*T) ([]storage.AuditEvent, error), events *[]storage.AuditEvent) func(*T) ([]storage.AuditEvent, error) {
+	return func(v *T) ([]storage.AuditEvent, error) {
+		ev, err := fn(v)
+		*events = ev
+		return ev, err
+	}
+}
+
+func (s *loggedStore) CreateRealm(ctx context.Context, r storage.Realm, events ...storage.AuditEvent) error {
+	return s.logged(ctx, s.Store.CreateRealm(ctx, r, events...), events)
+}
+
+func (s *loggedStore) UpdateRealm(ctx context.Context, name string, fn func(r *storage.Realm) ([]storage.AuditEvent, error)) (storage.Realm, error) {
+	var events []storage.AuditEvent
+	r, err := s.Store.UpdateRealm(ctx, name, lastRun(fn, &events))
+	return r, s.logged(ctx, err, events)
+}
+
+func (s *loggedStore) DeleteRealm(ctx context.Context, name string, events ...storage.AuditEvent) error {
+	return s.logged(ctx, s.Store.DeleteRealm(ctx, name, events...), events)
+}
+
+func (s *loggedStore) LogoutRealm(ctx context.Context, realm string, at time.Time, events ...storage.AuditEvent) (int64, int64, error) {
+	sessions, families, err := s.Store.LogoutRealm(ctx, realm, at, events...)
+	return sessions, families, s.logged(ctx, err, events)
+}
+
+func (s *loggedStore) CreateClient(ctx context.Context, c storage.Client, events ...storage.AuditEvent) error {
+	return s.logged(ctx, s.Store.CreateClient(ctx, c, events...), events)
+}
+
+func (s *loggedStore) UpdateClient(ctx context.Context, realm, id string, fn func(c *storage.Client) ([]storage.AuditEvent, error)) (storage.Client, error) {
+	var events []storage.AuditEvent
+	c, err := s.Store.UpdateClient(ctx, realm, id, lastRun(fn, &events))
+	return c, s.logged(ctx, err, events)
+}
+
+func (s *loggedStore) DeleteClient(ctx context.Context, realm, id string, events ...storage.AuditEvent) error {
+	return s.logged(ctx, s.Store.DeleteClient(ctx, realm, id, events...), events)
+}
+
+func (s *loggedStore) CreateUser(ctx context.Context, u storage.User, events ...storage.AuditEvent) error {
+	return s.logged(ctx, s.Store.CreateUser(ctx, u, events...), events)
+}
+
+func (s *loggedStore) UpdateUser(ctx context.Context, realm, id string, fn func(u *storage.User) ([]storage.AuditEvent, error)) (storage.User, error) {
+	var events []storage.AuditEvent
+	u, err := s.Store.UpdateUser(ctx, realm, id, lastRun(fn, &events))
+	return u, s.logged(ctx, err, events)
+}
+
+func (s *loggedStore) DeleteUser(ctx context.Context, realm, id string, events ...storage.AuditEvent) error {
+	return s.logged(ctx, s.Store.DeleteUser(ctx, realm, id, events...), events)
+}
+
+func (s *loggedStore) RetireSigningKey(ctx context.Context, realm, kid string, signUntil, publishUntil time.Time, events ...storage.AuditEvent) error {
+	return s.logged(ctx, s.Store.RetireSigningKey(ctx, realm, kid, signUntil, publishUntil, events...), events)
+}
+
 // Log writes e as one info-level line: the event's ID and time, its type, realm,
 // client, user, session, family, IP and user agent (each only when set) and its
-// details as a group.
+// details as a group (event_id only when known).
 func Log(ctx context.Context, log *slog.Logger, e storage.AuditEvent) {
 	attrs := make([]slog.Attr, 0, 11)
-	attrs = append(attrs, slog.Int64("event_id", e.ID), slog.Time("event_time", e.Time), slog.String("type", e.Type))
+	if e.ID != 0 {
+		attrs = append(attrs, slog.Int64("event_id", e.ID))
+	}
+	attrs = append(attrs, slog.Time("event_time", e.Time), slog.String("type", e.Type))
 	for _, f := range []struct{ key, value string }{
 		{"realm", e.Realm}, {"client_id", e.ClientID}, {"user_id", e.UserID}, {"session_id", e.SessionID},
 		{"family_id", e.FamilyID}, {"ip", e.IP}, {"user_agent", e.UserAgent},

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,5 +76,70 @@ func TestLoggedApplySeedLogsTheSeedsEvents(t *testing.T) {
 	var line map[string]any
 	if err := json.Unmarshal(buf.Bytes(), &line); err != nil || line["type"] != "user.disabled" || line["event_id"] != 7.0 {
 		t.Fatalf("line = %v, %v: %s", line, err, buf.String())
+	}
+}
+
+// updaterStore runs UpdateUser's updater twice, as a store retrying its
+// transaction may, and fails when told to.
+type updaterStore struct {
+	storage.Store
+	err error
+}
+
+func (f updaterStore) UpdateUser(ctx context.Context, realm, id string, fn func(u *storage.User) ([]storage.AuditEvent, error)) (storage.User, error) {
+	u := storage.User{Realm: realm, ID: id}
+	for range 2 {
+		if _, err := fn(&u); err != nil {
+			return storage.User{}, err
+		}
+	}
+	return u, f.err
+}
+
+func (f updaterStore) DeleteUser(ctx context.Context, realm, id string, events ...storage.AuditEvent) error {
+	return f.err
+}
+
+// The events a change carries into its transaction are logged once it commits:
+// an updater's from its last run only, and none when the change failed.
+func TestLoggedChangesLogTheirEvents(t *testing.T) {
+	var buf bytes.Buffer
+	st := Logged(updaterStore{}, slog.New(slog.NewJSONHandler(&buf, nil)))
+	runs := 0
+	_, err := st.UpdateUser(context.Background(), "acme", "u1", func(u *storage.User) ([]storage.AuditEvent, error) {
+		runs++
+		return []storage.AuditEvent{{Type: "user.disabled", Realm: "acme", UserID: u.ID, Details: map[string]string{"run": fmt.Sprint(runs)}}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteUser(context.Background(), "acme", "u1", storage.AuditEvent{Type: "user.deleted", Realm: "acme", UserID: "u1"}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("logged %d lines, want 2:\n%s", len(lines), buf.String())
+	}
+	var first, second map[string]any
+	json.Unmarshal([]byte(lines[0]), &first)
+	json.Unmarshal([]byte(lines[1]), &second)
+	if first["type"] != "user.disabled" || first["user_id"] != "u1" || first["details"].(map[string]any)["run"] != "2" {
+		t.Errorf("updater's event: %s", lines[0])
+	}
+	if _, ok := first["event_id"]; ok {
+		t.Errorf("an unknown event ID was logged: %s", lines[0])
+	}
+	if second["type"] != "user.deleted" {
+		t.Errorf("delete's event: %s", lines[1])
+	}
+
+	buf.Reset()
+	failing := Logged(updaterStore{err: storage.ErrConflict}, slog.New(slog.NewJSONHandler(&buf, nil)))
+	failing.UpdateUser(context.Background(), "acme", "u1", func(u *storage.User) ([]storage.AuditEvent, error) {
+		return []storage.AuditEvent{{Type: "user.disabled"}}, nil
+	})
+	failing.DeleteUser(context.Background(), "acme", "u1", storage.AuditEvent{Type: "user.deleted"})
+	if buf.Len() != 0 {
+		t.Fatalf("logged the events of failed changes: %s", buf.String())
 	}
 }

@@ -32,6 +32,11 @@ func TestMain(m *testing.M) {
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
+	// Returning lets the test binary exit with m.Run's code.
+	if err := checkAdminCoverage(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		os.Exit(1)
+	}
 }
 
 // The binary is built once per test run, without the race detector: it is the

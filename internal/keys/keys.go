@@ -342,6 +342,56 @@ func (m *Manager) longestTokenLifetime(ctx context.Context, realm string) (time.
 	return longest + m.policy.Leeway, nil
 }
 
+// Retire takes a key out of use at once, as after a compromise: it stops signing
+// and leaves the published JWKS now, so tokens it signed no longer verify on this
+// instance (other instances see it at their next reload). events are written with
+// the change. ErrNotFound (storage's) if the realm has no such key.
+func (m *Manager) Retire(ctx context.Context, realm, kid string, events ...storage.AuditEvent) (storage.SigningKey, error) {
+	now := m.now().UTC().Truncate(time.Microsecond)
+	if err := m.store.RetireSigningKey(ctx, realm, kid, now, now, events...); err != nil {
+		return storage.SigningKey{}, err
+	}
+	r, err := m.reload(ctx, realm)
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	for _, k := range r.keys {
+		if k.KID == kid {
+			return k.SigningKey, nil
+		}
+	}
+	return storage.SigningKey{}, fmt.Errorf("retire key %q of realm %q: %w", kid, realm, storage.ErrNotFound)
+}
+
+// Forget drops the realm's loaded keys, as after the realm is deleted: a realm
+// made again under its name must not sign with the old one's keys.
+func (m *Manager) Forget(realm string) {
+	m.mu.Lock()
+	delete(m.rings, realm)
+	m.mu.Unlock()
+}
+
+// Key statuses, as the admin API lists them.
+const (
+	StatusNext     = "next"     // published, not yet signing
+	StatusActive   = "active"   // signing
+	StatusRetiring = "retiring" // no longer signing, still published
+	StatusRetired  = "retired"  // neither
+)
+
+// Status says where a key is in its life at now.
+func Status(k storage.SigningKey, now time.Time) string {
+	switch {
+	case !k.PublishUntil.IsZero() && !now.Before(k.PublishUntil):
+		return StatusRetired
+	case now.Before(k.SignFrom):
+		return StatusNext
+	case k.SignUntil.IsZero() || now.Before(k.SignUntil):
+		return StatusActive
+	}
+	return StatusRetiring
+}
+
 // RotateDue rotates every realm whose newest key is older than RotateEvery, and
 // deletes keys no longer published. It returns the realms it rotated.
 func (m *Manager) RotateDue(ctx context.Context, realms []string) ([]string, error) {

@@ -415,7 +415,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 	// the name names one, else the name itself.
 	account := realm.Name + "/name:" + name
 	if found {
-		account = realm.Name + "/user:" + user.ID
+		account = web.UserAccount(realm.Name, user.ID)
 	}
 	// Admission is decided before the password hash is checked, counting the
 	// attempts in flight, so a burst gets no more checks than a sequence.

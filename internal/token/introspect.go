@@ -72,19 +72,7 @@ func (s *Service) introspectRefresh(ctx context.Context, realm storage.Realm, cl
 // introspectAccess says whether tok is an active access token of the realm, JWT or
 // opaque.
 func (s *Service) introspectAccess(ctx context.Context, realm storage.Realm, tok string) (Introspection, error) {
-	c, err := s.accessClaims(ctx, realm, tok)
-	if err != nil || c == nil {
-		return inactive, err
-	}
-	now := s.now()
-	if !now.Before(time.Unix(c.Expiry, 0)) || s.deny.Denied(realm.Name, c.ID) {
-		return inactive, nil
-	}
-	userID := c.Subject
-	if userID == c.ClientID {
-		userID = "" // client credentials: the client is the subject
-	}
-	username, live, err := s.subjectLive(ctx, realm.Name, c.ClientID, userID, c.SessionID, c.FamilyID, time.Unix(c.IssuedAt, 0))
+	c, username, live, err := s.verifyAccess(ctx, realm.Name, tok)
 	if err != nil || !live {
 		return inactive, err
 	}

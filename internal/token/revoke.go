@@ -21,8 +21,15 @@ type Caller struct {
 // family with it. Unknown, malformed, expired or foreign-realm tokens
 // are not an error (RFC 7009 §2.2); another client's token is ErrNotOwner.
 func (s *Service) Revoke(ctx context.Context, realm storage.Realm, client storage.Client, tok string, from Caller) error {
+	event := storage.AuditEvent{ClientID: client.ID, IP: from.IP, UserAgent: from.UserAgent}
+	return s.revoke(ctx, realm, client.ID, tok, event, "revoked by client")
+}
+
+// revoke revokes tok, a token issued to owner, writing event (its Time, Realm,
+// Type and the token's subject filled in) and giving reason as the revocation's.
+func (s *Service) revoke(ctx context.Context, realm storage.Realm, owner, tok string, event storage.AuditEvent, reason string) error {
 	now := s.now().UTC().Truncate(time.Microsecond)
-	event := storage.AuditEvent{Time: now, Realm: realm.Name, ClientID: client.ID, IP: from.IP, UserAgent: from.UserAgent}
+	event.Time, event.Realm = now, realm.Name
 
 	switch {
 	case strings.HasPrefix(tok, RefreshPrefix):
@@ -40,10 +47,10 @@ func (s *Service) Revoke(ctx context.Context, realm storage.Realm, client storag
 		if err != nil {
 			return fmt.Errorf("revoke: %w", err)
 		}
-		if fam.ClientID != client.ID {
+		if fam.ClientID != owner {
 			return ErrNotOwner
 		}
-		if err := s.store.RevokeFamily(ctx, fam.ID, now, "revoked by client"); err != nil {
+		if err := s.store.RevokeFamily(ctx, fam.ID, now, reason); err != nil {
 			return fmt.Errorf("revoke: %w", err)
 		}
 		event.Type, event.UserID, event.SessionID, event.FamilyID = "refresh_family.revoked", fam.UserID, fam.SessionID, fam.ID
@@ -60,10 +67,10 @@ func (s *Service) Revoke(ctx context.Context, realm storage.Realm, client storag
 		if !now.Before(exp) {
 			return nil // dead already
 		}
-		if c.ClientID != client.ID {
+		if c.ClientID != owner {
 			return ErrNotOwner
 		}
-		if err := s.store.DenyJWT(ctx, storage.DeniedJWT{Realm: realm.Name, JTI: c.ID, ExpiresAt: exp.UTC(), CreatedAt: now, Reason: "revoked by client"}); err != nil {
+		if err := s.store.DenyJWT(ctx, storage.DeniedJWT{Realm: realm.Name, JTI: c.ID, ExpiresAt: exp.UTC(), CreatedAt: now, Reason: reason}); err != nil {
 			return fmt.Errorf("revoke: %w", err)
 		}
 		s.deny.Add(realm.Name, c.ID, exp)
@@ -72,7 +79,10 @@ func (s *Service) Revoke(ctx context.Context, realm storage.Realm, client storag
 			event.UserID = c.Subject
 		}
 		event.SessionID, event.FamilyID = c.SessionID, c.FamilyID
-		event.Details = map[string]string{"jti": c.ID}
+		if event.Details == nil {
+			event.Details = map[string]string{}
+		}
+		event.Details["jti"] = c.ID
 	}
 	if _, err := s.store.AppendAudit(ctx, event); err != nil {
 		return fmt.Errorf("revoke: audit: %w", err)

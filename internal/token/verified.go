@@ -54,3 +54,9 @@ func (v *verifiedCache) put(key [32]byte, c *AccessClaims, now time.Time) {
 	}
 	v.entries[key] = c
 }
+
+func (v *verifiedCache) clear() {
+	v.mu.Lock()
+	clear(v.entries)
+	v.mu.Unlock()
+}

@@ -254,6 +254,27 @@ func (a *Attempt) settle(success bool) {
 	}
 }
 
+// Unlock clears the account's failures, and so its lock, as an administrator
+// unlocking a user does. Attempts in flight still settle; a failure among them
+// counts from zero. The IPs the failures came from keep theirs: an address
+// guessing at many accounts stays throttled. Only this process's limiter is
+// cleared (see Limiter).
+func (l *Limiter) Unlock(account string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.accounts[account]
+	if f == nil {
+		return
+	}
+	f.count = 0
+	l.dropIdle(l.accounts, account, f)
+	l.wake()
+}
+
+// UserAccount is the limiter's account key of a user: one count for their
+// username and their email, which an administrator can clear with Unlock.
+func UserAccount(realm, userID string) string { return realm + "/user:" + userID }
+
 // busy is what wait answers for a key whose failures left are all held by
 // attempts in flight: not a duration, a reason to queue.
 const busy time.Duration = -1

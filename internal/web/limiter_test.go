@@ -476,3 +476,47 @@ func TestLimiter_ConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+func TestLimiter_UnlockClearsTheAccountNotTheIP(t *testing.T) {
+	clock := newFakeClock()
+	l := NewLimiter(LimiterConfig{AccountFailures: 3, IPFailures: 5}, clock.Now)
+	alice, ip := UserAccount("acme", "u1"), "192.0.2.1"
+	for range 3 {
+		fail(t, l, alice, ip)
+	}
+	if waitFor(l, alice, "192.0.2.9") == 0 {
+		t.Fatal("alice is not locked after 3 failures")
+	}
+	l.Unlock(alice)
+	if w := waitFor(l, alice, "192.0.2.9"); w != 0 {
+		t.Fatalf("alice after Unlock: wait %v, want admitted", w)
+	}
+	// Her count starts again from zero: two more failures do not lock her...
+	for range 2 {
+		fail(t, l, alice, "192.0.2.9")
+	}
+	if w := waitFor(l, alice, "192.0.2.9"); w != 0 {
+		t.Fatalf("alice after Unlock and 2 failures: wait %v, want admitted", w)
+	}
+	// ... and the address keeps its failures: two more from it lock it.
+	fail(t, l, "acme/user:u2", ip)
+	fail(t, l, "acme/user:u3", ip)
+	if waitFor(l, "acme/user:u4", ip) == 0 {
+		t.Fatal("the address was cleared by Unlock of an account")
+	}
+	l.Unlock("acme/user:nobody") // unknown accounts are fine
+}
+
+func TestLimiter_UnlockWithAttemptInFlight(t *testing.T) {
+	l := NewLimiter(LimiterConfig{AccountFailures: 2}, newFakeClock().Now)
+	fail(t, l, "a", "")
+	a, _ := l.Admit(now, "a", "")
+	if a == nil {
+		t.Fatal("second attempt refused")
+	}
+	l.Unlock("a")
+	a.Fail() // counts from zero: one failure, no lock
+	if w := waitFor(l, "a", ""); w != 0 {
+		t.Fatalf("wait %v after Unlock and one failure in flight, want admitted", w)
+	}
+}
