@@ -36,13 +36,14 @@ func grantLabel(grantType string) string {
 
 // outcome is what writeError answers err with: its error code, or success.
 func outcome(err error) string {
-	var e *Error
-	switch {
-	case err == nil:
-		return "success"
-	case errors.Is(err, storage.ErrUnavailable):
+	if err == nil {
+		return "success" // first, and before e exists: errors.As would put it on the heap
+	}
+	if errors.Is(err, storage.ErrUnavailable) {
 		return string(TemporarilyUnavailable)
-	case errors.As(err, &e):
+	}
+	var e *Error
+	if errors.As(err, &e) {
 		return string(e.Code)
 	}
 	return string(ServerError)
