@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/logging"
+	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/realip"
@@ -60,6 +62,7 @@ clients and a demo user.`,
 	stringFlag(f, getenv, &s.TrustedProxies, "trusted-proxies", "comma-separated CIDRs or addresses of reverse proxies whose X-Forwarded-For / Forwarded headers name the client (default none: the client is the TCP peer)")
 	stringFlag(f, getenv, &s.StoreTimeout, "store-timeout", "how long a database call may take before the request gets 503 temporarily_unavailable (default 3s)")
 	f.BoolVar(&s.InsecureHTTP, "insecure-http", false, "allow a plain-HTTP issuer on a loopback address outside dev mode")
+	stringFlag(f, getenv, &s.MetricsAddr, "metrics-addr", "serve Prometheus metrics at GET /metrics on this address of its own, never the public one, e.g. 127.0.0.1:9090 (default: off)")
 	f.StringVar(&s.PprofAddr, "pprof", "", "serve Go's pprof profiles on this loopback address (e.g. 127.0.0.1:6060), for benchmarking")
 	// The master key itself only comes from the environment: a flag would show in `ps`.
 	s.MasterKey = getenv(config.Env["master-key"])
@@ -124,12 +127,26 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		return fmt.Errorf("listen on %s: %w", opts.Addr, err)
 	}
 	defer ln.Close()
+	var met *metrics.Metrics
+	var metricsLn net.Listener
+	if opts.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", opts.MetricsAddr); err != nil {
+			return fmt.Errorf("listen on %s for metrics: %w", opts.MetricsAddr, err)
+		}
+		defer metricsLn.Close()
+		met = metrics.New(prometheus.NewRegistry(), time.Now)
+	}
 
 	store, err := openStore(ctx, opts)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if met != nil {
+		// Under the audit log and the cache: store calls as the database sees them,
+		// and every audit event stored.
+		store = met.Store(store)
+	}
 	// Every audit event appended through the store is also an info line in the log.
 	store = audit.Logged(store, log)
 
@@ -157,7 +174,21 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 	// Realms and clients are read on every request and rarely change: keep them a second.
 	cached := storecache.New(store, time.Second, time.Now)
 	km := keys.NewManager(cached, opts.MasterKey, keys.DefaultPolicy, time.Now)
-	tokens := token.NewService(cached, km, token.NewDenyList(), opts.BaseURL, time.Now)
+	deny := token.NewDenyList()
+	tokens := token.NewService(cached, km, deny, opts.BaseURL, time.Now)
+	var observer oauth.Observer // a nil *Metrics in it would not be nil
+	if met != nil {
+		tokens.Observe(met)
+		observer = met
+		met.WatchDenyList(deny.Len)
+		met.WatchSigningKeys(func() []metrics.SigningKey {
+			var out []metrics.SigningKey
+			for _, k := range km.Signing() {
+				out = append(out, metrics.SigningKey{Realm: k.Realm, Alg: k.Alg, CreatedAt: k.CreatedAt})
+			}
+			return out
+		})
+	}
 	realmNames := func(ctx context.Context) ([]string, error) {
 		realms, err := store.ListRealms(ctx)
 		names := make([]string, len(realms))
@@ -167,7 +198,7 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		return names, err
 	}
 	// Load the deny-list before answering: a revoked token must not pass after a restart.
-	if err := syncDenyList(ctx, tokens, realmNames); err != nil {
+	if err := syncDenyList(ctx, tokens, realmNames, met); err != nil {
 		return err
 	}
 	pages, err := web.NewPages()
@@ -180,7 +211,7 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 	handler := oauth.New(oauth.Config{
 		Store: cached, Tokens: tokens, Keys: km, Secrets: applier.Secrets, MasterKey: opts.MasterKey,
 		Pages: pages, Limiter: logins, Log: log,
-		BaseURL: opts.BaseURL, Now: time.Now, ClientIP: clientIP,
+		BaseURL: opts.BaseURL, Now: time.Now, ClientIP: clientIP, Observer: observer,
 	})
 	// The admin API works on the cached store, so this instance sees its changes at once.
 	adminAPI := admin.New(admin.Config{
@@ -195,7 +226,7 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		defer close(tasksDone)
 		server.RunTasks(tasksCtx, log,
 			server.Task{Name: "deny-list sync", Every: 2 * time.Second, Run: func(ctx context.Context) error {
-				return syncDenyList(ctx, tokens, realmNames)
+				return syncDenyList(ctx, tokens, realmNames, met)
 			}},
 			server.Task{Name: "key rotation", Every: 10 * time.Minute, Run: func(ctx context.Context) error {
 				names, err := realmNames(ctx)
@@ -227,10 +258,16 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		}
 		defer stopPprof()
 	}
+	srv := server.New(log, store, handler, adminAPI)
+	if met != nil {
+		srv.Instrument(met)
+		stopMetrics := serveMetrics(log, metricsLn, met.Handler())
+		defer stopMetrics()
+	}
 	b := readBuild()
 	log.Info("listening", "addr", ln.Addr().String(), "base_url", opts.BaseURL, "store", opts.Backend, "dev", opts.Dev,
 		"version", b.Version, "revision", b.Revision)
-	return server.New(log, store, handler, adminAPI).Serve(ctx, ln)
+	return srv.Serve(ctx, ln)
 }
 
 // sweepGrace is how long ended sessions, families and tokens are kept after they
@@ -255,12 +292,31 @@ func servePprof(ctx context.Context, log *slog.Logger, addr string) (func(), err
 	return func() { srv.Close() }, nil
 }
 
-func syncDenyList(ctx context.Context, tokens *token.Service, realmNames func(context.Context) ([]string, error)) error {
+// serveMetrics serves GET /metrics on its own listener, never on the public one.
+func serveMetrics(log *slog.Logger, ln net.Listener, h http.Handler) func() {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go srv.Serve(ln)
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	return func() { srv.Close() }
+}
+
+// syncDenyList loads what other instances added to the deny-list; met, if set,
+// is told of each success, for the staleness gauge.
+func syncDenyList(ctx context.Context, tokens *token.Service, realmNames func(context.Context) ([]string, error), met *metrics.Metrics) error {
 	names, err := realmNames(ctx)
 	if err != nil {
 		return err
 	}
-	return tokens.SyncDenyList(ctx, names)
+	if err := tokens.SyncDenyList(ctx, names); err != nil {
+		return err
+	}
+	if met != nil {
+		met.DenyListSynced()
+	}
+	return nil
 }
 
 func applySeed(ctx context.Context, log *slog.Logger, a *seed.Applier, name string, f *seed.File) error {

@@ -32,6 +32,7 @@ type Serve struct {
 	LogLevel      string
 	LogFormat     string // "text" (default) or "json"
 	PprofAddr     string // loopback address for net/http/pprof; "" for none
+	MetricsAddr   string // listen address of the Prometheus /metrics endpoint; "" for none
 	SQLiteSync    string // "full" (default) or "normal"
 	// TrustedProxies are comma-separated CIDRs or addresses of the reverse proxies
 	// whose X-Forwarded-For / Forwarded headers are believed.
@@ -53,6 +54,7 @@ var Env = map[string]string{
 	"sqlite-synchronous": "LATCHKEY_SQLITE_SYNCHRONOUS",
 	"trusted-proxies":    "LATCHKEY_TRUSTED_PROXIES",
 	"store-timeout":      "LATCHKEY_STORE_TIMEOUT",
+	"metrics-addr":       "LATCHKEY_METRICS_ADDR",
 }
 
 // Defaults.
@@ -79,7 +81,9 @@ type Options struct {
 	LogLevel         string
 	LogFormat        string // "text" or "json"
 	PprofAddr        string
-	SQLiteSync       string // "full" or "normal"
+	// MetricsAddr is where /metrics is served, on its own listener; "" for nowhere.
+	MetricsAddr string
+	SQLiteSync  string // "full" or "normal"
 	// TrustedProxies are the peers whose forwarding headers name the client; none
 	// means the client is always the TCP peer.
 	TrustedProxies []netip.Prefix
@@ -90,7 +94,7 @@ type Options struct {
 // Resolve applies defaults, checks the settings, prepares the data directory and
 // loads (in dev mode, creates) the master key.
 func (s Serve) Resolve() (Options, error) {
-	o := Options{Dev: s.Dev, Addr: s.Addr, Seed: s.Seed, LogLevel: s.LogLevel, LogFormat: strings.ToLower(s.LogFormat), PprofAddr: s.PprofAddr, SQLiteSync: strings.ToLower(s.SQLiteSync)}
+	o := Options{Dev: s.Dev, Addr: s.Addr, Seed: s.Seed, LogLevel: s.LogLevel, LogFormat: strings.ToLower(s.LogFormat), PprofAddr: s.PprofAddr, MetricsAddr: s.MetricsAddr, SQLiteSync: strings.ToLower(s.SQLiteSync)}
 	switch o.SQLiteSync {
 	case "":
 		o.SQLiteSync = "full"
@@ -141,6 +145,15 @@ func (s Serve) Resolve() (Options, error) {
 	host, port, err := net.SplitHostPort(o.Addr)
 	if err != nil {
 		return o, fmt.Errorf("--addr %q: want host:port, e.g. 127.0.0.1:8080", o.Addr)
+	}
+	if o.MetricsAddr != "" {
+		// Its own listener: metrics are for the operator's scraper, never the public.
+		if _, _, err := net.SplitHostPort(o.MetricsAddr); err != nil {
+			return o, fmt.Errorf("--metrics-addr %q: want host:port, e.g. 127.0.0.1:9090", o.MetricsAddr)
+		}
+		if o.MetricsAddr == o.Addr {
+			return o, fmt.Errorf("--metrics-addr %q: must differ from --addr: /metrics is never served on the public listener", o.MetricsAddr)
+		}
 	}
 
 	if err := o.resolveBaseURL(s, host, port); err != nil {

@@ -135,3 +135,26 @@ func TestResolveLogFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestResolveMetricsAddr(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, addr, want, wantErr string }{
+		{"off by default", "", "", ""},
+		{"its own port", "127.0.0.1:9090", "127.0.0.1:9090", ""},
+		{"not host:port", "9090", "", "--metrics-addr"},
+		{"the public listener", "127.0.0.1:8080", "", "must differ from --addr"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := Serve{Dev: true, DataDir: dir, MetricsAddr: tc.addr}.Resolve()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || o.MetricsAddr != tc.want {
+				t.Fatalf("MetricsAddr = %q, %v; want %q", o.MetricsAddr, err, tc.want)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@
 package keys
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/cipher"
@@ -18,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -232,6 +234,32 @@ func (m *Manager) Signer(ctx context.Context, realm, alg string) (*Key, error) {
 		return k, nil
 	}
 	return nil, fmt.Errorf("realm %q has no %s signing key", realm, alg)
+}
+
+// Signing returns, for each realm whose keys this manager has loaded, the key that
+// signs with each algorithm now, ordered by realm and algorithm. It reads no store.
+func (m *Manager) Signing() []storage.SigningKey {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []storage.SigningKey
+	for _, r := range m.rings {
+		var algs []string
+		for _, k := range r.keys {
+			if !slices.Contains(algs, k.Alg) {
+				algs = append(algs, k.Alg)
+			}
+		}
+		for _, alg := range algs {
+			if k := current(r.keys, alg, now); k != nil {
+				out = append(out, k.SigningKey)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b storage.SigningKey) int {
+		return cmp.Or(strings.Compare(a.Realm, b.Realm), strings.Compare(a.Alg, b.Alg))
+	})
+	return out
 }
 
 // current picks the key that signs with alg at now: of those in their signing

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -388,5 +389,47 @@ func TestSignerMakesOneFirstKeyUnderABurst(t *testing.T) {
 		if kid != stored[0].KID {
 			t.Fatalf("requests signed with different keys: %v", kids)
 		}
+	}
+}
+
+// Signing names the key signing now for each realm and algorithm loaded, and
+// moves to the new key only once it signs.
+func TestSigningNamesTheCurrentKeys(t *testing.T) {
+	st := newStore(t)
+	clk := &clock{t: t0}
+	m := NewManager(st, testKey(t, 1), DefaultPolicy, clk.Now)
+	ctx := t.Context()
+	if got := m.Signing(); len(got) != 0 {
+		t.Fatalf("Signing before any key = %v", got)
+	}
+	k1, err := m.Signer(ctx, "eddsa", EdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := m.Signer(ctx, "es256", ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kids := func() []string {
+		var out []string
+		for _, k := range m.Signing() {
+			out = append(out, k.Realm+"/"+k.Alg+"/"+k.KID)
+		}
+		return out
+	}
+	want := []string{"eddsa/EdDSA/" + k1.KID, "es256/ES256/" + k2.KID}
+	if got := kids(); !slices.Equal(got, want) {
+		t.Fatalf("Signing = %v, want %v", got, want)
+	}
+	if _, err := m.Rotate(ctx, "eddsa", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := kids(); !slices.Equal(got, want) {
+		t.Fatalf("Signing right after rotation = %v, want %v (the new key does not sign yet)", got, want)
+	}
+	clk.Add(DefaultPolicy.PublishLead() + DefaultPolicy.ReloadEvery)
+	k3, _ := m.Signer(ctx, "eddsa", EdDSA)
+	if got := kids(); k3.KID == k1.KID || got[0] != "eddsa/EdDSA/"+k3.KID {
+		t.Fatalf("Signing after the lead time = %v, want the new key %s", got, k3.KID)
 	}
 }

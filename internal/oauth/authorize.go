@@ -421,6 +421,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 	// attempts in flight, so a burst gets no more checks than a sequence.
 	attempt, wait := h.limiter.Admit(ctx, account, from.IP)
 	if attempt == nil {
+		h.observeLogin("throttled", false)
 		h.loginPage(w, r, realm, client, req, http.StatusTooManyRequests, name, "", wait)
 		return
 	}
@@ -432,6 +433,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 	match, _ := password.Verify(form.Get("password"), hash)
 	if !found || !match || user.Disabled || name == "" {
 		wait := attempt.Fail()
+		h.observeLogin("failure", wait > 0)
 		// The typed name is kept only when it names an account: a password typed
 		// into the username field must not land in the audit trail.
 		var details map[string]string
@@ -448,6 +450,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 		return
 	}
 	attempt.Succeed()
+	h.observeLogin("success", false)
 	sess, err := h.startSession(ctx, w, r, realm.Name, user)
 	if err != nil {
 		h.writeError(w, r, err)
@@ -456,6 +459,17 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 	h.audit(ctx, storage.AuditEvent{Type: "login.succeeded", Realm: realm.Name, ClientID: client.ID, UserID: user.ID,
 		SessionID: sess.ID, IP: from.IP, UserAgent: from.UserAgent})
 	h.continueAuthorization(w, r, realm, client, req, &signIn{session: sess, user: user})
+}
+
+// observeLogin counts a login answer, and the lockout a failure started.
+func (h *Handler) observeLogin(result string, locked bool) {
+	if h.obs == nil {
+		return
+	}
+	h.obs.Login(result)
+	if locked {
+		h.obs.Lockout("login")
+	}
 }
 
 // loginName is the username or email typed into the login form, lower-cased; ""

@@ -129,6 +129,7 @@ func (h *Handler) checkSecret(r *http.Request, realm storage.Realm, client stora
 	}
 	attempt, wait := h.clientLimiter.Admit(ctx, key, from.IP)
 	if attempt == nil {
+		h.observeThrottled(false)
 		return clientThrottled(wait)
 	}
 	defer attempt.Release()
@@ -163,7 +164,20 @@ func (h *Handler) checkSecret(r *http.Request, realm storage.Realm, client stora
 	// a flood that would be a store write per request.
 	h.audit(ctx, storage.AuditEvent{Type: "client_auth.throttled", Realm: realm.Name, ClientID: client.ID,
 		IP: from.IP, UserAgent: from.UserAgent, Details: map[string]string{"retry_after": strconv.Itoa(seconds(wait))}})
+	h.observeThrottled(true)
 	return clientThrottled(wait)
+}
+
+// observeThrottled counts a client authentication refused with 429, and the
+// lockout the failure started, if it did.
+func (h *Handler) observeThrottled(locked bool) {
+	if h.obs == nil {
+		return
+	}
+	h.obs.ClientAuthThrottled()
+	if locked {
+		h.obs.Lockout("client_auth")
+	}
 }
 
 // clientThrottled is the answer to a client that must wait before it

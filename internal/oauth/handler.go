@@ -71,6 +71,7 @@ type Handler struct {
 
 	// clientLimiter throttles failed client authentication (clientAuthLimits).
 	clientLimiter *web.Limiter
+	obs           Observer // nil: nothing is counted
 }
 
 // Config is what a Handler is built from.
@@ -89,13 +90,15 @@ type Config struct {
 	// session records; nil means the TCP peer.
 	ClientIP *realip.Resolver
 	Now      func() time.Time
+	// Observer counts answers for metrics; nil counts nothing.
+	Observer Observer
 }
 
 // New returns a Handler.
 func New(c Config) *Handler {
 	return &Handler{store: c.Store, tokens: c.Tokens, keys: c.Keys, secrets: c.Secrets,
 		pages: c.Pages, limiter: c.Limiter, clientLimiter: web.NewLimiter(clientAuthLimits, c.Now), box: newBox(c.MasterKey),
-		dummyHash: newDummyHash(), log: c.Log, baseURL: strings.TrimSuffix(c.BaseURL, "/"), clientIP: c.ClientIP, now: c.Now}
+		dummyHash: newDummyHash(), log: c.Log, baseURL: strings.TrimSuffix(c.BaseURL, "/"), clientIP: c.ClientIP, now: c.Now, obs: c.Observer}
 }
 
 // clientAuthLimits throttle failed client authentication per client and per

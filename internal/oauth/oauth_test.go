@@ -24,6 +24,7 @@ import (
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/logging"
 	"github.com/latchkey/latchkey/internal/masterkey"
+	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/seed"
 	"github.com/latchkey/latchkey/internal/server"
@@ -165,6 +166,16 @@ func newInstance(t testing.TB, store storage.Store, clk *clock, seedIt bool) *in
 // several instances stand behind one load balancer ("" for its own address).
 func newInstanceBehind(t testing.TB, store storage.Store, clk *clock, seedIt bool, baseURL string, level slog.Level) *instance {
 	t.Helper()
+	return newInstanceObserved(t, store, clk, seedIt, baseURL, level, nil)
+}
+
+// newInstanceObserved is newInstanceBehind with metrics, as serve --metrics-addr
+// wires them, when met is set.
+func newInstanceObserved(t testing.TB, store storage.Store, clk *clock, seedIt bool, baseURL string, level slog.Level, met *metrics.Metrics) *instance {
+	t.Helper()
+	if met != nil {
+		store = met.Store(store)
+	}
 	inst := &instance{store: store, clock: clk, logs: &bytes.Buffer{}, logMu: &sync.Mutex{}}
 	log := logging.New(lockedWriter{inst.logMu, inst.logs}, level)
 	secrets := clientsecret.NewHasher(masterKey)
@@ -191,9 +202,17 @@ func newInstanceBehind(t testing.TB, store storage.Store, clk *clock, seedIt boo
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := New(Config{Store: cached, Tokens: inst.tokens, Keys: inst.keys, Secrets: secrets, MasterKey: masterKey,
-		Pages: pages, Limiter: web.NewLimiter(web.LimiterConfig{}, clk.Now), Log: log, BaseURL: baseURL, Now: clk.Now})
-	inst.handler = server.New(log, store, h).Handler()
+	cfg := Config{Store: cached, Tokens: inst.tokens, Keys: inst.keys, Secrets: secrets, MasterKey: masterKey,
+		Pages: pages, Limiter: web.NewLimiter(web.LimiterConfig{}, clk.Now), Log: log, BaseURL: baseURL, Now: clk.Now}
+	if met != nil {
+		inst.tokens.Observe(met)
+		cfg.Observer = met
+	}
+	routes := server.New(log, store, New(cfg))
+	if met != nil {
+		routes.Instrument(met)
+	}
+	inst.handler = routes.Handler()
 	srv.Config.Handler = inst.handler
 	srv.Start()
 	t.Cleanup(srv.Close)

@@ -41,13 +41,31 @@ func (h *Handler) required(w http.ResponseWriter, r *http.Request, name, value s
 
 // token serves the token endpoint.
 func (h *Handler) token(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
-	form, client, ok := h.clientRequest(w, r, realm, true)
-	if !ok {
+	grantType, resp, err := h.grant(w, r, realm)
+	if h.obs != nil {
+		h.obs.TokenRequest(grantLabel(grantType), outcome(err))
+	}
+	if err != nil {
+		h.writeError(w, r, err)
 		return
 	}
-	var err error
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// grant authenticates the client and runs the grant it asks for, returning the
+// grant_type sent (once the form could be read) and the response or why not.
+func (h *Handler) grant(w http.ResponseWriter, r *http.Request, realm storage.Realm) (string, token.Response, error) {
+	form, err := parseForm(w, r)
+	if err != nil {
+		return "", token.Response{}, err
+	}
+	grantType := form.Get("grant_type")
+	client, err := h.authenticateClient(r, form, realm, true)
+	if err != nil {
+		return grantType, token.Response{}, err
+	}
 	var resp token.Response
-	switch form.Get("grant_type") {
+	switch grantType {
 	case "":
 		err = newError(InvalidRequest, "grant_type is required")
 	case "client_credentials":
@@ -55,16 +73,18 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request, realm storage.Re
 	case "authorization_code":
 		resp, err = h.authorizationCode(r, realm, client, form)
 	case "refresh_token":
+		// The token service counts what a refresh hands out: a retry answered
+		// again hands out nothing new.
 		resp, err = h.refresh(r, realm, client, form)
+		return grantType, resp, err
 	default:
 		// Never echoed: descriptions are logged, and a secret pasted here must not be.
 		err = newError(UnsupportedGrantType, "the grant_type is not supported")
 	}
-	if err != nil {
-		h.writeError(w, r, err)
-		return
+	if err == nil {
+		h.tokens.Delivered(client, resp)
 	}
-	writeJSON(w, http.StatusOK, resp)
+	return grantType, resp, err
 }
 
 // clientCredentials is the client credentials grant (RFC 6749 §4.4): an access
@@ -259,6 +279,7 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, realm stora
 		return
 	}
 	if ident.Token(tok) != nil {
+		h.introspected(false)
 		writeJSON(w, http.StatusOK, token.Introspection{}) // what no token is: inactive
 		return
 	}
@@ -268,7 +289,14 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request, realm stora
 		h.writeError(w, r, err)
 		return
 	}
+	h.introspected(res.Active)
 	writeJSON(w, http.StatusOK, res)
+}
+
+func (h *Handler) introspected(active bool) {
+	if h.obs != nil {
+		h.obs.Introspected(active)
+	}
 }
 
 // revoke serves RFC 7009 revocation. Public clients identify themselves by client_id.

@@ -42,6 +42,28 @@ func New(log *slog.Logger, store Readier, routes ...Routes) *Server {
 	return s
 }
 
+// RequestObserver is told how long each request took, and the ServeMux pattern
+// that served it ("" when none did), for metrics.
+type RequestObserver interface {
+	Request(pattern string, took time.Duration)
+}
+
+// Instrument times every request by the route pattern that served it, never by
+// its path: the patterns are the fixed set the routes registered.
+func (s *Server) Instrument(o RequestObserver) *Server {
+	next := s.handler
+	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		next.ServeHTTP(w, r)
+		pattern := r.Pattern // set by the mux on this very request
+		if r.Method == http.MethodConnect {
+			pattern = "" // the mux names a CONNECT redirect by the raw path, not a pattern
+		}
+		o.Request(pattern, time.Since(start))
+	})
+	return s
+}
+
 // Handler returns the server's root handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 

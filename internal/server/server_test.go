@@ -82,3 +82,40 @@ func TestServeStopsWhenTheContextEnds(t *testing.T) {
 		t.Fatal("Serve did not return after its context ended")
 	}
 }
+
+type seenRoutes []string
+
+func (s *seenRoutes) Request(pattern string, took time.Duration) { *s = append(*s, pattern) }
+
+type routeSet struct{}
+
+func (routeSet) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /realms/{realm}/token", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("/realms/{realm}/dir/", func(w http.ResponseWriter, r *http.Request) {})
+}
+
+// Requests are timed by the pattern that served them, never by their path.
+func TestInstrument_ByRoutePatternNeverPath(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var seen seenRoutes
+	h := New(log, fakeReady{}, routeSet{}).Instrument(&seen).Handler()
+	for _, c := range []struct{ method, target, want string }{
+		{"POST", "/realms/acme/token", "POST /realms/{realm}/token"},
+		{"POST", "/realms/secret-looking-realm/token", "POST /realms/{realm}/token"},
+		{"GET", "/realms/acme/token", ""},                   // method not allowed
+		{"GET", "/no/such/lk_at_token", ""},                 // not found
+		{"GET", "/realms/acme/dir", "/realms/{realm}/dir/"}, // redirected to the pattern
+		{"GET", "/healthz", "GET /healthz"},
+		{"CONNECT", "/realms/x/dir", ""}, // the mux names this redirect by its raw path
+	} {
+		seen = nil
+		req := httptest.NewRequest(c.method, c.target, nil)
+		if c.method == "CONNECT" {
+			req.URL.Path, req.RequestURI = c.target, c.target
+		}
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		if len(seen) != 1 || seen[0] != c.want {
+			t.Errorf("%s %s timed as %q, want %q", c.method, c.target, seen, c.want)
+		}
+	}
+}

@@ -92,6 +92,10 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (Response, er
 	case err != nil:
 		return Response{}, fmt.Errorf("refresh: %w", err)
 	}
+	if s.obs != nil {
+		s.obs.Rotated()
+		s.Delivered(req.Client, resp)
+	}
 	return resp, nil
 }
 
@@ -198,6 +202,9 @@ func (s *Service) retryOrReuse(ctx context.Context, req RefreshRequest, rt stora
 		// on the parent is plain reuse.
 		if err == nil && succ.UsedAt.IsZero() {
 			if resp, err := openRetry(req.Token, rt.Sealed); err == nil {
+				if s.obs != nil {
+					s.obs.RetryServed()
+				}
 				return resp, nil
 			}
 		}

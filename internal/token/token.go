@@ -58,11 +58,47 @@ type Service struct {
 	verified *verifiedCache
 	baseURL  string
 	now      func() time.Time
+	obs      Observer // nil: nothing is counted
+}
+
+// Observer is told which tokens the service hands out and how refresh tokens are
+// spent, for metrics. Every argument comes from a fixed set.
+type Observer interface {
+	// Issued is a token handed out: access_jwt, access_opaque, refresh or id.
+	Issued(kind string)
+	// Rotated is a refresh token spent for its successor.
+	Rotated()
+	// RetryServed is a spent refresh token answered again within its retry window.
+	RetryServed()
 }
 
 // NewService returns a Service. The issuer of realm R is baseURL/realms/R.
 func NewService(store Store, km *keys.Manager, deny *DenyList, baseURL string, now func() time.Time) *Service {
 	return &Service{store: store, keys: km, deny: deny, verified: newVerifiedCache(), baseURL: strings.TrimSuffix(baseURL, "/"), now: now}
+}
+
+// Observe sets the observer; without one nothing is counted. Call it before the
+// service is used.
+func (s *Service) Observe(o Observer) { s.obs = o }
+
+// Delivered tells the observer which tokens resp hands out to c.
+func (s *Service) Delivered(c storage.Client, resp Response) {
+	if s.obs == nil {
+		return
+	}
+	if resp.AccessToken != "" {
+		kind := "access_jwt"
+		if c.Tokens.AccessTokenFormat == "opaque" {
+			kind = "access_opaque"
+		}
+		s.obs.Issued(kind)
+	}
+	if resp.RefreshToken != "" {
+		s.obs.Issued("refresh")
+	}
+	if resp.IDToken != "" {
+		s.obs.Issued("id")
+	}
 }
 
 // Issuer returns the issuer URL of a realm.
