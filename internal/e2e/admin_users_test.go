@@ -46,13 +46,14 @@ func userID(t *testing.T, api *adminAs, username string) string {
 // refresh token and JWT access token (client web) and an opaque access token
 // and its refresh token (client opqweb).
 type holdings struct {
-	b                 *browser
-	jwt, rt           string
-	opaque, opaqueRT  string
-	username, pass    string
-	subject, familyID string
+	b                *browser
+	jwt, rt          string
+	opaque, opaqueRT string
+	subject          string // the user's ID, from introspection
 }
 
+// signInAs signs in to client in b as username (once per browser; later calls
+// ride the session) and returns a fresh authorization code.
 func (s *server) signInAs(t *testing.T, b *browser, client, username, pass string) string {
 	t.Helper()
 	u := s.authURL(client)
@@ -68,7 +69,7 @@ func (s *server) signInAs(t *testing.T, b *browser, client, username, pass strin
 
 func hold(t *testing.T, s *server, username, pass string) holdings {
 	t.Helper()
-	h := holdings{b: newBrowser(t), username: username, pass: pass}
+	h := holdings{b: newBrowser(t)}
 	r := s.redeem(t, webBasic, s.signInAs(t, h.b, "web", username, pass))
 	h.jwt, h.rt = r.str("access_token"), r.str("refresh_token")
 	o := s.redeem(t, "opqweb:"+opqWebSecret, s.signInAs(t, h.b, "opqweb", username, pass))
