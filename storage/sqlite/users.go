@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/latchkey/latchkey/storage"
@@ -72,20 +73,37 @@ func getUserWhere(ctx context.Context, q querier, what, where string, args ...an
 func (s *Store) ListUsers(ctx context.Context, realm string, q storage.UserQuery) ([]storage.User, error) {
 	// Only fixed conditions are joined into the query; the caller's values are arguments.
 	query, args := `SELECT `+userCols+` FROM users WHERE realm = ?`, []any{realm}
-	if q.Search != "" {
-		// lower() on both sides: SQLite's LIKE folds ASCII only, as lower() does.
-		query += ` AND (lower(username) LIKE ? ESCAPE '\' OR lower(email) LIKE ? ESCAPE '\' OR lower(name) LIKE ? ESCAPE '\')`
-		p := storage.ContainsPattern(q.Search)
-		args = append(args, p, p, p)
-	}
 	if q.After != "" {
 		query, args = query+` AND username > ?`, append(args, q.After)
 	}
 	query += ` ORDER BY username`
-	if q.Limit > 0 {
-		query, args = query+` LIMIT ?`, append(args, q.Limit)
+	if q.Search == "" {
+		if q.Limit > 0 {
+			query, args = query+` LIMIT ?`, append(args, q.Limit)
+		}
+		return list(ctx, s.reader, scanUser, query, args...)
 	}
-	return list(ctx, s.reader, scanUser, query, args...)
+	// The search is matched here rather than with LIKE: SQLite's LIKE and lower()
+	// fold ASCII letters only, and "ignoring case" means É as much as E (as
+	// PostgreSQL's lower() does). A substring search reads every row either way.
+	rows, err := s.reader.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	search := strings.ToLower(q.Search)
+	var out []storage.User
+	for (q.Limit <= 0 || len(out) < q.Limit) && rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, err
+		}
+		if strings.Contains(strings.ToLower(u.Username), search) || strings.Contains(strings.ToLower(u.Email), search) ||
+			strings.Contains(strings.ToLower(u.Name), search) {
+			out = append(out, u)
+		}
+	}
+	return out, rows.Err()
 }
 
 // UpdateUser runs fn in the writer's transaction: nothing else writes between

@@ -495,6 +495,7 @@ func testListUsers(t *testing.T, s storage.Store) {
 	add("acme", "carolx", "carolx@example.org", "Carol X")
 	add("acme", "dave", "dave@example.org", "100% Dave")
 	add("acme", "erin", "", `Erin \ Back`)
+	add("acme", "élodie", "elodie@example.com", "ÉLODIE Ünal")
 	add("other", "carol", "carol@example.org", "Carol of another realm")
 
 	names := func(q storage.UserQuery) []string {
@@ -511,7 +512,7 @@ func testListUsers(t *testing.T, s storage.Store) {
 		q    storage.UserQuery
 		want []string
 	}{
-		{storage.UserQuery{}, []string{"alice", "bob", "carol_a", "carolx", "dave", "erin"}},
+		{storage.UserQuery{}, []string{"alice", "bob", "carol_a", "carolx", "dave", "erin", "élodie"}},
 		{storage.UserQuery{Search: "CAROL"}, []string{"carol_a", "carolx"}},
 		{storage.UserQuery{Search: "wonder"}, []string{"alice"}},  // email
 		{storage.UserQuery{Search: "lidDELL"}, []string{"alice"}}, // name
@@ -521,11 +522,16 @@ func testListUsers(t *testing.T, s storage.Store) {
 		{storage.UserQuery{Search: "%"}, []string{"dave"}},      // not "anything"
 		{storage.UserQuery{Search: `\`}, []string{"erin"}},      // the escape character itself
 		{storage.UserQuery{Search: `\ B`}, []string{"erin"}},
+		{storage.UserQuery{Search: "ÉLO"}, []string{"élodie"}}, // case beyond ASCII
+		{storage.UserQuery{Search: "ünal"}, []string{"élodie"}},
 		{storage.UserQuery{Search: "nobody"}, nil},
 		{storage.UserQuery{Limit: 2}, []string{"alice", "bob"}},
 		{storage.UserQuery{After: "bob", Limit: 2}, []string{"carol_a", "carolx"}},
 		{storage.UserQuery{After: "carolx", Limit: 2}, []string{"dave", "erin"}},
-		{storage.UserQuery{After: "erin", Limit: 2}, nil},
+		{storage.UserQuery{After: "erin", Limit: 2}, []string{"élodie"}},
+		{storage.UserQuery{After: "élodie", Limit: 2}, nil},
+		{storage.UserQuery{Search: "e", Limit: 2}, []string{"alice", "bob"}}, // emails
+		{storage.UserQuery{Search: "e", After: "bob", Limit: 2}, []string{"carolx", "dave"}},
 		{storage.UserQuery{Search: "carol", After: "carol_a"}, []string{"carolx"}},
 	} {
 		same(t, fmt.Sprintf("ListUsers(%+v)", tc.q), names(tc.q), tc.want)
