@@ -426,5 +426,15 @@ func TestAdminUsers_CreateSearchPagesAndProblems(t *testing.T) {
 		wantProblem(t, "no such user", api.do("GET", usersPath+"/nobody", nil), 404)
 		wantProblem(t, "no such realm", api.do("GET", "/admin/realms/nope/users", nil), 404)
 		wantProblem(t, "bad limit", api.bad("GET", usersPath+"?limit=0", nil), 400)
+
+		// A read-only admin reads users and sessions, and changes nothing.
+		reader := asAdmin(t, s, clientToken(t, s, "master", "reader", readerSecret, "latchkey:admin:read"))
+		want(t, "reader lists", reader.do("GET", usersPath, nil), 200)
+		want(t, "reader reads sessions", reader.do("GET", path+"/sessions", nil), 200)
+		wantProblem(t, "reader disables", reader.do("POST", path+"/disable", nil), 403)
+		wantProblem(t, "reader creates", reader.do("POST", usersPath, `{"username":"frank","password":"another-password-1"}`), 403)
+		if g := want(t, "get carol", api.do("GET", path, nil), 200); g.body["disabled"] != false {
+			t.Fatalf("a reader disabled carol: %s", g.raw)
+		}
 	})
 }
