@@ -1,9 +1,6 @@
 package storage
 
-import (
-	"strings"
-	"time"
-)
+import "time"
 
 // The rules UpdateClient and UpdateUser apply to what fn left, the same in every
 // backend: written once here so that the backends differ only in their SQL.
@@ -56,12 +53,4 @@ func stampMoved(old time.Time, stamp *time.Time) bool {
 		return false
 	}
 	return true
-}
-
-// ContainsPattern is a LIKE pattern matching any text that contains s, lowered,
-// with LIKE's wildcards and its escape character (a backslash) escaped: the
-// query must say ESCAPE '\'.
-func ContainsPattern(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return "%" + r.Replace(strings.ToLower(s)) + "%"
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -78,7 +79,7 @@ func (s *Store) ListUsers(ctx context.Context, realm string, q storage.UserQuery
 	// Only fixed conditions are joined into the query; the caller's values are arguments.
 	query, args := `SELECT `+userColumns+` FROM users WHERE realm = $1`, []any{realm}
 	if q.Search != "" {
-		args = append(args, storage.ContainsPattern(q.Search))
+		args = append(args, containsPattern(q.Search))
 		n := len(args)
 		query += fmt.Sprintf(` AND (lower(username) LIKE $%d ESCAPE '\' OR lower(email) LIKE $%d ESCAPE '\' OR lower(name) LIKE $%d ESCAPE '\')`, n, n, n)
 	}
@@ -170,4 +171,12 @@ func (s *Store) DeleteUser(ctx context.Context, realm, id string, events ...stor
 		return fmt.Errorf("delete user %q in realm %q: %w", id, realm, err)
 	}
 	return nil
+}
+
+// containsPattern is a LIKE pattern matching any text that contains s, lowered,
+// with LIKE's wildcards and its escape character (a backslash) escaped: the
+// query must say ESCAPE '\'.
+func containsPattern(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(strings.ToLower(s)) + "%"
 }
