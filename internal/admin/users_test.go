@@ -3,12 +3,14 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -465,4 +467,40 @@ func (e *usersEnv) userID(username string) string {
 		e.t.Fatal(err)
 	}
 	return u.ID
+}
+
+// Of concurrent replaces holding the same ETag, exactly one wins: If-Match is
+// checked inside the store's transaction, so no update is lost.
+func TestUsers_ConcurrentReplacesWithOneETag(t *testing.T) {
+	e := newUsersEnv(t)
+	id := e.create("carol", "carol@example.com")
+	path := "/admin/realms/acme/users/" + id
+	tag := e.want(e.call("GET", path, "ro", ""), 200).header.Get("ETag")
+	const n = 10
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			req, _ := http.NewRequest("PUT", e.srv.URL+path, strings.NewReader(fmt.Sprintf(`{"username":"carol","name":"writer %d"}`, i)))
+			req.Header.Set("Authorization", "Bearer rw")
+			req.Header.Set("If-Match", tag)
+			if res, err := http.DefaultClient.Do(req); err == nil {
+				statuses[i] = res.StatusCode
+				res.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	won := slices.Index(statuses, 200)
+	if won < 0 || slices.Index(statuses[won+1:], 200) >= 0 {
+		t.Fatalf("statuses %v: want exactly one 200", statuses)
+	}
+	for _, s := range statuses {
+		if s != 200 && s != 412 {
+			t.Fatalf("statuses %v: want one 200 and the rest 412", statuses)
+		}
+	}
+	if u, _ := e.store.GetUser(t.Context(), "acme", id); u.Name != fmt.Sprintf("writer %d", won) {
+		t.Fatalf("stored name %q, but writer %d won", u.Name, won)
+	}
 }

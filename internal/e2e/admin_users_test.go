@@ -46,13 +46,14 @@ func userID(t *testing.T, api *adminAs, username string) string {
 // refresh token and JWT access token (client web) and an opaque access token
 // and its refresh token (client opqweb).
 type holdings struct {
-	b                 *browser
-	jwt, rt           string
-	opaque, opaqueRT  string
-	username, pass    string
-	subject, familyID string
+	b                *browser
+	jwt, rt          string
+	opaque, opaqueRT string
+	subject          string // the user's ID, from introspection
 }
 
+// signInAs signs in to client in b as username (once per browser; later calls
+// ride the session) and returns a fresh authorization code.
 func (s *server) signInAs(t *testing.T, b *browser, client, username, pass string) string {
 	t.Helper()
 	u := s.authURL(client)
@@ -68,7 +69,7 @@ func (s *server) signInAs(t *testing.T, b *browser, client, username, pass strin
 
 func hold(t *testing.T, s *server, username, pass string) holdings {
 	t.Helper()
-	h := holdings{b: newBrowser(t), username: username, pass: pass}
+	h := holdings{b: newBrowser(t)}
 	r := s.redeem(t, webBasic, s.signInAs(t, h.b, "web", username, pass))
 	h.jwt, h.rt = r.str("access_token"), r.str("refresh_token")
 	o := s.redeem(t, "opqweb:"+opqWebSecret, s.signInAs(t, h.b, "opqweb", username, pass))
@@ -425,5 +426,15 @@ func TestAdminUsers_CreateSearchPagesAndProblems(t *testing.T) {
 		wantProblem(t, "no such user", api.do("GET", usersPath+"/nobody", nil), 404)
 		wantProblem(t, "no such realm", api.do("GET", "/admin/realms/nope/users", nil), 404)
 		wantProblem(t, "bad limit", api.bad("GET", usersPath+"?limit=0", nil), 400)
+
+		// A read-only admin reads users and sessions, and changes nothing.
+		reader := asAdmin(t, s, clientToken(t, s, "master", "reader", readerSecret, "latchkey:admin:read"))
+		want(t, "reader lists", reader.do("GET", usersPath, nil), 200)
+		want(t, "reader reads sessions", reader.do("GET", path+"/sessions", nil), 200)
+		wantProblem(t, "reader disables", reader.do("POST", path+"/disable", nil), 403)
+		wantProblem(t, "reader creates", reader.do("POST", usersPath, `{"username":"frank","password":"another-password-1"}`), 403)
+		if g := want(t, "get carol", api.do("GET", path, nil), 200); g.body["disabled"] != false {
+			t.Fatalf("a reader disabled carol: %s", g.raw)
+		}
 	})
 }
