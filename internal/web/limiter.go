@@ -19,8 +19,9 @@ type LimiterConfig struct {
 	// long (a client whose ID is public) its lock is kept short.
 	AccountMaxLock time.Duration
 	Forget         time.Duration // failures older than this are forgotten (default 1h)
-	// Queue is how long an attempt waits for attempts in flight to land when they
-	// hold every failure its keys have left (default 2s); past it, it is refused.
+	// Queue is how long an attempt waits for one of the attempts in flight to land
+	// when they hold every failure its keys have left (default 2s); past it, or
+	// past five Queues in all, it is refused.
 	Queue time.Duration
 }
 
@@ -37,6 +38,8 @@ const (
 	// busyWait is the wait given to an attempt refused only because others were
 	// still in flight after it queued for them.
 	busyWait = time.Second
+	// maxQueued bounds an attempt's whole wait in the queue, in Queues.
+	maxQueued = 5
 )
 
 // Limiter throttles attempts (logins, client authentications) per account and
@@ -134,27 +137,36 @@ type Attempt struct {
 // Admit decides whether an attempt on account from ip may go ahead. It returns
 // the admitted Attempt, or nil and how long the caller must wait: the longer of
 // the account's and the IP's waits. An attempt that only has to wait for others
-// in flight queues for them (up to the configured Queue, or until ctx is done)
+// in flight queues for them (up to Queue between landings, or until ctx is done)
 // and is decided again as they land. An empty account or ip is not limited.
 // The caller must settle an admitted Attempt (defer Release covers every path).
 func (l *Limiter) Admit(ctx context.Context, account, ip string) (*Attempt, time.Duration) {
 	ip = ipKey(ip)
-	var timeout <-chan time.Time
+	// The queue moves as attempts in flight land: each landing gives the waiters
+	// another Queue, so a slow machine does not refuse honest attempts that are
+	// merely behind others; the whole wait is still bounded by maxQueued.
+	var idle *time.Timer
+	var overall <-chan time.Time
 	for {
 		a, wait, landed := l.admit(account, ip)
 		if landed == nil {
 			return a, wait
 		}
-		if timeout == nil {
-			t := time.NewTimer(l.cfg.Queue)
-			defer t.Stop()
-			timeout = t.C
+		if idle == nil {
+			idle = time.NewTimer(l.cfg.Queue)
+			defer idle.Stop()
+			all := time.NewTimer(maxQueued * l.cfg.Queue)
+			defer all.Stop()
+			overall = all.C
 		}
 		select {
 		case <-landed:
+			idle.Reset(l.cfg.Queue)
 		case <-ctx.Done():
 			return nil, busyWait
-		case <-timeout:
+		case <-idle.C:
+			return nil, busyWait
+		case <-overall:
 			return nil, busyWait
 		}
 	}
