@@ -628,4 +628,10 @@ type SweepStore interface {
 	Sweep(ctx context.Context, now time.Time, grace time.Duration) (SweepResult, error)
 	// Count returns the number of stored rows of each kind.
 	Count(ctx context.Context) (Counts, error)
+	// Exclusive runs fn unless another caller, on this instance or any other
+	// sharing the store, is running fn under the same name; then it returns false
+	// at once without running it. So a periodic task that every instance runs
+	// (key rotation) is done by one of them, which must decide inside fn, from
+	// what it reads there, whether it is still due. fn's error is returned.
+	Exclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (ran bool, err error)
 }

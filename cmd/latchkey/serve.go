@@ -229,14 +229,19 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 				return syncDenyList(ctx, tokens, realmNames, met)
 			}},
 			server.Task{Name: "key rotation", Every: 10 * time.Minute, Run: func(ctx context.Context) error {
-				names, err := realmNames(ctx)
-				if err != nil {
+				// One instance at a time: the one that runs decides afresh what is
+				// due, so instances starting together do not both rotate.
+				_, err := store.Exclusive(ctx, "key rotation", func(ctx context.Context) error {
+					names, err := realmNames(ctx)
+					if err != nil {
+						return err
+					}
+					rotated, err := km.RotateDue(ctx, names)
+					for _, r := range rotated {
+						log.Info("signing keys rotated", "realm", r)
+					}
 					return err
-				}
-				rotated, err := km.RotateDue(ctx, names)
-				for _, r := range rotated {
-					log.Info("signing keys rotated", "realm", r)
-				}
+				})
 				return err
 			}},
 			server.Task{Name: "sweep", Every: 10 * time.Minute, Run: func(ctx context.Context) error {

@@ -68,6 +68,8 @@ type Store struct {
 	closed    chan struct{} // closed by Close
 	loopDone  chan struct{} // closed when writeLoop has stopped
 	closeOnce sync.Once
+
+	exclusive sync.Map // name -> *sync.Mutex, for Exclusive
 }
 
 // Open opens (creating if needed) the database at cfg.Path, applies any pending

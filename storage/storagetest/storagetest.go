@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"SeedDisablesAUserForGood", testSeedDisablesForGood},
 		{"SeedDisablesAClientForGood", testSeedDisablesClientForGood},
 		{"SeedPasswordMACs", testSeedPasswordMACs},
+		{"Exclusive", testExclusive},
 	}
 	for _, tc := range append(tests, adminTests...) {
 		t.Run(tc.name, func(t *testing.T) {
