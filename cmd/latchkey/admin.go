@@ -124,6 +124,17 @@ type devAdminCredentials struct {
 	TokenURL     string `json:"admin_token_url"`
 }
 
+// realmAPI is the realm a command works on and a connection to the admin API,
+// the prologue of every realm-scoped command.
+func (af *adminFlags) realmAPI(cmd *cobra.Command) (string, *adminAPI, error) {
+	realm, err := af.targetRealm()
+	if err != nil {
+		return "", nil, err
+	}
+	api, err := af.connect(cmd.Context(), cmd)
+	return realm, api, err
+}
+
 // connect resolves the server and credentials and returns an API client whose
 // requests carry an access token of the client-credentials grant.
 func (af *adminFlags) connect(ctx context.Context, cmd *cobra.Command) (*adminAPI, error) {

@@ -34,11 +34,7 @@ func newAdminClientsCmd(af *adminFlags) *cobra.Command {
 			Short: short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				realm, err := af.targetRealm()
-				if err != nil {
-					return err
-				}
-				api, err := af.connect(cmd.Context(), cmd)
+				realm, api, err := af.realmAPI(cmd)
 				if err != nil {
 					return err
 				}
@@ -71,11 +67,7 @@ func newAdminClientsCmd(af *adminFlags) *cobra.Command {
 		Short: "List the realm's clients",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			realm, err := af.targetRealm()
-			if err != nil {
-				return err
-			}
-			api, err := af.connect(cmd.Context(), cmd)
+			realm, api, err := af.realmAPI(cmd)
 			if err != nil {
 				return err
 			}
@@ -104,11 +96,7 @@ func newAdminClientsCmd(af *adminFlags) *cobra.Command {
 		Short: "Show a client (never its secret)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			realm, err := af.targetRealm()
-			if err != nil {
-				return err
-			}
-			api, err := af.connect(cmd.Context(), cmd)
+			realm, api, err := af.realmAPI(cmd)
 			if err != nil {
 				return err
 			}
@@ -186,11 +174,7 @@ client's deployments can move to the new one.`,
 			if grace < 0 || grace > maxSecretGrace {
 				return fmt.Errorf("--grace must be between 0 and %s", maxSecretGrace)
 			}
-			realm, err := af.targetRealm()
-			if err != nil {
-				return err
-			}
-			api, err := af.connect(cmd.Context(), cmd)
+			realm, api, err := af.realmAPI(cmd)
 			if err != nil {
 				return err
 			}

@@ -157,11 +157,7 @@ func newAdminKeysCmd(af *adminFlags) *cobra.Command {
 		Short: "List the realm's signing keys: next (published, not signing yet), active, retiring, retired",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			realm, err := af.targetRealm()
-			if err != nil {
-				return err
-			}
-			api, err := af.connect(cmd.Context(), cmd)
+			realm, api, err := af.realmAPI(cmd)
 			if err != nil {
 				return err
 			}
@@ -186,11 +182,7 @@ func newAdminKeysCmd(af *adminFlags) *cobra.Command {
 			if alg != "" && !slices.Contains([]string{"ES256", "EdDSA", "RS256"}, alg) {
 				return fmt.Errorf("--alg must be ES256, EdDSA or RS256, not %q", alg)
 			}
-			realm, err := af.targetRealm()
-			if err != nil {
-				return err
-			}
-			api, err := af.connect(cmd.Context(), cmd)
+			realm, api, err := af.realmAPI(cmd)
 			if err != nil {
 				return err
 			}
@@ -216,11 +208,7 @@ func newAdminKeysCmd(af *adminFlags) *cobra.Command {
 		Short: "Retire a (compromised) key: it stops signing and leaves the JWKS at once; tokens it signed become inactive",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			realm, err := af.targetRealm()
-			if err != nil {
-				return err
-			}
-			api, err := af.connect(cmd.Context(), cmd)
+			realm, api, err := af.realmAPI(cmd)
 			if err != nil {
 				return err
 			}
@@ -270,11 +258,7 @@ func newAdminEventsCmd(af *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			realm, err := af.targetRealm()
-			if err != nil {
-				return err
-			}
-			api, err := af.connect(cmd.Context(), cmd)
+			realm, api, err := af.realmAPI(cmd)
 			if err != nil {
 				return err
 			}

@@ -71,11 +71,7 @@ user ID. Passwords are read from stdin (--password-stdin), never from a flag:
 	// withUser runs fn with the API, the realm and the ID of args[0].
 	withUser := func(fn func(cmd *cobra.Command, api *adminAPI, realm, id string, args []string) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
-			realm, err := af.targetRealm()
-			if err != nil {
-				return err
-			}
-			api, err := af.connect(cmd.Context(), cmd)
+			realm, api, err := af.realmAPI(cmd)
 			if err != nil {
 				return err
 			}
@@ -116,11 +112,7 @@ user ID. Passwords are read from stdin (--password-stdin), never from a flag:
 		Short: "List the realm's users, or those whose username, email or name contains --q",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			realm, err := af.targetRealm()
-			if err != nil {
-				return err
-			}
-			api, err := af.connect(cmd.Context(), cmd)
+			realm, api, err := af.realmAPI(cmd)
 			if err != nil {
 				return err
 			}

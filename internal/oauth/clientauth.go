@@ -140,16 +140,15 @@ func (h *Handler) checkSecret(r *http.Request, realm storage.Realm, client stora
 			h.log.ErrorContext(ctx, "client secret cannot be checked", "realm", realm.Name, "client_id", client.ID, "err", err)
 		}
 		// The secret a rotation replaced still works until the grace it was given
-		// ends, so the client's instances can move to the new one in turn.
-		if client.PreviousSecretHash != "" && h.now().Before(client.PreviousSecretExpiresAt) {
-			prev, err := h.secrets.Verify(realm.Name, client.ID, secret, client.PreviousSecretHash)
-			if err != nil {
+		// ends, so the client's instances can move to the new one in turn. Checked
+		// only when the current one did not match: one MAC per request as before.
+		if !ok && client.PreviousSecretHash != "" && h.now().Before(client.PreviousSecretExpiresAt) {
+			if ok, err = h.secrets.Verify(realm.Name, client.ID, secret, client.PreviousSecretHash); err != nil {
 				h.log.ErrorContext(ctx, "previous client secret cannot be checked", "realm", realm.Name, "client_id", client.ID, "err", err)
 			}
-			if prev && !ok {
+			if ok {
 				h.log.InfoContext(ctx, "client authenticated with its previous secret", "realm", realm.Name, "client_id", client.ID)
 			}
-			ok = ok || prev
 		}
 	}
 	if ok {

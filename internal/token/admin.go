@@ -19,26 +19,6 @@ func (s *Service) VerifyAccess(ctx context.Context, realm, tok string) (*AccessC
 	return c, live, err
 }
 
-// verifyAccess is VerifyAccess, also returning the user's username.
-func (s *Service) verifyAccess(ctx context.Context, realm, tok string) (*AccessClaims, string, bool, error) {
-	c, err := s.accessClaims(ctx, storage.Realm{Name: realm}, tok)
-	if err != nil || c == nil {
-		return nil, "", false, err
-	}
-	if !s.now().Before(time.Unix(c.Expiry, 0)) || s.deny.Denied(realm, c.ID) {
-		return nil, "", false, nil
-	}
-	userID := c.Subject
-	if userID == c.ClientID {
-		userID = "" // client credentials: the client is the subject
-	}
-	username, live, err := s.subjectLive(ctx, realm, c.ClientID, userID, c.SessionID, c.FamilyID, time.Unix(c.IssuedAt, 0))
-	if err != nil || !live {
-		return nil, "", false, err
-	}
-	return c, username, true, nil
-}
-
 // IntrospectAny answers as Introspect does, but for a refresh token issued to any
 // client of the realm: for an administrator, not for a client.
 func (s *Service) IntrospectAny(ctx context.Context, realm storage.Realm, tok string) (Introspection, error) {

@@ -82,6 +82,26 @@ func (s *Service) introspectAccess(ctx context.Context, realm storage.Realm, tok
 	}, nil
 }
 
+// verifyAccess is VerifyAccess, also returning the user's username.
+func (s *Service) verifyAccess(ctx context.Context, realm, tok string) (*AccessClaims, string, bool, error) {
+	c, err := s.accessClaims(ctx, storage.Realm{Name: realm}, tok)
+	if err != nil || c == nil {
+		return nil, "", false, err
+	}
+	if !s.now().Before(time.Unix(c.Expiry, 0)) || s.deny.Denied(realm, c.ID) {
+		return nil, "", false, nil
+	}
+	userID := c.Subject
+	if userID == c.ClientID {
+		userID = "" // client credentials: the client is the subject
+	}
+	username, live, err := s.subjectLive(ctx, realm, c.ClientID, userID, c.SessionID, c.FamilyID, time.Unix(c.IssuedAt, 0))
+	if err != nil || !live {
+		return nil, "", false, err
+	}
+	return c, username, true, nil
+}
+
 // accessClaims returns the claims of an access token of the realm, opened (opaque)
 // or verified (JWT), expired or not; nil for anything else, refresh tokens included.
 func (s *Service) accessClaims(ctx context.Context, realm storage.Realm, tok string) (*AccessClaims, error) {
