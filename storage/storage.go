@@ -635,3 +635,82 @@ type SweepStore interface {
 	// what it reads there, whether it is still due. fn's error is returned.
 	Exclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (ran bool, err error)
 }
+
+// Change is an entry of the change feed: a revocation, or a change to a realm, a
+// client or the signing keys, which other instances (and, through the revocation
+// feed, resource servers) must learn of. Stores record changes themselves, in the
+// transaction of the write that makes them, so a caller cannot forget one: every
+// method that denies a token, moves a user's or client's stamp, deletes a user,
+// ends a session, revokes a family, changes or deletes a client or realm, logs a
+// realm out, or creates or retires a signing key records the changes below.
+type Change struct {
+	Seq   int64     // assigned by the store, increasing (see ListChanges on gaps)
+	Time  time.Time // when: the write's own time (a stamp, a revocation's at)
+	Realm string
+	Kind  string // one of the Change* kinds
+	// Subject names what changed: the jti (ChangeTokenDenied), the user ID
+	// (ChangeUserRevoked), the session ID (ChangeSessionEnded), the family ID
+	// (ChangeFamilyRevoked), the client ID (ChangeClientChanged, ChangeClientRevoked),
+	// the realm name (ChangeRealmChanged, ChangeRealmLogout), the key ID (ChangeKeysChanged).
+	Subject  string
+	UserID   string    // the user of an ended session or revoked family
+	ClientID string    // the client of a revoked family
+	Until    time.Time // ChangeTokenDenied: the token's exp; otherwise zero
+	Reason   string    // why, for revocations: a storage Reason*, "disabled", "deleted", ...
+}
+
+// Kinds of change.
+const (
+	// ChangeTokenDenied: the access token with jti Subject is revoked until Until.
+	ChangeTokenDenied = "token.denied"
+	// ChangeUserRevoked: the user's stamp moved to Time (disabled, password changed,
+	// signed out everywhere) or the user was deleted: every token of theirs issued
+	// before Time is dead.
+	ChangeUserRevoked = "user.revoked"
+	// ChangeSessionEnded: the browser session Subject ended (one row per session,
+	// also when a user's sessions end together).
+	ChangeSessionEnded = "session.ended"
+	// ChangeFamilyRevoked: the refresh family Subject was revoked (one row per
+	// family, also when reuse was detected inside a rotation).
+	ChangeFamilyRevoked = "family.revoked"
+	// ChangeClientChanged: the client was created, updated or deleted.
+	ChangeClientChanged = "client.changed"
+	// ChangeClientRevoked: the client's stamp moved to Time (disabled, tokens
+	// revoked) or it was deleted: every token issued to it before Time is dead.
+	ChangeClientRevoked = "client.revoked"
+	// ChangeRealmChanged: the realm was created, updated or deleted.
+	ChangeRealmChanged = "realm.changed"
+	// ChangeRealmLogout: every session and family of the realm ended at Time.
+	ChangeRealmLogout = "realm.logout"
+	// ChangeKeysChanged: the signing key Subject was created or retired.
+	ChangeKeysChanged = "keys.changed"
+)
+
+// ChangeQuery selects changes. Zero fields select everything.
+type ChangeQuery struct {
+	After int64     // only changes with Seq > After
+	Realm string    // only the realm's
+	Since time.Time // only changes with Time at or after Since
+	Limit int       // at most this many; 0: no limit
+}
+
+// ChangeFeedStore keeps the change feed.
+type ChangeFeedStore interface {
+	// ListChanges returns the changes q selects, in Seq order. Seq increases in the
+	// order changes are recorded, but on a store shared by several instances a
+	// change may become visible after higher ones, for as long as its transaction
+	// is in flight (at most the store's timeout): a reader that meets a gap must
+	// read it again until it fills or that time has passed (a transaction that
+	// rolled back leaves a gap for good).
+	ListChanges(ctx context.Context, q ChangeQuery) ([]Change, error)
+	// LastChangeSeq returns the highest Seq recorded, 0 if none.
+	LastChangeSeq(ctx context.Context) (int64, error)
+	// WatchChanges calls wake whenever changes may have been recorded, by this
+	// instance or by any other sharing the store, and once after every
+	// (re)connection to the store, since changes may have been missed meanwhile. It
+	// returns when ctx ends. A wake-up carries no data: the caller catches up with
+	// ListChanges. wake must not block.
+	WatchChanges(ctx context.Context, wake func()) error
+	// PurgeChanges deletes changes recorded (Time) before the given time and says how many.
+	PurgeChanges(ctx context.Context, before time.Time) (int64, error)
+}
