@@ -41,7 +41,6 @@ func waitWoken(t *testing.T, woken <-chan struct{}, when string) {
 	}
 }
 
-
 // A store is woken by a change another store on the same database recorded:
 // the NOTIFY crosses instances.
 func TestWatchChanges_WakesAnotherInstance(t *testing.T) {
