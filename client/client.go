@@ -14,7 +14,7 @@
 //     saving fails, Token returns an error wrapping ErrNotSaved and the store's
 //     error, and the next Token call saves again (nothing is sent to the server);
 //   - a refresh whose answer is lost (network error, timeout, 5xx) is retried with
-//     the same refresh token while three quarters of the retry window remain
+//     the same refresh token during the first three quarters of the retry window
 //     after it was first sent, never later; if no retry gets through, Token
 //     returns ErrAnswerLost and the token is forgotten;
 //   - invalid_grant is final: Token returns an *Error matching ErrInvalidGrant,
