@@ -12,7 +12,10 @@
 //     for longer than the expiry margin is returned without one;
 //   - the rotated token is saved in the Store before anything is handed out; when
 //     saving fails, Token returns an error wrapping ErrNotSaved and the store's
-//     error, and the next Token call saves again (nothing is sent to the server);
+//     error, and the next Token call saves again (nothing is sent to the server),
+//     so fix the store and call again. A process that must exit instead leaves
+//     the spent token in the store; a new Source presenting it within the retry
+//     window gets the same answer, after it the family is revoked;
 //   - a refresh whose answer is lost (network error, timeout, 5xx) is retried with
 //     the same refresh token during the first three quarters of the retry window
 //     after it was first sent, never later; if no retry gets through, Token

@@ -208,3 +208,43 @@ func TestNew_RefusesPlainHTTPOffLoopback(t *testing.T) {
 		}
 	}
 }
+
+// A 200 that cannot be read is a lost answer too: the server acted on it, so
+// the same token is sent again and the retry's answer taken.
+func TestSource_UnreadableAnswerRetried(t *testing.T) {
+	e := &endpoint{answer: func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n == 1 {
+			w.Write([]byte(`{"access_tok`))
+			return
+		}
+		rotated(w, n)
+	}}
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	s := newSource(t, e, clock, NewMemoryStore(&oauth2.Token{RefreshToken: "lk_rt_0"}), "secret")
+	tok, err := s.Token()
+	if got := e.requests(); err != nil || tok.RefreshToken != "lk_rt_2" || len(got) != 2 || got[1] != "lk_rt_0" {
+		t.Fatalf("Token = %v; requests %v; want a retry with lk_rt_0", err, got)
+	}
+}
+
+// Discovery takes the token endpoint only from a document naming the issuer
+// asked for (OpenID Connect Discovery §4.3).
+func TestNew_DiscoveryChecksTheIssuer(t *testing.T) {
+	var issuer string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/realms/a/.well-known/openid-configuration" {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]string{"issuer": issuer, "token_endpoint": "http://127.0.0.1/realms/a/token"})
+	}))
+	defer srv.Close()
+	issuer = srv.URL + "/realms/a"
+	if _, err := New(t.Context(), Config{Issuer: srv.URL + "/realms/a", ClientID: "c"}); err != nil {
+		t.Fatalf("matching issuer: %v", err)
+	}
+	issuer = srv.URL + "/realms/b"
+	if _, err := New(t.Context(), Config{Issuer: srv.URL + "/realms/a", ClientID: "c"}); err == nil {
+		t.Fatal("a document naming another issuer was accepted")
+	}
+}
