@@ -235,16 +235,13 @@ func (s *Source) refresh(ctx context.Context) (*oauth2.Token, error) {
 	}
 
 	next, err := s.exchange(ctx, tok.RefreshToken)
-	var oauthErr *Error
 	switch {
 	case errors.Is(err, ErrInvalidGrant), errors.Is(err, ErrAnswerLost):
 		return nil, s.forget(ctx, err)
-	case errors.As(err, &oauthErr) && oauthErr.StatusCode < 500:
-		// Refused before the grant was looked at (invalid_client, invalid_scope,
-		// ...): the token is as good as it was. An answer lost earlier in the
-		// window stays in doubt, so the next call keeps its deadline.
-		return nil, err
 	case err != nil:
+		// Anything else (invalid_client, a server down before the window began)
+		// leaves the token as it was; an answer lost earlier stays in doubt, so
+		// the next call keeps the first send's deadline.
 		return nil, err
 	}
 	if next.RefreshToken == "" {
