@@ -239,7 +239,7 @@ func (s *Source) refresh(ctx context.Context) (*oauth2.Token, error) {
 	case errors.Is(err, ErrInvalidGrant), errors.Is(err, ErrAnswerLost):
 		return nil, s.forget(ctx, err)
 	case err != nil:
-		// Anything else (invalid_client, a server down before the window began)
+		// Anything else (invalid_client, a server never reached)
 		// leaves the token as it was; an answer lost earlier stays in doubt, so
 		// the next call keeps the first send's deadline.
 		return nil, err
