@@ -166,7 +166,6 @@ func (f *Follower) Run(ctx context.Context) {
 
 	poll := time.NewTicker(f.cfg.Poll)
 	defer poll.Stop()
-	var retry <-chan time.Time
 	for {
 		if err := f.catchUp(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -176,7 +175,7 @@ func (f *Follower) Run(ctx context.Context) {
 		} else if f.cfg.Synced != nil {
 			f.cfg.Synced()
 		}
-		retry = nil
+		var retry <-chan time.Time // a gap is re-read soon, until it fills or times out
 		if len(f.missing) > 0 {
 			retry = time.After(gapRetry)
 		}
