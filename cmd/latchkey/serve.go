@@ -274,7 +274,7 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 				res, err := store.Sweep(ctx, time.Now(), sweepGrace)
 				if err == nil && !res.Skipped {
 					log.Debug("swept", "families", res.Families, "sessions", res.Sessions, "codes", res.AuthCodes,
-						"denied_jwts", res.DeniedJWTs, "client_assertions", res.ClientAssertions)
+						"denied_jwts", res.DeniedJWTs, "client_assertions", res.ClientAssertions, "changes", res.Changes)
 				}
 				return err
 			}},

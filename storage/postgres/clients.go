@@ -173,7 +173,7 @@ func endClientGrants(ctx context.Context, q querier, realm, id string, at time.T
 // DeleteClient deletes the client with its refresh families (whose tokens go by
 // foreign-key cascade), codes and consents, in one transaction.
 func (s *Store) DeleteClient(ctx context.Context, realm, id string, events ...storage.AuditEvent) error {
-	at := deletionTime(events)
+	at := storage.DeletionTime(events)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM clients WHERE realm = $1 AND id = $2`, realm, id)
 		if err != nil {

@@ -116,7 +116,7 @@ func updateRealm(ctx context.Context, q querier, r storage.Realm) (int64, error)
 // go by foreign-key cascade; the rest has no foreign key and is deleted here,
 // in the same transaction. The audit trail is kept.
 func (s *Store) DeleteRealm(ctx context.Context, name string, events ...storage.AuditEvent) error {
-	at := deletionTime(events)
+	at := storage.DeletionTime(events)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM realms WHERE name = $1`, name)
 		if err != nil {

@@ -150,7 +150,7 @@ func updateUser(ctx context.Context, q querier, u storage.User) (int64, error) {
 // tokens go by foreign-key cascade), codes, opaque access tokens and consents,
 // in one transaction.
 func (s *Store) DeleteUser(ctx context.Context, realm, id string, events ...storage.AuditEvent) error {
-	at := deletionTime(events)
+	at := storage.DeletionTime(events)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE realm = $1 AND id = $2`, realm, id)
 		if err != nil {

@@ -44,28 +44,13 @@ func recordRevokedFamilies(ctx context.Context, tx *stmtTx, at time.Time, reason
 		WHERE revoked_at IS NULL AND `+where, append([]any{micros(at), storage.ChangeFamilyRevoked, reason}, args...))
 }
 
+// recordSelected inserts the changes query (a SELECT of change columns) yields.
 func recordSelected(ctx context.Context, tx *stmtTx, query string, args []any) error {
 	n, err := changed(tx.ExecContext(ctx, changeInsert+query, args...))
 	if n > 0 {
 		tx.recorded = true
 	}
 	return err
-}
-
-// deletionTime is when a deletion happened, for its change: the time of its
-// latest audit event. A deletion carries no time of its own, so without an event
-// the store's clock is the only one there is.
-func deletionTime(events []storage.AuditEvent) time.Time {
-	var t time.Time
-	for _, e := range events {
-		if e.Time.After(t) {
-			t = e.Time
-		}
-	}
-	if t.IsZero() {
-		t = time.Now()
-	}
-	return t
 }
 
 func (s *Store) ListChanges(ctx context.Context, q storage.ChangeQuery) ([]storage.Change, error) {
