@@ -233,7 +233,12 @@ func TestCluster_RevocationReachesAnInstanceWhoseListenConnectionWasKilled(t *te
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	pids := listeners(t, conn, b)
+	// B listens from a moment after it is ready: its follower starts with it.
+	var pids []int32
+	eventually(t, 3*time.Second, "B listening", func() bool {
+		pids = listeners(t, conn, b)
+		return len(pids) > 0
+	})
 	if len(pids) != 1 {
 		t.Fatalf("B has %d LISTEN connections; want 1", len(pids))
 	}
