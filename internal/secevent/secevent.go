@@ -82,6 +82,8 @@ type Feed struct {
 	mu        sync.Mutex
 	open      int
 	perClient map[string]int // never more entries than open streams
+	// ttls holds the longest token lifetimes of realms read within ttlFresh.
+	ttls map[string]ttlEntry
 
 	stop   context.Context // ends every stream at shutdown
 	cancel context.CancelFunc
@@ -94,7 +96,7 @@ func New(c Config) *Feed {
 	c.MaxStreams = cmpOr(c.MaxStreams, DefaultMaxStreams)
 	c.MaxStreamsPerClient = cmpOr(c.MaxStreamsPerClient, DefaultMaxStreamsPerClient)
 	stop, cancel := context.WithCancel(context.Background())
-	return &Feed{c: c, perClient: map[string]int{}, stop: stop, cancel: cancel}
+	return &Feed{c: c, perClient: map[string]int{}, ttls: map[string]ttlEntry{}, stop: stop, cancel: cancel}
 }
 
 func cmpOr[T comparable](v, def T) T {
@@ -233,16 +235,44 @@ type stream struct {
 
 // ttl is the longest access-token lifetime of the realm's clients, rounded up
 // to a second: how long a token issued before a revocation may live after it.
-func (s *stream) ttl(ctx context.Context) (time.Duration, error) {
-	clients, err := s.f.c.Store.ListClients(ctx, s.realm.Name)
+func (s *stream) ttl(ctx context.Context) (time.Duration, error) { return s.f.ttl(ctx, s.realm) }
+
+// ttlFresh is how long a realm's ttl is reused: streams of a realm share one
+// read of its clients per interval, however many changes they send.
+const ttlFresh = 10 * time.Second
+
+func (f *Feed) ttl(ctx context.Context, realm storage.Realm) (time.Duration, error) {
+	now := f.c.Now()
+	f.mu.Lock()
+	e, ok := f.ttls[realm.Name]
+	f.mu.Unlock()
+	if ok && now.Sub(e.at) < ttlFresh && now.After(e.at) {
+		return e.ttl, nil
+	}
+	clients, err := f.c.Store.ListClients(ctx, realm.Name)
 	if err != nil {
 		return 0, err
 	}
-	longest := token.TTL(s.realm, storage.Client{})
+	longest := token.TTL(realm, storage.Client{})
 	for _, c := range clients {
-		longest = max(longest, token.TTL(s.realm, c))
+		longest = max(longest, token.TTL(realm, c))
 	}
-	return (longest + time.Second - 1).Truncate(time.Second), nil
+	longest = (longest + time.Second - 1).Truncate(time.Second)
+	f.mu.Lock()
+	for name, e := range f.ttls { // a deleted realm's entry goes too
+		if now.Sub(e.at) >= ttlFresh {
+			delete(f.ttls, name)
+		}
+	}
+	f.ttls[realm.Name] = ttlEntry{ttl: longest, at: now}
+	f.mu.Unlock()
+	return longest, nil
+}
+
+// ttlEntry is a realm's ttl as read at at.
+type ttlEntry struct {
+	ttl time.Duration
+	at  time.Time
 }
 
 // snapshot sends every revocation still relevant, oldest first, then synced.

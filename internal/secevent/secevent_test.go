@@ -614,6 +614,46 @@ func TestFeed_StreamsAreCappedPerClientAndInAll(t *testing.T) {
 	}
 }
 
+func TestFeed_CapHoldsUnderConcurrentConnections(t *testing.T) {
+	for _, parties := range []int{2, 5, 100} {
+		t.Run(strconv.Itoa(parties), func(t *testing.T) {
+			const limit = 1
+			fx := newFixture(t, func(c *Config) { c.MaxStreamsPerClient = limit })
+			codes := make(chan int, parties)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for range parties {
+				wg.Go(func() {
+					<-start
+					req, _ := http.NewRequestWithContext(t.Context(), "GET", fx.srv.URL, nil)
+					res, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					codes <- res.StatusCode
+					if res.StatusCode == 200 {
+						// Held open until every party has answered.
+						t.Cleanup(func() { res.Body.Close() })
+						return
+					}
+					res.Body.Close()
+				})
+			}
+			close(start)
+			wg.Wait()
+			close(codes)
+			n := map[int]int{}
+			for c := range codes {
+				n[c]++
+			}
+			if n[200] != limit || n[429] != parties-limit {
+				t.Fatalf("%d parties: %v; want %d streams and the rest 429", parties, n, limit)
+			}
+		})
+	}
+}
+
 func TestFeed_StoreDownBeforeTheStreamIsAnError(t *testing.T) {
 	fx := newFixture(t, nil)
 	fx.store.fail = storage.ErrUnavailable
