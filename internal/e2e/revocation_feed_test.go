@@ -148,6 +148,28 @@ func (f *feedReader) untilSynced() ([]set, sseEvent) {
 	}
 }
 
+// quiet returns the SETs that arrive until none has for d, and the id of the
+// last event (SET or synced) read, "" if none. On PostgreSQL an instance applies
+// changes a few milliseconds after the store records them (a NOTIFY wakes it):
+// what was recorded just before may come just after synced.
+func (f *feedReader) quiet(d time.Duration) ([]set, string) {
+	f.t.Helper()
+	var out []set
+	var last string
+	for {
+		e, ok := f.next(d)
+		if !ok {
+			return out, last
+		}
+		if e.id != "" {
+			last = e.id
+		}
+		if e.event == "set" {
+			out = append(out, f.verify(e))
+		}
+	}
+}
+
 // expect reads events until one of type typ whose payload has every field of
 // want arrives, within a second; other events may come first.
 func (f *feedReader) expect(what, typ string, want map[string]any) set {
@@ -471,6 +493,10 @@ func TestRevocationFeed_ResumeFromACursorGetsExactlyTheMissedEvents(t *testing.T
 		do(t, getRequest(s.issuer("acme")+"/protocol/openid-connect/certs"))
 		before := openFeed(t, s, rsBasic, "")
 		_, synced := before.untilSynced()
+		cursor := synced.id
+		if _, last := before.quiet(300 * time.Millisecond); last != "" {
+			cursor = last // the receiver's cursor is the id of the last event it got
+		}
 		before.close()
 
 		jti, _ := jwtClaim(t, svcAT, "jti").(string)
@@ -484,11 +510,13 @@ func TestRevocationFeed_ResumeFromACursorGetsExactlyTheMissedEvents(t *testing.T
 				t.Fatalf("resumed (%s) with %v; want exactly svc's token then opq's tokens", how, sets)
 			}
 		}
-		sets, _ := openFeed(t, s, rsBasic, synced.id).untilSynced()
-		wantMissed("Last-Event-ID", sets)
-
-		sets, _ = openFeedAt(t, s, s.feedURL("acme")+"?cursor="+synced.id, rsBasic, "").untilSynced()
-		wantMissed("?cursor=", sets)
+		resumed := func(f *feedReader) []set {
+			sets, _ := f.untilSynced()
+			more, _ := f.quiet(500 * time.Millisecond)
+			return append(sets, more...)
+		}
+		wantMissed("Last-Event-ID", resumed(openFeed(t, s, rsBasic, cursor)))
+		wantMissed("?cursor=", resumed(openFeedAt(t, s, s.feedURL("acme")+"?cursor="+cursor, rsBasic, "")))
 	})
 }
 
@@ -568,6 +596,6 @@ func TestRevocationFeed_ARevocationAtOneInstanceReachesAStreamFromAnother(t *tes
 	jti, _ := jwtClaim(t, svcAT, "jti").(string)
 	post(t, a.revokeURL(), svcBasic, form("token", svcAT))
 	f.expect("a token revoked at A, on B's stream", evToken, map[string]any{"jti": jti})
-	want(t, "disable alice at A", api.do("POST", usersPath+"/"+userID(t, api, "alice")+"/disable", nil), 204)
+	want(t, "disable alice at A", api.do("POST", usersPath+"/"+userID(t, api, "alice")+"/disable", nil), 200)
 	f.expect("a user disabled at A, on B's stream", evSubject, map[string]any{"reason": "disabled"})
 }

@@ -150,10 +150,15 @@ func (f *Feed) Serve(w http.ResponseWriter, r *http.Request, realm storage.Realm
 	defer context.AfterFunc(f.stop, cancel)()
 
 	s := &stream{f: f, w: w, rc: http.NewResponseController(w), realm: realm, client: client.ID}
-	from, resume, err := f.resumePoint(ctx, cursor(r))
+	last, err := f.c.Store.LastChangeSeq(ctx)
 	if err != nil {
 		return err
 	}
+	from, resume, err := f.resumePoint(ctx, cursor(r), last)
+	if err != nil {
+		return err
+	}
+	f.reach(ctx, last)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -190,17 +195,13 @@ func cursor(r *http.Request) string {
 // resumePoint decides whether a cursor can be resumed from: a decimal change
 // sequence number no higher than the store's last, and no older than what the
 // store still holds. Anything else gets a snapshot.
-func (f *Feed) resumePoint(ctx context.Context, c string) (int64, bool, error) {
+func (f *Feed) resumePoint(ctx context.Context, c string, last int64) (int64, bool, error) {
 	if c == "" || len(c) > 19 {
 		return 0, false, nil
 	}
 	seq, err := strconv.ParseInt(c, 10, 64)
 	if err != nil || seq < 0 {
 		return 0, false, nil
-	}
-	last, err := f.c.Store.LastChangeSeq(ctx)
-	if err != nil {
-		return 0, false, err
 	}
 	if seq > last {
 		return 0, false, nil // not a position of this store
@@ -219,6 +220,27 @@ func (f *Feed) resumePoint(ctx context.Context, c string) (int64, bool, error) {
 		return 0, false, nil
 	}
 	return seq, true, nil
+}
+
+// reachWait bounds how long a new stream waits for this instance to apply what
+// the store had recorded when it connected (the follower's gap timeout is the
+// store's, 3 s by default).
+const reachWait = 5 * time.Second
+
+// reach waits until this instance has applied every change recorded up to last
+// (on PostgreSQL the follower hears of a commit, even its own instance's, a few
+// milliseconds after it), so that what was revoked before a receiver connected
+// comes before its synced. Past reachWait it goes on: those changes then follow
+// synced as live events.
+func (f *Feed) reach(ctx context.Context, last int64) {
+	ctx, cancel := context.WithTimeout(ctx, reachWait)
+	defer cancel()
+	for at := f.c.Follower.Last(); at < last; {
+		var err error
+		if at, err = f.c.Follower.Wait(ctx, at); err != nil {
+			return
+		}
+	}
 }
 
 // stream is one receiver's connection.

@@ -478,6 +478,20 @@ func TestFeed_LiveEventsFollowWhatThisInstanceApplied(t *testing.T) {
 	}
 }
 
+func TestFeed_WhatWasRecordedBeforeTheConnectionComesBeforeSynced(t *testing.T) {
+	fx := newFixture(t, nil)
+	seq := fx.store.add(storage.Change{Time: fx.now, Kind: storage.ChangeRealmLogout, Subject: "acme"})
+	// Recorded, not yet applied by this instance when the receiver connects.
+	go func() {
+		time.Sleep(50 * time.Millisecond) // the follower's own pace, not the test's clock
+		fx.follower.set(seq)
+	}()
+	events, synced := fx.connect(t, "").untilSynced()
+	if len(events) != 1 || events[0].id != strconv.FormatInt(seq, 10) || synced.id != strconv.FormatInt(seq, 10) {
+		t.Fatalf("events %+v, synced %+v; want the realm logout, then synced at it", events, synced)
+	}
+}
+
 func TestFeed_ResumeSendsExactlyTheMissedEvents(t *testing.T) {
 	fx := newFixture(t, nil)
 	st := fx.store
