@@ -144,8 +144,8 @@ func (f *Feed) admit(key string) (release func(), ok bool) {
 
 // Serve streams the realm's revocations to client, which the caller has
 // authenticated. It returns an error only when it wrote nothing (the caller
-// answers it as a protocol error): too many streams open (429), or a store error. Once the
-// stream has started, failures end it and are logged.
+// answers it as a protocol error): too many streams open (429), or a store
+// error. Once the stream has started, failures end it and are logged.
 func (f *Feed) Serve(w http.ResponseWriter, r *http.Request, realm storage.Realm, client storage.Client) error {
 	release, ok := f.admit(realm.Name + "/" + client.ID)
 	if !ok {
