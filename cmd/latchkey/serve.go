@@ -25,6 +25,7 @@ import (
 	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/realip"
+	"github.com/latchkey/latchkey/internal/secevent"
 	"github.com/latchkey/latchkey/internal/seed"
 	"github.com/latchkey/latchkey/internal/server"
 	"github.com/latchkey/latchkey/internal/storecache"
@@ -227,10 +228,17 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 	clientIP := realip.New(opts.TrustedProxies)
 	// One login limiter: the admin API's unlock clears the locks the login page sets.
 	logins := web.NewLimiter(web.LimiterConfig{}, time.Now)
+	// The revocation feed for resource servers streams what the follower applies.
+	// Its streams end when ctx does, so a graceful shutdown does not wait for them.
+	events := secevent.New(secevent.Config{
+		Store: cached, Follower: follower, Keys: km, Issuer: tokens.Issuer, Log: log, Now: time.Now,
+	})
+	defer context.AfterFunc(ctx, events.Close)()
 	handler := oauth.New(oauth.Config{
 		Store: cached, Tokens: tokens, Keys: km, Secrets: applier.Secrets, MasterKey: opts.MasterKey,
 		Pages: pages, Limiter: logins, Log: log,
 		BaseURL: opts.BaseURL, Now: time.Now, ClientIP: clientIP, Observer: observer,
+		RevocationEvents: events,
 	})
 	// The admin API works on the cached store, so this instance sees its changes at once.
 	adminAPI := admin.New(admin.Config{
