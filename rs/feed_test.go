@@ -2,12 +2,12 @@ package rs
 
 import (
 	"encoding/json"
-	"sync/atomic"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
