@@ -65,13 +65,13 @@ func rsSeed(t testing.TB) string {
 type asProxy struct {
 	URL string
 
-	mu     sync.Mutex
-	counts map[string]int
+	mu      sync.Mutex
+	counts  map[string]int
 	cursors []string // the Last-Event-ID of each connection to the feed
-	cutOff bool
-	gen    context.Context
-	cancel context.CancelFunc
-	proxy  *httputil.ReverseProxy
+	cutOff  bool
+	gen     context.Context
+	cancel  context.CancelFunc
+	proxy   *httputil.ReverseProxy
 }
 
 // startBehindProxy starts a server whose public URL is a proxy in front of it.
