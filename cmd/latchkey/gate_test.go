@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -20,7 +21,7 @@ import (
 
 // gateUnderTest is a gate over a static key in front of an upstream that records
 // the headers it gets.
-func gateUnderTest(t *testing.T, strip bool, scopes ...string) (http.Handler, func(claims map[string]any) string, chan http.Header) {
+func gateUnderTest(t testing.TB, strip bool, scopes ...string) (http.Handler, func(claims map[string]any) string, chan http.Header) {
 	t.Helper()
 	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	key := jose.JSONWebKey{Key: priv, KeyID: "k1", Algorithm: "ES256", Use: "sig"}
@@ -149,4 +150,32 @@ func TestGate_BadFlags(t *testing.T) {
 			t.Errorf("%v: exit %d, %q; want 1 line with %q", tt.args, code, stderr, tt.want)
 		}
 	}
+}
+
+// The gate's cost per request with a warm token, the upstream on loopback (see
+// BENCHMARKS.md, "The gate", for the same measured across processes).
+func BenchmarkGate_WarmToken(b *testing.B) {
+	h, mint, seen := gateUnderTest(b, false)
+	go func() {
+		for range seen {
+		}
+	}()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	tok := mint(nil)
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("GET", srv.URL+"/orders", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			res, err := hc.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+	})
 }
