@@ -74,7 +74,7 @@ type Options struct {
 	IntrospectTTL time.Duration
 
 	// Keys replaces the issuer's JWKS (for tests, or keys configured by hand). With
-	// Keys set and DisableFeed, New does not contact the issuer.
+	// Keys set, DisableFeed and no ClientID, New does not contact the issuer.
 	Keys KeySet
 	// HTTPClient makes every request to the issuer (default: a client with a 10 s
 	// timeout; the feed's stream uses its Transport without the timeout).
