@@ -189,4 +189,53 @@ func TestDeps_OnlyStdAndGoJose(t *testing.T) {
 	}
 }
 
-var _ = jose.ES256
+
+// keys-changed: the JWKS is fetched again at once (no rate limit), and a token whose
+// key is no longer published is dead even though it was verified and remembered.
+func TestFeed_KeysChanged(t *testing.T) {
+	old, fresh := ecKey(t, "old"), ecKey(t, "new")
+	is := newIssuer(t, old)
+	send := make(chan string, 1)
+	is.feed = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		sse(w, "synced", "1", "{}")
+		for {
+			select {
+			case set := <-send:
+				sse(w, "set", "2", set)
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}
+	v, err := New(t.Context(), Options{Issuer: is.URL, Audience: testAudience, ClientID: "orders-api", ClientSecret: "orders-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	<-v.Synced()
+	tok := sign(t, old, "at+jwt", accessClaims(time.Now(), func(c map[string]any) { c["iss"] = is.URL }))
+	if _, err := v.Validate(t.Context(), tok); err != nil {
+		t.Fatal(err)
+	}
+
+	is.mu.Lock()
+	is.keys = []jose.JSONWebKey{fresh} // old retired: no longer published
+	is.mu.Unlock()
+	fetches := is.jwksFetches.Load()
+	send <- is.set(t, old, "orders-api", eventKeysChanged, map[string]any{"kid": "new", "until": time.Now().Add(time.Hour).Unix()})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := v.Validate(t.Context(), tok)
+		if errors.Is(err, ErrInvalidToken) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a token of a retired key is still accepted: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	must(t, is.jwksFetches.Load() == fetches+1, "JWKS fetches after keys-changed: %d; want one more than %d", is.jwksFetches.Load(), fetches)
+	_, err = v.Validate(t.Context(), sign(t, fresh, "at+jwt", accessClaims(time.Now(), func(c map[string]any) { c["iss"] = is.URL })))
+	must(t, err == nil, "a token of the new key: %v", err)
+}
