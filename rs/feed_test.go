@@ -189,7 +189,6 @@ func TestDeps_OnlyStdAndGoJose(t *testing.T) {
 	}
 }
 
-
 // keys-changed: the JWKS is fetched again at once (no rate limit), and a token whose
 // key is no longer published is dead even though it was verified and remembered.
 func TestFeed_KeysChanged(t *testing.T) {
