@@ -54,3 +54,29 @@ func stampMoved(old time.Time, stamp *time.Time) bool {
 	}
 	return true
 }
+
+// Updated is the time of a write that sets created and updated: updated if set,
+// else created (the Time of the change it records).
+func Updated(created, updated time.Time) time.Time {
+	if updated.IsZero() {
+		return created
+	}
+	return updated
+}
+
+// DeletionTime is the Time of the changes a deletion records: that of its latest
+// audit event. A deletion is given no time of its own, so without an event the
+// clock's is taken: the one time a store reads it, since a change must have a
+// time to be kept by and to kill the tokens issued before it.
+func DeletionTime(events []AuditEvent) time.Time {
+	var t time.Time
+	for _, e := range events {
+		if e.Time.After(t) {
+			t = e.Time
+		}
+	}
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/latchkey/latchkey/internal/admin"
 	"github.com/latchkey/latchkey/internal/audit"
 	"github.com/latchkey/latchkey/internal/clientsecret"
+	"github.com/latchkey/latchkey/internal/cluster"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/logging"
@@ -24,6 +25,7 @@ import (
 	"github.com/latchkey/latchkey/internal/oauth"
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/realip"
+	"github.com/latchkey/latchkey/internal/secevent"
 	"github.com/latchkey/latchkey/internal/seed"
 	"github.com/latchkey/latchkey/internal/server"
 	"github.com/latchkey/latchkey/internal/storecache"
@@ -171,8 +173,9 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 	if dev != nil {
 		dev.printBanner(cmd.OutOrStdout(), opts)
 	}
-	// Realms and clients are read on every request and rarely change: keep them a second.
-	cached := storecache.New(store, time.Second, time.Now)
+	// Realms and clients are read on every request and rarely change: keep them until
+	// the change feed says they changed (the follower below).
+	cached := storecache.New(store, cacheSafetyTTL, time.Now)
 	km := keys.NewManager(cached, opts.MasterKey, keys.DefaultPolicy, time.Now)
 	deny := token.NewDenyList()
 	tokens := token.NewService(cached, km, deny, opts.BaseURL, time.Now)
@@ -197,10 +200,27 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		}
 		return names, err
 	}
-	// Load the deny-list before answering: a revoked token must not pass after a restart.
+	// Load the deny-list before answering: a revoked token must not pass after a
+	// restart. The feed's cursor is taken first, so a revocation recorded meanwhile
+	// is in the feed after it (if not also in the load: applying it twice is harmless).
+	after, err := store.LastChangeSeq(ctx)
+	if err != nil {
+		return fmt.Errorf("read the change feed: %w", err)
+	}
 	if err := syncDenyList(ctx, tokens, realmNames, met); err != nil {
 		return err
 	}
+	// The follower applies what other instances change (revocations, realms,
+	// clients, keys) to this one as soon as the store records it. Handlers that
+	// stream changes (Wait, Last) take it from here.
+	var synced func() // the deny-list staleness gauge counts from the last catch-up
+	if met != nil {
+		synced = met.DenyListSynced
+	}
+	follower := cluster.New(cluster.Config{
+		Feed: store, Deny: deny, Cache: cached, Keys: km, Verified: tokens,
+		After: after, GapTimeout: opts.StoreTimeout, Synced: synced, Now: time.Now, Log: log,
+	})
 	pages, err := web.NewPages()
 	if err != nil {
 		return err
@@ -208,10 +228,17 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 	clientIP := realip.New(opts.TrustedProxies)
 	// One login limiter: the admin API's unlock clears the locks the login page sets.
 	logins := web.NewLimiter(web.LimiterConfig{}, time.Now)
+	// The revocation feed for resource servers streams what the follower applies.
+	// Its streams end when ctx does, so a graceful shutdown does not wait for them.
+	events := secevent.New(secevent.Config{
+		Store: cached, Follower: follower, Keys: km, Issuer: tokens.Issuer, Log: log, Now: time.Now,
+	})
+	defer context.AfterFunc(ctx, events.Close)()
 	handler := oauth.New(oauth.Config{
 		Store: cached, Tokens: tokens, Keys: km, Secrets: applier.Secrets, MasterKey: opts.MasterKey,
 		Pages: pages, Limiter: logins, Log: log,
 		BaseURL: opts.BaseURL, Now: time.Now, ClientIP: clientIP, Observer: observer,
+		RevocationEvents: events,
 	})
 	// The admin API works on the cached store, so this instance sees its changes at once.
 	adminAPI := admin.New(admin.Config{
@@ -222,10 +249,17 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 
 	tasksCtx, stopTasks := context.WithCancel(ctx)
 	tasksDone := make(chan struct{})
+	followerDone := make(chan struct{})
+	go func() {
+		defer close(followerDone)
+		follower.Run(tasksCtx)
+	}()
 	go func() {
 		defer close(tasksDone)
 		server.RunTasks(tasksCtx, log,
-			server.Task{Name: "deny-list sync", Every: 2 * time.Second, Run: func(ctx context.Context) error {
+			// The follower brings revocations at once; this reload is a safety net
+			// (and sweeps expired entries).
+			server.Task{Name: "deny-list sync", Every: denyListResync, Run: func(ctx context.Context) error {
 				return syncDenyList(ctx, tokens, realmNames, met)
 			}},
 			server.Task{Name: "key rotation", Every: 10 * time.Minute, Run: func(ctx context.Context) error {
@@ -254,7 +288,7 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 			}},
 		)
 	}()
-	defer func() { stopTasks(); <-tasksDone }()
+	defer func() { stopTasks(); <-tasksDone; <-followerDone }()
 
 	if opts.PprofAddr != "" {
 		stopPprof, err := servePprof(ctx, log, opts.PprofAddr)
@@ -274,6 +308,16 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		"version", b.Version, "revision", b.Revision)
 	return srv.Serve(ctx, ln)
 }
+
+// cacheSafetyTTL bounds how long a cached realm or client lives. The change feed
+// invalidates them at once, and everything that changes one records a change in
+// the same transaction; the TTL only bounds the damage of a write that bypasses
+// the feed (an operator's hand-made SQL, an older binary during an upgrade).
+const cacheSafetyTTL = 10 * time.Minute
+
+// denyListResync is how often the whole deny-list is reloaded besides the
+// follower: a safety net for a loss the follower cannot see, and its sweep.
+const denyListResync = time.Minute
 
 // sweepGrace is how long ended sessions, families and tokens are kept after they
 // expire or are revoked, for audit and for telling reuse from garbage.

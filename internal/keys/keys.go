@@ -109,6 +109,10 @@ type Manager struct {
 
 	mu    sync.Mutex
 	rings map[string]*ring
+	// forgotten counts Forget calls. A reload that began before one may have read
+	// the keys as they were, so its ring is not kept: kept, it would serve them
+	// until the next reload.
+	forgotten uint64
 
 	createMu sync.Mutex // serialises making a realm's first key
 
@@ -163,6 +167,9 @@ func (m *Manager) ring(ctx context.Context, realm string, force bool) (*ring, er
 
 func (m *Manager) reload(ctx context.Context, realm string) (*ring, error) {
 	now := m.now()
+	m.mu.Lock()
+	gen := m.forgotten
+	m.mu.Unlock()
 	stored, err := m.store.ListSigningKeys(ctx, realm)
 	if err != nil {
 		return nil, fmt.Errorf("load signing keys of realm %q: %w", realm, err)
@@ -196,7 +203,9 @@ func (m *Manager) reload(ctx context.Context, realm string) (*ring, error) {
 		return nil, err
 	}
 	m.mu.Lock()
-	m.rings[realm] = r
+	if m.forgotten == gen {
+		m.rings[realm] = r
+	}
 	m.mu.Unlock()
 	return r, nil
 }
@@ -391,10 +400,13 @@ func (m *Manager) Retire(ctx context.Context, realm, kid string, events ...stora
 	return storage.SigningKey{}, fmt.Errorf("retire key %q of realm %q: %w", kid, realm, storage.ErrNotFound)
 }
 
-// Forget drops the realm's loaded keys, as after the realm is deleted: a realm
-// made again under its name must not sign with the old one's keys.
+// Forget drops the realm's loaded keys, as after the realm is deleted (a realm
+// made again under its name must not sign with the old one's keys) or after
+// another instance changed them: the next Signer, Lookup or JWKS reads them
+// afresh, so a retired key stops signing, verifying and being published at once.
 func (m *Manager) Forget(realm string) {
 	m.mu.Lock()
+	m.forgotten++
 	delete(m.rings, realm)
 	m.mu.Unlock()
 }

@@ -38,6 +38,8 @@ type metadata struct {
 	IntrospectionEndpointAuthSigningAlgValues  []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
 	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthSigningAlgValues     []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
+	// RevocationEventsEndpoint is Latchkey's revocation feed for resource servers.
+	RevocationEventsEndpoint string `json:"revocation_events_endpoint,omitempty"`
 }
 
 func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
@@ -84,6 +86,9 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storag
 		IntrospectionEndpointAuthSigningAlgValues:  algs,
 		RevocationEndpointAuthMethodsSupported:     append(confidential, methodNone),
 		RevocationEndpointAuthSigningAlgValues:     algs,
+	}
+	if h.events != nil {
+		md.RevocationEventsEndpoint = issuer + revocationEventsPath
 	}
 	publicJSON(w, h.keys.Policy().JWKSMaxAge.Seconds())
 	writeBody(w, md)

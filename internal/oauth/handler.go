@@ -27,6 +27,8 @@ const (
 	revokePath     = "/protocol/openid-connect/revoke"
 	certsPath      = "/protocol/openid-connect/certs"
 	userinfoPath   = "/protocol/openid-connect/userinfo"
+	// revocationEventsPath is the revocation feed for resource servers (issue 12).
+	revocationEventsPath = "/protocol/openid-connect/revocation-events"
 )
 
 // Store is what the protocol edge reads and writes itself.
@@ -72,6 +74,14 @@ type Handler struct {
 	// clientLimiter throttles failed client authentication (clientAuthLimits).
 	clientLimiter *web.Limiter
 	obs           Observer // nil: nothing is counted
+	events        EventFeed
+}
+
+// EventFeed streams a realm's revocations to an authenticated resource server
+// (internal/secevent). Serve returns an error only when it wrote nothing; the
+// handler answers it as any protocol error.
+type EventFeed interface {
+	Serve(w http.ResponseWriter, r *http.Request, realm storage.Realm, client storage.Client) error
 }
 
 // Config is what a Handler is built from.
@@ -92,13 +102,16 @@ type Config struct {
 	Now      func() time.Time
 	// Observer counts answers for metrics; nil counts nothing.
 	Observer Observer
+	// RevocationEvents serves the revocation feed; nil: no such endpoint.
+	RevocationEvents EventFeed
 }
 
 // New returns a Handler.
 func New(c Config) *Handler {
 	return &Handler{store: c.Store, tokens: c.Tokens, keys: c.Keys, secrets: c.Secrets,
 		pages: c.Pages, limiter: c.Limiter, clientLimiter: web.NewLimiter(clientAuthLimits, c.Now), box: newBox(c.MasterKey),
-		dummyHash: newDummyHash(), log: c.Log, baseURL: strings.TrimSuffix(c.BaseURL, "/"), clientIP: c.ClientIP, now: c.Now, obs: c.Observer}
+		dummyHash: newDummyHash(), log: c.Log, baseURL: strings.TrimSuffix(c.BaseURL, "/"), clientIP: c.ClientIP, now: c.Now, obs: c.Observer,
+		events: c.RevocationEvents}
 }
 
 // clientAuthLimits throttle failed client authentication per client and per
@@ -128,6 +141,9 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc(realm+revokePath, h.withRealm(h.cors(h.revoke)))
 	mux.HandleFunc("GET "+realm+certsPath, h.withRealm(h.certs))
 	mux.HandleFunc(realm+userinfoPath, h.withRealm(h.cors(h.userinfo)))
+	if h.events != nil {
+		mux.HandleFunc("GET "+realm+revocationEventsPath, h.withRealm(h.revocationEvents))
+	}
 
 	// Browser endpoints. Cross-origin POSTs are refused outright (Sec-Fetch-Site and
 	// Origin checks), on top of each form's CSRF value.

@@ -1,5 +1,5 @@
 // Package storecache keeps realms and clients, which every request reads and which
-// rarely change, in memory for a moment in front of the store.
+// rarely change, in memory in front of the store until they are invalidated.
 package storecache
 
 import (
@@ -21,8 +21,10 @@ const (
 )
 
 // Store is a storage.Store whose GetRealm and GetClient answers (found or not
-// found) are kept for ttl. Changes made through it take effect at once on this
-// instance; changes made elsewhere (another instance, the CLI) within ttl.
+// found) are kept until they are invalidated, or at most ttl. Changes made through
+// it take effect at once on this instance; changes made elsewhere (another
+// instance, the CLI) when the change feed's follower invalidates them, and within
+// ttl should that ever fail.
 type Store struct {
 	storage.Store
 	ttl time.Duration
@@ -31,6 +33,9 @@ type Store struct {
 	mu      sync.RWMutex
 	realms  answers[string, storage.Realm]
 	clients answers[clientKey, storage.Client]
+	// gen counts invalidations. A load that began before one may have read what the
+	// invalidation was for, so its answer is not kept: kept, it would live on.
+	gen uint64
 }
 
 type clientKey struct{ realm, id string }
@@ -130,6 +135,7 @@ func cached[K comparable, T any](s *Store, a *answers[K, T], k K, load func() (T
 	s.mu.RLock()
 	found, isFound := a.found.m[k]
 	missing, isMissing := a.missing.m[k]
+	gen := s.gen
 	s.mu.RUnlock()
 	switch {
 	case isFound && now.Sub(found.at) < s.ttl:
@@ -141,13 +147,17 @@ func cached[K comparable, T any](s *Store, a *answers[K, T], k K, load func() (T
 	switch {
 	case err == nil:
 		s.mu.Lock()
-		a.missing.remove(k)
-		a.found.put(k, v, now, a.heapBytes(k, v))
+		if s.gen == gen {
+			a.missing.remove(k)
+			a.found.put(k, v, now, a.heapBytes(k, v))
+		}
 		s.mu.Unlock()
 	case errors.Is(err, storage.ErrNotFound):
 		s.mu.Lock()
-		a.found.remove(k)
-		a.missing.put(k, struct{}{}, now, a.heapBytes(k, zero))
+		if s.gen == gen {
+			a.found.remove(k)
+			a.missing.put(k, struct{}{}, now, a.heapBytes(k, zero))
+		}
 		s.mu.Unlock()
 		return zero, storage.ErrNotFound
 	}
@@ -164,55 +174,85 @@ func (s *Store) GetClient(ctx context.Context, realm, id string) (storage.Client
 	return cached(s, &s.clients, clientKey{realm, id}, func() (storage.Client, error) { return s.Store.GetClient(ctx, realm, id) })
 }
 
-// forget drops every cached answer.
-func (s *Store) forget() {
+// InvalidateRealm drops what is kept of the realm and of its clients (deleting a
+// realm deletes its clients).
+func (s *Store) InvalidateRealm(realm string) {
 	s.mu.Lock()
+	s.gen++
+	s.realms.found.remove(realm)
+	s.realms.missing.remove(realm)
+	removeClientsOf(&s.clients.found, realm)
+	removeClientsOf(&s.clients.missing, realm)
+	s.mu.Unlock()
+}
+
+// InvalidateClient drops what is kept of the realm's client.
+func (s *Store) InvalidateClient(realm, id string) {
+	s.mu.Lock()
+	s.gen++
+	s.clients.found.remove(clientKey{realm, id})
+	s.clients.missing.remove(clientKey{realm, id})
+	s.mu.Unlock()
+}
+
+// Clear drops everything kept, for when changes may have been missed.
+func (s *Store) Clear() {
+	s.mu.Lock()
+	s.gen++
 	s.realms.clear()
 	s.clients.clear()
 	s.mu.Unlock()
+}
+
+func removeClientsOf[V any](t *table[clientKey, V], realm string) {
+	for k := range t.m {
+		if k.realm == realm {
+			t.remove(k)
+		}
+	}
 }
 
 // The writes below go to the store, then drop the cache, so this instance sees them at once.
 
 // CreateRealm implements storage.RealmStore.
 func (s *Store) CreateRealm(ctx context.Context, r storage.Realm, events ...storage.AuditEvent) error {
-	defer s.forget()
+	defer s.Clear()
 	return s.Store.CreateRealm(ctx, r, events...)
 }
 
 // UpdateRealm implements storage.RealmStore.
 func (s *Store) UpdateRealm(ctx context.Context, name string, fn func(r *storage.Realm) ([]storage.AuditEvent, error)) (storage.Realm, error) {
-	defer s.forget()
+	defer s.Clear()
 	return s.Store.UpdateRealm(ctx, name, fn)
 }
 
 // DeleteRealm implements storage.RealmStore.
 func (s *Store) DeleteRealm(ctx context.Context, name string, events ...storage.AuditEvent) error {
-	defer s.forget()
+	defer s.Clear()
 	return s.Store.DeleteRealm(ctx, name, events...)
 }
 
 // CreateClient implements storage.ClientStore.
 func (s *Store) CreateClient(ctx context.Context, c storage.Client, events ...storage.AuditEvent) error {
-	defer s.forget()
+	defer s.Clear()
 	return s.Store.CreateClient(ctx, c, events...)
 }
 
 // UpdateClient implements storage.ClientStore.
 func (s *Store) UpdateClient(ctx context.Context, realm, id string, fn func(c *storage.Client) ([]storage.AuditEvent, error)) (storage.Client, error) {
-	defer s.forget()
+	defer s.Clear()
 	return s.Store.UpdateClient(ctx, realm, id, fn)
 }
 
 // DeleteClient implements storage.ClientStore.
 func (s *Store) DeleteClient(ctx context.Context, realm, id string, events ...storage.AuditEvent) error {
-	defer s.forget()
+	defer s.Clear()
 	return s.Store.DeleteClient(ctx, realm, id, events...)
 }
 
 // ApplySeed implements storage.SeedStore.
 func (s *Store) ApplySeed(ctx context.Context, seed storage.Seed) (storage.SeedResult, error) {
-	defer s.forget()
+	defer s.Clear()
 	return s.Store.ApplySeed(ctx, seed)
 }
 

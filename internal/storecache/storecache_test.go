@@ -1,6 +1,7 @@
 package storecache
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -152,5 +153,138 @@ func TestTableStaysWithinItsBudget(t *testing.T) {
 	tb.put("huge", struct{}{}, now, 20<<10)
 	if _, ok := tb.m["huge"]; ok {
 		t.Fatal("an entry over the whole budget was kept")
+	}
+}
+
+// An answer is kept until it is invalidated, however long that takes, and an
+// invalidation drops only what it names (a realm takes its clients with it).
+func TestInvalidateDropsWhatItNames(t *testing.T) {
+	ctx := t.Context()
+	raw := open(t)
+	clk := &clock{t: time.Now()}
+	c := New(raw, time.Hour, clk.Now)
+	for _, r := range []string{"acme", "other"} {
+		if err := c.CreateRealm(ctx, storage.Realm{Name: r, SigningAlg: "ES256", AccessTokenTTL: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"web", "api"} {
+			if err := c.CreateClient(ctx, storage.Client{Realm: r, ID: id, GrantTypes: []string{"client_credentials"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// disable changes every client and realm behind the cache's back.
+	disable := func() {
+		for _, r := range []string{"acme", "other"} {
+			if _, err := raw.UpdateRealm(ctx, r, func(p *storage.Realm) ([]storage.AuditEvent, error) {
+				p.DisplayName = "changed"
+				return nil, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range []string{"web", "api"} {
+				if _, err := raw.UpdateClient(ctx, r, id, func(p *storage.Client) ([]storage.AuditEvent, error) {
+					p.Disabled = true
+					return nil, nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	fresh := func(want map[string]bool) {
+		t.Helper()
+		for _, r := range []string{"acme", "other"} {
+			realm, err := c.GetRealm(ctx, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := realm.DisplayName == "changed"; got != want[r] {
+				t.Errorf("realm %s: fresh %v, want %v", r, got, want[r])
+			}
+			for _, id := range []string{"web", "api"} {
+				cl, err := c.GetClient(ctx, r, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := cl.Disabled; got != want[r+"/"+id] {
+					t.Errorf("client %s/%s: fresh %v, want %v", r, id, got, want[r+"/"+id])
+				}
+			}
+		}
+	}
+	fresh(map[string]bool{})
+	disable()
+	clk.Add(59 * time.Minute)
+	fresh(map[string]bool{})
+	c.InvalidateClient("acme", "web")
+	fresh(map[string]bool{"acme/web": true})
+	c.InvalidateRealm("other")
+	fresh(map[string]bool{"acme/web": true, "other": true, "other/web": true, "other/api": true})
+	c.Clear()
+	fresh(map[string]bool{"acme": true, "acme/web": true, "acme/api": true, "other": true, "other/web": true, "other/api": true})
+
+	// A client created elsewhere after a not-found answer shows once invalidated.
+	if _, err := c.GetClient(ctx, "acme", "new"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatal(err)
+	}
+	if err := raw.CreateClient(ctx, storage.Client{Realm: "acme", ID: "new", GrantTypes: []string{"client_credentials"}}); err != nil {
+		t.Fatal(err)
+	}
+	c.InvalidateClient("acme", "new")
+	if _, err := c.GetClient(ctx, "acme", "new"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pausingStore holds GetClient after it has read, until release is closed.
+type pausingStore struct {
+	storage.Store
+	read, release chan struct{}
+}
+
+func (p *pausingStore) GetClient(ctx context.Context, realm, id string) (storage.Client, error) {
+	c, err := p.Store.GetClient(ctx, realm, id)
+	if p.read != nil {
+		close(p.read)
+		<-p.release
+		p.read = nil
+	}
+	return c, err
+}
+
+// A load that read the store before an invalidation returns what it read, but
+// does not keep it: kept, the stale answer would live until the next change.
+func TestALoadOverlappingAnInvalidationIsNotKept(t *testing.T) {
+	ctx := t.Context()
+	raw := open(t)
+	p := &pausingStore{Store: raw}
+	c := New(p, time.Hour, time.Now)
+	if err := c.CreateRealm(ctx, storage.Realm{Name: "acme", SigningAlg: "ES256", AccessTokenTTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateClient(ctx, storage.Client{Realm: "acme", ID: "web", GrantTypes: []string{"client_credentials"}}); err != nil {
+		t.Fatal(err)
+	}
+	p.read, p.release = make(chan struct{}), make(chan struct{})
+	done := make(chan storage.Client)
+	go func() {
+		cl, _ := c.GetClient(ctx, "acme", "web")
+		done <- cl
+	}()
+	<-p.read
+	if _, err := raw.UpdateClient(ctx, "acme", "web", func(p *storage.Client) ([]storage.AuditEvent, error) {
+		p.Disabled = true
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.InvalidateClient("acme", "web")
+	close(p.release)
+	if cl := <-done; cl.Disabled {
+		t.Fatal("the load read after the update")
+	}
+	if cl, _ := c.GetClient(ctx, "acme", "web"); !cl.Disabled {
+		t.Fatal("the load that overlapped the invalidation was kept")
 	}
 }

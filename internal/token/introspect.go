@@ -118,7 +118,7 @@ func (s *Service) accessClaims(ctx context.Context, realm storage.Realm, tok str
 // signature, typ, iss, iat and nbf hold (not exp: callers differ on that), or nil.
 func (s *Service) verifyAccessJWT(ctx context.Context, realm storage.Realm, tok string) (*AccessClaims, error) {
 	now := s.now()
-	c, key := s.verified.get(tok, now)
+	c, slot := s.verified.get(tok, now)
 	if c != nil && c.Issuer == s.Issuer(realm.Name) {
 		return c, nil
 	}
@@ -142,7 +142,7 @@ func (s *Service) verifyAccessJWT(ctx context.Context, realm storage.Realm, tok 
 		(c.NotBefore != 0 && time.Unix(c.NotBefore, 0).After(now.Add(Leeway))) {
 		return nil, nil
 	}
-	s.verified.put(key, c, now)
+	s.verified.put(slot, c, now)
 	return c, nil
 }
 

@@ -18,26 +18,39 @@ const maxVerified = 10000
 type verifiedCache struct {
 	mu      sync.RWMutex
 	entries map[[32]byte]*AccessClaims
+	// cleared counts clears: a token verified against a key ring read before one is
+	// not kept, or it would outlive its key's retirement.
+	cleared uint64
 }
 
 func newVerifiedCache() *verifiedCache {
 	return &verifiedCache{entries: map[[32]byte]*AccessClaims{}}
 }
 
-func (v *verifiedCache) get(tok string, now time.Time) (*AccessClaims, [32]byte) {
+// verifiedSlot is where get would have found a token: put keeps it there.
+type verifiedSlot struct {
+	key     [32]byte
+	cleared uint64
+}
+
+func (v *verifiedCache) get(tok string, now time.Time) (*AccessClaims, verifiedSlot) {
 	key := sha256.Sum256([]byte(tok))
 	v.mu.RLock()
 	c := v.entries[key]
+	slot := verifiedSlot{key, v.cleared}
 	v.mu.RUnlock()
 	if c != nil && now.Before(time.Unix(c.Expiry, 0)) {
-		return c, key
+		return c, slot
 	}
-	return nil, key
+	return nil, slot
 }
 
-func (v *verifiedCache) put(key [32]byte, c *AccessClaims, now time.Time) {
+func (v *verifiedCache) put(slot verifiedSlot, c *AccessClaims, now time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if slot.cleared != v.cleared {
+		return
+	}
 	if len(v.entries) >= maxVerified {
 		for k, e := range v.entries {
 			if !now.Before(time.Unix(e.Expiry, 0)) {
@@ -52,11 +65,12 @@ func (v *verifiedCache) put(key [32]byte, c *AccessClaims, now time.Time) {
 			delete(v.entries, k)
 		}
 	}
-	v.entries[key] = c
+	v.entries[slot.key] = c
 }
 
 func (v *verifiedCache) clear() {
 	v.mu.Lock()
 	clear(v.entries)
+	v.cleared++
 	v.mu.Unlock()
 }
