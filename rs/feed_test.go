@@ -238,3 +238,25 @@ func TestFeed_KeysChanged(t *testing.T) {
 	_, err = v.Validate(t.Context(), sign(t, fresh, "at+jwt", accessClaims(time.Now(), func(c map[string]any) { c["iss"] = is.URL })))
 	must(t, err == nil, "a token of the new key: %v", err)
 }
+
+// A stream that goes silent for longer than the server's pings allow is given up, so
+// the feed reconnects instead of waiting forever on a dead connection.
+func TestFeed_SilentStreamIsDropped(t *testing.T) {
+	is := newIssuer(t, ecKey(t, "k"))
+	is.feed = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		sse(w, "synced", "5", "{}")
+		<-r.Context().Done() // then nothing, not even a ping
+	}
+	v := &Validator{o: Options{ClientID: "orders-api", ClientSecret: "orders-secret", HTTPClient: http.DefaultClient}}
+	f := newFeed(v, is.URL+"/events")
+	f.idle = 50 * time.Millisecond
+	done := make(chan error, 1)
+	go func() { _, err := f.follow(t.Context()); done <- err }()
+	select {
+	case err := <-done:
+		must(t, err != nil && f.cursor == "5", "follow = %v, cursor %q", err, f.cursor)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a silent stream was never given up")
+	}
+}
