@@ -286,17 +286,18 @@ func TestRS_AcceptsRealTokensWithoutCallingTheServer(t *testing.T) {
 		userSub, _ := claimsOf(t, user)["sub"].(string)
 
 		for _, tt := range []struct {
-			name, tok, path, sub, clientID string
+			name, tok, path, sub, clientID, scope string
 		}{
-			{"client credentials", svc, "/orders", "caller", "caller"},
-			{"user", user, "/me", userSub, "web"},
-			{"opaque", opaque, "/orders", "opq", "opq"},
+			{"client credentials", svc, "/orders", "caller", "caller", "orders:read"},
+			{"user", user, "/me", userSub, "web", "openid profile offline_access"},
+			{"opaque", opaque, "/orders", "opq", "opq", "orders:read"},
 		} {
 			if st, ch, body := call(t, "GET", api+tt.path, tt.tok); st != 200 || body["sub"] != tt.sub || body["client_id"] != tt.clientID {
 				t.Fatalf("%s at the API: %d %q %v", tt.name, st, ch, body)
 			}
 			st, ch, body := call(t, "GET", gate+tt.path, tt.tok)
-			if st != 200 || body["sub"] != tt.sub || body["client_id"] != tt.clientID || body["authorization"] != "Bearer "+tt.tok {
+			if st != 200 || body["sub"] != tt.sub || body["client_id"] != tt.clientID || body["scope"] != tt.scope ||
+				body["authorization"] != "Bearer "+tt.tok {
 				t.Fatalf("%s at the gate: %d %q %v", tt.name, st, ch, body)
 			}
 		}
