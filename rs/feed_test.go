@@ -67,7 +67,7 @@ func TestFeed_SyncRevokeReconnect(t *testing.T) {
 	k := ecKey(t, "k")
 	is := newIssuer(t, k)
 	revokedTok := accessClaims(time.Now(), func(c map[string]any) { c["iss"] = is.URL })
-	laterTok := accessClaims(time.Now(), func(c map[string]any) { c["iss"] = is.URL })
+	laterTok := accessClaims(time.Now(), func(c map[string]any) { c["iss"] = is.URL; c["fid"] = "fam-late" })
 	good := accessClaims(time.Now(), func(c map[string]any) { c["iss"] = is.URL })
 
 	release := make(chan struct{})
@@ -121,7 +121,6 @@ func TestFeed_SyncRevokeReconnect(t *testing.T) {
 	// The server dropped the stream; the receiver came back with its cursor.
 	must(t, <-cursors == "", "first connection sent a cursor")
 	must(t, <-cursors == "7", "reconnection did not send cursor 7")
-	laterTok["fid"] = "fam-late"
 	deadline := time.Now().Add(5 * time.Second)
 	for serve(laterTok) != 401 {
 		if time.Now().After(deadline) {
@@ -250,7 +249,7 @@ func TestFeed_SilentStreamIsDropped(t *testing.T) {
 	}
 	v := &Validator{o: Options{ClientID: "orders-api", ClientSecret: "orders-secret", HTTPClient: http.DefaultClient}}
 	f := newFeed(v, is.URL+"/events")
-	f.idle = 50 * time.Millisecond
+	f.idle = 500 * time.Millisecond
 	done := make(chan error, 1)
 	go func() { _, err := f.follow(t.Context()); done <- err }()
 	select {

@@ -80,8 +80,14 @@ func (s *remoteKeySet) Key(ctx context.Context, kid string) (*jose.JSONWebKey, e
 	}
 	s.mu.Lock()
 	if s.inflight == nil && s.limited() {
+		// A fetch may have finished since the lookup above: it stores the keys
+		// under mu, so look again before refusing.
+		k, ok := s.published(kid)
 		err := s.lastErr
 		s.mu.Unlock()
+		if ok {
+			return k, nil
+		}
 		if err != nil {
 			return nil, err
 		}
