@@ -28,15 +28,15 @@ var (
 
 // Defaults of Options.
 const (
-	DefaultLeeway          = 30 * time.Second
-	DefaultSyncWait        = 5 * time.Second
-	DefaultCacheSize       = 10000
-	DefaultIntrospectTTL   = 5 * time.Second
-	DefaultMinKeysRefetch  = 10 * time.Second
-	maxLeeway              = 5 * time.Minute
-	maxToken               = 8 << 10
-	opaqueAccessPrefix     = "lk_at_" // Latchkey's opaque access tokens (internal/token.AccessPrefix)
-	latchkeyOpaquePrefixes = "lk_"    // every Latchkey opaque token: lk_at_, lk_rt_ (refresh), lk_ac_ (code)
+	DefaultLeeway        = 30 * time.Second
+	DefaultSyncWait      = 5 * time.Second
+	DefaultCacheSize     = 10000
+	DefaultIntrospectTTL = 5 * time.Second
+	minKeysRefetch       = 10 * time.Second // an unknown kid refetches the JWKS at most this often
+	maxLeeway            = 5 * time.Minute
+	maxToken             = 8 << 10
+	opaqueAccessPrefix   = "lk_at_" // Latchkey's opaque access tokens (internal/token.AccessPrefix)
+	latchkeyPrefix       = "lk_"    // every Latchkey opaque token: lk_at_, lk_rt_ (refresh), lk_ac_ (code)
 )
 
 // Options configure a Validator.
@@ -167,7 +167,7 @@ func New(ctx context.Context, o Options) (*Validator, error) {
 		if v.endpoints.JWKS == "" {
 			return nil, errors.New("rs: discovery has no jwks_uri")
 		}
-		v.remote = newRemoteKeySet(v.endpoints.JWKS, o.HTTPClient, o.Now, DefaultMinKeysRefetch)
+		v.remote = newRemoteKeySet(v.endpoints.JWKS, o.HTTPClient, o.Now, minKeysRefetch)
 		if err := v.remote.refresh(ctx, true); err != nil {
 			return nil, err
 		}
@@ -220,7 +220,7 @@ func (v *Validator) Validate(ctx context.Context, tok string) (*Claims, error) {
 	switch {
 	case strings.HasPrefix(tok, opaqueAccessPrefix):
 		c, err = v.introspected(ctx, tok)
-	case strings.HasPrefix(tok, latchkeyOpaquePrefixes):
+	case strings.HasPrefix(tok, latchkeyPrefix):
 		// A refresh token or a code is never a bearer credential.
 		return nil, invalid("not an access token")
 	default:

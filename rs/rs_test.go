@@ -234,7 +234,7 @@ func TestRemoteKeys_UnknownKidSingleFlight(t *testing.T) {
 	must(t, is.jwksFetches.Load() == 1, "fetches at start = %d", is.jwksFetches.Load())
 
 	// A new key is published; tokens signed with it arrive together.
-	clk.Add(DefaultMinKeysRefetch)
+	clk.Add(minKeysRefetch)
 	fresh := ecKey(t, "new")
 	is.publish(fresh)
 	gate := make(chan struct{})
@@ -274,7 +274,7 @@ func TestRemoteKeys_UnknownKidSingleFlight(t *testing.T) {
 		must(t, errors.Is(err, ErrInvalidToken), "garbage kid: %v", err)
 	}
 	must(t, is.jwksFetches.Load() == 2, "fetches after garbage kids = %d; want 2", is.jwksFetches.Load())
-	clk.Add(DefaultMinKeysRefetch)
+	clk.Add(minKeysRefetch)
 	v.Validate(t.Context(), sign(t, ecKey(t, "garbage"), "at+jwt", claims))
 	must(t, is.jwksFetches.Load() == 3, "fetches once the limit allows = %d; want 3", is.jwksFetches.Load())
 }
