@@ -599,3 +599,26 @@ func TestRevocationFeed_ARevocationAtOneInstanceReachesAStreamFromAnother(t *tes
 	want(t, "disable alice at A", api.do("POST", usersPath+"/"+userID(t, api, "alice")+"/disable", nil), 200)
 	f.expect("a user disabled at A, on B's stream", evSubject, map[string]any{"reason": "disabled"})
 }
+
+// A graceful shutdown ends open streams at once instead of waiting for them
+// (receivers reconnect to another instance), and the process exits cleanly.
+func TestRevocationFeed_ShutdownEndsOpenStreams(t *testing.T) {
+	s := start(t, options{seed: feedSeed(t)})
+	f := openFeed(t, s, rsBasic, "")
+	f.untilSynced()
+	began := time.Now()
+	s.stop()
+	took := time.Since(began)
+	t.Logf("stopped in %v", took)
+	if took > 5*time.Second {
+		t.Fatalf("shutdown with a stream open took %v", took)
+	}
+	for {
+		if _, ok := f.next(5 * time.Second); !ok {
+			break
+		}
+	}
+	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM with a stream open:\n%s", code, s.logs)
+	}
+}

@@ -79,7 +79,7 @@ type Metrics struct {
 	routes  atomic.Pointer[map[string]prometheus.Observer]
 
 	started    time.Time
-	denySynced atomic.Int64 // unix nanoseconds of the last successful deny-list sync
+	denySynced atomic.Int64 // unix nanoseconds of the deny-list's last catch-up or reload
 }
 
 // New makes the collectors and registers them, with the Go runtime and process
@@ -125,7 +125,7 @@ func New(reg *prometheus.Registry, now func() time.Time) *Metrics {
 	m.routes.Store(&routes)
 
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "denylist_sync_age_seconds",
-		Help: "Seconds since the deny-list last synced from the store (since start, before the first sync)."},
+		Help: "Seconds since the deny-list was last brought up to date: the change feed read to its end, or the list reloaded (since start, before either)."},
 		func() float64 {
 			last := m.started
 			if ns := m.denySynced.Load(); ns != 0 {

@@ -213,7 +213,7 @@ func TestAges_ReadTheClock(t *testing.T) {
 # HELP latchkey_denylist_entries Revoked access tokens held in the in-memory deny-list.
 # TYPE latchkey_denylist_entries gauge
 latchkey_denylist_entries 7
-# HELP latchkey_denylist_sync_age_seconds Seconds since the deny-list last synced from the store (since start, before the first sync).
+# HELP latchkey_denylist_sync_age_seconds Seconds since the deny-list was last brought up to date: the change feed read to its end, or the list reloaded (since start, before either).
 # TYPE latchkey_denylist_sync_age_seconds gauge
 latchkey_denylist_sync_age_seconds 3
 # HELP latchkey_signing_key_age_seconds Age of the key currently signing, per realm and algorithm (realms whose keys this instance has loaded).

@@ -53,9 +53,14 @@ const (
 // pageSize bounds the changes a stream holds at once.
 const pageSize = 256
 
-// maxCompacted bounds the snapshot's memory of superseded stamps: past it, older
-// stamps of a subject are sent too (harmless: a later one covers them).
-const maxCompacted = 100_000
+// maxCompacted bounds the snapshot's memory of superseded stamps (about 100
+// bytes each): past it, older stamps of a subject are sent too (harmless: a
+// later one covers them).
+const maxCompacted = 20_000
+
+// maxSnapshots bounds the snapshots made at once: a snapshot holds the realm's
+// deny-list and its compaction map, a live stream only a page of changes.
+const maxSnapshots = 4
 
 // writeTimeout bounds one write to a receiver that does not read.
 const writeTimeout = 10 * time.Second
@@ -85,6 +90,8 @@ type Feed struct {
 	// ttls holds the longest token lifetimes of realms read within ttlFresh.
 	ttls map[string]ttlEntry
 
+	snapshots chan struct{} // a slot per snapshot being made (maxSnapshots)
+
 	stop   context.Context // ends every stream at shutdown
 	cancel context.CancelFunc
 }
@@ -96,7 +103,8 @@ func New(c Config) *Feed {
 	c.MaxStreams = cmpOr(c.MaxStreams, DefaultMaxStreams)
 	c.MaxStreamsPerClient = cmpOr(c.MaxStreamsPerClient, DefaultMaxStreamsPerClient)
 	stop, cancel := context.WithCancel(context.Background())
-	return &Feed{c: c, perClient: map[string]int{}, ttls: map[string]ttlEntry{}, stop: stop, cancel: cancel}
+	return &Feed{c: c, perClient: map[string]int{}, ttls: map[string]ttlEntry{},
+		snapshots: make(chan struct{}, maxSnapshots), stop: stop, cancel: cancel}
 }
 
 func cmpOr[T comparable](v, def T) T {
@@ -136,8 +144,8 @@ func (f *Feed) admit(key string) (release func(), ok bool) {
 
 // Serve streams the realm's revocations to client, which the caller has
 // authenticated. It returns an error only when it wrote nothing (the caller
-// answers it as a protocol error): too many streams open (429), or a store error. Once the
-// stream has started, failures end it and are logged.
+// answers it as a protocol error): too many streams open (429), or a store
+// error. Once the stream has started, failures end it and are logged.
 func (f *Feed) Serve(w http.ResponseWriter, r *http.Request, realm storage.Realm, client storage.Client) error {
 	release, ok := f.admit(realm.Name + "/" + client.ID)
 	if !ok {
@@ -177,7 +185,11 @@ func (f *Feed) Serve(w http.ResponseWriter, r *http.Request, realm storage.Realm
 	if err == nil {
 		err = s.live(ctx)
 	}
-	if err != nil && ctx.Err() == nil {
+	switch {
+	case err == nil || ctx.Err() != nil:
+	case errors.Is(err, errReceiverGone):
+		f.c.Log.DebugContext(r.Context(), "revocation stream ended", "realm", realm.Name, "client_id", client.ID, "err", err)
+	default:
 		f.c.Log.WarnContext(r.Context(), "revocation stream ended", "realm", realm.Name, "client_id", client.ID, "err", err)
 	}
 	return nil
@@ -305,6 +317,12 @@ type ttlEntry struct {
 // each with its own sequence number, so a receiver cut off among them resumes
 // from there; of the stamps of one subject only the latest is sent.
 func (s *stream) snapshot(ctx context.Context) error {
+	select {
+	case s.f.snapshots <- struct{}{}:
+		defer func() { <-s.f.snapshots }()
+	case <-ctx.Done():
+		return nil
+	}
 	at := s.f.c.Follower.Last()
 	now := s.f.c.Now()
 	ttl, err := s.ttl(ctx)
@@ -480,14 +498,17 @@ func (s *stream) send(event, id, data string) error {
 	return s.write(b)
 }
 
+// errReceiverGone is a write that failed: the receiver left or stopped reading.
+var errReceiverGone = errors.New("the receiver is gone")
+
 // write sends b and flushes it, within writeTimeout.
 func (s *stream) write(b []byte) error {
 	s.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if _, err := s.w.Write(b); err != nil {
-		return err
+		return fmt.Errorf("%w: %v", errReceiverGone, err)
 	}
 	if err := s.rc.Flush(); err != nil {
-		return err
+		return fmt.Errorf("%w: %v", errReceiverGone, err)
 	}
 	s.lastWrite = time.Now()
 	return nil

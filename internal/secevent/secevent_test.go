@@ -668,6 +668,21 @@ func TestFeed_CapHoldsUnderConcurrentConnections(t *testing.T) {
 	}
 }
 
+func TestFeed_ManyReceiversAtOnceEachGetTheSnapshot(t *testing.T) {
+	fx := newFixture(t, func(c *Config) { c.MaxStreamsPerClient = 100 })
+	seq := fx.store.add(storage.Change{Time: fx.now, Kind: storage.ChangeRealmLogout, Subject: "acme"})
+	fx.follower.set(seq)
+	var wg sync.WaitGroup
+	for range 20 { // more than maxSnapshots: they take turns
+		wg.Go(func() {
+			if events, _ := fx.connect(t, "").untilSynced(); len(events) != 1 {
+				t.Errorf("snapshot %+v; want the realm logout", events)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func TestFeed_StoreDownBeforeTheStreamIsAnError(t *testing.T) {
 	fx := newFixture(t, nil)
 	fx.store.fail = storage.ErrUnavailable

@@ -9,8 +9,8 @@ import (
 
 // DenyList holds the IDs (jti) of revoked access tokens, JWT and opaque, in memory
 // until the tokens would have expired anyway, so checking it costs a map lookup.
-// Each instance loads it from the store at start and polls for entries other
-// instances added.
+// Each instance loads it from the store at start; the change feed's follower
+// (internal/cluster) adds the entries other instances record.
 type DenyList struct {
 	mu      sync.RWMutex
 	entries map[denyKey]time.Time // → the token's exp
