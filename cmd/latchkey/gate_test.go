@@ -1,0 +1,181 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/latchkey/latchkey/rs"
+)
+
+// gateUnderTest is a gate over a static key in front of an upstream that records
+// the headers it gets.
+func gateUnderTest(t testing.TB, strip bool, scopes ...string) (http.Handler, func(claims map[string]any) string, chan http.Header) {
+	t.Helper()
+	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key := jose.JSONWebKey{Key: priv, KeyID: "k1", Algorithm: "ES256", Use: "sig"}
+	v, err := rs.New(t.Context(), rs.Options{Issuer: "https://id.example/realms/acme", Audience: "https://api.example",
+		Keys: rs.NewStaticKeySet(key), DisableFeed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	seen := make(chan http.Header, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+		w.WriteHeader(204)
+	}))
+	t.Cleanup(up.Close)
+	u, _ := url.Parse(up.URL)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: priv},
+		(&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", "k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func(claims map[string]any) string {
+		now := time.Now()
+		c := map[string]any{"iss": "https://id.example/realms/acme", "aud": "https://api.example", "sub": "alice-id",
+			"client_id": "web", "scope": "orders:read profile", "jti": rand.Text(), "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}
+		for k, v := range claims {
+			c[k] = v
+		}
+		b, _ := json.Marshal(c)
+		jws, _ := signer.Sign(b)
+		s, _ := jws.CompactSerialize()
+		return s
+	}
+	return newGate(v, u, scopes, strip, slog.New(slog.DiscardHandler)), mint, seen
+}
+
+// The upstream hears who called from the gate alone: forged X-Auth-* headers in any
+// spelling are removed, a Connection header cannot remove the gate's own, and the
+// Authorization header is forwarded (or stripped on request).
+func TestGate_ForwardsClaimsAndStripsForgedHeaders(t *testing.T) {
+	for _, strip := range []bool{false, true} {
+		h, mint, seen := gateUnderTest(t, strip, "orders:read")
+		tok := mint(nil)
+		req := httptest.NewRequest("GET", "/orders", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("X-Auth-Subject", "admin")
+		req.Header["x-auth-client-id"] = []string{"evil"}
+		req.Header["X_Auth_Scope"] = []string{"orders:write"}
+		req.Header["X-AUTH-SUBJECT"] = []string{"root"}
+		req.Header.Set("Connection", "X-Auth-Subject, X-Auth-Scope")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 204 {
+			t.Fatalf("gate = %d %s", rec.Code, rec.Body)
+		}
+		got := <-seen
+		if got.Get("X-Auth-Subject") != "alice-id" || got.Get("X-Auth-Client-Id") != "web" || got.Get("X-Auth-Scope") != "orders:read profile" {
+			t.Fatalf("upstream saw %v", got)
+		}
+		for k, vals := range got {
+			n := strings.ToLower(strings.ReplaceAll(k, "_", "-"))
+			if strings.HasPrefix(n, "x-auth-") && (len(vals) != 1 || k != http.CanonicalHeaderKey(k)) {
+				t.Fatalf("a forged header reached the upstream: %s: %v", k, vals)
+			}
+		}
+		if fwd := got.Get("Authorization"); (fwd == "Bearer "+tok) == strip {
+			t.Fatalf("strip=%v, upstream Authorization = %q", strip, fwd)
+		}
+	}
+}
+
+// The gate's refusals are rs's: no token 401, missing scope 403, nothing reaches the
+// upstream; the readiness path answers without a token.
+func TestGate_Refusals(t *testing.T) {
+	h, mint, seen := gateUnderTest(t, false, "orders:write")
+	for _, tt := range []struct {
+		auth   string
+		status int
+	}{
+		{"", 401},
+		{"Bearer " + mint(nil), 403},
+		{"Bearer " + mint(map[string]any{"aud": "https://other.example"}), 401},
+	} {
+		req := httptest.NewRequest("GET", "/orders", nil)
+		if tt.auth != "" {
+			req.Header.Set("Authorization", tt.auth)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tt.status || !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Bearer ") {
+			t.Fatalf("= %d %q; want %d", rec.Code, rec.Header().Get("WWW-Authenticate"), tt.status)
+		}
+	}
+	select {
+	case hdr := <-seen:
+		t.Fatalf("a refused request reached the upstream: %v", hdr)
+	default:
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", gateReadyPath, nil))
+	if rec.Code != 200 {
+		t.Fatalf("ready = %d", rec.Code)
+	}
+}
+
+// Bad flags: one line naming the flag, exit 1.
+func TestGate_BadFlags(t *testing.T) {
+	base := []string{"gate", "--issuer", "https://id.example/realms/acme", "--audience", "https://api.example",
+		"--upstream", "http://127.0.0.1:9", "--client-id", "gate"}
+	secret := env(envGateClientSecret, "gate-secret-0123456789abcdefghijklmnop")
+	for _, tt := range []struct {
+		env  func(string) string
+		args []string
+		want string
+	}{
+		{env(), base, envGateClientSecret},
+		{secret, []string{"gate"}, "--issuer is required"},
+		{secret, append(base, "--issuer", "http://id.example/realms/acme"), "must be https://"},
+		{secret, append(base, "--upstream", "ftp://x"), "--upstream"},
+		{secret, append(base, "--addr", "nope"), "--addr"},
+		{secret, append(base, "--require-scope", "a b"), "--require-scope"},
+		{secret, append(base, "--nope"), "unknown flag"},
+	} {
+		code, _, stderr := runCLI(t, tt.env, tt.args...)
+		if code != 1 || !strings.Contains(stderr, tt.want) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%v: exit %d, %q; want 1 line with %q", tt.args, code, stderr, tt.want)
+		}
+	}
+}
+
+// The gate's cost per request with a warm token, the upstream on loopback (see
+// BENCHMARKS.md, "The gate", for the same measured across processes).
+func BenchmarkGate_WarmToken(b *testing.B) {
+	h, mint, seen := gateUnderTest(b, false)
+	go func() {
+		for range seen {
+		}
+	}()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	tok := mint(nil)
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("GET", srv.URL+"/orders", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			res, err := hc.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+	})
+}

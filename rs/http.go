@@ -1,0 +1,141 @@
+package rs
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+)
+
+// Handler lets a request through to next only with a valid access token, whatever
+// its scopes; the claims are in its context (ClaimsFrom).
+func (v *Validator) Handler(next http.Handler) http.Handler { return v.Require()(next) }
+
+// Require returns middleware that lets a request through only with a valid access
+// token granted every one of scopes, and puts the token's claims in the request's
+// context (ClaimsFrom). Refusals follow RFC 6750 §3:
+//
+//   - no bearer credentials: 401 with a bare challenge, WWW-Authenticate: Bearer realm="..."
+//   - a malformed Authorization header, two of them, or a token in the query string
+//     (never accepted: URLs end up in logs, RFC 9700 §4.3.2): 400 invalid_request
+//   - a token that is not valid: 401 invalid_token
+//   - a valid token without a required scope: 403 insufficient_scope, with scope="..."
+//   - a token that cannot be checked now: 503 temporarily_unavailable with Retry-After
+func (v *Validator) Require(scopes ...string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, ok := v.Authenticate(w, r)
+			if !ok {
+				return
+			}
+			for _, s := range scopes {
+				if !c.HasScope(s) {
+					v.refuse(w, http.StatusForbidden, "insufficient_scope", "the token lacks a required scope", strings.Join(scopes, " "))
+					return
+				}
+			}
+			next.ServeHTTP(w, r.WithContext(WithClaims(r.Context(), c)))
+		})
+	}
+}
+
+// Authenticate validates the request's bearer token and returns its claims; when it
+// returns false it has written the RFC 6750 refusal, and the caller writes nothing
+// more. For handlers that decide on scopes themselves.
+func (v *Validator) Authenticate(w http.ResponseWriter, r *http.Request) (*Claims, bool) {
+	tok, status, code, desc := bearer(r)
+	if status != 0 {
+		v.refuse(w, status, code, desc, "")
+		return nil, false
+	}
+	c, err := v.Validate(r.Context(), tok)
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		w.Header().Set("Retry-After", "1")
+		v.refuse(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the token cannot be checked now", "")
+		return nil, false
+	case err != nil:
+		v.refuse(w, http.StatusUnauthorized, "invalid_token", strings.TrimPrefix(err.Error(), ErrInvalidToken.Error()+": "), "")
+		return nil, false
+	}
+	return c, true
+}
+
+// bearer finds the request's bearer token (RFC 6750 §2.1), or the status, error code
+// and description of its refusal.
+func bearer(r *http.Request) (tok string, status int, code, desc string) {
+	if r.URL.Query().Has("access_token") {
+		return "", http.StatusBadRequest, "invalid_request", "send the access token in the Authorization header, not the URL"
+	}
+	vals := r.Header.Values("Authorization")
+	switch len(vals) {
+	case 0:
+		return "", http.StatusUnauthorized, "", ""
+	case 1:
+	default:
+		return "", http.StatusBadRequest, "invalid_request", "more than one Authorization header"
+	}
+	scheme, rest, _ := strings.Cut(vals[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", http.StatusUnauthorized, "", "" // another scheme: no bearer credentials at all
+	}
+	tok = strings.TrimLeft(rest, " ")
+	if !isB64Token(tok) {
+		return "", http.StatusBadRequest, "invalid_request", "malformed Authorization header"
+	}
+	return tok, 0, "", ""
+}
+
+// isB64Token: RFC 6750 §2.1, b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+func isB64Token(s string) bool {
+	body := strings.TrimRight(s, "=")
+	if body == "" {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// refuse writes an RFC 6750 §3 refusal: the challenge, and the same error as a JSON
+// body. An empty code is a bare challenge (the request had no credentials, §3.1).
+func (v *Validator) refuse(w http.ResponseWriter, status int, code, desc, scope string) {
+	ch := `Bearer realm=` + quote(v.o.Realm)
+	if code != "" {
+		ch += `, error=` + quote(code)
+	}
+	if desc != "" {
+		ch += `, error_description=` + quote(desc)
+	}
+	if scope != "" {
+		ch += `, scope=` + quote(scope)
+	}
+	h := w.Header()
+	if status != http.StatusServiceUnavailable {
+		h.Set("WWW-Authenticate", ch)
+	}
+	h.Set("Cache-Control", "no-store")
+	if code == "" {
+		w.WriteHeader(status)
+		return
+	}
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	body := map[string]string{"error": code}
+	if desc != "" {
+		body["error_description"] = desc
+	}
+	json.NewEncoder(w).Encode(body)
+}
+
+// quote is an RFC 9110 §5.6.4 quoted-string.
+func quote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
