@@ -31,7 +31,8 @@ type Cache interface {
 
 // Keys holds the realms' loaded signing keys (keys.Manager).
 type Keys interface {
-	Forget(realm string)
+	Forget(realm string) // the realm is gone: drop its keys
+	Stale(realm string)  // its keys changed: read them again at next use
 }
 
 // Verified remembers access tokens whose signature was checked (token.Service).
@@ -290,12 +291,16 @@ func (f *Follower) apply(c storage.Change, now time.Time) {
 	case storage.ChangeRealmChanged:
 		// A realm deleted and made again must not sign with the old one's keys.
 		f.cfg.Cache.InvalidateRealm(c.Subject)
-		f.cfg.Keys.Forget(c.Subject)
+		if c.Reason == storage.ReasonDeleted {
+			f.cfg.Keys.Forget(c.Subject)
+		} else {
+			f.cfg.Keys.Stale(c.Subject)
+		}
 	case storage.ChangeClientChanged, storage.ChangeClientRevoked:
 		f.cfg.Cache.InvalidateClient(c.Realm, c.Subject)
 	case storage.ChangeKeysChanged:
 		// Tokens verified against a key now retired must be checked again.
-		f.cfg.Keys.Forget(c.Realm)
+		f.cfg.Keys.Stale(c.Realm)
 		f.cfg.Verified.ForgetVerified()
 	}
 	// The rest (users, sessions, families, realm logouts) are read from the store

@@ -66,6 +66,7 @@ func (r *record) InvalidateRealm(realm string)           { r.note("realm " + rea
 func (r *record) InvalidateClient(realm, id string)      { r.note("client " + realm + "/" + id) }
 func (r *record) Clear()                                 { r.note("clear") }
 func (r *record) Forget(realm string)                    { r.note("keys " + realm) }
+func (r *record) Stale(realm string)                     { r.note("keys " + realm) }
 func (r *record) ForgetVerified()                        { r.note("verified") }
 
 type clock struct {

@@ -411,6 +411,19 @@ func (m *Manager) Forget(realm string) {
 	m.mu.Unlock()
 }
 
+// Stale makes the next Signer, Lookup or JWKS read the realm's keys afresh, as after
+// another instance changed them, so a retired key stops signing, verifying and
+// being published at once. Unlike Forget it keeps what was loaded meanwhile:
+// Signing still lists it, and keys already opened are reused.
+func (m *Manager) Stale(realm string) {
+	m.mu.Lock()
+	m.forgotten++
+	if r := m.rings[realm]; r != nil {
+		m.rings[realm] = &ring{keys: r.keys} // a zero loadedAt: reloaded at next use
+	}
+	m.mu.Unlock()
+}
+
 // Key statuses, as the admin API lists them.
 const (
 	StatusNext     = "next"     // published, not yet signing

@@ -433,3 +433,37 @@ func TestSigningNamesTheCurrentKeys(t *testing.T) {
 		t.Fatalf("Signing after the lead time = %v, want the new key %s", got, k3.KID)
 	}
 }
+
+// Another instance retiring a key: Stale makes this one stop signing with it at its
+// next use, while Signing (the metrics' view) keeps listing what was loaded.
+func TestStaleRereadsAtNextUseAndKeepsSigning(t *testing.T) {
+	st := newStore(t)
+	clk := &clock{t: t0}
+	a := NewManager(st, testKey(t, 1), DefaultPolicy, clk.Now)
+	b := NewManager(st, testKey(t, 1), DefaultPolicy, clk.Now)
+	ctx := t.Context()
+	k1, err := a.Signer(ctx, "es256", ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Signer(ctx, "es256", ES256); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Rotate(ctx, "es256", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Retire(ctx, "es256", k1.KID); err != nil {
+		t.Fatal(err)
+	}
+	a.Stale("es256")
+	if got := a.Signing(); len(got) != 1 || got[0].KID != k1.KID {
+		t.Fatalf("Signing after Stale = %v, want the loaded key %s still listed", got, k1.KID)
+	}
+	k2, err := a.Signer(ctx, "es256", ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k2.KID == k1.KID {
+		t.Fatalf("a signs with the retired key %s after Stale", k1.KID)
+	}
+}
