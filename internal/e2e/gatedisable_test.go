@@ -38,6 +38,9 @@ func TestMeasure_GateRefusesUserDisabledAtAnotherInstance(t *testing.T) {
 	p.forwardTo(b)
 	gate := startGate(t, p.issuer(), standIn(t))
 	admin := root(t, a)
+	// The disable itself goes without the OpenAPI check, whose validation of A's
+	// answer would otherwise be timed too.
+	unchecked := &adminAs{t: t, s: a, token: admin.token, http: client}
 
 	const pass = "trial-password-1"
 	ids := make([]string, *gateDisableTrials)
@@ -67,7 +70,7 @@ func TestMeasure_GateRefusesUserDisabledAtAnotherInstance(t *testing.T) {
 		oneCall = append(oneCall, time.Since(t0))
 
 		t0 = time.Now()
-		want(t, "disable at A", admin.do("POST", usersPath+"/"+id+"/disable", nil), 200)
+		want(t, "disable at A", unchecked.do("POST", usersPath+"/"+id+"/disable", nil), 200)
 		t1 := time.Now()
 		for {
 			st, ch, _ := call(t, "GET", gate+"/me", tok)
