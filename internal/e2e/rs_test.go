@@ -76,24 +76,38 @@ type asProxy struct {
 
 // startBehindProxy starts a server whose public URL is a proxy in front of it.
 func startBehindProxy(t *testing.T, db string) (*server, *asProxy) {
+	p := listenProxy(t)
+	s := start(t, options{db: db, seed: rsSeed(t), args: []string{"--base-url", p.URL}})
+	p.forwardTo(s)
+	return s, p
+}
+
+// listenProxy starts a proxy that forwards nowhere (502) until forwardTo: its URL
+// is needed to start the servers behind it.
+func listenProxy(t *testing.T) *asProxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &asProxy{URL: "http://" + ln.Addr().String(), counts: map[string]int{}}
 	p.gen, p.cancel = context.WithCancel(context.Background())
-	s := start(t, options{db: db, seed: rsSeed(t), args: []string{"--base-url", p.URL}})
-	target, _ := url.Parse(s.URL)
-	p.proxy = &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.Out.Host = pr.In.Host }}
 	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: p}}
 	srv.Start()
 	t.Cleanup(func() { p.cut(); srv.Close() })
-	return s, p
+	return p
+}
+
+// forwardTo sends every request through the proxy to s.
+func (p *asProxy) forwardTo(s *server) {
+	target, _ := url.Parse(s.URL)
+	p.mu.Lock()
+	p.proxy = &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.Out.Host = pr.In.Host }}
+	p.mu.Unlock()
 }
 
 func (p *asProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
-	if p.cutOff {
+	if p.cutOff || p.proxy == nil {
 		p.mu.Unlock()
 		http.Error(w, "cut", http.StatusBadGateway)
 		return
@@ -102,13 +116,13 @@ func (p *asProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasSuffix(r.URL.Path, "/revocation-events") {
 		p.cursors = append(p.cursors, r.Header.Get("Last-Event-ID"))
 	}
-	gen := p.gen
+	gen, proxy := p.gen, p.proxy
 	p.mu.Unlock()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	stop := context.AfterFunc(gen, cancel)
 	defer stop()
-	p.proxy.ServeHTTP(w, r.WithContext(ctx))
+	proxy.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // cut ends every stream through the proxy and refuses new requests.
