@@ -5,6 +5,7 @@
 package secevent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -98,21 +99,13 @@ type Feed struct {
 
 // New returns a Feed.
 func New(c Config) *Feed {
-	c.PingEvery = cmpOr(c.PingEvery, DefaultPingEvery)
-	c.StreamFor = cmpOr(c.StreamFor, DefaultStreamFor)
-	c.MaxStreams = cmpOr(c.MaxStreams, DefaultMaxStreams)
-	c.MaxStreamsPerClient = cmpOr(c.MaxStreamsPerClient, DefaultMaxStreamsPerClient)
+	c.PingEvery = cmp.Or(c.PingEvery, DefaultPingEvery)
+	c.StreamFor = cmp.Or(c.StreamFor, DefaultStreamFor)
+	c.MaxStreams = cmp.Or(c.MaxStreams, DefaultMaxStreams)
+	c.MaxStreamsPerClient = cmp.Or(c.MaxStreamsPerClient, DefaultMaxStreamsPerClient)
 	stop, cancel := context.WithCancel(context.Background())
 	return &Feed{c: c, perClient: map[string]int{}, ttls: map[string]ttlEntry{},
 		snapshots: make(chan struct{}, maxSnapshots), stop: stop, cancel: cancel}
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // Close ends every open stream (their receivers reconnect elsewhere), so a
