@@ -139,9 +139,9 @@ type Client struct {
 	// BackchannelLogoutSessionRequired says the client wants the sid claim in its
 	// logout tokens (Back-Channel Logout §2.2).
 	BackchannelLogoutSessionRequired bool
-	Tokens                   TokenSettings
-	CreatedAt                time.Time
-	UpdatedAt                time.Time
+	Tokens                           TokenSettings
+	CreatedAt                        time.Time
+	UpdatedAt                        time.Time
 	// TokensValidAfter is the client's security stamp: every token issued to it
 	// before is dead. State, not configuration: disabling the client moves it, and
 	// so does revoking all its tokens.
