@@ -109,6 +109,9 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		if seedFile, err = seed.Load(opts.Seed); err != nil {
 			return err
 		}
+		if err := seedFile.CheckPlainHTTP(opts.Seed, opts.AllowPlainHTTP); err != nil {
+			return err
+		}
 		for _, w := range seedFile.Warnings() {
 			log.Warn("seed: "+w, "file", opts.Seed)
 		}
@@ -218,6 +221,7 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		Store: cached, Tokens: tokens, Keys: km, Secrets: applier.Secrets,
 		HashPassword: func(p string) (string, error) { return password.Hash(p, password.Default) },
 		Logins:       logins, ClientIP: clientIP.ClientIP, Log: log, Now: time.Now,
+		AllowPlainHTTP: opts.AllowPlainHTTP,
 	})
 
 	tasksCtx, stopTasks := context.WithCancel(ctx)

@@ -89,12 +89,16 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// StoreTimeout bounds every store call: past it the request gets a 503.
 	StoreTimeout time.Duration
+	// AllowPlainHTTP lets a client register a plain-http back-channel logout URI
+	// (to a loopback address): dev mode, or the insecure-http setting.
+	AllowPlainHTTP bool
 }
 
 // Resolve applies defaults, checks the settings, prepares the data directory and
 // loads (in dev mode, creates) the master key.
 func (s Serve) Resolve() (Options, error) {
-	o := Options{Dev: s.Dev, Addr: s.Addr, Seed: s.Seed, LogLevel: s.LogLevel, LogFormat: strings.ToLower(s.LogFormat), PprofAddr: s.PprofAddr, MetricsAddr: s.MetricsAddr, SQLiteSync: strings.ToLower(s.SQLiteSync)}
+	o := Options{Dev: s.Dev, Addr: s.Addr, Seed: s.Seed, LogLevel: s.LogLevel, LogFormat: strings.ToLower(s.LogFormat), PprofAddr: s.PprofAddr, MetricsAddr: s.MetricsAddr, SQLiteSync: strings.ToLower(s.SQLiteSync),
+		AllowPlainHTTP: s.Dev || s.InsecureHTTP}
 	switch o.SQLiteSync {
 	case "":
 		o.SQLiteSync = "full"
