@@ -38,6 +38,9 @@ type metadata struct {
 	IntrospectionEndpointAuthSigningAlgValues  []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
 	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthSigningAlgValues     []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
+	// OpenID Connect Back-Channel Logout 1.0 §2.1: logout tokens are sent, with sid.
+	BackchannelLogoutSupported        bool `json:"backchannel_logout_supported"`
+	BackchannelLogoutSessionSupported bool `json:"backchannel_logout_session_supported"`
 }
 
 func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
@@ -84,6 +87,8 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storag
 		IntrospectionEndpointAuthSigningAlgValues:  algs,
 		RevocationEndpointAuthMethodsSupported:     append(confidential, methodNone),
 		RevocationEndpointAuthSigningAlgValues:     algs,
+		BackchannelLogoutSupported:                 true,
+		BackchannelLogoutSessionSupported:          true,
 	}
 	publicJSON(w, h.keys.Policy().JWKSMaxAge.Seconds())
 	writeBody(w, md)
