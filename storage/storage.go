@@ -54,6 +54,7 @@ type Store interface {
 	ClientAssertionStore
 	ConsentStore
 	SweepStore
+	ChangeFeedStore
 	BackchannelStore
 
 	// Ready reports whether the store is reachable and its schema is the one this
@@ -483,6 +484,8 @@ const (
 	ReasonClientDisabled      = "client disabled"
 	ReasonClientTokensRevoked = "client tokens revoked"
 	ReasonRealmLogout         = "realm logout"
+	// ReasonDeleted is the Reason of the changes a deletion records (see Change).
+	ReasonDeleted = "deleted"
 )
 
 // ClientDisabled is the audit event of a client turned from enabled to disabled,
@@ -613,7 +616,12 @@ type SweepResult struct {
 	AuthCodes        int64
 	DeniedJWTs       int64
 	ClientAssertions int64
+	Changes          int64 // change-feed entries older than ChangeRetention
 }
+
+// ChangeRetention is how long the change feed keeps an entry: Sweep purges older
+// ones. A consumer that falls further behind must reload what it caches.
+const ChangeRetention = 24 * time.Hour
 
 // Counts are the numbers of stored rows, by kind, for tests and metrics.
 type Counts struct {
@@ -629,10 +637,11 @@ type Counts struct {
 type SweepStore interface {
 	// Sweep deletes every family (with its tokens), session, authorization code,
 	// deny-list entry and client assertion that expired or was revoked before
-	// now-grace, and codes never consumed once expired at now (the same rules as the
-	// Purge* methods). When several instances share the store
-	// only one sweeps at a time, and a backend may answer the others Skipped at once
-	// (PostgreSQL does; SQLite's single writer simply runs them one after another).
+	// now-grace, codes never consumed once expired at now (the same rules as the
+	// Purge* methods), and changes recorded before now-ChangeRetention. When
+	// several instances share the store only one sweeps at a time, and a backend
+	// may answer the others Skipped at once (PostgreSQL does; SQLite's single
+	// writer simply runs them one after another).
 	Sweep(ctx context.Context, now time.Time, grace time.Duration) (SweepResult, error)
 	// Count returns the number of stored rows of each kind.
 	Count(ctx context.Context) (Counts, error)

@@ -54,3 +54,12 @@ func stampMoved(old time.Time, stamp *time.Time) bool {
 	}
 	return true
 }
+
+// Updated is the time of a write that sets created and updated: updated if set,
+// else created (the Time of the change it records).
+func Updated(created, updated time.Time) time.Time {
+	if updated.IsZero() {
+		return created
+	}
+	return updated
+}

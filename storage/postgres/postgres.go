@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +33,14 @@ type Store struct {
 	pool deadlinePool
 	// schemaVersion is the newest migration this binary embeds.
 	schemaVersion int64
+	// notifier sends the NOTIFY that follows commits that recorded changes.
+	notifier *notifier
+	// listenConfig is the configuration of WatchChanges' own connections.
+	listenConfig *pgx.ConnConfig
+	// watching counts the running WatchChanges calls, so that Close waits for
+	// their connections to close.
+	watching  sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // Config says which database to use and how long a call may take.
@@ -93,7 +102,15 @@ func OpenConfig(ctx context.Context, c Config) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("PostgreSQL at %s: %w", addr, err)
 	}
-	return &Store{pool: deadlinePool{pool: pool, timeout: c.Timeout}, schemaVersion: version}, nil
+	listenConfig := cfg.ConnConfig.Copy()
+	if listenConfig.RuntimeParams == nil {
+		listenConfig.RuntimeParams = map[string]string{}
+	}
+	listenConfig.RuntimeParams["application_name"] = "latchkey change feed"
+	s := &Store{pool: deadlinePool{pool: pool, timeout: c.Timeout}, schemaVersion: version,
+		notifier: newNotifier(), listenConfig: listenConfig}
+	go s.notifier.run(s.pool)
+	return s, nil
 }
 
 // connectError turns a failed first connection into one line that names the
@@ -123,9 +140,14 @@ func oneLine(err error) string {
 	return strings.TrimSpace(msg)
 }
 
-// Close releases the store's connections.
+// Close sends the NOTIFY still due, ends WatchChanges calls and releases the
+// store's connections.
 func (s *Store) Close() error {
-	s.pool.Close()
+	s.closeOnce.Do(func() {
+		s.notifier.close()
+		s.watching.Wait()
+		s.pool.Close()
+	})
 	return nil
 }
 

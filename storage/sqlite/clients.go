@@ -41,6 +41,19 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client, events ...st
 }
 
 func createClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
+	if err := insertClient(ctx, tx, c); err != nil {
+		return err
+	}
+	return recordClientChanged(ctx, tx, c.Realm, c.ID, storage.Updated(c.CreatedAt, c.UpdatedAt))
+}
+
+// recordClientChanged records a ChangeClientChanged in the caller's transaction.
+func recordClientChanged(ctx context.Context, tx *stmtTx, realm, id string, at time.Time) error {
+	return recordChange(ctx, tx, storage.Change{Time: at, Realm: realm, Kind: storage.ChangeClientChanged,
+		Subject: id, ClientID: id})
+}
+
+func insertClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO clients (`+clientCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.Realm, c.ID, c.Name, c.SecretHash, blob(c.JWKS),
@@ -103,7 +116,8 @@ func (s *Store) UpdateClient(ctx context.Context, realm, id string, fn func(c *s
 	return out, nil
 }
 
-// updateClient replaces every column but the keys and created_at.
+// updateClient replaces every column but the keys and created_at, and records
+// the change.
 func updateClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 	res, err := tx.ExecContext(ctx, `UPDATE clients SET name = ?, secret_hash = ?, jwks = ?, redirect_uris = ?,
 		post_logout_redirect_uris = ?, grant_types = ?, scopes = ?, audiences = ?, third_party = ?, disabled = ?,
@@ -119,7 +133,10 @@ func updateClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 		micros(c.UpdatedAt), micros(c.TokensValidAfter), c.PreviousSecretHash, micros(c.PreviousSecretExpiresAt),
 		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired,
 		c.Realm, c.ID)
-	return mustChange(res, err, clientName(c.Realm, c.ID))
+	if err := mustChange(res, err, clientName(c.Realm, c.ID)); err != nil {
+		return err
+	}
+	return recordClientChanged(ctx, tx, c.Realm, c.ID, c.UpdatedAt)
 }
 
 // revokeClientFamilies revokes a client's live families: args at, reason, realm, client ID.
@@ -131,8 +148,12 @@ const deleteClientCodes = `DELETE FROM auth_codes WHERE realm = ? AND client_id 
 
 // endClientGrants ends all a client holds, in the caller's transaction, at its
 // security stamp: its refresh families are revoked for reason, and its codes not
-// yet redeemed are deleted.
+// yet redeemed are deleted. The stamp's move and every family revoked are
+// recorded in the change feed.
 func endClientGrants(ctx context.Context, tx *stmtTx, realm, id string, at time.Time, reason string) error {
+	if err := recordClientEnds(ctx, tx, realm, id, at, reason); err != nil {
+		return fmt.Errorf("end what %s holds: %w", clientName(realm, id), err)
+	}
 	if _, err := tx.ExecContext(ctx, revokeClientFamilies, micros(at), reason, realm, id); err != nil {
 		return fmt.Errorf("end what %s holds: %w", clientName(realm, id), err)
 	}
@@ -142,10 +163,27 @@ func endClientGrants(ctx context.Context, tx *stmtTx, realm, id string, at time.
 	return nil
 }
 
+// recordClientEnds records a ChangeClientRevoked and the revocation of the
+// client's families not yet revoked, before the caller ends them.
+func recordClientEnds(ctx context.Context, tx *stmtTx, realm, id string, at time.Time, reason string) error {
+	if err := recordChange(ctx, tx, storage.Change{Time: at, Realm: realm, Kind: storage.ChangeClientRevoked,
+		Subject: id, ClientID: id, Reason: reason}); err != nil {
+		return err
+	}
+	return recordRevokedFamilies(ctx, tx, at, reason, `realm = ? AND client_id = ?`, realm, id)
+}
+
 func (s *Store) DeleteClient(ctx context.Context, realm, id string, events ...storage.AuditEvent) error {
+	at := deletionTime(events)
 	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM clients WHERE realm = ? AND id = ?`, realm, id)
 		if err := mustChange(res, err, clientName(realm, id)); err != nil {
+			return err
+		}
+		if err := recordClientChanged(ctx, tx, realm, id, at); err != nil {
+			return err
+		}
+		if err := recordClientEnds(ctx, tx, realm, id, at, storage.ReasonDeleted); err != nil {
 			return err
 		}
 		// What was issued to the client goes with it: its refresh families (their

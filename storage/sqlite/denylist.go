@@ -16,11 +16,17 @@ func scanDeniedJWT(row rowScanner) (storage.DeniedJWT, error) {
 }
 
 func (s *Store) DenyJWT(ctx context.Context, d storage.DeniedJWT) error {
-	// DO NOTHING keeps the first entry.
-	_, err := s.exec(ctx, `INSERT INTO denied_jwts (`+deniedJWTCols+`) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (realm, jti) DO NOTHING`,
-		d.Realm, d.JTI, micros(d.ExpiresAt), micros(d.CreatedAt), d.Reason)
-	return err
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
+		// DO NOTHING keeps the first entry, and only a new one is recorded.
+		n, err := changed(tx.ExecContext(ctx, `INSERT INTO denied_jwts (`+deniedJWTCols+`) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (realm, jti) DO NOTHING`,
+			d.Realm, d.JTI, micros(d.ExpiresAt), micros(d.CreatedAt), d.Reason))
+		if err != nil || n == 0 {
+			return err
+		}
+		return recordChange(ctx, tx, storage.Change{Time: d.CreatedAt, Realm: d.Realm, Kind: storage.ChangeTokenDenied,
+			Subject: d.JTI, Until: d.ExpiresAt, Reason: d.Reason})
+	})
 }
 
 func (s *Store) IsJWTDenied(ctx context.Context, realm, jti string) (bool, error) {

@@ -179,6 +179,9 @@ func (s *Store) tryGroup(group []*write, savepoints bool) bool {
 		}
 	}
 	err = tx.Commit()
+	if err == nil && tx.recorded {
+		s.watchers.wake()
+	}
 	for _, w := range group {
 		if w.err == nil {
 			w.err = err

@@ -31,7 +31,15 @@ func (s *Store) CreateRealm(ctx context.Context, r storage.Realm, events ...stor
 func createRealm(ctx context.Context, tx *stmtTx, r storage.Realm) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO realms (`+realmCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
 		r.Name, r.DisplayName, r.SigningAlg, int64(r.AccessTokenTTL), micros(r.CreatedAt), micros(r.UpdatedAt))
-	return mapWriteError(err, fmt.Sprintf("realm %q", r.Name))
+	if err != nil {
+		return mapWriteError(err, fmt.Sprintf("realm %q", r.Name))
+	}
+	return recordRealmChange(ctx, tx, r.Name, storage.ChangeRealmChanged, storage.Updated(r.CreatedAt, r.UpdatedAt), "")
+}
+
+// recordRealmChange records a change of the realm itself in the caller's transaction.
+func recordRealmChange(ctx context.Context, tx *stmtTx, realm, kind string, at time.Time, reason string) error {
+	return recordChange(ctx, tx, storage.Change{Time: at, Realm: realm, Kind: kind, Subject: realm, Reason: reason})
 }
 
 func (s *Store) GetRealm(ctx context.Context, name string) (storage.Realm, error) {
@@ -80,13 +88,20 @@ func (s *Store) UpdateRealm(ctx context.Context, name string, fn func(r *storage
 func updateRealm(ctx context.Context, tx *stmtTx, r storage.Realm) error {
 	res, err := tx.ExecContext(ctx, `UPDATE realms SET display_name = ?, signing_alg = ?, access_token_ttl = ?, updated_at = ?
 		WHERE name = ?`, r.DisplayName, r.SigningAlg, int64(r.AccessTokenTTL), micros(r.UpdatedAt), r.Name)
-	return mustChange(res, err, fmt.Sprintf("realm %q", r.Name))
+	if err := mustChange(res, err, fmt.Sprintf("realm %q", r.Name)); err != nil {
+		return err
+	}
+	return recordRealmChange(ctx, tx, r.Name, storage.ChangeRealmChanged, r.UpdatedAt, "")
 }
 
 func (s *Store) DeleteRealm(ctx context.Context, name string, events ...storage.AuditEvent) error {
+	at := deletionTime(events)
 	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM realms WHERE name = ?`, name)
 		if err := mustChange(res, err, fmt.Sprintf("realm %q", name)); err != nil {
+			return err
+		}
+		if err := recordRealmChange(ctx, tx, name, storage.ChangeRealmChanged, at, storage.ReasonDeleted); err != nil {
 			return err
 		}
 		// Clients, users and signing keys went by foreign key; the rest names the
@@ -105,6 +120,10 @@ func (s *Store) DeleteRealm(ctx context.Context, name string, events ...storage.
 func (s *Store) LogoutRealm(ctx context.Context, realm string, at time.Time, events ...storage.AuditEvent) (sessions, families int64, err error) {
 	err = s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		if _, err := getRealm(ctx, tx, realm); err != nil {
+			return err
+		}
+		// One change for the whole realm, however many sessions and families end.
+		if err := recordRealmChange(ctx, tx, realm, storage.ChangeRealmLogout, at, storage.ReasonRealmLogout); err != nil {
 			return err
 		}
 		a := micros(at)

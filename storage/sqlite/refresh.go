@@ -134,7 +134,11 @@ func notRotated(ctx context.Context, tx *stmtTx, parentHash []byte, parent *stor
 func (s *Store) RevokeFamily(ctx context.Context, id string, at time.Time, reason string) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		// One row: the family's tokens are dead because it is. The right-hand sides
-		// see the old revoked_at, so a second revocation keeps the first time and reason.
+		// see the old revoked_at, so a second revocation keeps the first time and
+		// reason, and is not recorded again.
+		if err := recordRevokedFamilies(ctx, tx, at, reason, `id = ?`, id); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE refresh_families
 			SET revoked_at = COALESCE(revoked_at, ?),
 			    revoke_reason = CASE WHEN revoked_at IS NULL THEN ? ELSE revoke_reason END
@@ -150,7 +154,22 @@ func (s *Store) ListUserFamilies(ctx context.Context, realm, userID string, now 
 }
 
 func (s *Store) RevokeUserFamilies(ctx context.Context, realm, userID string, at time.Time, reason string) (int64, error) {
-	return s.exec(ctx, revokeUserFamilies, micros(at), reason, realm, userID)
+	return s.revokeFamilies(ctx, at, reason, revokeUserFamilies, `realm = ? AND user_id = ?`, realm, userID)
+}
+
+// revokeFamilies records, then runs, update (args at, reason, then args), which
+// revokes the families not yet revoked that match where (args).
+func (s *Store) revokeFamilies(ctx context.Context, at time.Time, reason, update, where string, args ...any) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
+		if err := recordRevokedFamilies(ctx, tx, at, reason, where, args...); err != nil {
+			return err
+		}
+		var err error
+		n, err = changed(tx.ExecContext(ctx, update, append([]any{micros(at), reason}, args...)...))
+		return err
+	})
+	return n, err
 }
 
 // revokeUserFamilies revokes a user's live families: args at, reason, realm, user ID.
@@ -162,8 +181,8 @@ func (s *Store) RevokeSessionFamilies(ctx context.Context, sessionID string, at 
 		// "" marks families born outside a browser session; it names no session.
 		return 0, nil
 	}
-	return s.exec(ctx, `UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
-		WHERE session_id = ? AND revoked_at IS NULL`, micros(at), reason, sessionID)
+	return s.revokeFamilies(ctx, at, reason, `UPDATE refresh_families SET revoked_at = ?, revoke_reason = ?
+		WHERE session_id = ? AND revoked_at IS NULL`, `session_id = ?`, sessionID)
 }
 
 func (s *Store) PurgeFamilies(ctx context.Context, before time.Time) (int64, error) {

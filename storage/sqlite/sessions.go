@@ -49,7 +49,10 @@ func (s *Store) TouchSession(ctx context.Context, id string, seenAt, idleExpires
 
 func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
-		// COALESCE keeps the first revocation time.
+		// Recorded only if not yet revoked; COALESCE keeps the first revocation time.
+		if err := recordEndedSessions(ctx, tx, at, "", `id = ?`, id); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`,
 			micros(at), id)
 		return mustChange(res, err, sessionName(id))
@@ -64,7 +67,16 @@ func (s *Store) ListUserSessions(ctx context.Context, realm, userID string, now 
 }
 
 func (s *Store) RevokeUserSessions(ctx context.Context, realm, userID string, at time.Time) (int64, error) {
-	return s.exec(ctx, revokeUserSessions, micros(at), realm, userID)
+	var n int64
+	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
+		if err := recordEndedSessions(ctx, tx, at, "", `realm = ? AND user_id = ?`, realm, userID); err != nil {
+			return err
+		}
+		var err error
+		n, err = changed(tx.ExecContext(ctx, revokeUserSessions, micros(at), realm, userID))
+		return err
+	})
+	return n, err
 }
 
 // revokeUserSessions ends a user's live sessions: args at, realm, user ID.

@@ -20,10 +20,15 @@ func scanSigningKey(row rowScanner) (storage.SigningKey, error) {
 func keyName(realm, kid string) string { return fmt.Sprintf("signing key %q in realm %q", kid, realm) }
 
 func (s *Store) CreateSigningKey(ctx context.Context, k storage.SigningKey) error {
-	_, err := s.exec(ctx, `INSERT INTO signing_keys (`+signingKeyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.Realm, k.KID, k.Alg, blob(k.PrivateKey), blob(k.PublicJWK), micros(k.CreatedAt),
-		micros(k.SignFrom), micros(k.SignUntil), micros(k.PublishUntil))
-	return mapWriteError(err, keyName(k.Realm, k.KID))
+	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO signing_keys (`+signingKeyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			k.Realm, k.KID, k.Alg, blob(k.PrivateKey), blob(k.PublicJWK), micros(k.CreatedAt),
+			micros(k.SignFrom), micros(k.SignUntil), micros(k.PublishUntil))
+		if err != nil {
+			return mapWriteError(err, keyName(k.Realm, k.KID))
+		}
+		return recordKeysChanged(ctx, tx, k.Realm, k.KID, k.CreatedAt)
+	})
 }
 
 func (s *Store) ListSigningKeys(ctx context.Context, realm string) ([]storage.SigningKey, error) {
@@ -38,6 +43,9 @@ func (s *Store) RetireSigningKey(ctx context.Context, realm, kid string, signUnt
 		if err := mustChange(res, err, keyName(realm, kid)); err != nil {
 			return err
 		}
+		if err := recordKeysChanged(ctx, tx, realm, kid, signUntil); err != nil {
+			return err
+		}
 		return appendEvents(ctx, tx, events)
 	})
 }
@@ -45,4 +53,9 @@ func (s *Store) RetireSigningKey(ctx context.Context, realm, kid string, signUnt
 func (s *Store) PurgeSigningKeys(ctx context.Context, before time.Time) (int64, error) {
 	// A NULL publish_until (no end yet) never compares as before anything.
 	return s.exec(ctx, `DELETE FROM signing_keys WHERE publish_until < ?`, micros(before))
+}
+
+// recordKeysChanged records a ChangeKeysChanged in the caller's transaction.
+func recordKeysChanged(ctx context.Context, tx *stmtTx, realm, kid string, at time.Time) error {
+	return recordChange(ctx, tx, storage.Change{Time: at, Realm: realm, Kind: storage.ChangeKeysChanged, Subject: kid})
 }

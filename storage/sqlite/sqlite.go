@@ -70,6 +70,7 @@ type Store struct {
 	closeOnce sync.Once
 
 	exclusive sync.Map // name -> *sync.Mutex, for Exclusive
+	watchers  watchers // of WatchChanges, woken after commits that recorded changes
 }
 
 // Open opens (creating if needed) the database at cfg.Path, applies any pending

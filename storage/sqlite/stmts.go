@@ -152,6 +152,9 @@ func (r rows) Err() error { return unavailable(r.Rows.Err()) }
 type stmtTx struct {
 	*sql.Tx
 	db *stmtDB
+	// recorded says a write of the transaction recorded changes (see
+	// recordChange), so watchers are woken once it commits.
+	recorded bool
 }
 
 func (t *stmtTx) QueryContext(ctx context.Context, query string, args ...any) (rows, error) {

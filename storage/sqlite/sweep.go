@@ -52,6 +52,9 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, grace time.Duration) (
 			}
 			*p.n = n
 		}
+		if r.Changes, err = purgeChanges(ctx, tx, now.Add(-storage.ChangeRetention)); err != nil {
+			return fmt.Errorf("purge changes: %w", err)
+		}
 		return nil
 	})
 	if err != nil {

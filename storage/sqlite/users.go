@@ -155,8 +155,16 @@ const deleteUserCodes = `DELETE FROM auth_codes WHERE realm = ? AND user_id = ? 
 // endUserGrants ends all a user holds, in the caller's transaction, at their
 // security stamp (moved there by the caller, it kills every token issued before,
 // for good): their sessions end, their refresh families are revoked for reason,
-// and their codes not yet redeemed are deleted.
+// and their codes not yet redeemed are deleted. The stamp's move, and every
+// session and family ended, are recorded in the change feed.
 func endUserGrants(ctx context.Context, tx *stmtTx, realm, id string, at time.Time, reason string) error {
+	if err := recordChange(ctx, tx, storage.Change{Time: at, Realm: realm, Kind: storage.ChangeUserRevoked,
+		Subject: id, UserID: id, Reason: reason}); err != nil {
+		return fmt.Errorf("end what %s holds: %w", userName(realm, id), err)
+	}
+	if err := recordUserEnds(ctx, tx, realm, id, at, reason); err != nil {
+		return fmt.Errorf("end what %s holds: %w", userName(realm, id), err)
+	}
 	a := micros(at)
 	if _, err := tx.ExecContext(ctx, revokeUserSessions, a, realm, id); err != nil {
 		return fmt.Errorf("end what %s holds: %w", userName(realm, id), err)
@@ -170,10 +178,27 @@ func endUserGrants(ctx context.Context, tx *stmtTx, realm, id string, at time.Ti
 	return nil
 }
 
+// recordUserEnds records the ends of a user's sessions and families not yet
+// revoked, before the caller ends them.
+func recordUserEnds(ctx context.Context, tx *stmtTx, realm, id string, at time.Time, reason string) error {
+	if err := recordEndedSessions(ctx, tx, at, reason, `realm = ? AND user_id = ?`, realm, id); err != nil {
+		return err
+	}
+	return recordRevokedFamilies(ctx, tx, at, reason, `realm = ? AND user_id = ?`, realm, id)
+}
+
 func (s *Store) DeleteUser(ctx context.Context, realm, id string, events ...storage.AuditEvent) error {
+	at := deletionTime(events)
 	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE realm = ? AND id = ?`, realm, id)
 		if err := mustChange(res, err, userName(realm, id)); err != nil {
+			return err
+		}
+		if err := recordChange(ctx, tx, storage.Change{Time: at, Realm: realm, Kind: storage.ChangeUserRevoked,
+			Subject: id, UserID: id, Reason: storage.ReasonDeleted}); err != nil {
+			return err
+		}
+		if err := recordUserEnds(ctx, tx, realm, id, at, storage.ReasonDeleted); err != nil {
 			return err
 		}
 		// What the user holds goes with them: sessions, families, pending codes,

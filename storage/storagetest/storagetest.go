@@ -53,7 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"SessionClients", testSessionClients},
 		{"BackchannelCursor", testBackchannelCursor},
 	}
-	for _, tc := range append(tests, adminTests...) {
+	for _, tc := range append(append(tests, adminTests...), changeTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
 		})
