@@ -107,7 +107,7 @@ func backchannelSeed(t *testing.T, base, rpURL string) string {
 	if !strings.Contains(base, rpURL+"/web") || !strings.Contains(base, rpURL+"/spa") {
 		t.Fatalf("seed edit failed:\n%s", base)
 	}
-	return base + "      - username: bob\n        password: bob-password-1\n"
+	return strings.Replace(base, aliceLine, aliceLine+"      - username: bob\n        password: bob-password-1\n", 1)
 }
 
 // browserSession is a browser signed in as a user, who used it with spa and web.
