@@ -229,7 +229,8 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 
 	// Back-channel logout reads the store itself, not the cache: a client's URI
 	// is read when its logout token is sent.
-	logouts := backchannel.New(backchannel.Config{Store: store, Tokens: tokens, Log: log, RetryBase: opts.BackchannelRetry})
+	logouts := backchannel.New(backchannel.Config{Store: store, Tokens: tokens, Log: log, RetryBase: opts.BackchannelRetry,
+		GapWait: 2 * opts.StoreTimeout})
 
 	tasksCtx, stopTasks := context.WithCancel(ctx)
 	tasksDone := make(chan struct{})

@@ -71,7 +71,8 @@ type Config struct {
 	// often an instance that is not delivering tries to take over (default 5 s).
 	Poll, Lead time.Duration
 	// GapWait is how long a gap in the feed's sequence is waited for before it is
-	// taken as a rolled-back write (default: the store's default timeout, doubled).
+	// taken as a rolled-back write: longer than any write may be in flight, the
+	// store timeout (default: storage.DefaultTimeout, doubled).
 	GapWait time.Duration
 }
 
