@@ -3,7 +3,7 @@
 //
 // Rules every implementation keeps (the conformance suite in storagetest checks them):
 //   - Stores never read the clock: every timestamp is set by the caller, and every
-//     expiry check takes the caller's "now".
+//     expiry check takes the caller's "now" (one exception: DeletionTime).
 //   - Times round-trip at microsecond precision and come back in UTC; a zero
 //     time.Time means "not set" and is stored as NULL.
 //   - Lists round-trip in order; an empty list may come back as nil.

@@ -63,3 +63,20 @@ func Updated(created, updated time.Time) time.Time {
 	}
 	return updated
 }
+
+// DeletionTime is the Time of the changes a deletion records: that of its latest
+// audit event. A deletion is given no time of its own, so without an event the
+// clock's is taken: the one time a store reads it, since a change must have a
+// time to be kept by and to kill the tokens issued before it.
+func DeletionTime(events []AuditEvent) time.Time {
+	var t time.Time
+	for _, e := range events {
+		if e.Time.After(t) {
+			t = e.Time
+		}
+	}
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}

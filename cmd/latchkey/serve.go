@@ -267,7 +267,7 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 				}
 				if err == nil && !res.Skipped {
 					log.Debug("swept", "families", res.Families, "sessions", res.Sessions, "codes", res.AuthCodes,
-						"denied_jwts", res.DeniedJWTs, "client_assertions", res.ClientAssertions)
+						"denied_jwts", res.DeniedJWTs, "client_assertions", res.ClientAssertions, "changes", res.Changes)
 				}
 				return err
 			}},

@@ -72,22 +72,6 @@ func endAndRecord(ctx context.Context, q querier, kind string, at time.Time, rea
 	return tag.RowsAffected(), nil
 }
 
-// deletionTime is when a deletion happened, for its change: the time of its
-// latest audit event. A deletion carries no time of its own, so without an event
-// the store's clock is the only one there is.
-func deletionTime(events []storage.AuditEvent) time.Time {
-	var t time.Time
-	for _, e := range events {
-		if e.Time.After(t) {
-			t = e.Time
-		}
-	}
-	if t.IsZero() {
-		t = time.Now()
-	}
-	return t
-}
-
 // ListChanges returns the changes q selects, in Seq order.
 func (s *Store) ListChanges(ctx context.Context, q storage.ChangeQuery) ([]storage.Change, error) {
 	// Only fixed conditions are joined into the query; the caller's values are arguments.

@@ -56,7 +56,15 @@ func insertClient(ctx context.Context, q querier, c storage.Client) error {
 		ts(c.CreatedAt), ts(c.UpdatedAt), c.PKCEOptional, c.IDTokenSignedResponseAlg, ts(c.TokensValidAfter),
 		c.PreviousSecretHash, ts(c.PreviousSecretExpiresAt),
 		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired)
-	return err
+	if err != nil {
+		return err
+	}
+	return recordClientChanged(ctx, q, c.Realm, c.ID, storage.Updated(c.CreatedAt, c.UpdatedAt))
+}
+
+// recordClientChanged records a ChangeClientChanged through q.
+func recordClientChanged(ctx context.Context, q querier, realm, id string, at time.Time) error {
+	return recordChange(ctx, q, storage.Change{Time: at, Realm: realm, Kind: storage.ChangeClientChanged, Subject: id, ClientID: id})
 }
 
 // GetClient returns the client.
@@ -118,7 +126,8 @@ func (s *Store) UpdateClient(ctx context.Context, realm, id string, fn func(c *s
 	return out, nil
 }
 
-// updateClient replaces every column but the keys and created_at.
+// updateClient replaces every column but the keys and created_at, and records
+// the change.
 func updateClient(ctx context.Context, q querier, c storage.Client) (int64, error) {
 	tag, err := q.Exec(ctx, `
 		UPDATE clients SET name = $3, secret_hash = $4, redirect_uris = $5, post_logout_redirect_uris = $6,
@@ -136,21 +145,28 @@ func updateClient(ctx context.Context, q querier, c storage.Client) (int64, erro
 		ts(c.UpdatedAt), bytesOrNull(c.JWKS), c.PKCEOptional, c.IDTokenSignedResponseAlg, ts(c.TokensValidAfter),
 		c.PreviousSecretHash, ts(c.PreviousSecretExpiresAt),
 		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired)
-	return tag.RowsAffected(), err
+	if err != nil || tag.RowsAffected() == 0 {
+		return 0, err
+	}
+	return tag.RowsAffected(), recordClientChanged(ctx, q, c.Realm, c.ID, c.UpdatedAt)
 }
 
-// revokeClientFamilies revokes a client's live families: args realm, client ID, at, reason.
+// revokeClientFamilies revokes a client's live families, for endAndRecord: args
+// realm, client ID, at, reason.
 const revokeClientFamilies = `UPDATE refresh_families SET revoked_at = $3, revoke_reason = $4
-	WHERE realm = $1 AND client_id = $2 AND revoked_at IS NULL`
+	WHERE realm = $1 AND client_id = $2 AND revoked_at IS NULL RETURNING ` + familyEnded
 
 // deleteClientCodes deletes a client's codes not yet redeemed: args realm, client ID.
 const deleteClientCodes = `DELETE FROM auth_codes WHERE realm = $1 AND client_id = $2 AND consumed_at IS NULL`
 
 // endClientGrants ends all a client holds, in the caller's transaction, at its
 // security stamp: its refresh families are revoked for reason, and its codes not
-// yet redeemed are deleted.
+// yet redeemed are deleted. The stamp's move and every family revoked are recorded.
 func endClientGrants(ctx context.Context, q querier, realm, id string, at time.Time, reason string) error {
-	if _, err := q.Exec(ctx, revokeClientFamilies, realm, id, ts(at), reason); err != nil {
+	if err := recordClientRevoked(ctx, q, realm, id, at, reason); err != nil {
+		return err
+	}
+	if _, err := endAndRecord(ctx, q, storage.ChangeFamilyRevoked, at, reason, revokeClientFamilies, realm, id, ts(at), reason); err != nil {
 		return fmt.Errorf("revoke refresh families of client %q in realm %q: %w", id, realm, err)
 	}
 	if _, err := q.Exec(ctx, deleteClientCodes, realm, id); err != nil {
@@ -162,6 +178,7 @@ func endClientGrants(ctx context.Context, q querier, realm, id string, at time.T
 // DeleteClient deletes the client with its refresh families (whose tokens go by
 // foreign-key cascade), codes and consents, in one transaction.
 func (s *Store) DeleteClient(ctx context.Context, realm, id string, events ...storage.AuditEvent) error {
+	at := storage.DeletionTime(events)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM clients WHERE realm = $1 AND id = $2`, realm, id)
 		if err != nil {
@@ -170,8 +187,20 @@ func (s *Store) DeleteClient(ctx context.Context, realm, id string, events ...st
 		if tag.RowsAffected() == 0 {
 			return storage.ErrNotFound
 		}
+		// The client's end, and that of every family still live, are recorded.
+		if err := recordClientChanged(ctx, tx, realm, id, at); err != nil {
+			return err
+		}
+		if err := recordClientRevoked(ctx, tx, realm, id, at, storage.ReasonDeleted); err != nil {
+			return err
+		}
+		if _, err := endAndRecord(ctx, tx, storage.ChangeFamilyRevoked, at, storage.ReasonDeleted,
+			`DELETE FROM refresh_families WHERE realm = $1 AND client_id = $2 RETURNING realm, id, user_id, client_id, revoked_at`,
+			realm, id); err != nil {
+			return fmt.Errorf("deleting refresh families: %w", err)
+		}
 		// A client registered later under the same ID must not inherit the consents.
-		for _, table := range []string{"refresh_families", "auth_codes", "consents"} {
+		for _, table := range []string{"auth_codes", "consents"} {
 			// table comes from the fixed list above, never from input.
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE realm = $1 AND client_id = $2`, realm, id); err != nil {
 				return fmt.Errorf("deleting %s: %w", table, err)
@@ -183,4 +212,10 @@ func (s *Store) DeleteClient(ctx context.Context, realm, id string, events ...st
 		return fmt.Errorf("delete client %q in realm %q: %w", id, realm, err)
 	}
 	return nil
+}
+
+// recordClientRevoked records a ChangeClientRevoked through q.
+func recordClientRevoked(ctx context.Context, q querier, realm, id string, at time.Time, reason string) error {
+	return recordChange(ctx, q, storage.Change{Time: at, Realm: realm, Kind: storage.ChangeClientRevoked,
+		Subject: id, ClientID: id, Reason: reason})
 }

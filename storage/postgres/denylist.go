@@ -12,13 +12,19 @@ import (
 
 // DenyJWT adds an entry; adding one twice keeps the first.
 func (s *Store) DenyJWT(ctx context.Context, d storage.DeniedJWT) error {
-	_, err := s.pool.Exec(ctx, `
-		INSERT INTO denied_jwts (realm, jti, expires_at, created_at, reason) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (realm, jti) DO NOTHING`,
-		d.Realm, d.JTI, ts(d.ExpiresAt), ts(d.CreatedAt), d.Reason)
+	// DO NOTHING keeps the first entry, and only a new one is recorded, in the
+	// same statement.
+	tag, err := s.pool.Exec(ctx, `
+		WITH denied AS (
+			INSERT INTO denied_jwts (realm, jti, expires_at, created_at, reason) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (realm, jti) DO NOTHING
+			RETURNING realm, jti, expires_at, created_at, reason)
+		`+changeInsert+`SELECT created_at, realm, $6, jti, '', '', expires_at, reason FROM denied`,
+		d.Realm, d.JTI, ts(d.ExpiresAt), ts(d.CreatedAt), d.Reason, storage.ChangeTokenDenied)
 	if err != nil {
 		return fmt.Errorf("deny JWT %q in realm %q: %w", d.JTI, d.Realm, err)
 	}
+	s.recorded(tag.RowsAffected())
 	return nil
 }
 

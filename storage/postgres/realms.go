@@ -37,7 +37,15 @@ func (s *Store) CreateRealm(ctx context.Context, r storage.Realm, events ...stor
 func insertRealm(ctx context.Context, q querier, r storage.Realm) error {
 	_, err := q.Exec(ctx, `INSERT INTO realms (`+realmColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
 		r.Name, r.DisplayName, r.SigningAlg, int64(r.AccessTokenTTL), ts(r.CreatedAt), ts(r.UpdatedAt))
-	return err
+	if err != nil {
+		return err
+	}
+	return recordRealmChange(ctx, q, r.Name, storage.ChangeRealmChanged, storage.Updated(r.CreatedAt, r.UpdatedAt), "")
+}
+
+// recordRealmChange records a change of the realm itself through q.
+func recordRealmChange(ctx context.Context, q querier, realm, kind string, at time.Time, reason string) error {
+	return recordChange(ctx, q, storage.Change{Time: at, Realm: realm, Kind: kind, Subject: realm, Reason: reason})
 }
 
 // GetRealm returns the realm.
@@ -98,13 +106,17 @@ func updateRealm(ctx context.Context, q querier, r storage.Realm) (int64, error)
 		UPDATE realms SET display_name = $2, signing_alg = $3, access_token_ttl = $4, updated_at = $5
 		WHERE name = $1`,
 		r.Name, r.DisplayName, r.SigningAlg, int64(r.AccessTokenTTL), ts(r.UpdatedAt))
-	return tag.RowsAffected(), err
+	if err != nil || tag.RowsAffected() == 0 {
+		return 0, err
+	}
+	return tag.RowsAffected(), recordRealmChange(ctx, q, r.Name, storage.ChangeRealmChanged, r.UpdatedAt, "")
 }
 
 // DeleteRealm deletes the realm and everything in it. Clients, users and keys
 // go by foreign-key cascade; the rest has no foreign key and is deleted here,
 // in the same transaction. The audit trail is kept.
 func (s *Store) DeleteRealm(ctx context.Context, name string, events ...storage.AuditEvent) error {
+	at := storage.DeletionTime(events)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM realms WHERE name = $1`, name)
 		if err != nil {
@@ -112,6 +124,9 @@ func (s *Store) DeleteRealm(ctx context.Context, name string, events ...storage.
 		}
 		if tag.RowsAffected() == 0 {
 			return storage.ErrNotFound
+		}
+		if err := recordRealmChange(ctx, tx, name, storage.ChangeRealmChanged, at, storage.ReasonDeleted); err != nil {
+			return err
 		}
 		for _, table := range []string{"sessions", "auth_codes", "refresh_families", "denied_jwts", "client_assertions", "consents"} {
 			// table comes from the fixed list above, never from input.
@@ -135,6 +150,10 @@ func (s *Store) LogoutRealm(ctx context.Context, realm string, at time.Time, eve
 		var one int
 		if err := tx.QueryRow(ctx, `SELECT 1 FROM realms WHERE name = $1 FOR SHARE`, realm).Scan(&one); err != nil {
 			return notFound(err)
+		}
+		// One change for the whole realm, however many sessions and families end.
+		if err := recordRealmChange(ctx, tx, realm, storage.ChangeRealmLogout, at, storage.ReasonRealmLogout); err != nil {
+			return err
 		}
 		tag, err := tx.Exec(ctx, `UPDATE sessions SET revoked_at = $2 WHERE realm = $1 AND revoked_at IS NULL`, realm, ts(at))
 		if err != nil {

@@ -148,20 +148,32 @@ func (s *Store) RotateRefreshToken(ctx context.Context, parentHash []byte, child
 
 // RevokeFamily revokes the family, and with it every token in it, in one
 // UPDATE. Revoking twice keeps the first time and reason.
+//
+// Only a family not yet revoked is revoked and recorded; then one revoked
+// before is told from one that does not exist.
 func (s *Store) RevokeFamily(ctx context.Context, id string, at time.Time, reason string) error {
-	tag, err := s.pool.Exec(ctx, `
-		UPDATE refresh_families
-		SET revoked_at = COALESCE(revoked_at, $2),
-			revoke_reason = CASE WHEN revoked_at IS NULL THEN $3 ELSE revoke_reason END
-		WHERE id = $1`, id, ts(at), reason)
+	n, err := endAndRecord(ctx, s.pool, storage.ChangeFamilyRevoked, at, reason, `UPDATE refresh_families
+		SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL
+		RETURNING `+familyEnded, id, ts(at), reason)
 	if err != nil {
 		return fmt.Errorf("revoke refresh family %q: %w", id, err)
 	}
-	if tag.RowsAffected() == 0 {
+	s.recorded(n)
+	if n > 0 {
+		return nil
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM refresh_families WHERE id = $1)`, id).Scan(&exists); err != nil {
+		return fmt.Errorf("revoke refresh family %q: %w", id, err)
+	}
+	if !exists {
 		return fmt.Errorf("revoke refresh family %q: %w", id, storage.ErrNotFound)
 	}
 	return nil
 }
+
+// familyEnded is what an UPDATE that revokes families returns for endAndRecord.
+const familyEnded = `realm, id, user_id, client_id, NULL::timestamptz AS revoked_at`
 
 // ListUserFamilies returns the user's families live at now, oldest first.
 func (s *Store) ListUserFamilies(ctx context.Context, realm, userID string, now time.Time) ([]storage.Family, error) {
@@ -179,30 +191,33 @@ func (s *Store) ListUserFamilies(ctx context.Context, realm, userID string, now 
 	return families, nil
 }
 
-// revokeUserFamilies revokes a user's live families: args realm, user ID, at, reason.
+// revokeUserFamilies revokes a user's live families, for endAndRecord: args
+// realm, user ID, at, reason.
 const revokeUserFamilies = `UPDATE refresh_families SET revoked_at = $3, revoke_reason = $4
-	WHERE realm = $1 AND user_id = $2 AND revoked_at IS NULL`
+	WHERE realm = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING ` + familyEnded
 
 // RevokeUserFamilies revokes every unrevoked family of the user and says how many.
 func (s *Store) RevokeUserFamilies(ctx context.Context, realm, userID string, at time.Time, reason string) (int64, error) {
-	tag, err := s.pool.Exec(ctx, revokeUserFamilies, realm, userID, ts(at), reason)
+	n, err := endAndRecord(ctx, s.pool, storage.ChangeFamilyRevoked, at, reason, revokeUserFamilies, realm, userID, ts(at), reason)
 	if err != nil {
 		return 0, fmt.Errorf("revoke refresh families of user %q in realm %q: %w", userID, realm, err)
 	}
-	return tag.RowsAffected(), nil
+	s.recorded(n)
+	return n, nil
 }
 
 // RevokeSessionFamilies revokes every unrevoked family born in the session and says how many.
 func (s *Store) RevokeSessionFamilies(ctx context.Context, sessionID string, at time.Time, reason string) (int64, error) {
 	// Families born outside a browser session share the empty session ID; they
 	// are no one session's. Saying so in SQL also lets the partial index serve.
-	tag, err := s.pool.Exec(ctx, `
+	n, err := endAndRecord(ctx, s.pool, storage.ChangeFamilyRevoked, at, reason, `
 		UPDATE refresh_families SET revoked_at = $2, revoke_reason = $3
-		WHERE session_id = $1 AND session_id <> '' AND revoked_at IS NULL`, sessionID, ts(at), reason)
+		WHERE session_id = $1 AND session_id <> '' AND revoked_at IS NULL RETURNING `+familyEnded, sessionID, ts(at), reason)
 	if err != nil {
 		return 0, fmt.Errorf("revoke refresh families of session %q: %w", sessionID, err)
 	}
-	return tag.RowsAffected(), nil
+	s.recorded(n)
+	return n, nil
 }
 
 // PurgeFamilies deletes families, with their tokens (by foreign-key cascade),

@@ -41,7 +41,7 @@ func count(res *storage.SeedResult, o seedOutcome) {
 // (READ COMMITTED reads afresh after the wait) instead of failing on them.
 func (s *Store) ApplySeed(ctx context.Context, seed storage.Seed) (storage.SeedResult, error) {
 	var res storage.SeedResult
-	err := pgx.BeginFunc(ctx, s.pool.patient(), func(tx pgx.Tx) error {
+	err := s.beginFunc(ctx, s.pool.patient(), func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, seedLockID); err != nil {
 			return fmt.Errorf("wait for other seeds: %w", err)
 		}
@@ -191,10 +191,15 @@ func seedUser(ctx context.Context, q querier, u storage.User) (seedOutcome, stor
 // families are revoked for reason, and their codes not yet redeemed are deleted.
 // The seed and UpdateUser share it.
 func endUserGrants(ctx context.Context, q querier, u storage.User, at time.Time, reason string) error {
-	if _, err := q.Exec(ctx, revokeUserSessions, u.Realm, u.ID, ts(at)); err != nil {
+	// The stamp's move, and every session and family ended, are recorded.
+	if err := recordChange(ctx, q, storage.Change{Time: at, Realm: u.Realm, Kind: storage.ChangeUserRevoked,
+		Subject: u.ID, UserID: u.ID, Reason: reason}); err != nil {
+		return err
+	}
+	if _, err := endAndRecord(ctx, q, storage.ChangeSessionEnded, at, reason, revokeUserSessions, u.Realm, u.ID, ts(at)); err != nil {
 		return fmt.Errorf("end sessions of user %q in realm %q: %w", u.ID, u.Realm, err)
 	}
-	if _, err := q.Exec(ctx, revokeUserFamilies, u.Realm, u.ID, ts(at), reason); err != nil {
+	if _, err := endAndRecord(ctx, q, storage.ChangeFamilyRevoked, at, reason, revokeUserFamilies, u.Realm, u.ID, ts(at), reason); err != nil {
 		return fmt.Errorf("revoke refresh families of user %q in realm %q: %w", u.ID, u.Realm, err)
 	}
 	if _, err := q.Exec(ctx, deleteUserCodes, u.Realm, u.ID); err != nil {

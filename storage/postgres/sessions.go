@@ -55,12 +55,24 @@ func (s *Store) TouchSession(ctx context.Context, id string, seenAt, idleExpires
 }
 
 // RevokeSession ends the session; revoking twice keeps the first time.
+// Only a session not yet revoked is ended and recorded; then one that is not
+// ended is told from one that does not exist.
 func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE sessions SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1`, id, ts(at))
+	n, err := endAndRecord(ctx, s.pool, storage.ChangeSessionEnded, at, "", `UPDATE sessions SET revoked_at = $2
+		WHERE id = $1 AND revoked_at IS NULL RETURNING realm, id, user_id, '' AS client_id, NULL::timestamptz AS revoked_at`,
+		id, ts(at))
 	if err != nil {
 		return fmt.Errorf("revoke session %q: %w", id, err)
 	}
-	if tag.RowsAffected() == 0 {
+	s.recorded(n)
+	if n > 0 {
+		return nil
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1)`, id).Scan(&exists); err != nil {
+		return fmt.Errorf("revoke session %q: %w", id, err)
+	}
+	if !exists {
 		return fmt.Errorf("revoke session %q: %w", id, storage.ErrNotFound)
 	}
 	return nil
@@ -82,16 +94,18 @@ func (s *Store) ListUserSessions(ctx context.Context, realm, userID string, now 
 	return sessions, nil
 }
 
-// revokeUserSessions ends a user's live sessions: args realm, user ID, at.
-const revokeUserSessions = `UPDATE sessions SET revoked_at = $3 WHERE realm = $1 AND user_id = $2 AND revoked_at IS NULL`
+// revokeUserSessions ends a user's live sessions, for endAndRecord: args realm, user ID, at.
+const revokeUserSessions = `UPDATE sessions SET revoked_at = $3 WHERE realm = $1 AND user_id = $2 AND revoked_at IS NULL
+	RETURNING realm, id, user_id, '' AS client_id, NULL::timestamptz AS revoked_at`
 
 // RevokeUserSessions ends every unrevoked session of the user and says how many.
 func (s *Store) RevokeUserSessions(ctx context.Context, realm, userID string, at time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, revokeUserSessions, realm, userID, ts(at))
+	n, err := endAndRecord(ctx, s.pool, storage.ChangeSessionEnded, at, "", revokeUserSessions, realm, userID, ts(at))
 	if err != nil {
 		return 0, fmt.Errorf("revoke sessions of user %q in realm %q: %w", userID, realm, err)
 	}
-	return tag.RowsAffected(), nil
+	s.recorded(n)
+	return n, nil
 }
 
 // PurgeSessions deletes sessions that expired or were revoked before the given time.

@@ -14,10 +14,16 @@ const signingKeyColumns = `realm, kid, alg, private_key, public_jwk, created_at,
 
 // CreateSigningKey stores a new key. The sealed private key is kept as opaque bytes.
 func (s *Store) CreateSigningKey(ctx context.Context, k storage.SigningKey) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO signing_keys (`+signingKeyColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		k.Realm, k.KID, k.Alg, k.PrivateKey, k.PublicJWK, ts(k.CreatedAt), ts(k.SignFrom), ts(k.SignUntil),
-		ts(k.PublishUntil))
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO signing_keys (`+signingKeyColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			k.Realm, k.KID, k.Alg, k.PrivateKey, k.PublicJWK, ts(k.CreatedAt), ts(k.SignFrom), ts(k.SignUntil),
+			ts(k.PublishUntil))
+		if err != nil {
+			return err
+		}
+		return recordKeysChanged(ctx, tx, k.Realm, k.KID, k.CreatedAt)
+	})
 	if err != nil {
 		return fmt.Errorf("create signing key %q in realm %q: %w", k.KID, k.Realm, classify(err))
 	}
@@ -55,6 +61,9 @@ func (s *Store) RetireSigningKey(ctx context.Context, realm, kid string, signUnt
 		if tag.RowsAffected() == 0 {
 			return storage.ErrNotFound
 		}
+		if err := recordKeysChanged(ctx, tx, realm, kid, signUntil); err != nil {
+			return err
+		}
 		return appendEvents(ctx, tx, events)
 	})
 	if err != nil {
@@ -71,4 +80,9 @@ func (s *Store) PurgeSigningKeys(ctx context.Context, before time.Time) (int64, 
 		return 0, fmt.Errorf("purge signing keys: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// recordKeysChanged records a ChangeKeysChanged through q.
+func recordKeysChanged(ctx context.Context, q querier, realm, kid string, at time.Time) error {
+	return recordChange(ctx, q, storage.Change{Time: at, Realm: realm, Kind: storage.ChangeKeysChanged, Subject: kid})
 }

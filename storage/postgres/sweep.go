@@ -53,7 +53,8 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, grace time.Duration) (
 			}
 			*p.n = n
 		}
-		return nil
+		r.Changes, err = purgeChanges(ctx, tx, now.Add(-storage.ChangeRetention))
+		return err
 	})
 	if err != nil {
 		return storage.SweepResult{}, fmt.Errorf("sweep: %w", err)

@@ -20,12 +20,28 @@ const txAttempts = 3
 // a transaction did nothing, and a second try usually goes through.
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	for attempt := 1; ; attempt++ {
-		err := pgx.BeginFunc(ctx, s.pool, fn)
+		err := s.beginFunc(ctx, s.pool, fn)
 		if attempt < txAttempts && retryable(err) {
 			continue
 		}
 		return err
 	}
+}
+
+// beginFunc is pgx.BeginFunc on pool, with fn given a recordingTx: once a
+// transaction that recorded changes commits, the notifier is told.
+func (s *Store) beginFunc(ctx context.Context, pool deadlinePool, fn func(tx pgx.Tx) error) error {
+	var recorded bool
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		rtx := &recordingTx{Tx: tx}
+		err := fn(rtx)
+		recorded = rtx.recorded
+		return err
+	})
+	if err == nil && recorded {
+		s.notifier.wake()
+	}
+	return err
 }
 
 // retryable reports whether err says the transaction was aborted for another's sake.

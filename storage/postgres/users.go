@@ -150,6 +150,7 @@ func updateUser(ctx context.Context, q querier, u storage.User) (int64, error) {
 // tokens go by foreign-key cascade), codes, opaque access tokens and consents,
 // in one transaction.
 func (s *Store) DeleteUser(ctx context.Context, realm, id string, events ...storage.AuditEvent) error {
+	at := storage.DeletionTime(events)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE realm = $1 AND id = $2`, realm, id)
 		if err != nil {
@@ -159,8 +160,23 @@ func (s *Store) DeleteUser(ctx context.Context, realm, id string, events ...stor
 			return storage.ErrNotFound
 		}
 		// What the user holds goes with them: sessions, families (their tokens
-		// follow), pending codes, opaque access tokens and consents.
-		for _, table := range []string{"sessions", "refresh_families", "auth_codes", "consents"} {
+		// follow), pending codes, opaque access tokens and consents. The user's
+		// end, and that of every session and family still live, are recorded.
+		if err := recordChange(ctx, tx, storage.Change{Time: at, Realm: realm, Kind: storage.ChangeUserRevoked,
+			Subject: id, UserID: id, Reason: storage.ReasonDeleted}); err != nil {
+			return err
+		}
+		if _, err := endAndRecord(ctx, tx, storage.ChangeSessionEnded, at, storage.ReasonDeleted,
+			`DELETE FROM sessions WHERE realm = $1 AND user_id = $2 RETURNING realm, id, user_id, '' AS client_id, revoked_at`,
+			realm, id); err != nil {
+			return fmt.Errorf("deleting sessions: %w", err)
+		}
+		if _, err := endAndRecord(ctx, tx, storage.ChangeFamilyRevoked, at, storage.ReasonDeleted,
+			`DELETE FROM refresh_families WHERE realm = $1 AND user_id = $2 RETURNING realm, id, user_id, client_id, revoked_at`,
+			realm, id); err != nil {
+			return fmt.Errorf("deleting refresh families: %w", err)
+		}
+		for _, table := range []string{"auth_codes", "consents"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE realm = $1 AND user_id = $2`, realm, id); err != nil {
 				return fmt.Errorf("deleting %s: %w", table, err)
 			}

@@ -174,7 +174,7 @@ func recordClientEnds(ctx context.Context, tx *stmtTx, realm, id string, at time
 }
 
 func (s *Store) DeleteClient(ctx context.Context, realm, id string, events ...storage.AuditEvent) error {
-	at := deletionTime(events)
+	at := storage.DeletionTime(events)
 	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM clients WHERE realm = ? AND id = ?`, realm, id)
 		if err := mustChange(res, err, clientName(realm, id)); err != nil {

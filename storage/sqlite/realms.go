@@ -95,7 +95,7 @@ func updateRealm(ctx context.Context, tx *stmtTx, r storage.Realm) error {
 }
 
 func (s *Store) DeleteRealm(ctx context.Context, name string, events ...storage.AuditEvent) error {
-	at := deletionTime(events)
+	at := storage.DeletionTime(events)
 	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM realms WHERE name = ?`, name)
 		if err := mustChange(res, err, fmt.Sprintf("realm %q", name)); err != nil {

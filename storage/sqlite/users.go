@@ -188,7 +188,7 @@ func recordUserEnds(ctx context.Context, tx *stmtTx, realm, id string, at time.T
 }
 
 func (s *Store) DeleteUser(ctx context.Context, realm, id string, events ...storage.AuditEvent) error {
-	at := deletionTime(events)
+	at := storage.DeletionTime(events)
 	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE realm = ? AND id = ?`, realm, id)
 		if err := mustChange(res, err, userName(realm, id)); err != nil {

@@ -517,4 +517,41 @@ func testChangesUnderRace(t *testing.T, s storage.Store) {
 			t.Fatalf("%d recorders: %d changes for %d subjects, want %d", n, len(got), len(seen), n)
 		}
 	}
+	// Concurrent revocations of one family, one session and one user's families
+	// record each end once.
+	setupRealm(t, s, "race")
+	for _, n := range []int{2, 5, 100} {
+		tag := fmt.Sprint(n)
+		user := "race-user-" + tag
+		must(t, s.CreateSession(c, newSession("race", user, "sid-"+tag)))
+		for _, id := range []string{"fam-" + tag, "fam-user-" + tag} {
+			must(t, s.CreateFamily(c, newFamily("race", "web", user, "", id), storage.RefreshToken{Hash: randBytes(t), IssuedAt: t0}))
+		}
+		f := newFeed(t, s)
+		errs := together(n, func(i int) error {
+			when := at(time.Duration(i) * time.Second)
+			switch i % 3 {
+			case 0:
+				return s.RevokeFamily(c, "fam-"+tag, when, "race")
+			case 1:
+				return s.RevokeSession(c, "sid-"+tag, when)
+			}
+			_, err := s.RevokeUserFamilies(c, "race", user, when, "race")
+			return err
+		})
+		for _, err := range errs {
+			must(t, err)
+		}
+		got, err := s.ListChanges(c, storage.ChangeQuery{After: f.last})
+		must(t, err)
+		count := map[string]int{}
+		for _, ch := range got {
+			count[ch.Kind+" "+ch.Subject]++
+		}
+		want := map[string]int{storage.ChangeFamilyRevoked + " fam-" + tag: 1, storage.ChangeSessionEnded + " sid-" + tag: 1}
+		if n > 2 { // someone revoked the user's families
+			want[storage.ChangeFamilyRevoked+" fam-user-"+tag] = 1
+		}
+		same(t, tag+" revokers: changes recorded", count, want)
+	}
 }
