@@ -342,18 +342,25 @@ func TestBackchannelLogout_ThreeInstancesDeliverOnce(t *testing.T) {
 	db := pgtest.DSN(t)
 	rp := newRP(t, nil)
 	seed := backchannelSeed(t, defaultSeed, rp.srv.URL)
+	// One issuer, as behind a load balancer: each instance listens on its own
+	// address, and the last --base-url wins.
+	addr := freeAddr(t)
 	var ss []*server
-	for range 3 {
-		ss = append(ss, start(t, options{db: db, seed: seed}))
+	for i := range 3 {
+		o := options{db: db, seed: seed, args: []string{"--base-url", "http://" + addr}}
+		if i == 0 {
+			o.addr = addr
+		}
+		ss = append(ss, start(t, o))
 	}
 	for i := range 3 {
 		// Sign in through one instance and out through another.
 		a := signInBoth(t, ss[i], "alice", alicePass)
 		out := ss[(i+1)%3]
-		if p := a.b.get(out.issuer("acme") + "/protocol/openid-connect/logout?" + url.Values{"id_token_hint": {a.idToken}}.Encode()); p.status != 200 {
+		if p := a.b.get(out.URL + "/realms/acme/protocol/openid-connect/logout?" + url.Values{"id_token_hint": {a.idToken}}.Encode()); p.status != 200 {
 			t.Fatalf("logout: %d %s", p.status, p.body)
 		}
-		verifyLogoutTokens(t, out, rp.take(t, 2, 3*time.Second), a.sid, a.sub)
+		verifyLogoutTokens(t, ss[0], rp.take(t, 2, 3*time.Second), a.sid, a.sub)
 	}
 }
 
