@@ -336,6 +336,35 @@ func TestBackchannelLogout_RetriesThenGivesUpWithAnAuditEvent(t *testing.T) {
 	})
 }
 
+// A logout still being retried when the server stops is delivered after it
+// starts again: the cursor in the store stays before it until it is done.
+func TestBackchannelLogout_SurvivesARestart(t *testing.T) {
+	stores(t, func(t *testing.T, db string) {
+		rp := newRP(t, map[string]int{"/web": -1})
+		o := options{db: db, seed: backchannelSeed(t, defaultSeed, rp.srv.URL), args: []string{"--backchannel-retry", "30s"}}
+		s := start(t, o)
+		a := signInBoth(t, s, "alice", alicePass)
+		if p := a.b.get(s.issuer("acme") + "/protocol/openid-connect/logout?" + url.Values{"id_token_hint": {a.idToken}}.Encode()); p.status != 200 {
+			t.Fatalf("logout: %d %s", p.status, p.body)
+		}
+		rp.take(t, 1, 0) // spa's; web refused its first and waits 30 s to retry
+		rp.mu.Lock()
+		if rp.posts["/web"] != 1 {
+			t.Fatalf("web got %d POSTs before the restart, want 1", rp.posts["/web"])
+		}
+		rp.failFirst["/web"] = 0 // from now on, web takes it
+		rp.mu.Unlock()
+
+		s.stop()
+		s = start(t, o)
+		got := rp.take(t, 2, time.Second) // web's, and spa's again (at least once)
+		if len(got["/web"]) != 1 {
+			t.Fatalf("web got %d logout tokens after the restart, want 1", len(got["/web"]))
+		}
+		verifyLogoutTokens(t, s, map[string][]string{"/web": got["/web"], "/spa": got["/spa"][:1]}, a.sid, a.sub)
+	})
+}
+
 // Three instances on one PostgreSQL database: each logout is delivered once, not
 // once per instance.
 func TestBackchannelLogout_ThreeInstancesDeliverOnce(t *testing.T) {
