@@ -70,6 +70,12 @@ type Config struct {
 	// Poll is the safety net under the feed's wake-ups (default 10 s); Lead is how
 	// often an instance that is not delivering tries to take over (default 5 s).
 	Poll, Lead time.Duration
+	// Term is how long an instance delivers before it lets go, at a moment when
+	// nothing is in flight, and takes the lock again (default 1 m): should its
+	// hold on the lock have been lost unnoticed (a dropped database connection
+	// frees a PostgreSQL advisory lock), two instances deliver at once for no
+	// longer than that.
+	Term time.Duration
 	// GapWait is how long a gap in the feed's sequence is waited for before it is
 	// taken as a rolled-back write: longer than any write may be in flight, the
 	// store timeout (default: storage.DefaultTimeout, doubled).
@@ -116,6 +122,9 @@ func New(c Config) *Deliverer {
 	if c.Lead <= 0 {
 		c.Lead = 5 * time.Second
 	}
+	if c.Term <= 0 {
+		c.Term = time.Minute
+	}
 	if c.GapWait <= 0 {
 		c.GapWait = 2 * storage.DefaultTimeout
 	}
@@ -126,12 +135,14 @@ func New(c Config) *Deliverer {
 // trying to take it over, until ctx ends.
 func (d *Deliverer) Run(ctx context.Context) {
 	for {
-		_, err := d.c.Store.Exclusive(ctx, ExclusiveName, d.lead)
+		ran, err := d.c.Store.Exclusive(ctx, ExclusiveName, d.lead)
 		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
 			d.c.Log.Warn("back-channel logout: delivery stopped; taking it up again", "err", err)
+		} else if ran {
+			continue // a term ended: take the lock again at once
 		}
 		select {
 		case <-ctx.Done():
@@ -149,8 +160,10 @@ type job struct {
 	sessionID string
 }
 
-// lead reads the feed from the stored cursor and delivers, until ctx ends.
+// lead reads the feed from the stored cursor and delivers, until ctx ends or
+// its term is over with nothing in flight.
 func (d *Deliverer) lead(ctx context.Context) error {
+	termEnds := d.c.Now().Add(d.c.Term)
 	cursor, ok, err := d.c.Store.BackchannelCursor(ctx)
 	if err != nil {
 		return err
@@ -228,6 +241,9 @@ func (d *Deliverer) lead(ctx context.Context) error {
 			} else {
 				cursor = next
 			}
+		}
+		if inFlight == 0 && cursor == read && !d.c.Now().Before(termEnds) {
+			return nil
 		}
 		select {
 		case <-ctx.Done():

@@ -23,6 +23,7 @@ type fakeStore struct {
 	wake     func()
 	audit    []storage.AuditEvent
 	cursorCh chan int64 // every cursor stored
+	terms    int        // calls of Exclusive
 }
 
 func (f *fakeStore) ListChanges(ctx context.Context, q storage.ChangeQuery) ([]storage.Change, error) {
@@ -56,6 +57,9 @@ func (f *fakeStore) WatchChanges(ctx context.Context, wake func()) error {
 }
 
 func (f *fakeStore) Exclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error) {
+	f.mu.Lock()
+	f.terms++
+	f.mu.Unlock()
 	return true, fn(ctx)
 }
 
@@ -229,4 +233,45 @@ func TestGivesUpWithAnAuditEvent(t *testing.T) {
 			t.Errorf("audit detail %s=%s", k, v)
 		}
 	}
+}
+
+// A term over, the deliverer lets go of the lock and takes it again, losing
+// nothing: deliveries go on from the stored cursor.
+func TestTermsEndAndDeliveryGoesOn(t *testing.T) {
+	delivered := make(chan string, 10)
+	rp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		delivered <- r.PostForm.Get("logout_token")
+	}))
+	defer rp.Close()
+	f := &fakeStore{hasCur: true, uri: rp.URL, cursorCh: make(chan int64, 1000),
+		clients: map[string][]storage.SessionClient{"a": {{Realm: "acme", ClientID: "web"}}, "b": {{Realm: "acme", ClientID: "web"}}}}
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	run(t, f, Config{Term: time.Minute, Poll: 5 * time.Millisecond, Now: clock})
+	f.add(1, "a")
+	if got := <-delivered; got != "a" {
+		t.Fatalf("delivered %q", got)
+	}
+	waitCursor(t, f, 1)
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		f.mu.Lock()
+		terms := f.terms
+		f.mu.Unlock()
+		if terms > 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the term never ended")
+		}
+	}
+	f.add(2, "b")
+	if got := <-delivered; got != "b" {
+		t.Fatalf("delivered %q after a new term", got)
+	}
+	waitCursor(t, f, 2)
 }
