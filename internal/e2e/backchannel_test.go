@@ -65,6 +65,13 @@ func newRP(t *testing.T, failFirst map[string]int) *rp {
 	return r
 }
 
+// postsTo says how many POSTs path got.
+func (r *rp) postsTo(path string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.posts[path]
+}
+
 // take waits until the RP accepted want tokens in all (over its paths), waits a
 // moment more for any extra one, and returns them by path and clears them.
 func (r *rp) take(t *testing.T, want int, settle time.Duration) map[string][]string {
@@ -294,9 +301,7 @@ func TestBackchannelLogout_RetriesThenGivesUpWithAnAuditEvent(t *testing.T) {
 			t.Fatalf("logout: %d %s", p.status, p.body)
 		}
 		got := rp.take(t, 1, 0)
-		rp.mu.Lock()
-		webPosts := rp.posts["/web"]
-		rp.mu.Unlock()
+		webPosts := rp.postsTo("/web")
 		if len(got["/web"]) != 1 || webPosts != 3 {
 			t.Fatalf("web: %d tokens accepted after %d POSTs; want one on the third", len(got["/web"]), webPosts)
 		}
@@ -347,13 +352,18 @@ func TestBackchannelLogout_SurvivesARestart(t *testing.T) {
 		if p := a.b.get(s.issuer("acme") + "/protocol/openid-connect/logout?" + url.Values{"id_token_hint": {a.idToken}}.Encode()); p.status != 200 {
 			t.Fatalf("logout: %d %s", p.status, p.body)
 		}
-		rp.take(t, 1, 0) // spa's; web refused its first and waits 30 s to retry
-		rp.mu.Lock()
-		if rp.posts["/web"] != 1 {
-			t.Fatalf("web got %d POSTs before the restart, want 1", rp.posts["/web"])
+		rp.take(t, 1, 0) // spa's; web refuses its first and waits 30 s to retry
+		for deadline := time.Now().Add(10 * time.Second); rp.postsTo("/web") == 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("web never got its first POST")
+			}
 		}
+		rp.mu.Lock()
 		rp.failFirst["/web"] = 0 // from now on, web takes it
 		rp.mu.Unlock()
+		if n := rp.postsTo("/web"); n != 1 {
+			t.Fatalf("web got %d POSTs before the restart, want 1", n)
+		}
 
 		s.stop()
 		s = start(t, o)
