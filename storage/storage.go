@@ -671,6 +671,10 @@ type BackchannelStore interface {
 	// PurgeSessionClients deletes the records of sessions that no longer exist,
 	// recorded before the given time, and says how many.
 	PurgeSessionClients(ctx context.Context, before time.Time) (int64, error)
+	// ListSessionsRevokedAt returns the realm's sessions revoked at exactly at,
+	// ordered by ID: those a LogoutRealm at that time ended (its change names no
+	// session). Sessions already swept are not there.
+	ListSessionsRevokedAt(ctx context.Context, realm string, at time.Time) ([]Session, error)
 	// BackchannelCursor returns the Seq of the last change the delivery has
 	// handled; ok is false when none was ever set.
 	BackchannelCursor(ctx context.Context) (seq int64, ok bool, err error)

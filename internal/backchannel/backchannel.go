@@ -35,6 +35,7 @@ type Store interface {
 	BackchannelCursor(ctx context.Context) (int64, bool, error)
 	SetBackchannelCursor(ctx context.Context, seq int64) error
 	SessionClients(ctx context.Context, sessionID string) ([]storage.SessionClient, error)
+	ListSessionsRevokedAt(ctx context.Context, realm string, at time.Time) ([]storage.Session, error)
 	GetClient(ctx context.Context, realm, id string) (storage.Client, error)
 	AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error)
 }
@@ -210,7 +211,10 @@ func (d *Deliverer) lead(ctx context.Context) error {
 				inFlight++
 				wg.Go(func() {
 					if d.deliver(ctx, j) {
-						done <- j.seq
+						select { // a realm logout may queue more than done holds
+						case done <- j.seq:
+						case <-ctx.Done():
+						}
 					}
 				})
 			}
@@ -279,11 +283,17 @@ func (d *Deliverer) read(ctx context.Context, from int64, room int, gapSince *ti
 			}
 		}
 		*gapSince = time.Time{}
-		if ch.Kind == storage.ChangeSessionEnded {
-			js, err := d.jobs(ctx, ch)
-			if err != nil {
-				return jobs, from, false, err
-			}
+		var js []job
+		switch ch.Kind {
+		case storage.ChangeSessionEnded:
+			js, err = d.jobs(ctx, ch.Seq, ch.Subject, ch.UserID)
+		case storage.ChangeRealmLogout:
+			js, err = d.realmJobs(ctx, ch)
+		}
+		if err != nil {
+			return jobs, from, false, err
+		}
+		if len(js) > 0 {
 			if len(jobs)+len(js) > room && len(jobs) > 0 {
 				return jobs, from, false, nil // the rest when there is room
 			}
@@ -294,10 +304,28 @@ func (d *Deliverer) read(ctx context.Context, from int64, room int, gapSince *ti
 	return jobs, from, false, nil
 }
 
+// realmJobs are the deliveries of a realm logout: its change names no session,
+// so they are the sessions it ended, found by its time.
+func (d *Deliverer) realmJobs(ctx context.Context, ch storage.Change) ([]job, error) {
+	sessions, err := d.c.Store.ListSessionsRevokedAt(ctx, ch.Realm, ch.Time)
+	if err != nil {
+		return nil, err
+	}
+	var out []job
+	for _, s := range sessions {
+		js, err := d.jobs(ctx, ch.Seq, s.ID, s.UserID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, js...)
+	}
+	return out, nil
+}
+
 // jobs are the deliveries an ended session makes: one per client of the session
 // that takes logout tokens.
-func (d *Deliverer) jobs(ctx context.Context, ch storage.Change) ([]job, error) {
-	clients, err := d.c.Store.SessionClients(ctx, ch.Subject)
+func (d *Deliverer) jobs(ctx context.Context, seq int64, sessionID, userID string) ([]job, error) {
+	clients, err := d.c.Store.SessionClients(ctx, sessionID)
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +341,7 @@ func (d *Deliverer) jobs(ctx context.Context, ch storage.Change) ([]job, error) 
 		if cl.BackchannelLogoutURI == "" || cl.Disabled {
 			continue
 		}
-		out = append(out, job{seq: ch.Seq, client: cl, userID: ch.UserID, sessionID: ch.Subject})
+		out = append(out, job{seq: seq, client: cl, userID: userID, sessionID: sessionID})
 	}
 	return out, nil
 }

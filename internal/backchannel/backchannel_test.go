@@ -83,6 +83,10 @@ func (f *fakeStore) SessionClients(ctx context.Context, sid string) ([]storage.S
 	return f.clients[sid], nil
 }
 
+func (f *fakeStore) ListSessionsRevokedAt(ctx context.Context, realm string, at time.Time) ([]storage.Session, error) {
+	return nil, nil
+}
+
 func (f *fakeStore) GetClient(ctx context.Context, realm, id string) (storage.Client, error) {
 	return storage.Client{Realm: realm, ID: id, BackchannelLogoutURI: f.uri + "/" + id}, nil
 }

@@ -225,7 +225,9 @@ func verifyLogoutTokens(t *testing.T, s *server, got map[string][]string, sid, s
 	}
 }
 
-// Every way a session ends tells each of its clients once, with a logout token
+// Every way a session ends (RP-initiated logout, the account page's sign-out,
+// the admin ending it, logging out everywhere, the realm logged out, the user
+// disabled or deleted) tells each of its clients once, with a logout token
 // that verifies against the realm's keys.
 func TestBackchannelLogout_EveryWayASessionEndsTellsEachClientOnce(t *testing.T) {
 	stores(t, func(t *testing.T, db string) {
@@ -267,13 +269,37 @@ func TestBackchannelLogout_EveryWayASessionEndsTellsEachClientOnce(t *testing.T)
 		want(t, "logout everywhere", api.do("POST", users+a.sub+"/logout", nil), 204)
 		verifyLogoutTokens(t, s, rp.take(t, 2, settle), a.sid, a.sub)
 
+		// The realm logged out: alice's and bob's sessions.
+		a = signInBoth(t, s, "alice", alicePass)
+		b := signInBoth(t, s, "bob", "bob-password-1")
+		want(t, "logout-all", api.do("POST", "/admin/realms/acme/logout-all", nil), 200)
+		got := rp.take(t, 4, settle)
+		for path, toks := range got {
+			if len(toks) != 2 {
+				t.Fatalf("realm logout: %d tokens for %s, want one per session", len(toks), path)
+			}
+		}
+		for _, sess := range []browserSession{a, b} {
+			// Which token is whose: by sub.
+			one := map[string][]string{}
+			for path, toks := range got {
+				for _, tok := range toks {
+					payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+					if strings.Contains(string(payload), `"sub":"`+sess.sub+`"`) {
+						one[path] = append(one[path], tok)
+					}
+				}
+			}
+			verifyLogoutTokens(t, s, one, sess.sid, sess.sub)
+		}
+
 		// The user disabled.
 		a = signInBoth(t, s, "alice", alicePass)
 		want(t, "disable", api.do("POST", users+a.sub+"/disable", nil), 200)
 		verifyLogoutTokens(t, s, rp.take(t, 2, settle), a.sid, a.sub)
 
 		// The user deleted.
-		b := signInBoth(t, s, "bob", "bob-password-1")
+		b = signInBoth(t, s, "bob", "bob-password-1")
 		want(t, "delete", api.do("DELETE", users+b.sub, nil), 204)
 		verifyLogoutTokens(t, s, rp.take(t, 2, settle), b.sid, b.sub)
 

@@ -46,6 +46,20 @@ func (s *Store) PurgeSessionClients(ctx context.Context, before time.Time) (int6
 	return tag.RowsAffected(), nil
 }
 
+// ListSessionsRevokedAt implements storage.BackchannelStore.
+func (s *Store) ListSessionsRevokedAt(ctx context.Context, realm string, at time.Time) ([]storage.Session, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+sessionColumns+` FROM sessions
+		WHERE realm = $1 AND revoked_at = $2 ORDER BY id`, realm, ts(at))
+	if err != nil {
+		return nil, fmt.Errorf("sessions of realm %q revoked at %v: %w", realm, at, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (storage.Session, error) { return scanSession(row) })
+	if err != nil {
+		return nil, fmt.Errorf("sessions of realm %q revoked at %v: %w", realm, at, err)
+	}
+	return out, nil
+}
+
 // BackchannelCursor implements storage.BackchannelStore.
 func (s *Store) BackchannelCursor(ctx context.Context) (int64, bool, error) {
 	var seq int64

@@ -38,6 +38,15 @@ func (s *Store) PurgeSessionClients(ctx context.Context, before time.Time) (int6
 		AND NOT EXISTS (SELECT 1 FROM sessions WHERE sessions.id = session_clients.session_id)`, micros(before))
 }
 
+func (s *Store) ListSessionsRevokedAt(ctx context.Context, realm string, at time.Time) ([]storage.Session, error) {
+	out, err := list(ctx, s.reader, scanSession, `SELECT `+sessionCols+` FROM sessions
+		WHERE realm = ? AND revoked_at = ? ORDER BY id`, realm, micros(at))
+	if err != nil {
+		return nil, fmt.Errorf("sessions of realm %q revoked at %v: %w", realm, at, err)
+	}
+	return out, nil
+}
+
 func (s *Store) BackchannelCursor(ctx context.Context) (int64, bool, error) {
 	var seq int64
 	err := s.reader.QueryRowContext(ctx, `SELECT seq FROM backchannel_cursor WHERE id = 1`).Scan(&seq)

@@ -60,6 +60,31 @@ func testSessionClients(t *testing.T, s storage.Store) {
 	same(t, "clients of a live session after a purge", got, []storage.SessionClient{{Realm: "acme", ClientID: "web"}})
 }
 
+// testSessionsRevokedAt: a realm logout's sessions are found by its time; those
+// revoked before, and other realms', are not.
+func testSessionsRevokedAt(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	setupRealm(t, s, "acme")
+	setupRealm(t, s, "other")
+	for _, id := range []string{"sid-b", "sid-a", "sid-early"} {
+		must(t, s.CreateSession(c, newSession("acme", "acme-alice", id)))
+	}
+	must(t, s.CreateSession(c, newSession("other", "other-alice", "sid-other")))
+	must(t, s.RevokeSession(c, "sid-early", at(time.Minute)))
+	_, _, err := s.LogoutRealm(c, "acme", at(2*time.Minute))
+	must(t, err)
+	got, err := s.ListSessionsRevokedAt(c, "acme", at(2*time.Minute))
+	must(t, err)
+	var ids []string
+	for _, ss := range got {
+		ids = append(ids, ss.ID+"/"+ss.UserID)
+	}
+	same(t, "sessions the realm logout ended", ids, []string{"sid-a/acme-alice", "sid-b/acme-alice"})
+	got, err = s.ListSessionsRevokedAt(c, "other", at(2*time.Minute))
+	must(t, err)
+	same(t, "the other realm's", got, []storage.Session(nil))
+}
+
 // testBackchannelCursor: unset at first, then the last value set.
 func testBackchannelCursor(t *testing.T, s storage.Store) {
 	c := ctx(t)

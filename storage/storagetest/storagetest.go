@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Exclusive", testExclusive},
 		{"SessionClients", testSessionClients},
 		{"BackchannelCursor", testBackchannelCursor},
+		{"SessionsRevokedAt", testSessionsRevokedAt},
 	}
 	for _, tc := range append(append(tests, adminTests...), changeTests...) {
 		t.Run(tc.name, func(t *testing.T) {
