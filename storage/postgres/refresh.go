@@ -147,10 +147,9 @@ func (s *Store) RotateRefreshToken(ctx context.Context, parentHash []byte, child
 }
 
 // RevokeFamily revokes the family, and with it every token in it, in one
-// UPDATE. Revoking twice keeps the first time and reason.
-//
-// Only a family not yet revoked is revoked and recorded; then one revoked
-// before is told from one that does not exist.
+// UPDATE that also records it. Revoking twice keeps the first time and reason,
+// and records nothing: only a family not yet revoked matches, and when none
+// does, one revoked before is told from one that does not exist.
 func (s *Store) RevokeFamily(ctx context.Context, id string, at time.Time, reason string) error {
 	n, err := endAndRecord(ctx, s.pool, storage.ChangeFamilyRevoked, at, reason, `UPDATE refresh_families
 		SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL

@@ -44,6 +44,7 @@ func recordRevokedFamilies(ctx context.Context, tx *stmtTx, at time.Time, reason
 		WHERE revoked_at IS NULL AND `+where, append([]any{micros(at), storage.ChangeFamilyRevoked, reason}, args...))
 }
 
+// recordSelected inserts the changes query (a SELECT of change columns) yields.
 func recordSelected(ctx context.Context, tx *stmtTx, query string, args []any) error {
 	n, err := changed(tx.ExecContext(ctx, changeInsert+query, args...))
 	if n > 0 {
