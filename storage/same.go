@@ -24,6 +24,8 @@ func SameClient(a, b Client) bool {
 		slices.Equal(a.Audiences, b.Audiences) &&
 		a.ThirdParty == b.ThirdParty && a.Disabled == b.Disabled &&
 		a.PKCEOptional == b.PKCEOptional && a.IDTokenSignedResponseAlg == b.IDTokenSignedResponseAlg &&
+		a.BackchannelLogoutURI == b.BackchannelLogoutURI &&
+		a.BackchannelLogoutSessionRequired == b.BackchannelLogoutSessionRequired &&
 		a.Tokens == b.Tokens
 }
 

@@ -55,6 +55,7 @@ type Store interface {
 	ConsentStore
 	SweepStore
 	ChangeFeedStore
+	BackchannelStore
 
 	// Ready reports whether the store is reachable and its schema is the one this
 	// binary expects.
@@ -133,9 +134,15 @@ type Client struct {
 	PKCEOptional bool
 	// IDTokenSignedResponseAlg is the alg of the client's ID tokens; empty means RS256.
 	IDTokenSignedResponseAlg string
-	Tokens                   TokenSettings
-	CreatedAt                time.Time
-	UpdatedAt                time.Time
+	// BackchannelLogoutURI is where the client takes logout tokens (OpenID Connect
+	// Back-Channel Logout 1.0 §2.2); empty when it takes none.
+	BackchannelLogoutURI string
+	// BackchannelLogoutSessionRequired says the client wants the sid claim in its
+	// logout tokens (Back-Channel Logout §2.2).
+	BackchannelLogoutSessionRequired bool
+	Tokens                           TokenSettings
+	CreatedAt                        time.Time
+	UpdatedAt                        time.Time
 	// TokensValidAfter is the client's security stamp: every token issued to it
 	// before is dead. State, not configuration: disabling the client moves it, and
 	// so does revoking all its tokens.
@@ -303,9 +310,10 @@ type StartGrant func(c AuthCode) (Family, RefreshToken, error)
 // AuthCodeStore keeps authorization codes.
 type AuthCodeStore interface {
 	// CreateAuthCode stores a new code. ErrConflict if the hash is taken. In the same
-	// transaction, when the code's session then holds more than keep codes not yet
-	// consumed, the oldest of those are deleted, so one browser cannot pile them up
-	// (keep <= 0: no bound).
+	// transaction it records that the code's session (when it names one) was used
+	// with the code's client (see SessionClients), and, when the session then holds
+	// more than keep codes not yet consumed, deletes the oldest of those, so one
+	// browser cannot pile them up (keep <= 0: no bound).
 	CreateAuthCode(ctx context.Context, c AuthCode, keep int) error
 	// RedeemAuthCode marks a live code consumed at now, exactly once across all
 	// callers and instances, and, in the same transaction, stores the family and
@@ -643,6 +651,35 @@ type SweepStore interface {
 	// (key rotation) is done by one of them, which must decide inside fn, from
 	// what it reads there, whether it is still due. fn's error is returned.
 	Exclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (ran bool, err error)
+}
+
+// SessionClient is a client a browser session was used with: one that got an
+// authorization code in it.
+type SessionClient struct {
+	Realm    string
+	ClientID string
+}
+
+// BackchannelStore keeps what back-channel logout (OpenID Connect Back-Channel
+// Logout 1.0) needs to tell clients that a session ended: the clients of each
+// session, and how far the delivery has read the change feed.
+type BackchannelStore interface {
+	// SessionClients returns the clients the session was used with, ordered by
+	// realm and client ID. They outlive the session (a deleted user's sessions
+	// go at once) until PurgeSessionClients.
+	SessionClients(ctx context.Context, sessionID string) ([]SessionClient, error)
+	// PurgeSessionClients deletes the records of sessions that no longer exist,
+	// recorded before the given time, and says how many.
+	PurgeSessionClients(ctx context.Context, before time.Time) (int64, error)
+	// ListSessionsRevokedAt returns the realm's sessions revoked at exactly at,
+	// ordered by ID: those a LogoutRealm at that time ended (its change names no
+	// session). Sessions already swept are not there.
+	ListSessionsRevokedAt(ctx context.Context, realm string, at time.Time) ([]Session, error)
+	// BackchannelCursor returns the Seq of the last change the delivery has
+	// handled; ok is false when none was ever set.
+	BackchannelCursor(ctx context.Context) (seq int64, ok bool, err error)
+	// SetBackchannelCursor stores it.
+	SetBackchannelCursor(ctx context.Context, seq int64) error
 }
 
 // Change is an entry of the change feed: a revocation, or a change to a realm, a

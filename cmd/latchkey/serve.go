@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/admin"
 	"github.com/latchkey/latchkey/internal/audit"
+	"github.com/latchkey/latchkey/internal/backchannel"
 	"github.com/latchkey/latchkey/internal/clientsecret"
 	"github.com/latchkey/latchkey/internal/cluster"
 	"github.com/latchkey/latchkey/internal/config"
@@ -63,6 +65,7 @@ clients and a demo user.`,
 	stringFlag(f, getenv, &s.SQLiteSync, "sqlite-synchronous", "full (default: every commit survives power loss) or normal (survives a process crash; one fsync fewer per commit)")
 	stringFlag(f, getenv, &s.TrustedProxies, "trusted-proxies", "comma-separated CIDRs or addresses of reverse proxies whose X-Forwarded-For / Forwarded headers name the client (default none: the client is the TCP peer)")
 	stringFlag(f, getenv, &s.StoreTimeout, "store-timeout", "how long a database call may take before the request gets 503 temporarily_unavailable (default 3s)")
+	stringFlag(f, getenv, &s.BackchannelRetry, "backchannel-retry", "wait before retrying a back-channel logout the client did not take; each later retry waits three times longer, four retries in all (default 1.5s: about a minute)")
 	f.BoolVar(&s.InsecureHTTP, "insecure-http", false, "allow a plain-HTTP issuer on a loopback address outside dev mode")
 	stringFlag(f, getenv, &s.MetricsAddr, "metrics-addr", "serve Prometheus metrics at GET /metrics on this address of its own, never the public one, e.g. 127.0.0.1:9090 (default: off)")
 	f.StringVar(&s.PprofAddr, "pprof", "", "serve Go's pprof profiles on this loopback address (e.g. 127.0.0.1:6060), for benchmarking")
@@ -109,6 +112,9 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 	var seedFile *seed.File
 	if opts.Seed != "" {
 		if seedFile, err = seed.Load(opts.Seed); err != nil {
+			return err
+		}
+		if err := seedFile.CheckPlainHTTP(opts.Seed, opts.AllowPlainHTTP); err != nil {
 			return err
 		}
 		for _, w := range seedFile.Warnings() {
@@ -245,7 +251,13 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		Store: cached, Tokens: tokens, Keys: km, Secrets: applier.Secrets,
 		HashPassword: func(p string) (string, error) { return password.Hash(p, password.Default) },
 		Logins:       logins, ClientIP: clientIP.ClientIP, Log: log, Now: time.Now,
+		AllowPlainHTTP: opts.AllowPlainHTTP,
 	})
+
+	// Back-channel logout reads the store itself, not the cache: a client's URI
+	// is read when its logout token is sent.
+	logouts := backchannel.New(backchannel.Config{Store: store, Tokens: tokens, Log: log, RetryBase: opts.BackchannelRetry,
+		GapWait: 2 * opts.StoreTimeout})
 
 	tasksCtx, stopTasks := context.WithCancel(ctx)
 	tasksDone := make(chan struct{})
@@ -256,6 +268,9 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 	}()
 	go func() {
 		defer close(tasksDone)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { logouts.Run(tasksCtx) })
 		server.RunTasks(tasksCtx, log,
 			// The follower brings revocations at once; this reload is a safety net
 			// (and sweeps expired entries).
@@ -280,6 +295,10 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 			}},
 			server.Task{Name: "sweep", Every: 10 * time.Minute, Run: func(ctx context.Context) error {
 				res, err := store.Sweep(ctx, time.Now(), sweepGrace)
+				if err == nil {
+					// Kept past their sessions for the logouts still to deliver.
+					_, err = store.PurgeSessionClients(ctx, time.Now().Add(-sweepGrace))
+				}
 				if err == nil && !res.Skipped {
 					log.Debug("swept", "families", res.Families, "sessions", res.Sessions, "codes", res.AuthCodes,
 						"denied_jwts", res.DeniedJWTs, "client_assertions", res.ClientAssertions, "changes", res.Changes)

@@ -61,8 +61,11 @@ type Config struct {
 	Logins interface{ Unlock(account string) }
 	// ClientIP is the caller's address, for audit events.
 	ClientIP func(r *http.Request) string
-	Log      *slog.Logger
-	Now      func() time.Time
+	// AllowPlainHTTP lets a client have a plain-http back-channel logout URI (to
+	// a loopback address): the server runs in dev mode or with --insecure-http.
+	AllowPlainHTTP bool
+	Log            *slog.Logger
+	Now            func() time.Time
 }
 
 // API is the admin API's handlers.

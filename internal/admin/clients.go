@@ -108,7 +108,7 @@ func (a *API) putClient(w http.ResponseWriter, r *http.Request, c *caller) error
 		if keep {
 			cl.Secret = strings.Repeat("k", clientsecret.MinLen) // checked as confidential; never stored
 		}
-		if err := registry.CheckClient(&cl); err != nil {
+		if err := a.checkClient(&cl); err != nil {
 			return nil, err
 		}
 		hash := newHash
@@ -148,7 +148,7 @@ func (a *API) putClient(w http.ResponseWriter, r *http.Request, c *caller) error
 		generated = clientsecret.Generate()
 		cl.Secret = generated
 	}
-	if err := registry.CheckClient(&cl); err != nil {
+	if err := a.checkClient(&cl); err != nil {
 		return err
 	}
 	hash := ""
@@ -166,6 +166,14 @@ func (a *API) putClient(w http.ResponseWriter, r *http.Request, c *caller) error
 	w.Header().Set("ETag", clientETag(stored))
 	writeJSON(w, http.StatusCreated, v)
 	return nil
+}
+
+// checkClient is the registry's check, with what this server allows of plain http.
+func (a *API) checkClient(cl *registry.Client) error {
+	if err := registry.CheckClient(cl); err != nil {
+		return err
+	}
+	return registry.CheckPlainHTTP(cl, a.AllowPlainHTTP)
 }
 
 func hasGrant(grants []string, g string) bool {

@@ -38,6 +38,9 @@ type Serve struct {
 	// whose X-Forwarded-For / Forwarded headers are believed.
 	TrustedProxies string
 	StoreTimeout   string // how long a store call may take, e.g. "3s"; "" for the default
+	// BackchannelRetry is the wait before a back-channel logout's first retry;
+	// each later one triples it. "" for the default.
+	BackchannelRetry string
 }
 
 // Env names of the settings that can come from the environment.
@@ -55,6 +58,7 @@ var Env = map[string]string{
 	"trusted-proxies":    "LATCHKEY_TRUSTED_PROXIES",
 	"store-timeout":      "LATCHKEY_STORE_TIMEOUT",
 	"metrics-addr":       "LATCHKEY_METRICS_ADDR",
+	"backchannel-retry":  "LATCHKEY_BACKCHANNEL_RETRY",
 }
 
 // Defaults.
@@ -89,12 +93,19 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// StoreTimeout bounds every store call: past it the request gets a 503.
 	StoreTimeout time.Duration
+	// BackchannelRetry is the wait before a back-channel logout's first retry
+	// (0: the default).
+	BackchannelRetry time.Duration
+	// AllowPlainHTTP lets a client register a plain-http back-channel logout URI
+	// (to a loopback address): dev mode, or the insecure-http setting.
+	AllowPlainHTTP bool
 }
 
 // Resolve applies defaults, checks the settings, prepares the data directory and
 // loads (in dev mode, creates) the master key.
 func (s Serve) Resolve() (Options, error) {
-	o := Options{Dev: s.Dev, Addr: s.Addr, Seed: s.Seed, LogLevel: s.LogLevel, LogFormat: strings.ToLower(s.LogFormat), PprofAddr: s.PprofAddr, MetricsAddr: s.MetricsAddr, SQLiteSync: strings.ToLower(s.SQLiteSync)}
+	o := Options{Dev: s.Dev, Addr: s.Addr, Seed: s.Seed, LogLevel: s.LogLevel, LogFormat: strings.ToLower(s.LogFormat), PprofAddr: s.PprofAddr, MetricsAddr: s.MetricsAddr, SQLiteSync: strings.ToLower(s.SQLiteSync),
+		AllowPlainHTTP: s.Dev || s.InsecureHTTP}
 	switch o.SQLiteSync {
 	case "":
 		o.SQLiteSync = "full"
@@ -114,6 +125,13 @@ func (s Serve) Resolve() (Options, error) {
 			return o, fmt.Errorf("--store-timeout %q: want a positive duration, e.g. 3s or 500ms", s.StoreTimeout)
 		}
 		o.StoreTimeout = d
+	}
+	if s.BackchannelRetry != "" {
+		d, err := time.ParseDuration(s.BackchannelRetry)
+		if err != nil || d <= 0 || d > time.Minute {
+			return o, fmt.Errorf("--backchannel-retry %q: want a duration up to 1m, e.g. 1.5s", s.BackchannelRetry)
+		}
+		o.BackchannelRetry = d
 	}
 	if o.PprofAddr != "" {
 		host, _, err := net.SplitHostPort(o.PprofAddr)

@@ -122,6 +122,10 @@ type options struct {
 	env  map[string]string // extra environment
 	db   string            // --db; set by eachStore
 	addr string            // --addr, and so the base URL; a free port when empty
+	// https gives the server an https base URL (TLS ends before it, as behind a
+	// proxy) and no --insecure-http, so it allows no plain http; requests still
+	// go to URL over plain http.
+	https bool
 }
 
 // server is a running `latchkey serve` process.
@@ -160,8 +164,11 @@ func start(t testing.TB, o options) *server {
 		o.db = filepath.Join(t.TempDir(), "latchkey.db")
 	}
 	s := &server{t: t, URL: "http://" + addr, logs: &syncBuffer{}, done: make(chan struct{})}
-	args := append([]string{"serve", "--insecure-http", "--addr", addr, "--base-url", s.URL,
-		"--db", o.db, "--data-dir", t.TempDir(), "--seed", seedFile}, o.args...)
+	args := []string{"serve", "--insecure-http", "--addr", addr, "--base-url", s.URL}
+	if o.https {
+		args = []string{"serve", "--addr", addr, "--base-url", "https://" + addr}
+	}
+	args = append(append(args, "--db", o.db, "--data-dir", t.TempDir(), "--seed", seedFile), o.args...)
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Env = []string{"LATCHKEY_MASTER_KEY=" + masterKey, "PATH=" + os.Getenv("PATH")}
 	for k, v := range o.env {

@@ -40,6 +40,9 @@ type metadata struct {
 	RevocationEndpointAuthSigningAlgValues     []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
 	// RevocationEventsEndpoint is Latchkey's revocation feed for resource servers.
 	RevocationEventsEndpoint string `json:"revocation_events_endpoint,omitempty"`
+	// OpenID Connect Back-Channel Logout 1.0 §2.1: logout tokens are sent, with sid.
+	BackchannelLogoutSupported        bool `json:"backchannel_logout_supported"`
+	BackchannelLogoutSessionSupported bool `json:"backchannel_logout_session_supported"`
 }
 
 func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
@@ -86,6 +89,8 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storag
 		IntrospectionEndpointAuthSigningAlgValues:  algs,
 		RevocationEndpointAuthMethodsSupported:     append(confidential, methodNone),
 		RevocationEndpointAuthSigningAlgValues:     algs,
+		BackchannelLogoutSupported:                 true,
+		BackchannelLogoutSessionSupported:          true,
 	}
 	if h.events != nil {
 		md.RevocationEventsEndpoint = issuer + revocationEventsPath

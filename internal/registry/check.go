@@ -3,6 +3,7 @@ package registry
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/mail"
 	"net/url"
 	"slices"
@@ -191,6 +192,13 @@ func CheckClient(cl *Client) error {
 			c.fail(msg, "post_logout_redirect_uris", i)
 		}
 	}
+	if cl.BackchannelLogoutURI != "" {
+		if msg := checkBackchannelURI(cl.BackchannelLogoutURI); msg != "" {
+			c.fail(msg, "backchannel_logout_uri")
+		}
+	} else if cl.BackchannelLogoutSessionRequired {
+		c.fail("backchannel_logout_session_required needs a backchannel_logout_uri", "backchannel_logout_session_required")
+	}
 	for i, u := range cl.Audiences {
 		if msg := checkURI(u); msg != "" {
 			c.fail(msg, "audiences", i)
@@ -281,4 +289,47 @@ func checkURI(s string) string {
 		return fmt.Sprintf("%q has no host", s)
 	}
 	return ""
+}
+
+// checkBackchannelURI returns what is wrong with a back-channel logout URI, or
+// "". Latchkey POSTs logout tokens there itself, so it must be https, or plain
+// http to a loopback address (allowed in dev mode only: see CheckPlainHTTP), and
+// carry no fragment (Back-Channel Logout 1.0 §2.2).
+func checkBackchannelURI(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || !u.IsAbs() || u.Host == "":
+		return fmt.Sprintf("%q is not an absolute http(s) URI", s)
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		return fmt.Sprintf("%q must not have a fragment", s)
+	case u.User != nil:
+		return fmt.Sprintf("%q must not carry credentials", s)
+	case u.Scheme == "https":
+		return ""
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+		return ""
+	case u.Scheme == "http":
+		return fmt.Sprintf("%q must be https (plain http only to a loopback address, in dev mode)", s)
+	}
+	return fmt.Sprintf("%q must be an https URI", s)
+}
+
+// isLoopback reports whether host is localhost or a loopback IP address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// CheckPlainHTTP refuses a plain-http backchannel_logout_uri unless allowed: a
+// server in dev mode, or given the insecure-http setting, allows it (to a
+// loopback address, which CheckClient ensures). It returns nil or Errors.
+func CheckPlainHTTP(cl *Client, allowed bool) error {
+	var c checker
+	if !allowed && strings.HasPrefix(strings.ToLower(cl.BackchannelLogoutURI), "http:") {
+		c.fail(fmt.Sprintf("%q is plain http: allowed only in dev mode (or with --insecure-http); use https", cl.BackchannelLogoutURI), "backchannel_logout_uri")
+	}
+	return c.err()
 }

@@ -47,6 +47,12 @@ type Client struct {
 	RefreshIdle              Duration  `yaml:"refresh_idle" json:"refresh_idle,omitempty"`
 	RefreshAbsolute          Duration  `yaml:"refresh_absolute" json:"refresh_absolute,omitempty"`
 	RefreshRetryWindow       *Duration `yaml:"refresh_retry_window" json:"refresh_retry_window,omitempty"` // nil: the default; 0s turns it off
+	// BackchannelLogoutURI is where the client takes logout tokens (OpenID Connect
+	// Back-Channel Logout 1.0 §2.2): https, or plain http on a loopback address
+	// in dev mode (see CheckPlainHTTP).
+	BackchannelLogoutURI string `yaml:"backchannel_logout_uri" json:"backchannel_logout_uri,omitempty"`
+	// BackchannelLogoutSessionRequired: the client wants sid in logout tokens.
+	BackchannelLogoutSessionRequired bool `yaml:"backchannel_logout_session_required" json:"backchannel_logout_session_required,omitempty"`
 }
 
 // Confidential reports whether the client has credentials (RFC 6749 §2.1).
@@ -206,6 +212,8 @@ func (c *Client) StoredClient(realm, secretHash string, now time.Time) storage.C
 		GrantTypes: c.GrantTypes, Scopes: c.Scopes, Audiences: c.Audiences,
 		ThirdParty: c.ThirdParty, Disabled: c.Disabled,
 		PKCEOptional: c.PKCEOptional, IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
+		BackchannelLogoutURI:             c.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 		Tokens: storage.TokenSettings{
 			AccessTokenTTL:    time.Duration(c.AccessTokenTTL),
 			AccessTokenFormat: c.AccessTokenFormat,
@@ -229,13 +237,15 @@ func ClientOf(c storage.Client) Client {
 		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		GrantTypes: c.GrantTypes, Scopes: c.Scopes, Audiences: c.Audiences,
 		ThirdParty: c.ThirdParty, Disabled: c.Disabled, PKCEOptional: c.PKCEOptional,
-		IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
-		AccessTokenTTL:           Duration(c.Tokens.AccessTokenTTL),
-		AllowLongAccessTokens:    c.Tokens.AccessTokenTTL > MaxAccessTokenTTL,
-		AccessTokenFormat:        c.Tokens.AccessTokenFormat,
-		RefreshPreset:            c.Tokens.RefreshPreset,
-		RefreshIdle:              Duration(c.Tokens.RefreshIdle),
-		RefreshAbsolute:          Duration(c.Tokens.RefreshAbsolute),
+		IDTokenSignedResponseAlg:         c.IDTokenSignedResponseAlg,
+		BackchannelLogoutURI:             c.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
+		AccessTokenTTL:                   Duration(c.Tokens.AccessTokenTTL),
+		AllowLongAccessTokens:            c.Tokens.AccessTokenTTL > MaxAccessTokenTTL,
+		AccessTokenFormat:                c.Tokens.AccessTokenFormat,
+		RefreshPreset:                    c.Tokens.RefreshPreset,
+		RefreshIdle:                      Duration(c.Tokens.RefreshIdle),
+		RefreshAbsolute:                  Duration(c.Tokens.RefreshAbsolute),
 	}
 	if c.Tokens.RefreshPreset != "service" {
 		out.RefreshRetryWindow = &retry

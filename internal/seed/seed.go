@@ -187,6 +187,22 @@ func (f *File) Warnings() []string {
 	return out
 }
 
+// CheckPlainHTTP refuses, unless allowed (dev mode or the insecure-http
+// setting), a client with a plain-http back-channel logout URI. name is the
+// file's, for the message.
+func (f *File) CheckPlainHTTP(name string, allowed bool) error {
+	for ri, r := range f.Realms {
+		for ci := range r.Clients {
+			var errs registry.Errors
+			if errors.As(registry.CheckPlainHTTP(&r.Clients[ci], allowed), &errs) {
+				field := registry.FieldPath(append([]any{"realms", ri, "clients", ci}, errs[0].Path...)...)
+				return &Error{File: name, Field: field, Msg: errs[0].Msg}
+			}
+		}
+	}
+	return nil
+}
+
 // validator collects the first problem, located in the file.
 type validator struct {
 	name string

@@ -31,8 +31,11 @@ func (s *Store) CreateAuthCode(ctx context.Context, c storage.AuthCode, keep int
 			c.Hash, c.Realm, c.ClientID, c.UserID, c.SessionID, c.RedirectURI, list(c.Scopes), c.Nonce,
 			c.CodeChallenge, c.CodeChallengeMethod, c.FamilyID, c.IP, c.UserAgent, ts(c.AuthTime), ts(c.CreatedAt),
 			ts(c.ExpiresAt), ts(c.ConsumedAt))
-		if err != nil || keep <= 0 || c.SessionID == "" {
-			return err // "" names no session: it has no codes to trim
+		if err != nil || c.SessionID == "" {
+			return err // "" names no session: it has no clients to record, no codes to trim
+		}
+		if err := recordSessionClient(ctx, tx, c); err != nil || keep <= 0 {
+			return err
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM auth_codes WHERE hash IN (
 			SELECT hash FROM auth_codes WHERE session_id = $1 AND consumed_at IS NULL

@@ -32,8 +32,14 @@ func (s *Store) CreateAuthCode(ctx context.Context, c storage.AuthCode, keep int
 			// The hash is a secret's digest: it has no place in an error message.
 			return mapWriteError(err, "authorization code")
 		}
-		if keep <= 0 || c.SessionID == "" {
-			return nil // "" names no session: it has no codes to trim
+		if c.SessionID == "" {
+			return nil // "" names no session: it has no clients to record, no codes to trim
+		}
+		if err := recordSessionClient(ctx, tx, c); err != nil {
+			return err
+		}
+		if keep <= 0 {
+			return nil
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM auth_codes WHERE hash IN (
 			SELECT hash FROM auth_codes WHERE session_id = ? AND consumed_at IS NULL

@@ -13,7 +13,8 @@ import (
 const clientCols = `realm, id, name, secret_hash, jwks, redirect_uris, post_logout_redirect_uris, grant_types,
 	scopes, audiences, third_party, disabled, pkce_optional, id_token_signed_response_alg,
 	access_token_ttl, access_token_format, refresh_preset, refresh_idle, refresh_absolute, refresh_retry_window,
-	created_at, updated_at, tokens_valid_after, previous_secret_hash, previous_secret_expires_at`
+	created_at, updated_at, tokens_valid_after, previous_secret_hash, previous_secret_expires_at,
+	backchannel_logout_uri, backchannel_logout_session_required`
 
 func scanClient(row rowScanner) (storage.Client, error) {
 	var c storage.Client
@@ -23,7 +24,8 @@ func scanClient(row rowScanner) (storage.Client, error) {
 		&c.PKCEOptional, &c.IDTokenSignedResponseAlg, &c.Tokens.AccessTokenTTL, &c.Tokens.AccessTokenFormat, &c.Tokens.RefreshPreset,
 		&c.Tokens.RefreshIdle, &c.Tokens.RefreshAbsolute, &c.Tokens.RefreshRetryWindow,
 		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, timeCol{&c.TokensValidAfter},
-		&c.PreviousSecretHash, timeCol{&c.PreviousSecretExpiresAt})
+		&c.PreviousSecretHash, timeCol{&c.PreviousSecretExpiresAt},
+		&c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired)
 	return c, err
 }
 
@@ -53,14 +55,15 @@ func recordClientChanged(ctx context.Context, tx *stmtTx, realm, id string, at t
 
 func insertClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO clients (`+clientCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.Realm, c.ID, c.Name, c.SecretHash, blob(c.JWKS),
 		jsonText(c.RedirectURIs), jsonText(c.PostLogoutRedirectURIs), jsonText(c.GrantTypes),
 		jsonText(c.Scopes), jsonText(c.Audiences), c.ThirdParty, c.Disabled,
 		c.PKCEOptional, c.IDTokenSignedResponseAlg, int64(c.Tokens.AccessTokenTTL), c.Tokens.AccessTokenFormat, c.Tokens.RefreshPreset,
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
 		micros(c.CreatedAt), micros(c.UpdatedAt), micros(c.TokensValidAfter),
-		c.PreviousSecretHash, micros(c.PreviousSecretExpiresAt))
+		c.PreviousSecretHash, micros(c.PreviousSecretExpiresAt),
+		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired)
 	return mapWriteError(err, clientName(c.Realm, c.ID))
 }
 
@@ -119,7 +122,8 @@ func updateClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 	res, err := tx.ExecContext(ctx, `UPDATE clients SET name = ?, secret_hash = ?, jwks = ?, redirect_uris = ?,
 		post_logout_redirect_uris = ?, grant_types = ?, scopes = ?, audiences = ?, third_party = ?, disabled = ?,
 		pkce_optional = ?, id_token_signed_response_alg = ?, access_token_ttl = ?, access_token_format = ?, refresh_preset = ?, refresh_idle = ?, refresh_absolute = ?,
-		refresh_retry_window = ?, updated_at = ?, tokens_valid_after = ?, previous_secret_hash = ?, previous_secret_expires_at = ?
+		refresh_retry_window = ?, updated_at = ?, tokens_valid_after = ?, previous_secret_hash = ?, previous_secret_expires_at = ?,
+		backchannel_logout_uri = ?, backchannel_logout_session_required = ?
 		WHERE realm = ? AND id = ?`,
 		c.Name, c.SecretHash, blob(c.JWKS), jsonText(c.RedirectURIs),
 		jsonText(c.PostLogoutRedirectURIs), jsonText(c.GrantTypes), jsonText(c.Scopes), jsonText(c.Audiences),
@@ -127,6 +131,7 @@ func updateClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 		int64(c.Tokens.AccessTokenTTL), c.Tokens.AccessTokenFormat, c.Tokens.RefreshPreset,
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
 		micros(c.UpdatedAt), micros(c.TokensValidAfter), c.PreviousSecretHash, micros(c.PreviousSecretExpiresAt),
+		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired,
 		c.Realm, c.ID)
 	if err := mustChange(res, err, clientName(c.Realm, c.ID)); err != nil {
 		return err

@@ -50,6 +50,9 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"SeedDisablesAClientForGood", testSeedDisablesClientForGood},
 		{"SeedPasswordMACs", testSeedPasswordMACs},
 		{"Exclusive", testExclusive},
+		{"SessionClients", testSessionClients},
+		{"BackchannelCursor", testBackchannelCursor},
+		{"SessionsRevokedAt", testSessionsRevokedAt},
 	}
 	for _, tc := range append(append(tests, adminTests...), changeTests...) {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,6 +188,7 @@ func newClient(realm, id string) storage.Client {
 		GrantTypes:             []string{"authorization_code", "refresh_token"},
 		Scopes:                 []string{"openid", "profile", "offline_access"},
 		Audiences:              []string{"https://api.example"},
+		BackchannelLogoutURI:   "https://app.example/backchannel-logout",
 		Tokens: storage.TokenSettings{
 			AccessTokenTTL: 2 * time.Minute, AccessTokenFormat: "jwt", RefreshPreset: "web",
 			RefreshIdle: 24 * time.Hour, RefreshAbsolute: 14 * 24 * time.Hour, RefreshRetryWindow: 10 * time.Second,
@@ -301,6 +305,7 @@ func testClients(t *testing.T, s storage.Store) {
 	spa.Audiences, spa.PostLogoutRedirectURIs = nil, nil
 	spa.ThirdParty = true
 	spa.IDTokenSignedResponseAlg = "ES256"
+	spa.BackchannelLogoutSessionRequired = true
 	must(t, s.CreateClient(c, spa))
 	svc := newClient("acme", "svc")
 	svc.RedirectURIs, svc.GrantTypes, svc.Scopes = nil, []string{"client_credentials"}, []string{"orders:read", "orders:write"}
