@@ -54,6 +54,7 @@ type Store interface {
 	ClientAssertionStore
 	ConsentStore
 	SweepStore
+	AttemptStore
 
 	// Ready reports whether the store is reachable and its schema is the one this
 	// binary expects.
@@ -605,6 +606,7 @@ type SweepResult struct {
 	AuthCodes        int64
 	DeniedJWTs       int64
 	ClientAssertions int64
+	Attempts         int64
 }
 
 // Counts are the numbers of stored rows, by kind, for tests and metrics.
@@ -615,25 +617,99 @@ type Counts struct {
 	AuthCodes        int64
 	DeniedJWTs       int64
 	ClientAssertions int64
+	Attempts         int64
 }
 
 // SweepStore keeps storage proportional to what is live.
 type SweepStore interface {
 	// Sweep deletes every family (with its tokens), session, authorization code,
 	// deny-list entry and client assertion that expired or was revoked before
-	// now-grace, and codes never consumed once expired at now (the same rules as the
+	// now-grace, every attempt record forgotten at now (see AttemptStore), and codes never consumed once expired at now (the same rules as the
 	// Purge* methods). When several instances share the store
 	// only one sweeps at a time, and a backend may answer the others Skipped at once
 	// (PostgreSQL does; SQLite's single writer simply runs them one after another).
 	Sweep(ctx context.Context, now time.Time, grace time.Duration) (SweepResult, error)
 	// Count returns the number of stored rows of each kind.
 	Count(ctx context.Context) (Counts, error)
+	// TaskRun returns when the task name last ran, as SetTaskRun recorded it; the
+	// zero time if it never did. With Exclusive it lets a periodic task run once per
+	// interval across instances.
+	TaskRun(ctx context.Context, name string) (time.Time, error)
+	// SetTaskRun records that the task name ran at at.
+	SetTaskRun(ctx context.Context, name string, at time.Time) error
 	// Exclusive runs fn unless another caller, on this instance or any other
 	// sharing the store, is running fn under the same name; then it returns false
 	// at once without running it. So a periodic task that every instance runs
 	// (key rotation) is done by one of them, which must decide inside fn, from
 	// what it reads there, whether it is still due. fn's error is returned.
 	Exclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (ran bool, err error)
+}
+
+// MaxAttemptKey bounds the length in bytes of an AttemptStore key; a longer
+// key is refused. Callers bound (or hash) what they build keys from.
+const MaxAttemptKey = 256
+
+// AttemptLimit is the rule of a kind of attempt key (an account, a client, an
+// address): after Failures failures the key is locked until its last failure +
+// BaseLock*2^(failures-Failures), capped at MaxLock; its failures are forgotten
+// together once its last failure is Forget old. Forget must not be shorter than
+// MaxLock, so forgetting never cuts a lock short.
+type AttemptLimit struct {
+	Failures int
+	BaseLock time.Duration
+	MaxLock  time.Duration
+	Forget   time.Duration
+}
+
+// Attempts is what the store keeps of a key: its failures and the last one.
+type Attempts struct {
+	Failures int
+	Last     time.Time
+}
+
+// At is a as it counts at now: none once forgotten.
+func (a Attempts) At(l AttemptLimit, now time.Time) Attempts {
+	if a.Failures == 0 || now.Sub(a.Last) >= l.Forget {
+		return Attempts{}
+	}
+	return a
+}
+
+// Lock is what is left at now of the lock a's failures put on the key (0: none).
+func (l AttemptLimit) Lock(a Attempts, now time.Time) time.Duration {
+	a = a.At(l, now)
+	if a.Failures < l.Failures || a.Failures == 0 {
+		return 0
+	}
+	d := l.BaseLock
+	for extra := a.Failures - l.Failures; extra > 0 && d < l.MaxLock; extra-- {
+		d *= 2
+	}
+	return max(a.Last.Add(min(d, l.MaxLock)).Sub(now), 0)
+}
+
+// AttemptKey is a key with the rule it is kept by.
+type AttemptKey struct {
+	Key   string // at most MaxAttemptKey bytes
+	Limit AttemptLimit
+}
+
+// AttemptStore keeps the failure counts behind the login and client
+// authentication limits, shared by every instance on the store, so that N
+// instances together allow what one allows. Rows are written only on failure;
+// Sweep deletes the forgotten ones.
+type AttemptStore interface {
+	// GetAttempts returns each key's record as it counts at now (see
+	// Attempts.At), in the order given; a key without one gets the zero Attempts.
+	// It writes nothing.
+	GetAttempts(ctx context.Context, now time.Time, keys ...AttemptKey) ([]Attempts, error)
+	// FailAttempt records one failure at now against every key at once, as one
+	// atomic step among all callers on the store: unless one of the keys is
+	// locked at now, when it records nothing and returns false and that lock.
+	// Otherwise it returns true and the longest lock the keys now have (0: none).
+	FailAttempt(ctx context.Context, now time.Time, keys ...AttemptKey) (counted bool, lock time.Duration, err error)
+	// ClearAttempts forgets the key's failures (a success, an administrator's unlock).
+	ClearAttempts(ctx context.Context, key string) error
 }
 
 // Change is an entry of the change feed: a revocation, or a change to a realm, a

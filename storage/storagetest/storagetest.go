@@ -51,7 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"SeedPasswordMACs", testSeedPasswordMACs},
 		{"Exclusive", testExclusive},
 	}
-	for _, tc := range append(tests, adminTests...) {
+	for _, tc := range append(append(tests, adminTests...), attemptTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
 		})

@@ -1,0 +1,24 @@
+-- State every instance must share (issue 12, item 2).
+--
+-- attempts holds the failure counts of the login and client-authentication
+-- limits, by key (an account, a client, an address). A row is written only on a
+-- failure; forget_at is when its failures are forgotten, and the sweep deletes it
+-- then. task_runs holds when a periodic task (the sweep) last ran on any instance.
+
+-- +goose Up
+CREATE TABLE attempts (
+    key          text PRIMARY KEY,
+    failures     integer NOT NULL,
+    last_failure timestamptz NOT NULL,
+    forget_at    timestamptz NOT NULL
+);
+CREATE INDEX attempts_forget_at ON attempts (forget_at);
+
+CREATE TABLE task_runs (
+    name     text PRIMARY KEY,
+    last_run timestamptz NOT NULL
+);
+
+-- +goose Down
+DROP TABLE task_runs;
+DROP TABLE attempts;
