@@ -206,8 +206,9 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		return err
 	}
 	clientIP := realip.New(opts.TrustedProxies)
-	// One login limiter: the admin API's unlock clears the locks the login page sets.
-	logins := web.NewLimiter(web.LimiterConfig{}, time.Now)
+	// One login limiter: the admin API's unlock clears the locks the login page
+	// sets. Its counts are in the store (uncached), shared by every instance.
+	logins := web.NewLimiter(store, "login", web.LimiterConfig{}, time.Now)
 	handler := oauth.New(oauth.Config{
 		Store: cached, Tokens: tokens, Keys: km, Secrets: applier.Secrets, MasterKey: opts.MasterKey,
 		Pages: pages, Limiter: logins, Log: log,

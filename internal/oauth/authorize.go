@@ -419,7 +419,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 	}
 	// Admission is decided before the password hash is checked, counting the
 	// attempts in flight, so a burst gets no more checks than a sequence.
-	attempt, wait := h.limiter.Admit(ctx, account, from.IP)
+	attempt, wait, err := h.limiter.Admit(ctx, account, from.IP)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	if attempt == nil {
 		h.observeLogin("throttled", false)
 		h.loginPage(w, r, realm, client, req, http.StatusTooManyRequests, name, "", wait)
@@ -432,8 +436,12 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 	}
 	match, _ := password.Verify(form.Get("password"), hash)
 	if !found || !match || user.Disabled || name == "" {
-		wait := attempt.Fail()
-		h.observeLogin("failure", wait > 0)
+		wait, counted, err := attempt.Fail(ctx)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		h.observeLogin("failure", counted && wait > 0)
 		// The typed name is kept only when it names an account: a password typed
 		// into the username field must not land in the audit trail.
 		var details map[string]string
@@ -449,7 +457,10 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 		h.loginPage(w, r, realm, client, req, http.StatusUnauthorized, name, "Invalid username or password.", 0)
 		return
 	}
-	attempt.Succeed()
+	if err := attempt.Succeed(ctx); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	h.observeLogin("success", false)
 	sess, err := h.startSession(ctx, w, r, realm.Name, user)
 	if err != nil {

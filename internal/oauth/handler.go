@@ -52,6 +52,7 @@ type Store interface {
 	GetConsent(ctx context.Context, realm, userID, clientID string) (storage.Consent, error)
 	SaveConsent(ctx context.Context, c storage.Consent) error
 	AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error)
+	web.AttemptStore // the client authentication limiter's counts
 }
 
 // Handler serves every realm's OAuth endpoints.
@@ -97,7 +98,7 @@ type Config struct {
 // New returns a Handler.
 func New(c Config) *Handler {
 	return &Handler{store: c.Store, tokens: c.Tokens, keys: c.Keys, secrets: c.Secrets,
-		pages: c.Pages, limiter: c.Limiter, clientLimiter: web.NewLimiter(clientAuthLimits, c.Now), box: newBox(c.MasterKey),
+		pages: c.Pages, limiter: c.Limiter, clientLimiter: web.NewLimiter(c.Store, "client", clientAuthLimits, c.Now), box: newBox(c.MasterKey),
 		dummyHash: newDummyHash(), log: c.Log, baseURL: strings.TrimSuffix(c.BaseURL, "/"), clientIP: c.ClientIP, now: c.Now, obs: c.Observer}
 }
 

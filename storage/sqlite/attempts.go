@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/latchkey/latchkey/storage"
@@ -13,14 +14,37 @@ import (
 // errLocked rolls back a FailAttempt that found a key locked.
 var errLocked = errors.New("locked")
 
+// GetAttempts reads every key's record in one statement (the limiters ask for
+// one or two keys, on every attempt).
 func (s *Store) GetAttempts(ctx context.Context, now time.Time, keys ...storage.AttemptKey) ([]storage.Attempts, error) {
 	out := make([]storage.Attempts, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(keys))
 	for i, k := range keys {
-		a, err := getAttempts(ctx, s.reader, k.Key)
-		if err != nil {
+		args[i] = k.Key
+	}
+	rows, err := s.reader.QueryContext(ctx, `SELECT key, failures, last_failure FROM attempts WHERE key IN (?`+
+		strings.Repeat(", ?", len(keys)-1)+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("get attempts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key string
+		var a storage.Attempts
+		if err := rows.Scan(&key, &a.Failures, timeCol{&a.Last}); err != nil {
 			return nil, fmt.Errorf("get attempts: %w", err)
 		}
-		out[i] = a.At(k.Limit, now)
+		for i, k := range keys {
+			if k.Key == key {
+				out[i] = a.At(k.Limit, now)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("get attempts: %w", err)
 	}
 	return out, nil
 }
