@@ -221,6 +221,15 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		Logins:       logins, ClientIP: clientIP.ClientIP, Log: log, Now: time.Now,
 	})
 
+	// One instance of all sweeps per interval (the last sweep is stamped in the store).
+	sweep := server.OncePerInterval(store, "sweep", sweepEvery, time.Now, func(ctx context.Context, now time.Time) error {
+		res, err := store.Sweep(ctx, now, sweepGrace)
+		if err == nil && !res.Skipped {
+			log.Debug("swept", "families", res.Families, "sessions", res.Sessions, "codes", res.AuthCodes,
+				"denied_jwts", res.DeniedJWTs, "client_assertions", res.ClientAssertions, "attempts", res.Attempts)
+		}
+		return err
+	})
 	tasksCtx, stopTasks := context.WithCancel(ctx)
 	tasksDone := make(chan struct{})
 	go func() {
@@ -245,12 +254,8 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 				})
 				return err
 			}},
-			server.Task{Name: "sweep", Every: 10 * time.Minute, Run: func(ctx context.Context) error {
-				res, err := store.Sweep(ctx, time.Now(), sweepGrace)
-				if err == nil && !res.Skipped {
-					log.Debug("swept", "families", res.Families, "sessions", res.Sessions, "codes", res.AuthCodes,
-						"denied_jwts", res.DeniedJWTs, "client_assertions", res.ClientAssertions)
-				}
+			server.Task{Name: "sweep", Every: sweepEvery, Run: func(ctx context.Context) error {
+				_, err := sweep(ctx)
 				return err
 			}},
 		)
@@ -279,6 +284,9 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 // sweepGrace is how long ended sessions, families and tokens are kept after they
 // expire or are revoked, for audit and for telling reuse from garbage.
 const sweepGrace = time.Hour
+
+// sweepEvery is how often the store is swept, by one instance of all.
+const sweepEvery = 10 * time.Minute
 
 // servePprof serves net/http/pprof on its own loopback listener, never on the
 // public one, for profiling a benchmark run.
