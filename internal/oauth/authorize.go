@@ -2,6 +2,9 @@ package oauth
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
@@ -413,7 +416,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 	}
 	// A user's username and email share one count: the account is the user when
 	// the name names one, else the name itself.
-	account := realm.Name + "/name:" + name
+	account := h.unknownNameAccount(realm.Name, name)
 	if found {
 		account = web.UserAccount(realm.Name, user.ID)
 	}
@@ -470,6 +473,20 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 	h.audit(ctx, storage.AuditEvent{Type: "login.succeeded", Realm: realm.Name, ClientID: client.ID, UserID: user.ID,
 		SessionID: sess.ID, IP: from.IP, UserAgent: from.UserAgent})
 	h.continueAuthorization(w, r, realm, client, req, &signIn{session: sess, user: user})
+}
+
+// unknownNameAccount is the login limiter's account of a name that names no
+// user: one of 65536 buckets per realm, by a keyed hash of the name. Anyone can
+// type names no one has, without end; so they add a bounded number of rows to the
+// store, and which names share a bucket cannot be worked out without the master
+// key: a name keeps a count of its own, so locks as a user's would, unless tens of
+// thousands of names are tried.
+func (h *Handler) unknownNameAccount(realm, name string) string {
+	m := hmac.New(sha256.New, h.nameKey)
+	m.Write([]byte(realm))
+	m.Write([]byte{0})
+	m.Write([]byte(name))
+	return realm + "/name#" + hex.EncodeToString(m.Sum(nil)[:2])
 }
 
 // observeLogin counts a login answer, and the lockout a failure started.

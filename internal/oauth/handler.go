@@ -72,7 +72,10 @@ type Handler struct {
 
 	// clientLimiter throttles failed client authentication (clientAuthLimits).
 	clientLimiter *web.Limiter
-	obs           Observer // nil: nothing is counted
+	// nameKey keys the hash that puts names no user has into the login
+	// limiter's buckets (unknownNameAccount).
+	nameKey []byte
+	obs     Observer // nil: nothing is counted
 }
 
 // Config is what a Handler is built from.
@@ -98,7 +101,8 @@ type Config struct {
 // New returns a Handler.
 func New(c Config) *Handler {
 	return &Handler{store: c.Store, tokens: c.Tokens, keys: c.Keys, secrets: c.Secrets,
-		pages: c.Pages, limiter: c.Limiter, clientLimiter: web.NewLimiter(c.Store, "client", clientAuthLimits, c.Now), box: newBox(c.MasterKey),
+		pages: c.Pages, limiter: c.Limiter, clientLimiter: web.NewLimiter(c.Store, "client", clientAuthLimits, c.Now),
+		box: newBox(c.MasterKey), nameKey: c.MasterKey.Derive("login limiter name buckets"),
 		dummyHash: newDummyHash(), log: c.Log, baseURL: strings.TrimSuffix(c.BaseURL, "/"), clientIP: c.ClientIP, now: c.Now, obs: c.Observer}
 }
 
