@@ -696,19 +696,33 @@ type AttemptKey struct {
 
 // AttemptStore keeps the failure counts behind the login and client
 // authentication limits, shared by every instance on the store, so that N
-// instances together allow what one allows. Rows are written only on failure;
-// Sweep deletes the forgotten ones.
+// instances together allow what one allows. Sweep deletes the rows whose
+// failures are forgotten and whose attempts in flight have ended.
 type AttemptStore interface {
 	// GetAttempts returns each key's record as it counts at now (see
 	// Attempts.At), in the order given; a key without one gets the zero Attempts.
 	// It writes nothing.
 	GetAttempts(ctx context.Context, now time.Time, keys ...AttemptKey) ([]Attempts, error)
+	// AdmitAttempt puts an attempt in flight on every key at once, as one atomic
+	// step among all callers on the store, before the attempt's check is made.
+	// Attempts in flight count as failures to come: a key n failures short of its
+	// lock takes n at once, and one at a time once a lock has run out. It returns
+	// true when admitted; false and the lock when a key is locked at now; false and
+	// 0 when the attempts in flight hold all a key has left (ask again when one
+	// ends). An admitted attempt holds its place until FailAttempt or EndAttempt
+	// gives it back, or until now+hold (so a crashed caller's places come free).
+	AdmitAttempt(ctx context.Context, now time.Time, hold time.Duration, keys ...AttemptKey) (admitted bool, lock time.Duration, err error)
+	// EndAttempt gives back the places AdmitAttempt gave an attempt that did not
+	// fail; with clear set it also forgets the first key's failures (a success).
+	EndAttempt(ctx context.Context, now time.Time, clear bool, keys ...AttemptKey) error
 	// FailAttempt records one failure at now against every key at once, as one
 	// atomic step among all callers on the store: unless one of the keys is
 	// locked at now, when it records nothing and returns false and that lock.
 	// Otherwise it returns true and the longest lock the keys now have (0: none).
+	// Either way it gives back a place in flight on each key that has one.
 	FailAttempt(ctx context.Context, now time.Time, keys ...AttemptKey) (counted bool, lock time.Duration, err error)
-	// ClearAttempts forgets the key's failures (a success, an administrator's unlock).
+	// ClearAttempts forgets the key's failures (a success, an administrator's
+	// unlock); attempts in flight keep their places.
 	ClearAttempts(ctx context.Context, key string) error
 }
 

@@ -13,8 +13,8 @@ import (
 	"github.com/latchkey/latchkey/storage"
 )
 
-// errLocked rolls back a FailAttempt that found a key locked.
-var errLocked = errors.New("locked")
+// errNotAdmitted rolls back a transaction that changes nothing.
+var errNotAdmitted = errors.New("nothing to change")
 
 // GetAttempts reads every key's record in one statement.
 func (s *Store) GetAttempts(ctx context.Context, now time.Time, keys ...storage.AttemptKey) ([]storage.Attempts, error) {
@@ -43,58 +43,146 @@ func (s *Store) GetAttempts(ctx context.Context, now time.Time, keys ...storage.
 	return out, nil
 }
 
-// FailAttempt makes sure each key has a row, then locks the rows (in key order,
-// so that two callers never wait on each other) and decides on what they hold:
-// a caller that loses a race waits for the winner's commit and reads its count.
-// A caller that finds a key locked rolls back, rows it made included.
+// sortedKeys is keys in key order without repeats: rows are locked in that
+// order, so two callers never wait on each other.
+func sortedKeys(keys []storage.AttemptKey) []storage.AttemptKey {
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, func(a, b storage.AttemptKey) int { return strings.Compare(a.Key, b.Key) })
+	return slices.CompactFunc(keys, func(a, b storage.AttemptKey) bool { return a.Key == b.Key })
+}
+
+// lockAttemptRows locks the keys' rows for the transaction, making those
+// missing first when create is set (a caller that loses the race to make one
+// waits for the winner's commit, then locks it). found says which exist.
+func lockAttemptRows(ctx context.Context, tx pgx.Tx, keys []storage.AttemptKey, now time.Time, create bool) ([]storage.AttemptRow, []bool, error) {
+	rows, found := make([]storage.AttemptRow, len(keys)), make([]bool, len(keys))
+	for i, k := range keys {
+		if create {
+			if _, err := tx.Exec(ctx, `INSERT INTO attempts (key, failures, last_failure, pending, pending_until, forget_at)
+				VALUES ($1, 0, $2, 0, $2, $2) ON CONFLICT (key) DO NOTHING`, k.Key, ts(now)); err != nil {
+				return nil, nil, err
+			}
+		}
+		r := &rows[i]
+		err := tx.QueryRow(ctx, `SELECT failures, last_failure, pending, pending_until, forget_at FROM attempts WHERE key = $1 FOR UPDATE`, k.Key).
+			Scan(&r.Failures, nt(&r.Last), &r.Pending, nt(&r.PendingUntil), nt(&r.ForgetAt))
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return nil, nil, err
+		default:
+			found[i] = true
+		}
+	}
+	return rows, found, nil
+}
+
+func putAttemptRow(ctx context.Context, tx pgx.Tx, key string, r storage.AttemptRow) error {
+	_, err := tx.Exec(ctx, `UPDATE attempts SET failures = $2, last_failure = $3, pending = $4, pending_until = $5, forget_at = $6 WHERE key = $1`,
+		key, r.Failures, ts(r.Last), r.Pending, ts(r.PendingUntil), ts(r.ForgetAt))
+	return err
+}
+
+// AdmitAttempt makes sure each key has a row, locks them, and decides on what
+// they hold; a caller not admitted rolls back, rows it made included.
+func (s *Store) AdmitAttempt(ctx context.Context, now time.Time, hold time.Duration, keys ...storage.AttemptKey) (bool, time.Duration, error) {
+	if err := checkAttemptKeys(keys); err != nil {
+		return false, 0, err
+	}
+	keys = sortedKeys(keys)
+	var admitted bool
+	var lock time.Duration
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		rows, _, err := lockAttemptRows(ctx, tx, keys, now, true)
+		if err != nil {
+			return err
+		}
+		if admitted, lock = storage.DecideAdmit(rows, keys, now, hold); !admitted {
+			return errNotAdmitted
+		}
+		for i, k := range keys {
+			if err := putAttemptRow(ctx, tx, k.Key, rows[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errNotAdmitted) {
+		return false, 0, fmt.Errorf("admit attempt: %w", err)
+	}
+	return admitted, lock, nil
+}
+
+func (s *Store) EndAttempt(ctx context.Context, now time.Time, clear bool, keys ...storage.AttemptKey) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	first := keys[0].Key
+	keys = sortedKeys(keys)
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		rows, found, err := lockAttemptRows(ctx, tx, keys, now, false)
+		if err != nil {
+			return err
+		}
+		// DecideEnd clears the first row: the caller's first key, wherever sorting put it.
+		i0 := slices.IndexFunc(keys, func(k storage.AttemptKey) bool { return k.Key == first })
+		rows[0], rows[i0] = rows[i0], rows[0]
+		found[0], found[i0] = found[i0], found[0]
+		keys = slices.Clone(keys)
+		keys[0], keys[i0] = keys[i0], keys[0]
+		for i, w := range storage.DecideEnd(rows, now, clear) {
+			if w && found[i] {
+				if err := putAttemptRow(ctx, tx, keys[i].Key, rows[i]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("end attempt: %w", err)
+	}
+	return nil
+}
+
+// FailAttempt makes sure each key has a row, locks them, and decides on what
+// they hold: a caller that loses a race waits for the winner's commit and reads
+// its count. One that changes nothing (a key locked, no place to give back)
+// rolls back, rows it made included.
 func (s *Store) FailAttempt(ctx context.Context, now time.Time, keys ...storage.AttemptKey) (bool, time.Duration, error) {
 	if err := checkAttemptKeys(keys); err != nil {
 		return false, 0, err
 	}
-	keys = slices.Clone(keys)
-	slices.SortFunc(keys, func(a, b storage.AttemptKey) int { return strings.Compare(a.Key, b.Key) })
-	keys = slices.CompactFunc(keys, func(a, b storage.AttemptKey) bool { return a.Key == b.Key })
+	keys = sortedKeys(keys)
+	var counted bool
 	var lock time.Duration
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		lock = 0
-		before := make([]storage.Attempts, len(keys))
-		for i, k := range keys {
-			if _, err := tx.Exec(ctx, `INSERT INTO attempts (key, failures, last_failure, forget_at) VALUES ($1, 0, $2, $2)
-				ON CONFLICT (key) DO NOTHING`, k.Key, ts(now)); err != nil {
-				return err
-			}
-			var a storage.Attempts
-			if err := tx.QueryRow(ctx, `SELECT failures, last_failure FROM attempts WHERE key = $1 FOR UPDATE`, k.Key).
-				Scan(&a.Failures, nt(&a.Last)); err != nil {
-				return err
-			}
-			before[i] = a.At(k.Limit, now)
-			lock = max(lock, k.Limit.Lock(before[i], now))
+		rows, _, err := lockAttemptRows(ctx, tx, keys, now, true)
+		if err != nil {
+			return err
 		}
-		if lock > 0 {
-			return errLocked
+		var write []bool
+		counted, lock, write = storage.DecideFail(rows, keys, now)
+		if !slices.Contains(write, true) {
+			return errNotAdmitted
 		}
-		for i, k := range keys {
-			a := storage.Attempts{Failures: before[i].Failures + 1, Last: now}
-			if _, err := tx.Exec(ctx, `UPDATE attempts SET failures = $2, last_failure = $3, forget_at = $4 WHERE key = $1`,
-				k.Key, a.Failures, ts(now), ts(now.Add(k.Limit.Forget))); err != nil {
-				return err
+		for i, w := range write {
+			if w {
+				if err := putAttemptRow(ctx, tx, keys[i].Key, rows[i]); err != nil {
+					return err
+				}
 			}
-			lock = max(lock, k.Limit.Lock(a, now))
 		}
 		return nil
 	})
-	if errors.Is(err, errLocked) {
-		return false, lock, nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, errNotAdmitted) {
 		return false, 0, fmt.Errorf("record failed attempt: %w", err)
 	}
-	return true, lock, nil
+	return counted, lock, nil
 }
 
 func (s *Store) ClearAttempts(ctx context.Context, key string) error {
-	if _, err := s.pool.Exec(ctx, `DELETE FROM attempts WHERE key = $1`, key); err != nil {
+	if _, err := s.pool.Exec(ctx, `UPDATE attempts SET failures = 0 WHERE key = $1`, key); err != nil {
 		return fmt.Errorf("clear attempts: %w", err)
 	}
 	return nil

@@ -11,9 +11,6 @@ import (
 	"github.com/latchkey/latchkey/storage"
 )
 
-// errLocked rolls back a FailAttempt that found a key locked.
-var errLocked = errors.New("locked")
-
 // GetAttempts reads every key's record in one statement (the limiters ask for
 // one or two keys, on every attempt).
 func (s *Store) GetAttempts(ctx context.Context, now time.Time, keys ...storage.AttemptKey) ([]storage.Attempts, error) {
@@ -49,59 +46,116 @@ func (s *Store) GetAttempts(ctx context.Context, now time.Time, keys ...storage.
 	return out, nil
 }
 
-func getAttempts(ctx context.Context, q querier, key string) (storage.Attempts, error) {
-	var a storage.Attempts
-	err := q.QueryRowContext(ctx, `SELECT failures, last_failure FROM attempts WHERE key = ?`, key).
-		Scan(&a.Failures, timeCol{&a.Last})
+// attemptRow reads key's row through q; found is false when it has none.
+func attemptRow(ctx context.Context, q querier, key string) (r storage.AttemptRow, found bool, err error) {
+	err = q.QueryRowContext(ctx, `SELECT failures, last_failure, pending, pending_until, forget_at FROM attempts WHERE key = ?`, key).
+		Scan(&r.Failures, timeCol{&r.Last}, &r.Pending, timeCol{&r.PendingUntil}, timeCol{&r.ForgetAt})
 	if errors.Is(err, sql.ErrNoRows) {
-		return storage.Attempts{}, nil
+		return storage.AttemptRow{}, false, nil
 	}
-	return a, err
+	return r, err == nil, err
 }
 
-// FailAttempt reads and writes in one write transaction: writes are serialised,
-// in this process by the writer and across processes by the file's write lock.
+func putAttemptRow(ctx context.Context, tx *stmtTx, key string, r storage.AttemptRow) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO attempts (key, failures, last_failure, pending, pending_until, forget_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last_failure = excluded.last_failure,
+			pending = excluded.pending, pending_until = excluded.pending_until, forget_at = excluded.forget_at`,
+		key, r.Failures, r.Last.UnixMicro(), r.Pending, r.PendingUntil.UnixMicro(), r.ForgetAt.UnixMicro())
+	return err
+}
+
+// attemptRows reads the keys' rows in a write transaction: writes are
+// serialised, in this process by the writer and across processes by the file's
+// write lock, so what is decided on them holds until the transaction ends.
+func attemptRows(ctx context.Context, tx *stmtTx, keys []storage.AttemptKey) ([]storage.AttemptRow, []bool, error) {
+	rows, found := make([]storage.AttemptRow, len(keys)), make([]bool, len(keys))
+	for i, k := range keys {
+		var err error
+		if rows[i], found[i], err = attemptRow(ctx, tx, k.Key); err != nil {
+			return nil, nil, err
+		}
+	}
+	return rows, found, nil
+}
+
+func (s *Store) AdmitAttempt(ctx context.Context, now time.Time, hold time.Duration, keys ...storage.AttemptKey) (bool, time.Duration, error) {
+	if err := checkAttemptKeys(keys); err != nil {
+		return false, 0, err
+	}
+	var admitted bool
+	var lock time.Duration
+	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
+		rows, _, err := attemptRows(ctx, tx, keys)
+		if err != nil {
+			return err
+		}
+		if admitted, lock = storage.DecideAdmit(rows, keys, now, hold); !admitted {
+			return nil
+		}
+		for i, k := range keys {
+			if err := putAttemptRow(ctx, tx, k.Key, rows[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, 0, fmt.Errorf("admit attempt: %w", err)
+	}
+	return admitted, lock, nil
+}
+
+func (s *Store) EndAttempt(ctx context.Context, now time.Time, clear bool, keys ...storage.AttemptKey) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
+		rows, found, err := attemptRows(ctx, tx, keys)
+		if err != nil {
+			return err
+		}
+		for i, w := range storage.DecideEnd(rows, now, clear) {
+			if w && found[i] {
+				if err := putAttemptRow(ctx, tx, keys[i].Key, rows[i]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("end attempt: %w", err)
+	}
+	return nil
+}
+
 func (s *Store) FailAttempt(ctx context.Context, now time.Time, keys ...storage.AttemptKey) (bool, time.Duration, error) {
 	if err := checkAttemptKeys(keys); err != nil {
 		return false, 0, err
 	}
+	var counted bool
 	var lock time.Duration
 	err := s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
-		lock = 0
-		before := make([]storage.Attempts, len(keys))
-		for i, k := range keys {
-			a, err := getAttempts(ctx, tx, k.Key)
-			if err != nil {
-				return err
-			}
-			before[i] = a.At(k.Limit, now)
-			lock = max(lock, k.Limit.Lock(before[i], now))
+		rows, _, err := attemptRows(ctx, tx, keys)
+		if err != nil {
+			return err
 		}
-		if lock > 0 {
-			return errLocked
-		}
-		for i, k := range keys {
-			a := storage.Attempts{Failures: before[i].Failures + 1, Last: now}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO attempts (key, failures, last_failure, forget_at) VALUES (?, ?, ?, ?)
-				ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last_failure = excluded.last_failure, forget_at = excluded.forget_at`,
-				k.Key, a.Failures, micros(now), micros(now.Add(k.Limit.Forget))); err != nil {
-				return err
+		var write []bool
+		counted, lock, write = storage.DecideFail(rows, keys, now)
+		for i, w := range write {
+			if w {
+				if err := putAttemptRow(ctx, tx, keys[i].Key, rows[i]); err != nil {
+					return err
+				}
 			}
-			lock = max(lock, k.Limit.Lock(a, now))
 		}
 		return nil
 	})
-	if errors.Is(err, errLocked) {
-		return false, lock, nil
-	}
 	if err != nil {
 		return false, 0, fmt.Errorf("record failed attempt: %w", err)
 	}
-	return true, lock, nil
+	return counted, lock, nil
 }
 
 func (s *Store) ClearAttempts(ctx context.Context, key string) error {
-	if _, err := s.exec(ctx, `DELETE FROM attempts WHERE key = ?`, key); err != nil {
+	if _, err := s.exec(ctx, `UPDATE attempts SET failures = 0 WHERE key = ?`, key); err != nil {
 		return fmt.Errorf("clear attempts: %w", err)
 	}
 	return nil

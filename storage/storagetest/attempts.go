@@ -17,6 +17,8 @@ var attemptTests = []struct {
 	{"AttemptsLockAndForget", testAttemptsLockAndForget},
 	{"AttemptsCountOnceUnderRace", testAttemptsRace},
 	{"AttemptsSweptWhenForgotten", testAttemptsSwept},
+	{"AttemptsInFlight", testAttemptsInFlight},
+	{"AttemptsAdmittedOnceUnderRace", testAttemptsAdmitRace},
 	{"TaskRuns", testTaskRuns},
 }
 
@@ -178,4 +180,95 @@ func testTaskRuns(t *testing.T, s storage.Store) {
 	got, err = s.TaskRun(c, "sweep")
 	must(t, err)
 	same(t, "last run", got, at(2*time.Minute))
+}
+
+func admit(t *testing.T, s storage.Store, now time.Time, keys ...storage.AttemptKey) (bool, time.Duration) {
+	t.Helper()
+	ok, lock, err := s.AdmitAttempt(ctx(t), now, 10*time.Second, keys...)
+	must(t, err)
+	return ok, lock
+}
+
+// Attempts in flight count as failures to come: a key n failures short of its
+// lock admits n; EndAttempt and FailAttempt give places back; places a caller
+// never gave back come free after the hold; a locked key admits none; the rows
+// of attempts in flight are not swept; EndAttempt with clear forgets failures.
+func testAttemptsInFlight(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	a, ip := key("a"), key("ip")
+	for i := range 3 {
+		if ok, lock := admit(t, s, t0, a, ip); !ok || lock != 0 {
+			t.Fatalf("attempt %d of 3: admitted %v, lock %v", i+1, ok, lock)
+		}
+	}
+	if ok, lock := admit(t, s, t0, a, ip); ok || lock != 0 {
+		t.Fatalf("fourth in flight: admitted %v, lock %v; want busy (false, 0)", ok, lock)
+	}
+	if ok, _ := admit(t, s, t0, key("other"), ip); ok {
+		t.Fatal("a key in flight three times on ip admitted a fourth through ip")
+	}
+	r, err := s.Sweep(c, at(time.Second), 0)
+	must(t, err)
+	if r.Attempts != 0 {
+		t.Fatalf("swept %d rows of attempts in flight", r.Attempts)
+	}
+	must(t, s.EndAttempt(c, t0, false, a, ip))
+	if ok, _ := admit(t, s, t0, a, ip); !ok {
+		t.Fatal("not admitted after an attempt ended")
+	}
+	// The three fail: each gives back its place; the third locks.
+	for i, want := range []time.Duration{0, 0, 30 * time.Second} {
+		if counted, lock := fail(t, s, t0, a, ip); !counted || lock != want {
+			t.Fatalf("failure %d: counted %v, lock %v; want %v", i+1, counted, lock, want)
+		}
+	}
+	if ok, lock := admit(t, s, t0, a, ip); ok || lock != 30*time.Second {
+		t.Fatalf("locked: admitted %v, lock %v; want the lock", ok, lock)
+	}
+	// After the lock, one at a time.
+	after := at(30 * time.Second)
+	if ok, _ := admit(t, s, after, a); !ok {
+		t.Fatal("not admitted after the lock")
+	}
+	if ok, lock := admit(t, s, after, a); ok || lock != 0 {
+		t.Fatalf("second after the lock: admitted %v, lock %v; want busy", ok, lock)
+	}
+	// A place never given back comes free after the hold.
+	if ok, _ := admit(t, s, after.Add(10*time.Second), a); !ok {
+		t.Fatal("a held place did not come free after the hold")
+	}
+	must(t, s.EndAttempt(c, after.Add(10*time.Second), true, a))
+	same(t, "cleared by a success", getAttempts(t, s, after.Add(10*time.Second), a), []storage.Attempts{{}})
+}
+
+// 2, 5 and 100 callers admitting at once on a fresh key get exactly the
+// key's limit of places between them.
+func testAttemptsAdmitRace(t *testing.T, s storage.Store) {
+	for _, parties := range []int{2, 5, 100} {
+		k := key("admit/" + strings.Repeat("x", parties))
+		var mu sync.Mutex
+		admitted := 0
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range parties {
+			wg.Go(func() {
+				<-start
+				ok, _, err := s.AdmitAttempt(ctx(t), t0, time.Minute, k, key("admit/ip"+strings.Repeat("x", parties)))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ok {
+					mu.Lock()
+					admitted++
+					mu.Unlock()
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if want := min(parties, testLimit.Failures); admitted != want {
+			t.Fatalf("%d parties: %d admitted, want %d", parties, admitted, want)
+		}
+	}
 }
