@@ -207,8 +207,9 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 	}
 	clientIP := realip.New(opts.TrustedProxies)
 	// One login limiter: the admin API's unlock clears the locks the login page
-	// sets. Its counts are in the store (uncached), shared by every instance.
-	logins := web.NewLimiter(store, "login", web.LimiterConfig{}, time.Now)
+	// sets. Its counts, and its attempts in flight, are in the store (uncached),
+	// shared by every instance: a password hash is worth a store write.
+	logins := web.NewLimiter(store, "login", web.LimiterConfig{InFlightInStore: true}, time.Now)
 	handler := oauth.New(oauth.Config{
 		Store: cached, Tokens: tokens, Keys: km, Secrets: applier.Secrets, MasterKey: opts.MasterKey,
 		Pages: pages, Limiter: logins, Log: log,

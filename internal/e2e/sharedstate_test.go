@@ -7,27 +7,29 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/latchkey/latchkey/storage"
 	"github.com/latchkey/latchkey/storage/postgres/pgtest"
 )
 
 // Three `latchkey serve` instances on one PostgreSQL database, as a deployment
 // behind a load balancer runs them.
-func startThree(t *testing.T, seed string) []*server {
+func startThree(t *testing.T, seed string) ([]*server, string) {
 	t.Helper()
 	db := pgtest.DSN(t)
 	var out []*server
 	for range 3 {
 		out = append(out, start(t, options{db: db, seed: seed}))
 	}
-	return out
+	return out, db
 }
 
 // Wrong passwords for one account spread over three instances lock it after as
 // many as on one; the lock holds on every instance; the admin API's unlock on
 // one clears it on all; a parallel burst spread over the three gets as many
-// answers that are not 429 as the same attempts in sequence.
+// password checks, and as many answers that are not 429, as the same attempts
+// in sequence.
 func TestSharedState_LoginLockAcrossInstances(t *testing.T) {
-	ss := startThree(t, strings.Replace(usersSeed(t), "    users:\n", `    users:
+	ss, db := startThree(t, strings.Replace(usersSeed(t), "    users:\n", `    users:
       - username: bob
         password: bob-password-1
         name: Bob
@@ -83,13 +85,27 @@ func TestSharedState_LoginLockAcrossInstances(t *testing.T) {
 			t.Errorf("bob's right password after the burst, on instance %d: %d, want 429", i, p.status)
 		}
 	}
+	// Each login.failed is a password checked and found wrong.
+	events, err := openStore(t, db).ListAudit(t.Context(), storage.AuditFilter{Realm: "acme", Type: "login.failed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, e := range events {
+		if e.Details["username"] == "bob" {
+			checked++
+		}
+	}
+	if checked != 5 {
+		t.Errorf("%d of bob's passwords were checked in the burst over three instances, want 5", checked)
+	}
 }
 
 // Failed client authentications spread over three instances are throttled as
 // on one: the tenth failure locks the client on every instance, and a parallel
 // burst gets as many 401s as the same requests in sequence.
 func TestSharedState_ClientAuthThrottledAcrossInstances(t *testing.T) {
-	ss := startThree(t, "")
+	ss, _ := startThree(t, "")
 	cc := form("grant_type", "client_credentials")
 	const wrong = "svc-wrong-0123456789abcdefghijklmnopq"
 	for i := range 9 {

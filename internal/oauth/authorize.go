@@ -432,7 +432,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 		h.loginPage(w, r, realm, client, req, http.StatusTooManyRequests, name, "", wait)
 		return
 	}
-	defer attempt.Release()
+	defer attempt.Release(ctx)
 	hash := h.dummyHash()
 	if found {
 		hash = user.PasswordHash

@@ -135,7 +135,7 @@ func (h *Handler) checkSecret(r *http.Request, realm storage.Realm, client stora
 		h.observeThrottled(false)
 		return clientThrottled(wait)
 	}
-	defer attempt.Release()
+	defer attempt.Release(ctx)
 	ok := false
 	if client.ID != "" {
 		var err error

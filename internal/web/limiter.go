@@ -14,6 +14,8 @@ import (
 // AttemptStore keeps the failure counts, shared by every instance on the store.
 type AttemptStore interface {
 	GetAttempts(ctx context.Context, now time.Time, keys ...storage.AttemptKey) ([]storage.Attempts, error)
+	AdmitAttempt(ctx context.Context, now time.Time, hold time.Duration, keys ...storage.AttemptKey) (admitted bool, lock time.Duration, err error)
+	EndAttempt(ctx context.Context, now time.Time, clear bool, keys ...storage.AttemptKey) error
 	FailAttempt(ctx context.Context, now time.Time, keys ...storage.AttemptKey) (counted bool, lock time.Duration, err error)
 	ClearAttempts(ctx context.Context, key string) error
 }
@@ -34,6 +36,13 @@ type LimiterConfig struct {
 	// when they hold every failure its keys have left (default 2s); past it, or
 	// past five Queues in all, it is refused.
 	Queue time.Duration
+	// InFlightInStore counts the attempts in flight in the store, so that
+	// admission holds across instances (a burst spread over them gets no more
+	// checks than on one), at a store write on every attempt. Otherwise they are
+	// counted in this process: a success costs one store read and no write, and a
+	// burst spread over N instances may have N times the checks in flight, though
+	// no more of them answered (see Limiter).
+	InFlightInStore bool
 }
 
 const (
@@ -42,6 +51,12 @@ const (
 	busyWait = time.Second
 	// maxQueued bounds an attempt's whole wait in the queue, in Queues.
 	maxQueued = 5
+	// hold is how long a place in flight kept in the store outlives an attempt
+	// that never settled (its instance stopped): far longer than any check.
+	hold = 10 * time.Second
+	// poll is how often an attempt queued behind attempts in flight in the store
+	// asks again: those may be on other instances, whose landings it cannot hear.
+	poll = 25 * time.Millisecond
 )
 
 // Limiter throttles attempts (logins, client authentications) per account and
@@ -63,24 +78,33 @@ const (
 // once, and a key whose lock has run out admits one at a time; the others queue
 // until those land. So a burst of parallel attempts gets no more checks than the
 // same attempts in sequence: wrong ones lock the key and the queue is refused,
-// right ones go through a few at a time. The attempts in flight are counted per
-// process (a store write per attempt would put one on every token request): a
-// burst spread over N instances may have up to N times as many checks in flight,
-// but no more of them are answered than in sequence, as the store refuses to
-// count a failure once the key is locked and the attempt is then refused.
+// right ones go through a few at a time. With InFlightInStore the attempts in
+// flight are counted in the store too (the login page: a password hash is worth
+// a store write), so this holds across instances. Otherwise they are counted per
+// process (the token endpoint: a store write per attempt would put one on every
+// token request): a burst spread over N instances may have up to N times as many
+// checks in flight, but no more of them are answered than in sequence, as the
+// store refuses to count a failure once the key is locked and the attempt is then
+// refused.
 type Limiter struct {
 	store   AttemptStore
 	prefix  string // keeps this limiter's keys apart from another's in the store
 	account storage.AttemptLimit
 	ip      storage.AttemptLimit
 	queue   time.Duration
+	inStore bool // attempts in flight are counted in the store (InFlightInStore)
 	now     func() time.Time
 
-	mu       sync.Mutex
-	inFlight map[string]int // keys with attempts in flight here; only those, so bounded by them
+	mu sync.Mutex
+	// inFlight counts, unless inStore, the attempts in flight here by key; it
+	// holds only those keys, so it is bounded by them.
+	inFlight map[string]int
 	// landed is closed, and cleared, when an attempt settles, waking the attempts
 	// queued behind those in flight; nil while none is queued.
 	landed chan struct{}
+	// landings counts the attempts settled, so that one deciding on what it read
+	// from the store can tell whether another landed meanwhile.
+	landings uint64
 }
 
 // NewLimiter returns a Limiter keeping its counts in store under keys that
@@ -98,6 +122,7 @@ func NewLimiter(store AttemptStore, prefix string, c LimiterConfig, now func() t
 		account:  storage.AttemptLimit{Failures: c.AccountFailures, BaseLock: c.BaseLock, MaxLock: c.AccountMaxLock, Forget: c.Forget},
 		ip:       storage.AttemptLimit{Failures: c.IPFailures, BaseLock: c.BaseLock, MaxLock: c.MaxLock, Forget: c.Forget},
 		queue:    c.Queue,
+		inStore:  c.InFlightInStore,
 		now:      now,
 		inFlight: make(map[string]int),
 	}
@@ -163,7 +188,7 @@ func (l *Limiter) Admit(ctx context.Context, account, ip string) (*Attempt, time
 	// another Queue, so a slow machine does not refuse honest attempts that are
 	// merely behind others; the whole wait is still bounded by maxQueued.
 	var idle *time.Timer
-	var overall <-chan time.Time
+	var overall, polled <-chan time.Time
 	for {
 		a, wait, landed, err := l.admit(ctx, keys, account != "")
 		if landed == nil {
@@ -175,10 +200,16 @@ func (l *Limiter) Admit(ctx context.Context, account, ip string) (*Attempt, time
 			all := time.NewTimer(maxQueued * l.queue)
 			defer all.Stop()
 			overall = all.C
+			if l.inStore {
+				p := time.NewTicker(poll)
+				defer p.Stop()
+				polled = p.C
+			}
 		}
 		select {
 		case <-landed:
 			idle.Reset(l.queue)
+		case <-polled:
 		case <-ctx.Done():
 			return nil, busyWait, nil
 		case <-idle.C:
@@ -196,6 +227,12 @@ func (l *Limiter) admit(ctx context.Context, keys []storage.AttemptKey, hasAccou
 		return &Attempt{l: l}, 0, nil, nil
 	}
 	now := l.now()
+	l.mu.Lock()
+	seen := l.landings
+	l.mu.Unlock()
+	if l.inStore {
+		return l.admitInStore(ctx, keys, hasAccount, now, seen)
+	}
 	recs, err := l.store.GetAttempts(ctx, now, keys...)
 	if err != nil {
 		return nil, 0, nil, err
@@ -212,16 +249,45 @@ func (l *Limiter) admit(ctx context.Context, keys []storage.AttemptKey, hasAccou
 	for i, k := range keys {
 		// Failures left before the lock, or one at a time once a lock has run out.
 		if l.inFlight[k.Key] >= max(k.Limit.Failures-recs[i].Failures, 1) {
-			if l.landed == nil {
-				l.landed = make(chan struct{})
-			}
-			return nil, 0, l.landed, nil
+			return nil, 0, l.queueSince(seen), nil
 		}
 	}
 	for _, k := range keys {
 		l.inFlight[k.Key]++
 	}
 	return &Attempt{l: l, keys: keys, hasAccount: hasAccount, accountFailed: hasAccount && recs[0].Failures > 0}, 0, nil, nil
+}
+
+// admitInStore is admit when the store counts the attempts in flight.
+func (l *Limiter) admitInStore(ctx context.Context, keys []storage.AttemptKey, hasAccount bool, now time.Time, seen uint64) (*Attempt, time.Duration, <-chan struct{}, error) {
+	admitted, lock, err := l.store.AdmitAttempt(ctx, now, hold, keys...)
+	switch {
+	case err != nil:
+		return nil, 0, nil, err
+	case lock > 0:
+		return nil, lock, nil, nil
+	case admitted:
+		return &Attempt{l: l, keys: keys, hasAccount: hasAccount}, 0, nil, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return nil, 0, l.queueSince(seen), nil
+}
+
+// closed is a channel that is always closed: ask again at once.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// queueSince is what an attempt that decided on what it read when l.landings was
+// seen waits on: the next landing, or none if one landed since (the attempt must
+// decide again on what it left). l.mu must be held.
+func (l *Limiter) queueSince(seen uint64) <-chan struct{} {
+	if l.landings != seen {
+		return closed
+	}
+	if l.landed == nil {
+		l.landed = make(chan struct{})
+	}
+	return l.landed
 }
 
 // settle marks the attempt settled, and says whether it was the first to.
@@ -242,10 +308,14 @@ func (a *Attempt) land() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, k := range a.keys {
+		if l.inStore {
+			break
+		}
 		if l.inFlight[k.Key]--; l.inFlight[k.Key] <= 0 {
 			delete(l.inFlight, k.Key)
 		}
 	}
+	l.landings++
 	if l.landed != nil {
 		close(l.landed)
 		l.landed = nil
@@ -268,25 +338,35 @@ func (a *Attempt) Fail(ctx context.Context) (lock time.Duration, counted bool, e
 	return lock, counted, err
 }
 
-// Succeed records the attempt as successful: it clears the account's failures,
-// with a store write only when it had some. The IP's are kept: one good password
-// must not reset the count of an address that is guessing at many accounts.
+// Succeed records the attempt as successful: it clears the account's failures
+// (counting in process, with a store write only when it had some). The IP's are
+// kept: one good password must not reset the count of an address that is
+// guessing at many accounts.
 func (a *Attempt) Succeed(ctx context.Context) error {
 	if !a.settle() {
 		return nil
 	}
 	defer a.land()
-	if !a.accountFailed {
-		return nil
+	switch {
+	case a.l.inStore && len(a.keys) > 0:
+		return a.l.store.EndAttempt(ctx, a.l.now(), a.hasAccount, a.keys...)
+	case a.accountFailed:
+		return a.l.store.ClearAttempts(ctx, a.keys[0].Key)
 	}
-	return a.l.store.ClearAttempts(ctx, a.keys[0].Key)
+	return nil
 }
 
 // Release settles the attempt without counting it either way, as when the
-// check could not be made. After Fail or Succeed it does nothing.
-func (a *Attempt) Release() {
-	if a.settle() {
-		a.land()
+// check could not be made. After Fail or Succeed it does nothing. It gives the
+// attempt's place back even when ctx is done (a request that ended early); a
+// place the store did not take back comes free after the hold.
+func (a *Attempt) Release(ctx context.Context) {
+	if !a.settle() {
+		return
+	}
+	defer a.land()
+	if a.l.inStore && len(a.keys) > 0 {
+		_ = a.l.store.EndAttempt(context.WithoutCancel(ctx), a.l.now(), false, a.keys...)
 	}
 }
 

@@ -13,11 +13,28 @@ import (
 	"github.com/latchkey/latchkey/storage/sqlite"
 )
 
-// memAttempts is an AttemptStore in memory, by the rules the stores keep (the
-// conformance suite checks those; TestLimiter_InstancesShareOneStore runs on SQLite).
+// memAttempts is an AttemptStore in memory, deciding as the stores do (with the
+// storage package's Decide* functions; the conformance suite checks the stores,
+// and TestLimiter_InstancesShareOneStore runs on SQLite).
 type memAttempts struct {
 	mu sync.Mutex
-	m  map[string]storage.Attempts
+	m  map[string]storage.AttemptRow
+}
+
+func (s *memAttempts) rows(keys []storage.AttemptKey) []storage.AttemptRow {
+	rows := make([]storage.AttemptRow, len(keys))
+	for i, k := range keys {
+		rows[i] = s.m[k.Key]
+	}
+	return rows
+}
+
+func (s *memAttempts) put(keys []storage.AttemptKey, rows []storage.AttemptRow, write []bool) {
+	for i, k := range keys {
+		if write == nil || write[i] {
+			s.m[k.Key] = rows[i]
+		}
+	}
 }
 
 func (s *memAttempts) GetAttempts(_ context.Context, now time.Time, keys ...storage.AttemptKey) ([]storage.Attempts, error) {
@@ -30,33 +47,46 @@ func (s *memAttempts) GetAttempts(_ context.Context, now time.Time, keys ...stor
 	return out, nil
 }
 
+func (s *memAttempts) AdmitAttempt(_ context.Context, now time.Time, hold time.Duration, keys ...storage.AttemptKey) (bool, time.Duration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rows := s.rows(keys)
+	ok, lock := storage.DecideAdmit(rows, keys, now, hold)
+	if ok {
+		s.put(keys, rows, nil)
+	}
+	return ok, lock, nil
+}
+
+func (s *memAttempts) EndAttempt(_ context.Context, now time.Time, clear bool, keys ...storage.AttemptKey) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rows := s.rows(keys)
+	s.put(keys, rows, storage.DecideEnd(rows, now, clear))
+	return nil
+}
+
 func (s *memAttempts) FailAttempt(_ context.Context, now time.Time, keys ...storage.AttemptKey) (bool, time.Duration, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var lock time.Duration
-	for _, k := range keys {
-		lock = max(lock, k.Limit.Lock(s.m[k.Key], now))
-	}
-	if lock > 0 {
-		return false, lock, nil
-	}
-	for _, k := range keys {
-		a := storage.Attempts{Failures: s.m[k.Key].At(k.Limit, now).Failures + 1, Last: now}
-		s.m[k.Key] = a
-		lock = max(lock, k.Limit.Lock(a, now))
-	}
-	return true, lock, nil
+	rows := s.rows(keys)
+	counted, lock, write := storage.DecideFail(rows, keys, now)
+	s.put(keys, rows, write)
+	return counted, lock, nil
 }
 
 func (s *memAttempts) ClearAttempts(_ context.Context, key string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.m, key)
+	if r, ok := s.m[key]; ok {
+		r.Failures = 0
+		s.m[key] = r
+	}
 	return nil
 }
 
 func newTestLimiter(c LimiterConfig, now func() time.Time) *Limiter {
-	return NewLimiter(&memAttempts{m: map[string]storage.Attempts{}}, "login", c, now)
+	return NewLimiter(&memAttempts{m: map[string]storage.AttemptRow{}}, "login", c, now)
 }
 
 // try is Admit for tests, whose store does not fail.
@@ -121,7 +151,7 @@ func fail(t *testing.T, l *Limiter, account, ip string) time.Duration {
 func waitFor(l *Limiter, account, ip string) time.Duration {
 	a, wait := l.try(now, account, ip)
 	if a != nil {
-		a.Release()
+		a.Release(context.Background())
 	}
 	return wait
 }
@@ -253,33 +283,36 @@ func TestLimiter_Rules(t *testing.T) {
 			{account: bob, ip: "192.0.2.8", want: 0},
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			clock := newFakeClock()
-			l := newTestLimiter(tc.cfg, clock.Now)
-			for i, s := range tc.steps {
-				clock.Advance(s.advance)
-				for range s.fail {
-					fail(t, l, s.account, s.ip)
-				}
-				if s.success {
-					a, wait := l.try(now, s.account, s.ip)
-					if a == nil {
-						t.Fatalf("step %d: success refused (wait %v)", i, wait)
+		for _, inStore := range []bool{false, true} {
+			tc.cfg.InFlightInStore = inStore
+			t.Run(fmt.Sprintf("%s/in store %v", tc.name, inStore), func(t *testing.T) {
+				clock := newFakeClock()
+				l := newTestLimiter(tc.cfg, clock.Now)
+				for i, s := range tc.steps {
+					clock.Advance(s.advance)
+					for range s.fail {
+						fail(t, l, s.account, s.ip)
 					}
-					a.succeed()
+					if s.success {
+						a, wait := l.try(now, s.account, s.ip)
+						if a == nil {
+							t.Fatalf("step %d: success refused (wait %v)", i, wait)
+						}
+						a.succeed()
+					}
+					a, ip := s.account, s.ip
+					if s.checkA != "" {
+						a = s.checkA
+					}
+					if s.checkIP != "" {
+						ip = s.checkIP
+					}
+					if got := waitFor(l, a, ip); got != s.want {
+						t.Fatalf("step %d: wait of (%q, %q) = %v, want %v", i, a, ip, got, s.want)
+					}
 				}
-				a, ip := s.account, s.ip
-				if s.checkA != "" {
-					a = s.checkA
-				}
-				if s.checkIP != "" {
-					ip = s.checkIP
-				}
-				if got := waitFor(l, a, ip); got != s.want {
-					t.Fatalf("step %d: wait of (%q, %q) = %v, want %v", i, a, ip, got, s.want)
-				}
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -391,7 +424,7 @@ func TestLimiter_QueueIsBounded(t *testing.T) {
 	if a, wait := l.try(ctx, "acme/alice", "192.0.2.2"); a != nil || wait != busyWait {
 		t.Fatalf("queued past its context: admitted %v, wait %v; want refused with %v", a != nil, wait, busyWait)
 	}
-	held.Release()
+	held.Release(context.Background())
 	if got := waitFor(l, "acme/alice", "192.0.2.2"); got != 0 {
 		t.Fatalf("after the release: wait %v, want 0", got)
 	}
@@ -407,11 +440,11 @@ func TestLimiter_InFlightPerIP(t *testing.T) {
 	if a, wait := l.try(now, "acme/u3", "192.0.2.1"); a != nil || wait != busyWait {
 		t.Fatalf("third attempt from the IP: admitted %v, wait %v; want refused with %v", a != nil, wait, busyWait)
 	}
-	a1.Release()
+	a1.Release(context.Background())
 	if got := waitFor(l, "acme/u3", "192.0.2.1"); got != 0 {
 		t.Fatalf("after a release: wait %v, want 0", got)
 	}
-	a2.Release()
+	a2.Release(context.Background())
 }
 
 func TestLimiter_SettlingCountsOnce(t *testing.T) {
@@ -420,7 +453,7 @@ func TestLimiter_SettlingCountsOnce(t *testing.T) {
 		a, _ := l.try(now, "acme/alice", "192.0.2.1")
 		a.fail()
 		a.fail()
-		a.Release()
+		a.Release(context.Background())
 		a.succeed()
 	}
 	if got := waitFor(l, "acme/alice", "192.0.2.1"); got != 0 {
@@ -429,7 +462,7 @@ func TestLimiter_SettlingCountsOnce(t *testing.T) {
 	// Release alone counts nothing, and leaves no entry behind.
 	for range 10 {
 		a, _ := l.try(now, "acme/bob", "192.0.2.2")
-		a.Release()
+		a.Release(context.Background())
 	}
 	if len(l.inFlight) != 0 {
 		t.Errorf("released attempts left entries: %v", l.inFlight)
@@ -479,7 +512,7 @@ func TestLimiter_ConcurrentUse(t *testing.T) {
 					a.succeed()
 					clock.Advance(time.Second)
 				case i%13 == 0:
-					a.Release()
+					a.Release(context.Background())
 				default:
 					a.fail()
 				}
@@ -569,7 +602,7 @@ func waitOn(t *testing.T, l *Limiter, account, ip string) time.Duration {
 		t.Fatal(err)
 	}
 	if a != nil {
-		a.Release()
+		a.Release(context.Background())
 	}
 	return wait
 }
@@ -622,5 +655,71 @@ func TestLimiter_LongKeysAreHashed(t *testing.T) {
 	}
 	if got := waitFor(l, "", long+"y"); got != 0 {
 		t.Fatalf("another long address shares the count: wait %v", got)
+	}
+}
+
+// With the attempts in flight counted in the store, a burst spread over three
+// instances gets no more checks than the same attempts in sequence on one: five
+// wrong passwords are checked, the rest refused with the lock; and a burst of
+// right ones goes through, never more than five checked at once over all three.
+func TestLimiter_InFlightInStoreHoldsAcrossInstances(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clock := newFakeClock()
+	var ls []*Limiter
+	for range 3 {
+		ls = append(ls, NewLimiter(st, "login", LimiterConfig{InFlightInStore: true, Queue: time.Minute}, clock.Now))
+	}
+	for _, right := range []bool{false, true} {
+		account := fmt.Sprintf("acme/user:%v", right)
+		var mu sync.Mutex
+		checking, most, checked, refused := 0, 0, 0, 0
+		var wg sync.WaitGroup
+		for i := range 30 {
+			wg.Go(func() {
+				l := ls[i%3]
+				a, wait, err := l.Admit(t.Context(), account, fmt.Sprintf("192.0.2.%d", i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if a == nil {
+					mu.Lock()
+					refused++
+					mu.Unlock()
+					if right || wait != 30*time.Second {
+						t.Errorf("refused with wait %v (right password: %v)", wait, right)
+					}
+					return
+				}
+				defer a.Release(t.Context())
+				mu.Lock()
+				checking++
+				checked++
+				most = max(most, checking)
+				mu.Unlock()
+				time.Sleep(time.Millisecond) // the check
+				mu.Lock()
+				checking--
+				mu.Unlock()
+				if right {
+					if err := a.Succeed(t.Context()); err != nil {
+						t.Error(err)
+					}
+				} else if _, _, err := a.Fail(t.Context()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		switch {
+		case right && (checked != 30 || most > 5):
+			t.Errorf("right passwords: %d checked, %d at once; want all 30, at most 5 at once", checked, most)
+		case !right && (checked != 5 || refused != 25):
+			t.Errorf("wrong passwords over three instances: %d checked, %d refused; want 5 and 25", checked, refused)
+		}
 	}
 }
