@@ -20,6 +20,12 @@ func (r AttemptRow) InFlight(now time.Time) int {
 	return 0
 }
 
+// Idle says the row holds nothing at now, neither failures nor attempts in
+// flight: a backend deletes it rather than write it back.
+func (r AttemptRow) Idle(now time.Time) bool {
+	return r.Failures == 0 && r.InFlight(now) == 0
+}
+
 // locked is the longest lock of the rows at now.
 func locked(rows []AttemptRow, keys []AttemptKey, now time.Time) time.Duration {
 	var lock time.Duration

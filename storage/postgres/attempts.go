@@ -77,7 +77,13 @@ func lockAttemptRows(ctx context.Context, tx pgx.Tx, keys []storage.AttemptKey, 
 	return rows, found, nil
 }
 
-func putAttemptRow(ctx context.Context, tx pgx.Tx, key string, r storage.AttemptRow) error {
+// putAttemptRow writes key's row, or deletes it when it holds nothing more, so
+// that sign-ins that succeed leave no rows behind.
+func putAttemptRow(ctx context.Context, tx pgx.Tx, key string, r storage.AttemptRow, now time.Time) error {
+	if r.Idle(now) {
+		_, err := tx.Exec(ctx, `DELETE FROM attempts WHERE key = $1`, key)
+		return err
+	}
 	_, err := tx.Exec(ctx, `UPDATE attempts SET failures = $2, last_failure = $3, pending = $4, pending_until = $5, forget_at = $6 WHERE key = $1`,
 		key, r.Failures, ts(r.Last), r.Pending, ts(r.PendingUntil), ts(r.ForgetAt))
 	return err
@@ -101,7 +107,7 @@ func (s *Store) AdmitAttempt(ctx context.Context, now time.Time, hold time.Durat
 			return errNotAdmitted
 		}
 		for i, k := range keys {
-			if err := putAttemptRow(ctx, tx, k.Key, rows[i]); err != nil {
+			if err := putAttemptRow(ctx, tx, k.Key, rows[i], now); err != nil {
 				return err
 			}
 		}
@@ -132,7 +138,7 @@ func (s *Store) EndAttempt(ctx context.Context, now time.Time, clear bool, keys 
 		keys[0], keys[i0] = keys[i0], keys[0]
 		for i, w := range storage.DecideEnd(rows, now, clear) {
 			if w && found[i] {
-				if err := putAttemptRow(ctx, tx, keys[i].Key, rows[i]); err != nil {
+				if err := putAttemptRow(ctx, tx, keys[i].Key, rows[i], now); err != nil {
 					return err
 				}
 			}
@@ -168,7 +174,7 @@ func (s *Store) FailAttempt(ctx context.Context, now time.Time, keys ...storage.
 		}
 		for i, w := range write {
 			if w {
-				if err := putAttemptRow(ctx, tx, keys[i].Key, rows[i]); err != nil {
+				if err := putAttemptRow(ctx, tx, keys[i].Key, rows[i], now); err != nil {
 					return err
 				}
 			}

@@ -56,7 +56,13 @@ func attemptRow(ctx context.Context, q querier, key string) (r storage.AttemptRo
 	return r, err == nil, err
 }
 
-func putAttemptRow(ctx context.Context, tx *stmtTx, key string, r storage.AttemptRow) error {
+// putAttemptRow writes key's row, or deletes it when it holds nothing more, so
+// that sign-ins that succeed leave no rows behind.
+func putAttemptRow(ctx context.Context, tx *stmtTx, key string, r storage.AttemptRow, now time.Time) error {
+	if r.Idle(now) {
+		_, err := tx.ExecContext(ctx, `DELETE FROM attempts WHERE key = ?`, key)
+		return err
+	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO attempts (key, failures, last_failure, pending, pending_until, forget_at) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last_failure = excluded.last_failure,
 			pending = excluded.pending, pending_until = excluded.pending_until, forget_at = excluded.forget_at`,
@@ -93,7 +99,7 @@ func (s *Store) AdmitAttempt(ctx context.Context, now time.Time, hold time.Durat
 			return nil
 		}
 		for i, k := range keys {
-			if err := putAttemptRow(ctx, tx, k.Key, rows[i]); err != nil {
+			if err := putAttemptRow(ctx, tx, k.Key, rows[i], now); err != nil {
 				return err
 			}
 		}
@@ -113,7 +119,7 @@ func (s *Store) EndAttempt(ctx context.Context, now time.Time, clear bool, keys 
 		}
 		for i, w := range storage.DecideEnd(rows, now, clear) {
 			if w && found[i] {
-				if err := putAttemptRow(ctx, tx, keys[i].Key, rows[i]); err != nil {
+				if err := putAttemptRow(ctx, tx, keys[i].Key, rows[i], now); err != nil {
 					return err
 				}
 			}
@@ -141,7 +147,7 @@ func (s *Store) FailAttempt(ctx context.Context, now time.Time, keys ...storage.
 		counted, lock, write = storage.DecideFail(rows, keys, now)
 		for i, w := range write {
 			if w {
-				if err := putAttemptRow(ctx, tx, keys[i].Key, rows[i]); err != nil {
+				if err := putAttemptRow(ctx, tx, keys[i].Key, rows[i], now); err != nil {
 					return err
 				}
 			}

@@ -19,6 +19,7 @@ var attemptTests = []struct {
 	{"AttemptsSweptWhenForgotten", testAttemptsSwept},
 	{"AttemptsInFlight", testAttemptsInFlight},
 	{"AttemptsAdmittedOnceUnderRace", testAttemptsAdmitRace},
+	{"AttemptsThatEndLeaveNoRows", testAttemptsEndLeaveNoRows},
 	{"TaskRuns", testTaskRuns},
 }
 
@@ -271,4 +272,27 @@ func testAttemptsAdmitRace(t *testing.T, s storage.Store) {
 			t.Fatalf("%d parties: %d admitted, want %d", parties, admitted, want)
 		}
 	}
+}
+
+// Attempts that end without failing (sign-ins that succeed) leave no rows:
+// only failures, and attempts in flight, are kept.
+func testAttemptsEndLeaveNoRows(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	a, ip := key("a"), key("ip")
+	for range 3 {
+		admit(t, s, t0, a, ip)
+	}
+	for range 3 {
+		must(t, s.EndAttempt(c, t0, true, a, ip))
+	}
+	counts, err := s.Count(c)
+	wantCount(t, "rows after three successes", counts.Attempts, err, 0)
+	admit(t, s, t0, a, ip)
+	fail(t, s, t0, a, ip)
+	counts, err = s.Count(c)
+	wantCount(t, "rows after a failure", counts.Attempts, err, 2)
+	admit(t, s, t0, a, ip)
+	must(t, s.EndAttempt(c, t0, true, a, ip))
+	counts, err = s.Count(c)
+	wantCount(t, "rows after a success clears the account", counts.Attempts, err, 1) // the address keeps its failure
 }
