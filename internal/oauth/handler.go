@@ -116,6 +116,13 @@ func New(c Config) *Handler {
 // a success clears its count, so its own traffic gets through again within a
 // minute of an attack stopping. The address that fails pays the most: 20
 // failures over all clients lock it, doubling up to 15 minutes.
+//
+// The counts are in the store, shared by every instance. The token endpoint's
+// hot path is a client that authenticates right again and again: it writes
+// nothing, and reads the counts at most once a second (TrustClean), as clients
+// themselves are cached for a second; so a lock made on another instance is
+// honoured here within a second, while every failure is counted, or refused,
+// by the store at once.
 var clientAuthLimits = web.LimiterConfig{
 	AccountFailures: 10, // per client
 	IPFailures:      20, // per source address
@@ -123,6 +130,7 @@ var clientAuthLimits = web.LimiterConfig{
 	AccountMaxLock:  time.Minute,
 	MaxLock:         15 * time.Minute,
 	Forget:          15 * time.Minute,
+	TrustClean:      time.Second,
 }
 
 // Register adds the endpoints to mux.

@@ -43,6 +43,12 @@ type LimiterConfig struct {
 	// burst spread over N instances may have N times the checks in flight, though
 	// no more of them answered (see Limiter).
 	InFlightInStore bool
+	// TrustClean is how long, counting in process, an attempt may go by having
+	// read that a key had no failures, without reading it again (0: always read).
+	// A key that another instance locks within it stays open here until it ends
+	// (failures here are still counted, and refused, by the store). It takes the
+	// store read off the path of a success that follows a success.
+	TrustClean time.Duration
 }
 
 const (
@@ -57,6 +63,9 @@ const (
 	// poll is how often an attempt queued behind attempts in flight in the store
 	// asks again: those may be on other instances, whose landings it cannot hear.
 	poll = 25 * time.Millisecond
+	// maxClean bounds the keys remembered as clean (TrustClean); at about 100
+	// bytes a key, about a megabyte.
+	maxClean = 10_000
 )
 
 // Limiter throttles attempts (logins, client authentications) per account and
@@ -105,6 +114,10 @@ type Limiter struct {
 	// landings counts the attempts settled, so that one deciding on what it read
 	// from the store can tell whether another landed meanwhile.
 	landings uint64
+	// clean holds, with TrustClean, the keys read to have no failures, and until
+	// when that may be trusted.
+	clean      map[string]time.Time
+	trustClean time.Duration
 }
 
 // NewLimiter returns a Limiter keeping its counts in store under keys that
@@ -117,14 +130,16 @@ func NewLimiter(store AttemptStore, prefix string, c LimiterConfig, now func() t
 		now = time.Now
 	}
 	return &Limiter{
-		store:    store,
-		prefix:   prefix,
-		account:  storage.AttemptLimit{Failures: c.AccountFailures, BaseLock: c.BaseLock, MaxLock: c.AccountMaxLock, Forget: c.Forget},
-		ip:       storage.AttemptLimit{Failures: c.IPFailures, BaseLock: c.BaseLock, MaxLock: c.MaxLock, Forget: c.Forget},
-		queue:    c.Queue,
-		inStore:  c.InFlightInStore,
-		now:      now,
-		inFlight: make(map[string]int),
+		store:      store,
+		prefix:     prefix,
+		account:    storage.AttemptLimit{Failures: c.AccountFailures, BaseLock: c.BaseLock, MaxLock: c.AccountMaxLock, Forget: c.Forget},
+		ip:         storage.AttemptLimit{Failures: c.IPFailures, BaseLock: c.BaseLock, MaxLock: c.MaxLock, Forget: c.Forget},
+		queue:      c.Queue,
+		inStore:    c.InFlightInStore,
+		clean:      make(map[string]time.Time),
+		trustClean: c.TrustClean,
+		now:        now,
+		inFlight:   make(map[string]int),
 	}
 }
 
@@ -229,13 +244,17 @@ func (l *Limiter) admit(ctx context.Context, keys []storage.AttemptKey, hasAccou
 	now := l.now()
 	l.mu.Lock()
 	seen := l.landings
+	known := l.knownClean(keys, now)
 	l.mu.Unlock()
 	if l.inStore {
 		return l.admitInStore(ctx, keys, hasAccount, now, seen)
 	}
-	recs, err := l.store.GetAttempts(ctx, now, keys...)
-	if err != nil {
-		return nil, 0, nil, err
+	recs := make([]storage.Attempts, len(keys))
+	if !known {
+		var err error
+		if recs, err = l.store.GetAttempts(ctx, now, keys...); err != nil {
+			return nil, 0, nil, err
+		}
 	}
 	var wait time.Duration
 	for i, k := range keys {
@@ -246,6 +265,9 @@ func (l *Limiter) admit(ctx context.Context, keys []storage.AttemptKey, hasAccou
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if !known && l.landings == seen { // what was read is not older than a failure here
+		l.noteClean(keys, recs, now)
+	}
 	for i, k := range keys {
 		// Failures left before the lock, or one at a time once a lock has run out.
 		if l.inFlight[k.Key] >= max(k.Limit.Failures-recs[i].Failures, 1) {
@@ -256,6 +278,41 @@ func (l *Limiter) admit(ctx context.Context, keys []storage.AttemptKey, hasAccou
 		l.inFlight[k.Key]++
 	}
 	return &Attempt{l: l, keys: keys, hasAccount: hasAccount, accountFailed: hasAccount && recs[0].Failures > 0}, 0, nil, nil
+}
+
+// knownClean says whether every key was read, recently enough to trust it
+// (TrustClean), to have no failures. l.mu must be held.
+func (l *Limiter) knownClean(keys []storage.AttemptKey, now time.Time) bool {
+	if l.trustClean <= 0 || l.inStore {
+		return false
+	}
+	for _, k := range keys {
+		if until, ok := l.clean[k.Key]; !ok || !now.Before(until) {
+			return false
+		}
+	}
+	return true
+}
+
+// noteClean remembers which of keys were read to have no failures, and forgets
+// the others. l.mu must be held.
+func (l *Limiter) noteClean(keys []storage.AttemptKey, recs []storage.Attempts, now time.Time) {
+	if l.trustClean <= 0 {
+		return
+	}
+	for i, k := range keys {
+		if recs[i].Failures > 0 {
+			delete(l.clean, k.Key)
+			continue
+		}
+		if _, ok := l.clean[k.Key]; !ok && len(l.clean) >= maxClean {
+			for old := range l.clean { // Go's map order: an arbitrary one
+				delete(l.clean, old)
+				break
+			}
+		}
+		l.clean[k.Key] = now.Add(l.trustClean)
+	}
 }
 
 // admitInStore is admit when the store counts the attempts in flight.
@@ -335,6 +392,14 @@ func (a *Attempt) Fail(ctx context.Context) (lock time.Duration, counted bool, e
 		return 0, true, nil
 	}
 	counted, lock, err = a.l.store.FailAttempt(ctx, a.l.now(), a.keys...)
+	// Forget that the keys were clean, and count a landing with it, so that an
+	// attempt that read them before this failure does not note them clean again.
+	a.l.mu.Lock()
+	for _, k := range a.keys {
+		delete(a.l.clean, k.Key)
+	}
+	a.l.landings++
+	a.l.mu.Unlock()
 	return lock, counted, err
 }
 

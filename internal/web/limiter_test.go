@@ -723,3 +723,58 @@ func TestLimiter_InFlightInStoreHoldsAcrossInstances(t *testing.T) {
 		}
 	}
 }
+
+// countingStore counts the reads of an AttemptStore.
+type countingStore struct {
+	AttemptStore
+	mu    sync.Mutex
+	reads int
+}
+
+func (s *countingStore) GetAttempts(ctx context.Context, now time.Time, keys ...storage.AttemptKey) ([]storage.Attempts, error) {
+	s.mu.Lock()
+	s.reads++
+	s.mu.Unlock()
+	return s.AttemptStore.GetAttempts(ctx, now, keys...)
+}
+
+// With TrustClean, a success that follows a success within it reads nothing;
+// a failure here is read again at once; a lock made on another instance is seen
+// here once TrustClean has run out.
+func TestLimiter_TrustClean(t *testing.T) {
+	clock := newFakeClock()
+	shared := &memAttempts{m: map[string]storage.AttemptRow{}}
+	here := &countingStore{AttemptStore: shared}
+	cfg := LimiterConfig{AccountFailures: 2, TrustClean: time.Second}
+	l, other := NewLimiter(here, "client", cfg, clock.Now), NewLimiter(shared, "client", cfg, clock.Now)
+
+	for range 3 {
+		a, _ := l.try(now, "acme/svc", "192.0.2.1")
+		a.succeed()
+	}
+	if here.reads != 1 {
+		t.Fatalf("three successes read the store %d times, want once", here.reads)
+	}
+	// Locked on another instance: still open here until TrustClean runs out.
+	fail(t, other, "acme/svc", "198.51.100.1")
+	if got := fail(t, other, "acme/svc", "198.51.100.1"); got == 0 {
+		t.Fatal("two failures on the other instance did not lock")
+	}
+	if got := waitFor(l, "acme/svc", "192.0.2.1"); got != 0 {
+		t.Fatalf("within TrustClean: wait %v, want admitted (the documented staleness)", got)
+	}
+	clock.Advance(time.Second)
+	if got := waitFor(l, "acme/svc", "192.0.2.1"); got == 0 {
+		t.Fatal("after TrustClean: admitted while locked on another instance")
+	}
+	// A failure here is not trusted away: the next attempt reads again.
+	clock.Advance(time.Hour)
+	a, _ := l.try(now, "acme/web", "192.0.2.2")
+	a.succeed()
+	reads := here.reads
+	fail(t, l, "acme/web", "192.0.2.2")
+	waitFor(l, "acme/web", "192.0.2.2")
+	if here.reads != reads+1 {
+		t.Fatalf("the attempt after a failure here read the store %d times, want once", here.reads-reads)
+	}
+}
