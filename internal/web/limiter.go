@@ -265,7 +265,12 @@ func (l *Limiter) admit(ctx context.Context, keys []storage.AttemptKey, hasAccou
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !known && l.landings == seen { // what was read is not older than a failure here
+	if l.landings != seen {
+		// An attempt landed since the read: what was read may be older than its
+		// failure, and so may admit past it. Decide again on a fresh read.
+		return nil, 0, closed, nil
+	}
+	if !known {
 		l.noteClean(keys, recs, now)
 	}
 	for i, k := range keys {
