@@ -56,6 +56,7 @@ type Store interface {
 	SweepStore
 	ChangeFeedStore
 	BackchannelStore
+	AttemptStore
 
 	// Ready reports whether the store is reachable and its schema is the one this
 	// binary expects.
@@ -617,6 +618,7 @@ type SweepResult struct {
 	DeniedJWTs       int64
 	ClientAssertions int64
 	Changes          int64 // change-feed entries older than ChangeRetention
+	Attempts         int64
 }
 
 // ChangeRetention is how long the change feed keeps an entry: Sweep purges older
@@ -631,20 +633,28 @@ type Counts struct {
 	AuthCodes        int64
 	DeniedJWTs       int64
 	ClientAssertions int64
+	Attempts         int64
 }
 
 // SweepStore keeps storage proportional to what is live.
 type SweepStore interface {
 	// Sweep deletes every family (with its tokens), session, authorization code,
 	// deny-list entry and client assertion that expired or was revoked before
-	// now-grace, codes never consumed once expired at now (the same rules as the
-	// Purge* methods), and changes recorded before now-ChangeRetention. When
-	// several instances share the store only one sweeps at a time, and a backend
-	// may answer the others Skipped at once (PostgreSQL does; SQLite's single
-	// writer simply runs them one after another).
+	// now-grace, every attempt record forgotten at now (see AttemptStore), codes
+	// never consumed once expired at now (the same rules as the Purge* methods), and
+	// changes recorded before now-ChangeRetention. When several instances share the
+	// store only one sweeps at a time, and a backend may answer the others Skipped
+	// at once (PostgreSQL does; SQLite's single writer simply runs them one after
+	// another).
 	Sweep(ctx context.Context, now time.Time, grace time.Duration) (SweepResult, error)
 	// Count returns the number of stored rows of each kind.
 	Count(ctx context.Context) (Counts, error)
+	// TaskRun returns when the task name last ran, as SetTaskRun recorded it; the
+	// zero time if it never did. With Exclusive it lets a periodic task run once per
+	// interval across instances.
+	TaskRun(ctx context.Context, name string) (time.Time, error)
+	// SetTaskRun records that the task name ran at at.
+	SetTaskRun(ctx context.Context, name string, at time.Time) error
 	// Exclusive runs fn unless another caller, on this instance or any other
 	// sharing the store, is running fn under the same name; then it returns false
 	// at once without running it. So a periodic task that every instance runs
@@ -680,6 +690,87 @@ type BackchannelStore interface {
 	BackchannelCursor(ctx context.Context) (seq int64, ok bool, err error)
 	// SetBackchannelCursor stores it.
 	SetBackchannelCursor(ctx context.Context, seq int64) error
+}
+
+// MaxAttemptKey bounds the length in bytes of an AttemptStore key; a longer
+// key is refused. Callers bound (or hash) what they build keys from.
+const MaxAttemptKey = 256
+
+// AttemptLimit is the rule of a kind of attempt key (an account, a client, an
+// address): after Failures failures the key is locked until its last failure +
+// BaseLock*2^(failures-Failures), capped at MaxLock; its failures are forgotten
+// together once its last failure is Forget old. Forget must not be shorter than
+// MaxLock, so forgetting never cuts a lock short.
+type AttemptLimit struct {
+	Failures int
+	BaseLock time.Duration
+	MaxLock  time.Duration
+	Forget   time.Duration
+}
+
+// Attempts is what the store keeps of a key: its failures and the last one.
+type Attempts struct {
+	Failures int
+	Last     time.Time
+}
+
+// At is a as it counts at now: none once forgotten.
+func (a Attempts) At(l AttemptLimit, now time.Time) Attempts {
+	if a.Failures == 0 || now.Sub(a.Last) >= l.Forget {
+		return Attempts{}
+	}
+	return a
+}
+
+// Lock is what is left at now of the lock a's failures put on the key (0: none).
+func (l AttemptLimit) Lock(a Attempts, now time.Time) time.Duration {
+	a = a.At(l, now)
+	if a.Failures < l.Failures || a.Failures == 0 {
+		return 0
+	}
+	d := l.BaseLock
+	for extra := a.Failures - l.Failures; extra > 0 && d < l.MaxLock; extra-- {
+		d *= 2
+	}
+	return max(a.Last.Add(min(d, l.MaxLock)).Sub(now), 0)
+}
+
+// AttemptKey is a key with the rule it is kept by.
+type AttemptKey struct {
+	Key   string // at most MaxAttemptKey bytes
+	Limit AttemptLimit
+}
+
+// AttemptStore keeps the failure counts behind the login and client
+// authentication limits, shared by every instance on the store, so that N
+// instances together allow what one allows. Sweep deletes the rows whose
+// failures are forgotten and whose attempts in flight have ended.
+type AttemptStore interface {
+	// GetAttempts returns each key's record as it counts at now (see
+	// Attempts.At), in the order given; a key without one gets the zero Attempts.
+	// It writes nothing.
+	GetAttempts(ctx context.Context, now time.Time, keys ...AttemptKey) ([]Attempts, error)
+	// AdmitAttempt puts an attempt in flight on every key at once, as one atomic
+	// step among all callers on the store, before the attempt's check is made.
+	// Attempts in flight count as failures to come: a key n failures short of its
+	// lock takes n at once, and one at a time once a lock has run out. It returns
+	// true when admitted; false and the lock when a key is locked at now; false and
+	// 0 when the attempts in flight hold all a key has left (ask again when one
+	// ends). An admitted attempt holds its place until FailAttempt or EndAttempt
+	// gives it back, or until now+hold (so a crashed caller's places come free).
+	AdmitAttempt(ctx context.Context, now time.Time, hold time.Duration, keys ...AttemptKey) (admitted bool, lock time.Duration, err error)
+	// EndAttempt gives back the places AdmitAttempt gave an attempt that did not
+	// fail; with clear set it also forgets the first key's failures (a success).
+	EndAttempt(ctx context.Context, now time.Time, clear bool, keys ...AttemptKey) error
+	// FailAttempt records one failure at now against every key at once, as one
+	// atomic step among all callers on the store: unless one of the keys is
+	// locked at now, when it records nothing and returns false and that lock.
+	// Otherwise it returns true and the longest lock the keys now have (0: none).
+	// Either way it gives back a place in flight on each key that has one.
+	FailAttempt(ctx context.Context, now time.Time, keys ...AttemptKey) (counted bool, lock time.Duration, err error)
+	// ClearAttempts forgets the key's failures (a success, an administrator's
+	// unlock); attempts in flight keep their places.
+	ClearAttempts(ctx context.Context, key string) error
 }
 
 // Change is an entry of the change feed: a revocation, or a change to a realm, a

@@ -232,8 +232,10 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		return err
 	}
 	clientIP := realip.New(opts.TrustedProxies)
-	// One login limiter: the admin API's unlock clears the locks the login page sets.
-	logins := web.NewLimiter(web.LimiterConfig{}, time.Now)
+	// One login limiter: the admin API's unlock clears the locks the login page
+	// sets. Its counts, and its attempts in flight, are in the store (uncached),
+	// shared by every instance: a password hash is worth a store write.
+	logins := web.NewLimiter(store, "login", web.LimiterConfig{InFlightInStore: true}, time.Now)
 	// The revocation feed for resource servers streams what the follower applies.
 	// Its streams end when ctx does, so a graceful shutdown does not wait for them.
 	events := secevent.New(secevent.Config{
@@ -259,6 +261,19 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 	logouts := backchannel.New(backchannel.Config{Store: store, Tokens: tokens, Log: log, RetryBase: opts.BackchannelRetry,
 		GapWait: 2 * opts.StoreTimeout})
 
+	// One instance of all sweeps per interval (the last sweep is stamped in the store).
+	sweep := server.OncePerInterval(store, "sweep", sweepEvery, time.Now, func(ctx context.Context, now time.Time) error {
+		res, err := store.Sweep(ctx, now, sweepGrace)
+		if err == nil {
+			// Kept past their sessions for the logouts still to deliver.
+			_, err = store.PurgeSessionClients(ctx, now.Add(-sweepGrace))
+		}
+		if err == nil && !res.Skipped {
+			log.Debug("swept", "families", res.Families, "sessions", res.Sessions, "codes", res.AuthCodes,
+				"denied_jwts", res.DeniedJWTs, "client_assertions", res.ClientAssertions, "changes", res.Changes, "attempts", res.Attempts)
+		}
+		return err
+	})
 	tasksCtx, stopTasks := context.WithCancel(ctx)
 	tasksDone := make(chan struct{})
 	followerDone := make(chan struct{})
@@ -293,16 +308,8 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 				})
 				return err
 			}},
-			server.Task{Name: "sweep", Every: 10 * time.Minute, Run: func(ctx context.Context) error {
-				res, err := store.Sweep(ctx, time.Now(), sweepGrace)
-				if err == nil {
-					// Kept past their sessions for the logouts still to deliver.
-					_, err = store.PurgeSessionClients(ctx, time.Now().Add(-sweepGrace))
-				}
-				if err == nil && !res.Skipped {
-					log.Debug("swept", "families", res.Families, "sessions", res.Sessions, "codes", res.AuthCodes,
-						"denied_jwts", res.DeniedJWTs, "client_assertions", res.ClientAssertions, "changes", res.Changes)
-				}
+			server.Task{Name: "sweep", Every: sweepEvery, Run: func(ctx context.Context) error {
+				_, err := sweep(ctx)
 				return err
 			}},
 		)
@@ -341,6 +348,9 @@ const denyListResync = time.Minute
 // sweepGrace is how long ended sessions, families and tokens are kept after they
 // expire or are revoked, for audit and for telling reuse from garbage.
 const sweepGrace = time.Hour
+
+// sweepEvery is how often the store is swept, by one instance of all.
+const sweepEvery = 10 * time.Minute
 
 // servePprof serves net/http/pprof on its own loopback listener, never on the
 // public one, for profiling a benchmark run.

@@ -56,9 +56,11 @@ type Config struct {
 	Secrets *clientsecret.Hasher
 	// HashPassword hashes a new user password (argon2id).
 	HashPassword func(password string) (string, error)
-	// Logins is the login limiter whose locks the unlock route clears (per
-	// instance, as the limiter is); nil: nothing to clear.
-	Logins interface{ Unlock(account string) }
+	// Logins is the login limiter whose locks the unlock route clears (on every
+	// instance: its counts are in the store); nil: nothing to clear.
+	Logins interface {
+		Unlock(ctx context.Context, account string) error
+	}
 	// ClientIP is the caller's address, for audit events.
 	ClientIP func(r *http.Request) string
 	// AllowPlainHTTP lets a client have a plain-http back-channel logout URI (to

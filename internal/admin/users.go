@@ -313,15 +313,17 @@ func (a *API) logoutUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 	return nil
 }
 
-// unlockUser clears the user's login lock in this instance's limiter (it is per
-// instance, as the limiter is).
+// unlockUser clears the user's login lock; the limiter keeps its counts in the
+// store, so on every instance.
 func (a *API) unlockUser(w http.ResponseWriter, r *http.Request, c *caller) error {
 	u, err := a.user(r)
 	if err != nil {
 		return err
 	}
 	if a.Logins != nil {
-		a.Logins.Unlock(web.UserAccount(u.Realm, u.ID))
+		if err := a.Logins.Unlock(r.Context(), web.UserAccount(u.Realm, u.ID)); err != nil {
+			return err
+		}
 	}
 	e := c.event("user.unlocked", u.Realm, a.now())
 	e.UserID = u.ID

@@ -35,7 +35,10 @@ func (fakeTokens) Issuer(realm string) string { return "http://x/realms/" + real
 
 type unlocks []string
 
-func (u *unlocks) Unlock(account string) { *u = append(*u, account) }
+func (u *unlocks) Unlock(_ context.Context, account string) error {
+	*u = append(*u, account)
+	return nil
+}
 
 type usersEnv struct {
 	t       *testing.T

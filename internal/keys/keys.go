@@ -52,6 +52,8 @@ type Store interface {
 	RetireSigningKey(ctx context.Context, realm, kid string, signUntil, publishUntil time.Time, events ...storage.AuditEvent) error
 	PurgeSigningKeys(ctx context.Context, before time.Time) (int64, error)
 	AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error)
+	// Exclusive makes a realm's first key on one instance of all.
+	Exclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error)
 }
 
 // Policy is the rotation policy.
@@ -223,27 +225,55 @@ func (m *Manager) Signer(ctx context.Context, realm, alg string) (*Key, error) {
 	}
 	// One first key, however many requests ask at once: without this, the first
 	// burst of requests to a new realm made a key each (64 of them under 64
-	// connections, seconds of key generation before anything was answered).
+	// connections, seconds of key generation before anything was answered). And
+	// one across instances: those starting together on an empty database each
+	// made one, and signed with different keys until their next reload.
 	m.createMu.Lock()
 	defer m.createMu.Unlock()
-	if r, err = m.reload(ctx, realm); err != nil {
-		return nil, err
-	}
-	if k := current(r.keys, alg, m.now()); k != nil {
-		return k, nil
-	}
-	now := m.now().UTC().Truncate(time.Microsecond)
-	if _, err := m.create(ctx, realm, alg, now, now); err != nil && !errors.Is(err, storage.ErrConflict) {
-		return nil, err
-	}
-	if r, err = m.reload(ctx, realm); err != nil {
-		return nil, err
-	}
-	if k := current(r.keys, alg, m.now()); k != nil {
-		return k, nil
+	wait := time.NewTimer(0)
+	defer wait.Stop()
+	for range firstKeyTries {
+		if r, err = m.reload(ctx, realm); err != nil {
+			return nil, err
+		}
+		if k := current(r.keys, alg, m.now()); k != nil {
+			return k, nil
+		}
+		ran, err := m.store.Exclusive(ctx, "first signing key of "+realm, func(ctx context.Context) error {
+			// Decided inside: another instance may have made it since the reload above.
+			r, err := m.reload(ctx, realm)
+			if err != nil || current(r.keys, alg, m.now()) != nil {
+				return err
+			}
+			now := m.now().UTC().Truncate(time.Microsecond)
+			if _, err := m.create(ctx, realm, alg, now, now); err != nil && !errors.Is(err, storage.ErrConflict) {
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if ran {
+			continue // read what was made
+		}
+		// Another instance is making it: look again shortly.
+		wait.Reset(firstKeyPoll)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-wait.C:
+		}
 	}
 	return nil, fmt.Errorf("realm %q has no %s signing key", realm, alg)
 }
+
+const (
+	// firstKeyPoll is how often an instance waiting for another to make a realm's
+	// first key looks for it; firstKeyTries bounds the looking (about five seconds).
+	firstKeyPoll  = 50 * time.Millisecond
+	firstKeyTries = 100
+)
 
 // Signing returns, for each realm whose keys this manager has loaded, the key that
 // signs with each algorithm now, ordered by realm and algorithm. It reads no store.

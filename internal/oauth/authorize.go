@@ -2,6 +2,9 @@ package oauth
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
@@ -413,27 +416,35 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 	}
 	// A user's username and email share one count: the account is the user when
 	// the name names one, else the name itself.
-	account := realm.Name + "/name:" + name
+	account := h.unknownNameAccount(realm.Name, name)
 	if found {
 		account = web.UserAccount(realm.Name, user.ID)
 	}
 	// Admission is decided before the password hash is checked, counting the
 	// attempts in flight, so a burst gets no more checks than a sequence.
-	attempt, wait := h.limiter.Admit(ctx, account, from.IP)
+	attempt, wait, err := h.limiter.Admit(ctx, account, from.IP)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	if attempt == nil {
 		h.observeLogin("throttled", false)
 		h.loginPage(w, r, realm, client, req, http.StatusTooManyRequests, name, "", wait)
 		return
 	}
-	defer attempt.Release()
+	defer attempt.Release(ctx)
 	hash := h.dummyHash()
 	if found {
 		hash = user.PasswordHash
 	}
 	match, _ := password.Verify(form.Get("password"), hash)
 	if !found || !match || user.Disabled || name == "" {
-		wait := attempt.Fail()
-		h.observeLogin("failure", wait > 0)
+		wait, counted, err := attempt.Fail(ctx)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		h.observeLogin("failure", counted && wait > 0)
 		// The typed name is kept only when it names an account: a password typed
 		// into the username field must not land in the audit trail.
 		var details map[string]string
@@ -449,7 +460,10 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 		h.loginPage(w, r, realm, client, req, http.StatusUnauthorized, name, "Invalid username or password.", 0)
 		return
 	}
-	attempt.Succeed()
+	if err := attempt.Succeed(ctx); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	h.observeLogin("success", false)
 	sess, err := h.startSession(ctx, w, r, realm.Name, user)
 	if err != nil {
@@ -459,6 +473,20 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 	h.audit(ctx, storage.AuditEvent{Type: "login.succeeded", Realm: realm.Name, ClientID: client.ID, UserID: user.ID,
 		SessionID: sess.ID, IP: from.IP, UserAgent: from.UserAgent})
 	h.continueAuthorization(w, r, realm, client, req, &signIn{session: sess, user: user})
+}
+
+// unknownNameAccount is the login limiter's account of a name that names no
+// user: one of 65536 buckets per realm, by a keyed hash of the name. Anyone can
+// type names no one has, without end; so they add a bounded number of rows to the
+// store, and which names share a bucket cannot be worked out without the master
+// key: a name keeps a count of its own, so locks as a user's would, unless tens of
+// thousands of names are tried.
+func (h *Handler) unknownNameAccount(realm, name string) string {
+	m := hmac.New(sha256.New, h.nameKey)
+	m.Write([]byte(realm))
+	m.Write([]byte{0})
+	m.Write([]byte(name))
+	return realm + "/name#" + hex.EncodeToString(m.Sum(nil)[:2])
 }
 
 // observeLogin counts a login answer, and the lockout a failure started.

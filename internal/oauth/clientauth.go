@@ -127,12 +127,15 @@ func (h *Handler) checkSecret(r *http.Request, realm storage.Realm, client stora
 	if client.ID != "" {
 		key = realm.Name + "/" + client.ID
 	}
-	attempt, wait := h.clientLimiter.Admit(ctx, key, from.IP)
+	attempt, wait, err := h.clientLimiter.Admit(ctx, key, from.IP)
+	if err != nil {
+		return err
+	}
 	if attempt == nil {
 		h.observeThrottled(false)
 		return clientThrottled(wait)
 	}
-	defer attempt.Release()
+	defer attempt.Release(ctx)
 	ok := false
 	if client.ID != "" {
 		var err error
@@ -152,12 +155,21 @@ func (h *Handler) checkSecret(r *http.Request, realm storage.Realm, client stora
 		}
 	}
 	if ok {
-		attempt.Succeed()
+		if err := attempt.Succeed(ctx); err != nil {
+			h.log.ErrorContext(ctx, "client's failed authentications cannot be cleared", "realm", realm.Name, "client_id", client.ID, "err", err)
+		}
 		return nil
 	}
-	wait = attempt.Fail()
+	wait, counted, err := attempt.Fail(ctx)
+	if err != nil {
+		return err
+	}
 	if wait == 0 {
 		return fail("unknown client or bad credentials", nil)
+	}
+	if !counted { // locked meanwhile, by failures on another instance
+		h.observeThrottled(false)
+		return clientThrottled(wait)
 	}
 	// Audited when a failure locks, not for each request refused after it: under
 	// a flood that would be a store write per request.

@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -63,4 +64,29 @@ func TestClientAuth_ThrottledPerAddress(t *testing.T) {
 		inst.clock.Add(10 * time.Second)
 		inst.clientCredentials(t, "acme", "svc:svc-secret-123-0123456789abcdefghijklmnop")
 	})
+}
+
+// Names no user has fall into at most 65536 limiter accounts per realm, so that
+// typing new names without end cannot grow the store without end; a name always
+// falls into the same one, and realms do not share them.
+func TestLogin_UnknownNamesShareBoundedAccounts(t *testing.T) {
+	h := New(Config{MasterKey: masterKey})
+	seen := map[string]bool{}
+	for i := range 200_000 {
+		k := h.unknownNameAccount("acme", fmt.Sprintf("nobody-%d", i))
+		if len(k) > len("acme/name#0000") || !strings.HasPrefix(k, "acme/name#") {
+			t.Fatalf("account %q", k)
+		}
+		seen[k] = true
+	}
+	if len(seen) > 1<<16 {
+		t.Fatalf("%d accounts for unknown names, want at most 65536", len(seen))
+	}
+	if h.unknownNameAccount("acme", "nobody") != h.unknownNameAccount("acme", "nobody") {
+		t.Fatal("one name, two accounts")
+	}
+	if h.unknownNameAccount("acme", "nobody")[len("acme"):] == h.unknownNameAccount("other", "nobody")[len("other"):] &&
+		h.unknownNameAccount("acme", "nobody-2")[len("acme"):] == h.unknownNameAccount("other", "nobody-2")[len("other"):] {
+		t.Fatal("the realm does not enter the hash")
+	}
 }

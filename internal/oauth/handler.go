@@ -54,6 +54,7 @@ type Store interface {
 	GetConsent(ctx context.Context, realm, userID, clientID string) (storage.Consent, error)
 	SaveConsent(ctx context.Context, c storage.Consent) error
 	AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error)
+	web.AttemptStore // the client authentication limiter's counts
 }
 
 // Handler serves every realm's OAuth endpoints.
@@ -73,8 +74,11 @@ type Handler struct {
 
 	// clientLimiter throttles failed client authentication (clientAuthLimits).
 	clientLimiter *web.Limiter
-	obs           Observer // nil: nothing is counted
-	events        EventFeed
+	// nameKey keys the hash that puts names no user has into the login
+	// limiter's buckets (unknownNameAccount).
+	nameKey []byte
+	obs     Observer // nil: nothing is counted
+	events  EventFeed
 }
 
 // EventFeed streams a realm's revocations to an authenticated resource server
@@ -109,7 +113,8 @@ type Config struct {
 // New returns a Handler.
 func New(c Config) *Handler {
 	return &Handler{store: c.Store, tokens: c.Tokens, keys: c.Keys, secrets: c.Secrets,
-		pages: c.Pages, limiter: c.Limiter, clientLimiter: web.NewLimiter(clientAuthLimits, c.Now), box: newBox(c.MasterKey),
+		pages: c.Pages, limiter: c.Limiter, clientLimiter: web.NewLimiter(c.Store, "client", clientAuthLimits, c.Now),
+		box: newBox(c.MasterKey), nameKey: c.MasterKey.Derive("login limiter name buckets"),
 		dummyHash: newDummyHash(), log: c.Log, baseURL: strings.TrimSuffix(c.BaseURL, "/"), clientIP: c.ClientIP, now: c.Now, obs: c.Observer,
 		events: c.RevocationEvents}
 }
@@ -124,6 +129,13 @@ func New(c Config) *Handler {
 // a success clears its count, so its own traffic gets through again within a
 // minute of an attack stopping. The address that fails pays the most: 20
 // failures over all clients lock it, doubling up to 15 minutes.
+//
+// The counts are in the store, shared by every instance. The token endpoint's
+// hot path is a client that authenticates right again and again: it writes
+// nothing, and reads the counts at most once a second (TrustClean), as clients
+// themselves are cached for a second; so a lock made on another instance is
+// honoured here within a second, while every failure is counted, or refused,
+// by the store at once.
 var clientAuthLimits = web.LimiterConfig{
 	AccountFailures: 10, // per client
 	IPFailures:      20, // per source address
@@ -131,6 +143,7 @@ var clientAuthLimits = web.LimiterConfig{
 	AccountMaxLock:  time.Minute,
 	MaxLock:         15 * time.Minute,
 	Forget:          15 * time.Minute,
+	TrustClean:      time.Second,
 }
 
 // Register adds the endpoints to mux.

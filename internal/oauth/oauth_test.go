@@ -203,7 +203,7 @@ func newInstanceObserved(t testing.TB, store storage.Store, clk *clock, seedIt b
 		t.Fatal(err)
 	}
 	cfg := Config{Store: cached, Tokens: inst.tokens, Keys: inst.keys, Secrets: secrets, MasterKey: masterKey,
-		Pages: pages, Limiter: web.NewLimiter(web.LimiterConfig{}, clk.Now), Log: log, BaseURL: baseURL, Now: clk.Now}
+		Pages: pages, Limiter: web.NewLimiter(store, "login", web.LimiterConfig{InFlightInStore: true}, clk.Now), Log: log, BaseURL: baseURL, Now: clk.Now}
 	if met != nil {
 		inst.tokens.Observe(met)
 		cfg.Observer = met

@@ -7,6 +7,43 @@ import (
 	"time"
 )
 
+// TaskStore is what OncePerInterval keeps its decision in.
+type TaskStore interface {
+	Exclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error)
+	TaskRun(ctx context.Context, name string) (time.Time, error)
+	SetTaskRun(ctx context.Context, name string, at time.Time) error
+}
+
+// OncePerInterval returns a task's Run that runs run once per interval among
+// every instance sharing store: inside store.Exclusive, and only when no
+// instance ran it within the interval (the last run is stamped in the store and
+// read inside the exclusive section, so instances whose timers fire together run
+// it once between them). A tenth of the interval is allowed for timers that fire
+// a little early, so the instance that ran last is not skipped on its next turn.
+// ran says whether run ran here.
+func OncePerInterval(store TaskStore, name string, every time.Duration, now func() time.Time,
+	run func(ctx context.Context, now time.Time) error) func(ctx context.Context) (ran bool, err error) {
+	return func(ctx context.Context) (bool, error) {
+		ran := false
+		_, err := store.Exclusive(ctx, name, func(ctx context.Context) error {
+			last, err := store.TaskRun(ctx, name)
+			if err != nil {
+				return err
+			}
+			at := now()
+			if !last.IsZero() && at.Sub(last) < every-every/10 {
+				return nil
+			}
+			ran = true
+			if err := run(ctx, at); err != nil {
+				return err
+			}
+			return store.SetTaskRun(ctx, name, at)
+		})
+		return ran, err
+	}
+}
+
 // Task is periodic upkeep: syncing the deny-list, rotating keys, purging what expired.
 type Task struct {
 	Name  string

@@ -2,10 +2,23 @@ package web
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/latchkey/latchkey/storage"
 )
+
+// AttemptStore keeps the failure counts, shared by every instance on the store.
+type AttemptStore interface {
+	GetAttempts(ctx context.Context, now time.Time, keys ...storage.AttemptKey) ([]storage.Attempts, error)
+	AdmitAttempt(ctx context.Context, now time.Time, hold time.Duration, keys ...storage.AttemptKey) (admitted bool, lock time.Duration, err error)
+	EndAttempt(ctx context.Context, now time.Time, clear bool, keys ...storage.AttemptKey) error
+	FailAttempt(ctx context.Context, now time.Time, keys ...storage.AttemptKey) (counted bool, lock time.Duration, err error)
+	ClearAttempts(ctx context.Context, key string) error
+}
 
 // LimiterConfig tunes a Limiter. Zero fields take the defaults, which are the
 // login limits.
@@ -23,30 +36,50 @@ type LimiterConfig struct {
 	// when they hold every failure its keys have left (default 2s); past it, or
 	// past five Queues in all, it is refused.
 	Queue time.Duration
+	// InFlightInStore counts the attempts in flight in the store, so that
+	// admission holds across instances (a burst spread over them gets no more
+	// checks than on one), at a store write on every attempt. Otherwise they are
+	// counted in this process: a success costs one store read and no write, and a
+	// burst spread over N instances may have N times the checks in flight, though
+	// no more of them answered (see Limiter).
+	InFlightInStore bool
+	// TrustClean is how long, counting in process, an attempt may go by having
+	// read that a key had no failures, without reading it again (0: always read).
+	// A key that another instance locks within it stays open here until it ends
+	// (failures here are still counted, and refused, by the store). It takes the
+	// store read off the path of a success that follows a success.
+	TrustClean time.Duration
 }
 
 const (
-	// maxLimiterEntries bounds each of the account and IP tables; at about
-	// 100 bytes an entry that is ~10 MB each in the worst case.
-	maxLimiterEntries = 100_000
-	// sweepEvery is how often (by the injected clock) Admit drops forgotten entries.
-	sweepEvery = time.Minute
-	// evictSample is how many entries are looked at to pick one to evict when a
-	// table is full: an approximate "least recently failed", without an O(n) scan
-	// on every failure while under attack.
-	evictSample = 32
 	// busyWait is the wait given to an attempt refused only because others were
 	// still in flight after it queued for them.
 	busyWait = time.Second
 	// maxQueued bounds an attempt's whole wait in the queue, in Queues.
 	maxQueued = 5
+	// hold is how long a place in flight kept in the store outlives an attempt
+	// that never settled (its instance stopped): far longer than any check.
+	hold = 10 * time.Second
+	// poll is how often an attempt queued behind attempts in flight in the store
+	// asks again: those may be on other instances, whose landings it cannot hear.
+	poll = 25 * time.Millisecond
+	// maxClean bounds the keys remembered as clean (TrustClean); at about 100
+	// bytes a key, about a megabyte.
+	maxClean = 10_000
 )
 
 // Limiter throttles attempts (logins, client authentications) per account and
-// per client IP, in memory. A failure counts against both; once a key's failures
-// reach its threshold it is locked until lastFailure + BaseLock*2^(failures-threshold),
+// per client IP. A failure counts against both; once a key's failures reach its
+// threshold it is locked until lastFailure + BaseLock*2^(failures-threshold),
 // capped at MaxLock. A key's failures are forgotten together once its last
-// failure is older than Forget. Safe for concurrent use.
+// failure is older than Forget.
+//
+// The failures are kept in the store (storage.AttemptStore), so every instance
+// on it counts the same: N instances together allow what one allows. The store
+// decides each failure atomically and counts none against a locked key, so
+// failures spread over instances, even at once, lock a key after as many as on
+// one instance, and are answered as they would be one after another. An attempt
+// that succeeds costs one store read and no write (unless it clears failures).
 //
 // Admission is decided before the expensive check (a password hash, a client
 // secret) and counts the attempts still in flight as failures that have not
@@ -54,34 +87,63 @@ const (
 // once, and a key whose lock has run out admits one at a time; the others queue
 // until those land. So a burst of parallel attempts gets no more checks than the
 // same attempts in sequence: wrong ones lock the key and the queue is refused,
-// right ones go through a few at a time.
-//
-// The limiter is per process: behind several instances each enforces its own
-// limits, so the effective limit is multiplied by the instance count.
+// right ones go through a few at a time. With InFlightInStore the attempts in
+// flight are counted in the store too (the login page: a password hash is worth
+// a store write), so this holds across instances. Otherwise they are counted per
+// process (the token endpoint: a store write per attempt would put one on every
+// token request): a burst spread over N instances may have up to N times as many
+// checks in flight, but no more of them are answered than in sequence, as the
+// store refuses to count a failure once the key is locked and the attempt is then
+// refused.
 type Limiter struct {
-	cfg LimiterConfig
-	now func() time.Time
+	store   AttemptStore
+	prefix  string // keeps this limiter's keys apart from another's in the store
+	account storage.AttemptLimit
+	ip      storage.AttemptLimit
+	queue   time.Duration
+	inStore bool // attempts in flight are counted in the store (InFlightInStore)
+	now     func() time.Time
 
-	mu         sync.Mutex
-	accounts   map[string]*failures
-	ips        map[string]*failures
-	lastSweep  time.Time
-	maxEntries int
+	mu sync.Mutex
+	// inFlight counts, unless inStore, the attempts in flight here by key; it
+	// holds only those keys, so it is bounded by them.
+	inFlight map[string]int
 	// landed is closed, and cleared, when an attempt settles, waking the attempts
 	// queued behind those in flight; nil while none is queued.
 	landed chan struct{}
+	// landings counts the attempts settled, so that one deciding on what it read
+	// from the store can tell whether another landed meanwhile.
+	landings uint64
+	// clean holds, with TrustClean, the keys read to have no failures, and until
+	// when that may be trusted.
+	clean      map[string]time.Time
+	trustClean time.Duration
 }
 
-type failures struct {
-	count    int
-	last     time.Time
-	inFlight int // admitted attempts not yet settled; while > 0 the entry stays in its table
+// NewLimiter returns a Limiter keeping its counts in store under keys that
+// start with prefix (one per limiter: "login", "client"), reading time from now
+// (time.Now if nil). Zero fields of c take the defaults. Forget is raised to
+// MaxLock if shorter, so forgetting never cuts a lock short.
+func NewLimiter(store AttemptStore, prefix string, c LimiterConfig, now func() time.Time) *Limiter {
+	c = c.withDefaults()
+	if now == nil {
+		now = time.Now
+	}
+	return &Limiter{
+		store:      store,
+		prefix:     prefix,
+		account:    storage.AttemptLimit{Failures: c.AccountFailures, BaseLock: c.BaseLock, MaxLock: c.AccountMaxLock, Forget: c.Forget},
+		ip:         storage.AttemptLimit{Failures: c.IPFailures, BaseLock: c.BaseLock, MaxLock: c.MaxLock, Forget: c.Forget},
+		queue:      c.Queue,
+		inStore:    c.InFlightInStore,
+		clean:      make(map[string]time.Time),
+		trustClean: c.TrustClean,
+		now:        now,
+		inFlight:   make(map[string]int),
+	}
 }
 
-// NewLimiter returns a Limiter reading time from now (time.Now if nil).
-// Zero fields of c take the defaults. Forget is raised to MaxLock if shorter,
-// so forgetting never cuts a lock short.
-func NewLimiter(c LimiterConfig, now func() time.Time) *Limiter {
+func (c LimiterConfig) withDefaults() LimiterConfig {
 	if c.AccountFailures <= 0 {
 		c.AccountFailures = 5
 	}
@@ -112,92 +174,210 @@ func NewLimiter(c LimiterConfig, now func() time.Time) *Limiter {
 	if c.Forget < c.MaxLock {
 		c.Forget = c.MaxLock
 	}
-	if now == nil {
-		now = time.Now
-	}
-	return &Limiter{
-		cfg:        c,
-		now:        now,
-		accounts:   make(map[string]*failures),
-		ips:        make(map[string]*failures),
-		lastSweep:  now(),
-		maxEntries: maxLimiterEntries,
-	}
+	return c
 }
 
 // Attempt is an admitted attempt, in flight until it is settled by Fail,
 // Succeed or Release; only the first of these counts.
 type Attempt struct {
-	l             *Limiter
-	account, ip   string
-	accountF, ipF *failures // nil for an empty key
-	settled       bool
+	l    *Limiter
+	keys []storage.AttemptKey // the account's first, if it has one
+	// accountFailed says the account had failures when admitted, which a success clears.
+	accountFailed bool
+	hasAccount    bool
+
+	mu      sync.Mutex
+	settled bool
 }
 
 // Admit decides whether an attempt on account from ip may go ahead. It returns
 // the admitted Attempt, or nil and how long the caller must wait: the longer of
 // the account's and the IP's waits. An attempt that only has to wait for others
 // in flight queues for them (up to Queue between landings, or until ctx is done)
-// and is decided again as they land. An empty account or ip is not limited.
-// The caller must settle an admitted Attempt (defer Release covers every path).
-func (l *Limiter) Admit(ctx context.Context, account, ip string) (*Attempt, time.Duration) {
-	ip = ipKey(ip)
+// and is decided again as they land. An empty account or ip is not limited. The
+// error is the store's, when it cannot be read. The caller must settle an
+// admitted Attempt (defer Release covers every path).
+func (l *Limiter) Admit(ctx context.Context, account, ip string) (*Attempt, time.Duration, error) {
+	keys := l.keys(account, ip)
 	// The queue moves as attempts in flight land: each landing gives the waiters
 	// another Queue, so a slow machine does not refuse honest attempts that are
 	// merely behind others; the whole wait is still bounded by maxQueued.
 	var idle *time.Timer
-	var overall <-chan time.Time
+	var overall, polled <-chan time.Time
 	for {
-		a, wait, landed := l.admit(account, ip)
+		a, wait, landed, err := l.admit(ctx, keys, account != "")
 		if landed == nil {
-			return a, wait
+			return a, wait, err
 		}
 		if idle == nil {
-			idle = time.NewTimer(l.cfg.Queue)
+			idle = time.NewTimer(l.queue)
 			defer idle.Stop()
-			all := time.NewTimer(maxQueued * l.cfg.Queue)
+			all := time.NewTimer(maxQueued * l.queue)
 			defer all.Stop()
 			overall = all.C
+			if l.inStore {
+				p := time.NewTicker(poll)
+				defer p.Stop()
+				polled = p.C
+			}
 		}
 		select {
 		case <-landed:
-			idle.Reset(l.cfg.Queue)
+			idle.Reset(l.queue)
+		case <-polled:
 		case <-ctx.Done():
-			return nil, busyWait
+			return nil, busyWait, nil
 		case <-idle.C:
-			return nil, busyWait
+			return nil, busyWait, nil
 		case <-overall:
-			return nil, busyWait
+			return nil, busyWait, nil
 		}
 	}
 }
 
 // admit is one decision of Admit: an attempt, a lock's wait, or (when only
 // attempts in flight stand in the way) a channel closed when one of them lands.
-func (l *Limiter) admit(account, ip string) (*Attempt, time.Duration, <-chan struct{}) {
+func (l *Limiter) admit(ctx context.Context, keys []storage.AttemptKey, hasAccount bool) (*Attempt, time.Duration, <-chan struct{}, error) {
+	if len(keys) == 0 {
+		return &Attempt{l: l}, 0, nil, nil
+	}
 	now := l.now()
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.lastSweep) >= sweepEvery {
-		l.sweep(now)
+	seen := l.landings
+	known := l.knownClean(keys, now)
+	l.mu.Unlock()
+	if l.inStore {
+		return l.admitInStore(ctx, keys, hasAccount, now, seen)
 	}
-	accountWait := l.wait(l.accounts, account, l.cfg.AccountFailures, l.cfg.AccountMaxLock, now)
-	ipWait := l.wait(l.ips, ip, l.cfg.IPFailures, l.cfg.MaxLock, now)
-	if wait := max(accountWait, ipWait); wait > 0 {
-		return nil, wait, nil
-	}
-	if accountWait == busy || ipWait == busy {
-		if l.landed == nil {
-			l.landed = make(chan struct{})
+	recs := make([]storage.Attempts, len(keys))
+	if !known {
+		var err error
+		if recs, err = l.store.GetAttempts(ctx, now, keys...); err != nil {
+			return nil, 0, nil, err
 		}
-		return nil, 0, l.landed
 	}
-	return &Attempt{l: l, account: account, ip: ip,
-		accountF: l.enter(l.accounts, account, now), ipF: l.enter(l.ips, ip, now)}, 0, nil
+	var wait time.Duration
+	for i, k := range keys {
+		wait = max(wait, k.Limit.Lock(recs[i], now))
+	}
+	if wait > 0 {
+		return nil, wait, nil, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.landings != seen {
+		// An attempt landed since the read: what was read may be older than its
+		// failure, and so may admit past it. Decide again on a fresh read.
+		return nil, 0, closed, nil
+	}
+	if !known {
+		l.noteClean(keys, recs, now)
+	}
+	for i, k := range keys {
+		// Failures left before the lock, or one at a time once a lock has run out.
+		if l.inFlight[k.Key] >= max(k.Limit.Failures-recs[i].Failures, 1) {
+			return nil, 0, l.queueSince(seen), nil
+		}
+	}
+	for _, k := range keys {
+		l.inFlight[k.Key]++
+	}
+	return &Attempt{l: l, keys: keys, hasAccount: hasAccount, accountFailed: hasAccount && recs[0].Failures > 0}, 0, nil, nil
 }
 
-// wake lets the queued attempts decide again. l.mu must be held.
-func (l *Limiter) wake() {
+// knownClean says whether every key was read, recently enough to trust it
+// (TrustClean), to have no failures. l.mu must be held.
+func (l *Limiter) knownClean(keys []storage.AttemptKey, now time.Time) bool {
+	if l.trustClean <= 0 || l.inStore {
+		return false
+	}
+	for _, k := range keys {
+		if until, ok := l.clean[k.Key]; !ok || !now.Before(until) {
+			return false
+		}
+	}
+	return true
+}
+
+// noteClean remembers which of keys were read to have no failures, and forgets
+// the others. l.mu must be held.
+func (l *Limiter) noteClean(keys []storage.AttemptKey, recs []storage.Attempts, now time.Time) {
+	if l.trustClean <= 0 {
+		return
+	}
+	for i, k := range keys {
+		if recs[i].Failures > 0 {
+			delete(l.clean, k.Key)
+			continue
+		}
+		if _, ok := l.clean[k.Key]; !ok && len(l.clean) >= maxClean {
+			for old := range l.clean { // Go's map order: an arbitrary one
+				delete(l.clean, old)
+				break
+			}
+		}
+		l.clean[k.Key] = now.Add(l.trustClean)
+	}
+}
+
+// admitInStore is admit when the store counts the attempts in flight.
+func (l *Limiter) admitInStore(ctx context.Context, keys []storage.AttemptKey, hasAccount bool, now time.Time, seen uint64) (*Attempt, time.Duration, <-chan struct{}, error) {
+	admitted, lock, err := l.store.AdmitAttempt(ctx, now, hold, keys...)
+	switch {
+	case err != nil:
+		return nil, 0, nil, err
+	case lock > 0:
+		return nil, lock, nil, nil
+	case admitted:
+		return &Attempt{l: l, keys: keys, hasAccount: hasAccount}, 0, nil, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return nil, 0, l.queueSince(seen), nil
+}
+
+// closed is a channel that is always closed: ask again at once.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// queueSince is what an attempt that decided on what it read when l.landings was
+// seen waits on: the next landing, or none if one landed since (the attempt must
+// decide again on what it left). l.mu must be held.
+func (l *Limiter) queueSince(seen uint64) <-chan struct{} {
+	if l.landings != seen {
+		return closed
+	}
+	if l.landed == nil {
+		l.landed = make(chan struct{})
+	}
+	return l.landed
+}
+
+// settle marks the attempt settled, and says whether it was the first to.
+func (a *Attempt) settle() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.settled {
+		return false
+	}
+	a.settled = true
+	return true
+}
+
+// land takes the attempt out of flight and wakes the queue. It comes after the
+// attempt's store write, so the queued attempts read what it wrote.
+func (a *Attempt) land() {
+	l := a.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range a.keys {
+		if l.inStore {
+			break
+		}
+		if l.inFlight[k.Key]--; l.inFlight[k.Key] <= 0 {
+			delete(l.inFlight, k.Key)
+		}
+	}
+	l.landings++
 	if l.landed != nil {
 		close(l.landed)
 		l.landed = nil
@@ -205,193 +385,96 @@ func (l *Limiter) wake() {
 }
 
 // Fail records the attempt as failed against both the account and the IP, and
-// returns how long they are now locked (0: not locked).
-func (a *Attempt) Fail() time.Duration {
-	l := a.l
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if a.settled {
-		return 0
+// returns how long they are now locked (0: not locked) and whether this failure
+// counted: a key locked meanwhile (by failures on another instance) counts it no
+// more, and its lock is returned. The error is the store's.
+func (a *Attempt) Fail(ctx context.Context) (lock time.Duration, counted bool, err error) {
+	if !a.settle() {
+		return 0, false, nil
 	}
-	a.settled = true
-	defer l.wake()
-	for _, f := range []*failures{a.accountF, a.ipF} {
-		if f == nil {
-			continue
-		}
-		f.inFlight--
-		if l.forgotten(f, now) {
-			f.count = 0
-		}
-		f.count++
-		f.last = now
+	defer a.land()
+	if len(a.keys) == 0 {
+		return 0, true, nil
 	}
-	return max(l.lock(a.accountF, l.cfg.AccountFailures, l.cfg.AccountMaxLock, now),
-		l.lock(a.ipF, l.cfg.IPFailures, l.cfg.MaxLock, now))
+	counted, lock, err = a.l.store.FailAttempt(ctx, a.l.now(), a.keys...)
+	// Forget that the keys were clean, and count a landing with it, so that an
+	// attempt that read them before this failure does not note them clean again.
+	a.l.mu.Lock()
+	for _, k := range a.keys {
+		delete(a.l.clean, k.Key)
+	}
+	a.l.landings++
+	a.l.mu.Unlock()
+	return lock, counted, err
 }
 
-// Succeed records the attempt as successful: it clears the account's failures.
-// The IP's are kept: one good password must not reset the count of an address
-// that is guessing at many accounts.
-func (a *Attempt) Succeed() {
-	a.settle(true)
+// Succeed records the attempt as successful: it clears the account's failures
+// (counting in process, with a store write only when it had some). The IP's are
+// kept: one good password must not reset the count of an address that is
+// guessing at many accounts.
+func (a *Attempt) Succeed(ctx context.Context) error {
+	if !a.settle() {
+		return nil
+	}
+	defer a.land()
+	switch {
+	case a.l.inStore && len(a.keys) > 0:
+		return a.l.store.EndAttempt(ctx, a.l.now(), a.hasAccount, a.keys...)
+	case a.accountFailed:
+		return a.l.store.ClearAttempts(ctx, a.keys[0].Key)
+	}
+	return nil
 }
 
 // Release settles the attempt without counting it either way, as when the
-// check could not be made. After Fail or Succeed it does nothing.
-func (a *Attempt) Release() {
-	a.settle(false)
-}
-
-func (a *Attempt) settle(success bool) {
-	l := a.l
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if a.settled {
+// check could not be made. After Fail or Succeed it does nothing. It gives the
+// attempt's place back even when ctx is done (a request that ended early); a
+// place the store did not take back comes free after the hold.
+func (a *Attempt) Release(ctx context.Context) {
+	if !a.settle() {
 		return
 	}
-	a.settled = true
-	defer l.wake()
-	if f := a.accountF; f != nil {
-		f.inFlight--
-		if success {
-			f.count = 0
-		}
-		l.dropIdle(l.accounts, a.account, f)
-	}
-	if f := a.ipF; f != nil {
-		f.inFlight--
-		l.dropIdle(l.ips, a.ip, f)
+	defer a.land()
+	if a.l.inStore && len(a.keys) > 0 {
+		_ = a.l.store.EndAttempt(context.WithoutCancel(ctx), a.l.now(), false, a.keys...)
 	}
 }
 
-// Unlock clears the account's failures, and so its lock, as an administrator
-// unlocking a user does. Attempts in flight still settle; a failure among them
-// counts from zero. The IPs the failures came from keep theirs: an address
-// guessing at many accounts stays throttled. Only this process's limiter is
-// cleared (see Limiter).
-func (l *Limiter) Unlock(account string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f := l.accounts[account]
-	if f == nil {
-		return
-	}
-	f.count = 0
-	l.dropIdle(l.accounts, account, f)
-	l.wake()
+// Unlock clears the account's failures, and so its lock, on every instance, as
+// an administrator unlocking a user does. Attempts in flight still settle; a
+// failure among them counts from zero. The IPs the failures came from keep
+// theirs: an address guessing at many accounts stays throttled.
+func (l *Limiter) Unlock(ctx context.Context, account string) error {
+	return l.store.ClearAttempts(ctx, l.key("a:"+account))
 }
 
 // UserAccount is the limiter's account key of a user: one count for their
 // username and their email, which an administrator can clear with Unlock.
 func UserAccount(realm, userID string) string { return realm + "/user:" + userID }
 
-// busy is what wait answers for a key whose failures left are all held by
-// attempts in flight: not a duration, a reason to queue.
-const busy time.Duration = -1
-
-// wait is how long an attempt on key must wait: the rest of its lock, or busy
-// when the failures it has left are all taken by attempts in flight.
-func (l *Limiter) wait(table map[string]*failures, key string, threshold int, maxLock time.Duration, now time.Time) time.Duration {
-	f := table[key]
-	if key == "" || f == nil {
-		return 0
+// keys are the store keys of an attempt on account from ip, the account's first.
+func (l *Limiter) keys(account, ip string) []storage.AttemptKey {
+	var keys []storage.AttemptKey
+	if account != "" {
+		keys = append(keys, storage.AttemptKey{Key: l.key("a:" + account), Limit: l.account})
 	}
-	if d := l.lock(f, threshold, maxLock, now); d > 0 {
-		return d
+	if ip != "" {
+		keys = append(keys, storage.AttemptKey{Key: l.key("ip:" + ipKey(ip)), Limit: l.ip})
 	}
-	count := f.count
-	if l.forgotten(f, now) {
-		count = 0
-	}
-	// Failures left before the lock, or one at a time once a lock has run out.
-	if f.inFlight >= max(threshold-count, 1) {
-		return busy
-	}
-	return 0
+	return keys
 }
 
-// lock is what is left of f's lock (0: none).
-func (l *Limiter) lock(f *failures, threshold int, maxLock time.Duration, now time.Time) time.Duration {
-	if f == nil || f.count < threshold || l.forgotten(f, now) {
-		return 0
+// key is the store key of name: prefixed with the limiter's, and hashed when it
+// would be longer than the store takes. Callers bound accounts already (realm,
+// client ID and login name are checked before they get here); the hash is for
+// what is not, such as an address header that does not parse.
+func (l *Limiter) key(name string) string {
+	k := l.prefix + "/" + name
+	if len(k) > storage.MaxAttemptKey {
+		sum := sha256.Sum256([]byte(name))
+		k = l.prefix + "/sha256:" + hex.EncodeToString(sum[:])
 	}
-	return max(f.last.Add(l.lockFor(f.count-threshold, maxLock)).Sub(now), 0)
-}
-
-// lockFor is BaseLock*2^extra capped at maxLock, without overflowing.
-func (l *Limiter) lockFor(extra int, maxLock time.Duration) time.Duration {
-	d := l.cfg.BaseLock
-	for ; extra > 0 && d < maxLock; extra-- {
-		d *= 2
-	}
-	return min(d, maxLock)
-}
-
-func (l *Limiter) forgotten(f *failures, now time.Time) bool {
-	return now.Sub(f.last) >= l.cfg.Forget
-}
-
-// enter counts an attempt in flight on key, making its entry if needed.
-func (l *Limiter) enter(table map[string]*failures, key string, now time.Time) *failures {
-	if key == "" {
-		return nil
-	}
-	f := table[key]
-	if f == nil {
-		// A full table is not swept here (Admit sweeps once a minute):
-		// a full O(n) sweep on every new key would be an easy CPU amplifier.
-		if len(table) >= l.maxEntries {
-			evictOne(table)
-		}
-		f = &failures{}
-		table[key] = f
-	} else if f.inFlight == 0 && l.forgotten(f, now) {
-		f.count = 0
-	}
-	f.inFlight++
-	return f
-}
-
-// dropIdle removes key's entry when it holds neither failures nor attempts.
-func (l *Limiter) dropIdle(table map[string]*failures, key string, f *failures) {
-	if f.count == 0 && f.inFlight == 0 && table[key] == f {
-		delete(table, key)
-	}
-}
-
-// sweep drops every entry whose failures are forgotten and that has nothing in flight.
-func (l *Limiter) sweep(now time.Time) {
-	l.lastSweep = now
-	for _, table := range []map[string]*failures{l.accounts, l.ips} {
-		for k, f := range table {
-			if f.inFlight == 0 && l.forgotten(f, now) {
-				delete(table, k)
-			}
-		}
-	}
-}
-
-// evictOne drops the entry with the oldest last failure among a sample; Go's
-// randomised map iteration makes the sample start at a random place. Entries
-// with attempts in flight are kept, so a table can outgrow its cap by at most
-// the attempts in flight.
-func evictOne(table map[string]*failures) {
-	var oldest string
-	var oldestAt time.Time
-	n, found := 0, false
-	for k, f := range table {
-		if f.inFlight == 0 && (!found || f.last.Before(oldestAt)) {
-			oldest, oldestAt, found = k, f.last, true
-		}
-		if n++; n == evictSample {
-			break
-		}
-	}
-	if found {
-		delete(table, oldest)
-	}
+	return k
 }
 
 // ipKey groups IPv6 clients by /64, the block one host or subscriber usually

@@ -3,10 +3,120 @@ package web
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/latchkey/latchkey/storage"
+	"github.com/latchkey/latchkey/storage/sqlite"
 )
+
+// memAttempts is an AttemptStore in memory, deciding as the stores do (with the
+// storage package's Decide* functions; the conformance suite checks the stores,
+// and TestLimiter_InstancesShareOneStore runs on SQLite).
+type memAttempts struct {
+	mu sync.Mutex
+	m  map[string]storage.AttemptRow
+}
+
+func (s *memAttempts) rows(keys []storage.AttemptKey) []storage.AttemptRow {
+	rows := make([]storage.AttemptRow, len(keys))
+	for i, k := range keys {
+		rows[i] = s.m[k.Key]
+	}
+	return rows
+}
+
+func (s *memAttempts) put(keys []storage.AttemptKey, rows []storage.AttemptRow, write []bool) {
+	for i, k := range keys {
+		if write == nil || write[i] {
+			s.m[k.Key] = rows[i]
+		}
+	}
+}
+
+func (s *memAttempts) GetAttempts(_ context.Context, now time.Time, keys ...storage.AttemptKey) ([]storage.Attempts, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]storage.Attempts, len(keys))
+	for i, k := range keys {
+		out[i] = s.m[k.Key].At(k.Limit, now)
+	}
+	return out, nil
+}
+
+func (s *memAttempts) AdmitAttempt(_ context.Context, now time.Time, hold time.Duration, keys ...storage.AttemptKey) (bool, time.Duration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rows := s.rows(keys)
+	ok, lock := storage.DecideAdmit(rows, keys, now, hold)
+	if ok {
+		s.put(keys, rows, nil)
+	}
+	return ok, lock, nil
+}
+
+func (s *memAttempts) EndAttempt(_ context.Context, now time.Time, clear bool, keys ...storage.AttemptKey) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rows := s.rows(keys)
+	s.put(keys, rows, storage.DecideEnd(rows, now, clear))
+	return nil
+}
+
+func (s *memAttempts) FailAttempt(_ context.Context, now time.Time, keys ...storage.AttemptKey) (bool, time.Duration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rows := s.rows(keys)
+	counted, lock, write := storage.DecideFail(rows, keys, now)
+	s.put(keys, rows, write)
+	return counted, lock, nil
+}
+
+func (s *memAttempts) ClearAttempts(_ context.Context, key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.m[key]; ok {
+		r.Failures = 0
+		s.m[key] = r
+	}
+	return nil
+}
+
+func newTestLimiter(c LimiterConfig, now func() time.Time) *Limiter {
+	return NewLimiter(&memAttempts{m: map[string]storage.AttemptRow{}}, "login", c, now)
+}
+
+// try is Admit for tests, whose store does not fail.
+func (l *Limiter) try(ctx context.Context, account, ip string) (*Attempt, time.Duration) {
+	a, wait, err := l.Admit(ctx, account, ip)
+	if err != nil {
+		panic(err)
+	}
+	return a, wait
+}
+
+func (a *Attempt) fail() time.Duration {
+	d, _, err := a.Fail(context.Background())
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+func (a *Attempt) succeed() {
+	if err := a.Succeed(context.Background()); err != nil {
+		panic(err)
+	}
+}
+
+func (l *Limiter) unlock(account string) {
+	if err := l.Unlock(context.Background(), account); err != nil {
+		panic(err)
+	}
+}
 
 // fakeClock is a settable clock for the limiter.
 type fakeClock struct {
@@ -30,18 +140,18 @@ var now = func() context.Context {
 // fail admits an attempt and fails it; the test fails if it is not admitted.
 func fail(t *testing.T, l *Limiter, account, ip string) time.Duration {
 	t.Helper()
-	a, wait := l.Admit(now, account, ip)
+	a, wait := l.try(now, account, ip)
 	if a == nil {
 		t.Fatalf("Admit(%q, %q) refused (wait %v), want admitted", account, ip, wait)
 	}
-	return a.Fail()
+	return a.fail()
 }
 
 // waitFor is how long an attempt must wait now (0: it would be admitted).
 func waitFor(l *Limiter, account, ip string) time.Duration {
-	a, wait := l.Admit(now, account, ip)
+	a, wait := l.try(now, account, ip)
 	if a != nil {
-		a.Release()
+		a.Release(context.Background())
 	}
 	return wait
 }
@@ -173,38 +283,41 @@ func TestLimiter_Rules(t *testing.T) {
 			{account: bob, ip: "192.0.2.8", want: 0},
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			clock := newFakeClock()
-			l := NewLimiter(tc.cfg, clock.Now)
-			for i, s := range tc.steps {
-				clock.Advance(s.advance)
-				for range s.fail {
-					fail(t, l, s.account, s.ip)
-				}
-				if s.success {
-					a, wait := l.Admit(now, s.account, s.ip)
-					if a == nil {
-						t.Fatalf("step %d: success refused (wait %v)", i, wait)
+		for _, inStore := range []bool{false, true} {
+			tc.cfg.InFlightInStore = inStore
+			t.Run(fmt.Sprintf("%s/in store %v", tc.name, inStore), func(t *testing.T) {
+				clock := newFakeClock()
+				l := newTestLimiter(tc.cfg, clock.Now)
+				for i, s := range tc.steps {
+					clock.Advance(s.advance)
+					for range s.fail {
+						fail(t, l, s.account, s.ip)
 					}
-					a.Succeed()
+					if s.success {
+						a, wait := l.try(now, s.account, s.ip)
+						if a == nil {
+							t.Fatalf("step %d: success refused (wait %v)", i, wait)
+						}
+						a.succeed()
+					}
+					a, ip := s.account, s.ip
+					if s.checkA != "" {
+						a = s.checkA
+					}
+					if s.checkIP != "" {
+						ip = s.checkIP
+					}
+					if got := waitFor(l, a, ip); got != s.want {
+						t.Fatalf("step %d: wait of (%q, %q) = %v, want %v", i, a, ip, got, s.want)
+					}
 				}
-				a, ip := s.account, s.ip
-				if s.checkA != "" {
-					a = s.checkA
-				}
-				if s.checkIP != "" {
-					ip = s.checkIP
-				}
-				if got := waitFor(l, a, ip); got != s.want {
-					t.Fatalf("step %d: wait of (%q, %q) = %v, want %v", i, a, ip, got, s.want)
-				}
-			}
-		})
+			})
+		}
 	}
 }
 
 func TestLimiter_FailReturnsTheLock(t *testing.T) {
-	l := NewLimiter(LimiterConfig{}, newFakeClock().Now)
+	l := newTestLimiter(LimiterConfig{}, newFakeClock().Now)
 	for i := range 4 {
 		if got := fail(t, l, "acme/alice", "192.0.2.1"); got != 0 {
 			t.Fatalf("failure %d: Fail = %v, want 0", i+1, got)
@@ -220,12 +333,12 @@ func TestLimiter_FailReturnsTheLock(t *testing.T) {
 // fail and lock the key, the queue is refused with the lock's wait.
 func TestLimiter_BurstIsAdmittedLikeASequence(t *testing.T) {
 	clock := newFakeClock()
-	l := NewLimiter(LimiterConfig{Queue: time.Minute}, clock.Now)
+	l := newTestLimiter(LimiterConfig{Queue: time.Minute}, clock.Now)
 	admitted := make(chan *Attempt, 100)
 	refused := make(chan time.Duration, 100)
 	for range 100 {
 		go func() {
-			a, wait := l.Admit(context.Background(), "acme/alice", "192.0.2.1")
+			a, wait := l.try(context.Background(), "acme/alice", "192.0.2.1")
 			if a == nil {
 				refused <- wait
 				return
@@ -234,7 +347,7 @@ func TestLimiter_BurstIsAdmittedLikeASequence(t *testing.T) {
 		}()
 	}
 	for range 5 {
-		(<-admitted).Fail()
+		(<-admitted).fail()
 	}
 	for range 95 {
 		if wait := <-refused; wait != 30*time.Second {
@@ -251,14 +364,14 @@ func TestLimiter_BurstIsAdmittedLikeASequence(t *testing.T) {
 	}
 	// Once the lock runs out, one attempt at a time.
 	clock.Advance(30 * time.Second)
-	a, _ := l.Admit(now, "acme/alice", "192.0.2.1")
+	a, _ := l.try(now, "acme/alice", "192.0.2.1")
 	if a == nil {
 		t.Fatal("not admitted after the lock ran out")
 	}
 	if got := waitFor(l, "acme/alice", "192.0.2.2"); got != busyWait {
 		t.Errorf("second attempt after the lock = %v, want %v", got, busyWait)
 	}
-	a.Fail()
+	a.fail()
 	if got := waitFor(l, "acme/alice", "192.0.2.2"); got != time.Minute {
 		t.Errorf("wait after a further failure = %v, want 1m", got)
 	}
@@ -267,13 +380,13 @@ func TestLimiter_BurstIsAdmittedLikeASequence(t *testing.T) {
 // A burst of attempts that succeed is never refused: past the failures a key
 // has left, they queue behind those in flight and go through as those land.
 func TestLimiter_HonestBurstGoesThrough(t *testing.T) {
-	l := NewLimiter(LimiterConfig{AccountFailures: 2, IPFailures: 3, Queue: time.Minute}, newFakeClock().Now)
+	l := newTestLimiter(LimiterConfig{AccountFailures: 2, IPFailures: 3, Queue: time.Minute}, newFakeClock().Now)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	inFlight, most := 0, 0
 	for range 100 {
 		wg.Go(func() {
-			a, wait := l.Admit(context.Background(), "acme/svc", "192.0.2.1")
+			a, wait := l.try(context.Background(), "acme/svc", "192.0.2.1")
 			if a == nil {
 				t.Errorf("an honest attempt was refused (wait %v)", wait)
 				return
@@ -286,7 +399,7 @@ func TestLimiter_HonestBurstGoesThrough(t *testing.T) {
 			mu.Lock()
 			inFlight--
 			mu.Unlock()
-			a.Succeed()
+			a.succeed()
 		})
 	}
 	wg.Wait()
@@ -297,82 +410,82 @@ func TestLimiter_HonestBurstGoesThrough(t *testing.T) {
 
 // A queued attempt gives up when its context is done or its queue time is over.
 func TestLimiter_QueueIsBounded(t *testing.T) {
-	l := NewLimiter(LimiterConfig{AccountFailures: 1, Queue: 10 * time.Millisecond}, newFakeClock().Now)
-	held, _ := l.Admit(now, "acme/alice", "192.0.2.1")
+	l := newTestLimiter(LimiterConfig{AccountFailures: 1, Queue: 10 * time.Millisecond}, newFakeClock().Now)
+	held, _ := l.try(now, "acme/alice", "192.0.2.1")
 	if held == nil {
 		t.Fatal("first attempt refused")
 	}
-	if a, wait := l.Admit(context.Background(), "acme/alice", "192.0.2.2"); a != nil || wait != busyWait {
+	if a, wait := l.try(context.Background(), "acme/alice", "192.0.2.2"); a != nil || wait != busyWait {
 		t.Fatalf("queued past its time: admitted %v, wait %v; want refused with %v", a != nil, wait, busyWait)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
 	defer cancel()
-	l.cfg.Queue = time.Minute
-	if a, wait := l.Admit(ctx, "acme/alice", "192.0.2.2"); a != nil || wait != busyWait {
+	l.queue = time.Minute
+	if a, wait := l.try(ctx, "acme/alice", "192.0.2.2"); a != nil || wait != busyWait {
 		t.Fatalf("queued past its context: admitted %v, wait %v; want refused with %v", a != nil, wait, busyWait)
 	}
-	held.Release()
+	held.Release(context.Background())
 	if got := waitFor(l, "acme/alice", "192.0.2.2"); got != 0 {
 		t.Fatalf("after the release: wait %v, want 0", got)
 	}
 }
 
 func TestLimiter_InFlightPerIP(t *testing.T) {
-	l := NewLimiter(LimiterConfig{IPFailures: 2}, newFakeClock().Now)
-	a1, _ := l.Admit(now, "acme/u1", "192.0.2.1")
-	a2, _ := l.Admit(now, "acme/u2", "192.0.2.1")
+	l := newTestLimiter(LimiterConfig{IPFailures: 2}, newFakeClock().Now)
+	a1, _ := l.try(now, "acme/u1", "192.0.2.1")
+	a2, _ := l.try(now, "acme/u2", "192.0.2.1")
 	if a1 == nil || a2 == nil {
 		t.Fatal("first two attempts refused")
 	}
-	if a, wait := l.Admit(now, "acme/u3", "192.0.2.1"); a != nil || wait != busyWait {
+	if a, wait := l.try(now, "acme/u3", "192.0.2.1"); a != nil || wait != busyWait {
 		t.Fatalf("third attempt from the IP: admitted %v, wait %v; want refused with %v", a != nil, wait, busyWait)
 	}
-	a1.Release()
+	a1.Release(context.Background())
 	if got := waitFor(l, "acme/u3", "192.0.2.1"); got != 0 {
 		t.Fatalf("after a release: wait %v, want 0", got)
 	}
-	a2.Release()
+	a2.Release(context.Background())
 }
 
 func TestLimiter_SettlingCountsOnce(t *testing.T) {
-	l := NewLimiter(LimiterConfig{}, newFakeClock().Now)
+	l := newTestLimiter(LimiterConfig{}, newFakeClock().Now)
 	for range 4 {
-		a, _ := l.Admit(now, "acme/alice", "192.0.2.1")
-		a.Fail()
-		a.Fail()
-		a.Release()
-		a.Succeed()
+		a, _ := l.try(now, "acme/alice", "192.0.2.1")
+		a.fail()
+		a.fail()
+		a.Release(context.Background())
+		a.succeed()
 	}
 	if got := waitFor(l, "acme/alice", "192.0.2.1"); got != 0 {
 		t.Fatalf("after 4 attempts failed twice each: wait %v, want 0", got)
 	}
 	// Release alone counts nothing, and leaves no entry behind.
 	for range 10 {
-		a, _ := l.Admit(now, "acme/bob", "192.0.2.2")
-		a.Release()
+		a, _ := l.try(now, "acme/bob", "192.0.2.2")
+		a.Release(context.Background())
 	}
-	if l.accounts["acme/bob"] != nil || l.ips["192.0.2.2"] != nil {
-		t.Error("released attempts left entries")
+	if len(l.inFlight) != 0 {
+		t.Errorf("released attempts left entries: %v", l.inFlight)
 	}
 }
 
 // A success clears the account's failures while other attempts are in flight;
 // those still count when they land.
 func TestLimiter_SuccessWhileOthersInFlight(t *testing.T) {
-	l := NewLimiter(LimiterConfig{}, newFakeClock().Now)
+	l := newTestLimiter(LimiterConfig{}, newFakeClock().Now)
 	for range 3 {
 		fail(t, l, "acme/alice", "192.0.2.1")
 	}
-	a, _ := l.Admit(now, "acme/alice", "192.0.2.1")
-	b, _ := l.Admit(now, "acme/alice", "192.0.2.2")
+	a, _ := l.try(now, "acme/alice", "192.0.2.1")
+	b, _ := l.try(now, "acme/alice", "192.0.2.2")
 	if a == nil || b == nil {
 		t.Fatal("two attempts with two failures left: refused")
 	}
 	if got := waitFor(l, "acme/alice", "192.0.2.3"); got != busyWait {
 		t.Fatalf("third: wait %v, want %v", got, busyWait)
 	}
-	b.Succeed()
-	a.Fail()
+	b.succeed()
+	a.fail()
 	for range 3 {
 		fail(t, l, "acme/alice", "192.0.2.1")
 	}
@@ -381,105 +494,40 @@ func TestLimiter_SuccessWhileOthersInFlight(t *testing.T) {
 	}
 }
 
-func TestLimiter_Defaults(t *testing.T) {
-	l := NewLimiter(LimiterConfig{}, nil)
-	want := LimiterConfig{AccountFailures: 5, IPFailures: 20, BaseLock: 30 * time.Second, MaxLock: 15 * time.Minute,
-		AccountMaxLock: 15 * time.Minute, Forget: time.Hour, Queue: 2 * time.Second}
-	if l.cfg != want {
-		t.Errorf("cfg = %+v, want %+v", l.cfg, want)
-	}
-}
-
-func TestLimiter_SweepDropsForgottenEntries(t *testing.T) {
-	clock := newFakeClock()
-	l := NewLimiter(LimiterConfig{}, clock.Now)
-	for i := range 100 {
-		fail(t, l, fmt.Sprintf("acme/u%d", i), fmt.Sprintf("192.0.2.%d", i))
-	}
-	inFlight, _ := l.Admit(now, "acme/busy", "198.51.100.2")
-	clock.Advance(time.Hour)
-	fail(t, l, "acme/new", "198.51.100.1") // more than a minute since the last sweep
-	if len(l.accounts) != 2 || len(l.ips) != 2 {
-		t.Errorf("after sweep: %d accounts, %d IPs; want 2 and 2 (the new and the in-flight)", len(l.accounts), len(l.ips))
-	}
-	inFlight.Release()
-}
-
-func TestLimiter_TablesAreCapped(t *testing.T) {
-	clock := newFakeClock()
-	l := NewLimiter(LimiterConfig{}, clock.Now)
-	l.maxEntries = 50
-	for i := range 1000 {
-		clock.Advance(time.Millisecond)
-		fail(t, l, fmt.Sprintf("acme/u%d", i), fmt.Sprintf("10.0.%d.%d", i/256, i%256))
-	}
-	if len(l.accounts) > 50 || len(l.ips) > 50 {
-		t.Errorf("tables grew past the cap: %d accounts, %d IPs", len(l.accounts), len(l.ips))
-	}
-	// The newest key is always recorded.
-	if l.accounts["acme/u999"] == nil || l.ips["10.0.3.231"] == nil {
-		t.Error("latest failure not recorded")
-	}
-}
-
-func TestLimiter_EvictionSparesAttemptsInFlight(t *testing.T) {
-	l := NewLimiter(LimiterConfig{}, newFakeClock().Now)
-	l.maxEntries = 2
-	var held []*Attempt
-	for i := range 3 {
-		a, _ := l.Admit(now, fmt.Sprintf("acme/u%d", i), fmt.Sprintf("192.0.2.%d", i))
-		held = append(held, a)
-	}
-	if len(l.accounts) != 3 {
-		t.Fatalf("%d accounts, want all 3 in flight kept", len(l.accounts))
-	}
-	for _, a := range held {
-		a.Fail()
-	}
-	fail(t, l, "acme/u3", "192.0.2.3")
-	if len(l.accounts) != 3 {
-		t.Fatalf("%d accounts, want 3 (one evicted for the new one)", len(l.accounts))
-	}
-}
-
 func TestLimiter_ConcurrentUse(t *testing.T) {
 	clock := newFakeClock()
-	l := NewLimiter(LimiterConfig{}, clock.Now)
+	l := newTestLimiter(LimiterConfig{}, clock.Now)
 	var wg sync.WaitGroup
 	for g := range 16 {
 		wg.Go(func() {
 			for i := range 500 {
 				account := fmt.Sprintf("acme/u%d", i%7)
 				ip := fmt.Sprintf("192.0.2.%d", g)
-				a, _ := l.Admit(now, account, ip)
+				a, _ := l.try(now, account, ip)
 				if a == nil {
 					continue
 				}
 				switch {
 				case i%50 == 0:
-					a.Succeed()
+					a.succeed()
 					clock.Advance(time.Second)
 				case i%13 == 0:
-					a.Release()
+					a.Release(context.Background())
 				default:
-					a.Fail()
+					a.fail()
 				}
 			}
 		})
 	}
 	wg.Wait()
-	for _, table := range []map[string]*failures{l.accounts, l.ips} {
-		for k, f := range table {
-			if f.inFlight != 0 {
-				t.Errorf("%s: %d in flight after every attempt settled", k, f.inFlight)
-			}
-		}
+	if len(l.inFlight) != 0 {
+		t.Errorf("in flight after every attempt settled: %v", l.inFlight)
 	}
 }
 
 func TestLimiter_UnlockClearsTheAccountNotTheIP(t *testing.T) {
 	clock := newFakeClock()
-	l := NewLimiter(LimiterConfig{AccountFailures: 3, IPFailures: 5}, clock.Now)
+	l := newTestLimiter(LimiterConfig{AccountFailures: 3, IPFailures: 5}, clock.Now)
 	alice, ip := UserAccount("acme", "u1"), "192.0.2.1"
 	for range 3 {
 		fail(t, l, alice, ip)
@@ -487,7 +535,7 @@ func TestLimiter_UnlockClearsTheAccountNotTheIP(t *testing.T) {
 	if waitFor(l, alice, "192.0.2.9") == 0 {
 		t.Fatal("alice is not locked after 3 failures")
 	}
-	l.Unlock(alice)
+	l.unlock(alice)
 	if w := waitFor(l, alice, "192.0.2.9"); w != 0 {
 		t.Fatalf("alice after Unlock: wait %v, want admitted", w)
 	}
@@ -504,19 +552,229 @@ func TestLimiter_UnlockClearsTheAccountNotTheIP(t *testing.T) {
 	if waitFor(l, "acme/user:u4", ip) == 0 {
 		t.Fatal("the address was cleared by Unlock of an account")
 	}
-	l.Unlock("acme/user:nobody") // unknown accounts are fine
+	l.unlock("acme/user:nobody") // unknown accounts are fine
 }
 
 func TestLimiter_UnlockWithAttemptInFlight(t *testing.T) {
-	l := NewLimiter(LimiterConfig{AccountFailures: 2}, newFakeClock().Now)
+	l := newTestLimiter(LimiterConfig{AccountFailures: 2}, newFakeClock().Now)
 	fail(t, l, "a", "")
-	a, _ := l.Admit(now, "a", "")
+	a, _ := l.try(now, "a", "")
 	if a == nil {
 		t.Fatal("second attempt refused")
 	}
-	l.Unlock("a")
-	a.Fail() // counts from zero: one failure, no lock
+	l.unlock("a")
+	a.fail() // counts from zero: one failure, no lock
 	if w := waitFor(l, "a", ""); w != 0 {
 		t.Fatalf("wait %v after Unlock and one failure in flight, want admitted", w)
+	}
+}
+
+func TestLimiter_Defaults(t *testing.T) {
+	l := newTestLimiter(LimiterConfig{}, nil)
+	account := storage.AttemptLimit{Failures: 5, BaseLock: 30 * time.Second, MaxLock: 15 * time.Minute, Forget: time.Hour}
+	ip := storage.AttemptLimit{Failures: 20, BaseLock: 30 * time.Second, MaxLock: 15 * time.Minute, Forget: time.Hour}
+	if l.account != account || l.ip != ip || l.queue != 2*time.Second {
+		t.Errorf("limits %+v, %+v, queue %v; want %+v, %+v, 2s", l.account, l.ip, l.queue, account, ip)
+	}
+}
+
+// Three limiters on one store, as three instances are: failures spread over
+// them lock the account after as many as on one; the lock is seen by all; an
+// unlock on one clears it for all.
+// failOn and waitOn are fail and waitFor with a live context, for a real store.
+func failOn(t *testing.T, l *Limiter, account, ip string) time.Duration {
+	t.Helper()
+	a, wait, err := l.Admit(t.Context(), account, ip)
+	if err != nil || a == nil {
+		t.Fatalf("Admit(%q, %q): %v, wait %v; want admitted", account, ip, err, wait)
+	}
+	d, _, err := a.Fail(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func waitOn(t *testing.T, l *Limiter, account, ip string) time.Duration {
+	t.Helper()
+	a, wait, err := l.Admit(t.Context(), account, ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != nil {
+		a.Release(context.Background())
+	}
+	return wait
+}
+
+func TestLimiter_InstancesShareOneStore(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clock := newFakeClock()
+	var ls []*Limiter
+	for range 3 {
+		ls = append(ls, NewLimiter(st, "login", LimiterConfig{}, clock.Now))
+	}
+	alice := UserAccount("acme", "u1")
+	for i := range 4 {
+		if got := failOn(t, ls[i%3], alice, fmt.Sprintf("192.0.2.%d", i)); got != 0 {
+			t.Fatalf("failure %d: lock %v, want none", i+1, got)
+		}
+	}
+	if got := failOn(t, ls[1], alice, "192.0.2.9"); got != 30*time.Second {
+		t.Fatalf("fifth failure, on another instance: lock %v, want 30s", got)
+	}
+	for i, l := range ls {
+		if got := waitOn(t, l, alice, "198.51.100.1"); got != 30*time.Second {
+			t.Fatalf("instance %d: wait %v, want 30s", i, got)
+		}
+	}
+	ls[2].unlock(alice)
+	for i, l := range ls {
+		if got := waitOn(t, l, alice, "198.51.100.1"); got != 0 {
+			t.Fatalf("instance %d after an unlock on another: wait %v, want admitted", i, got)
+		}
+	}
+}
+
+// Whatever the address header held, the key that reaches the store is bounded.
+func TestLimiter_LongKeysAreHashed(t *testing.T) {
+	l := newTestLimiter(LimiterConfig{IPFailures: 2}, newFakeClock().Now)
+	long := strings.Repeat("x", 10_000)
+	fail(t, l, "", long)
+	if got := fail(t, l, "", long); got != 30*time.Second {
+		t.Fatalf("second failure from the long address: lock %v, want 30s", got)
+	}
+	for k := range l.store.(*memAttempts).m {
+		if len(k) > storage.MaxAttemptKey {
+			t.Fatalf("a key of %d bytes reached the store", len(k))
+		}
+	}
+	if got := waitFor(l, "", long+"y"); got != 0 {
+		t.Fatalf("another long address shares the count: wait %v", got)
+	}
+}
+
+// With the attempts in flight counted in the store, a burst spread over three
+// instances gets no more checks than the same attempts in sequence on one: five
+// wrong passwords are checked, the rest refused with the lock; and a burst of
+// right ones goes through, never more than five checked at once over all three.
+func TestLimiter_InFlightInStoreHoldsAcrossInstances(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clock := newFakeClock()
+	var ls []*Limiter
+	for range 3 {
+		ls = append(ls, NewLimiter(st, "login", LimiterConfig{InFlightInStore: true, Queue: time.Minute}, clock.Now))
+	}
+	for _, right := range []bool{false, true} {
+		account := fmt.Sprintf("acme/user:%v", right)
+		var mu sync.Mutex
+		checking, most, checked, refused := 0, 0, 0, 0
+		var wg sync.WaitGroup
+		for i := range 30 {
+			wg.Go(func() {
+				l := ls[i%3]
+				a, wait, err := l.Admit(t.Context(), account, fmt.Sprintf("192.0.2.%d", i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if a == nil {
+					mu.Lock()
+					refused++
+					mu.Unlock()
+					if right || wait != 30*time.Second {
+						t.Errorf("refused with wait %v (right password: %v)", wait, right)
+					}
+					return
+				}
+				defer a.Release(t.Context())
+				mu.Lock()
+				checking++
+				checked++
+				most = max(most, checking)
+				mu.Unlock()
+				time.Sleep(time.Millisecond) // the check
+				mu.Lock()
+				checking--
+				mu.Unlock()
+				if right {
+					if err := a.Succeed(t.Context()); err != nil {
+						t.Error(err)
+					}
+				} else if _, _, err := a.Fail(t.Context()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		switch {
+		case right && (checked != 30 || most > 5):
+			t.Errorf("right passwords: %d checked, %d at once; want all 30, at most 5 at once", checked, most)
+		case !right && (checked != 5 || refused != 25):
+			t.Errorf("wrong passwords over three instances: %d checked, %d refused; want 5 and 25", checked, refused)
+		}
+	}
+}
+
+// countingStore counts the reads of an AttemptStore.
+type countingStore struct {
+	AttemptStore
+	mu    sync.Mutex
+	reads int
+}
+
+func (s *countingStore) GetAttempts(ctx context.Context, now time.Time, keys ...storage.AttemptKey) ([]storage.Attempts, error) {
+	s.mu.Lock()
+	s.reads++
+	s.mu.Unlock()
+	return s.AttemptStore.GetAttempts(ctx, now, keys...)
+}
+
+// With TrustClean, a success that follows a success within it reads nothing;
+// a failure here is read again at once; a lock made on another instance is seen
+// here once TrustClean has run out.
+func TestLimiter_TrustClean(t *testing.T) {
+	clock := newFakeClock()
+	shared := &memAttempts{m: map[string]storage.AttemptRow{}}
+	here := &countingStore{AttemptStore: shared}
+	cfg := LimiterConfig{AccountFailures: 2, TrustClean: time.Second}
+	l, other := NewLimiter(here, "client", cfg, clock.Now), NewLimiter(shared, "client", cfg, clock.Now)
+
+	for range 3 {
+		a, _ := l.try(now, "acme/svc", "192.0.2.1")
+		a.succeed()
+	}
+	if here.reads != 1 {
+		t.Fatalf("three successes read the store %d times, want once", here.reads)
+	}
+	// Locked on another instance: still open here until TrustClean runs out.
+	fail(t, other, "acme/svc", "198.51.100.1")
+	if got := fail(t, other, "acme/svc", "198.51.100.1"); got == 0 {
+		t.Fatal("two failures on the other instance did not lock")
+	}
+	if got := waitFor(l, "acme/svc", "192.0.2.1"); got != 0 {
+		t.Fatalf("within TrustClean: wait %v, want admitted (the documented staleness)", got)
+	}
+	clock.Advance(time.Second)
+	if got := waitFor(l, "acme/svc", "192.0.2.1"); got == 0 {
+		t.Fatal("after TrustClean: admitted while locked on another instance")
+	}
+	// A failure here is not trusted away: the next attempt reads again.
+	clock.Advance(time.Hour)
+	a, _ := l.try(now, "acme/web", "192.0.2.2")
+	a.succeed()
+	reads := here.reads
+	fail(t, l, "acme/web", "192.0.2.2")
+	waitFor(l, "acme/web", "192.0.2.2")
+	if here.reads != reads+1 {
+		t.Fatalf("the attempt after a failure here read the store %d times, want once", here.reads-reads)
 	}
 }

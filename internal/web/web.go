@@ -1,5 +1,5 @@
 // Package web owns the HTML pages users see (login, consent, logout, account,
-// errors) and the in-memory attempt limiter (of logins, and of client
+// errors) and the attempt limiter (of logins, and of client
 // authentications).
 //
 // Pages are plain HTML forms rendered from embedded html/template files: no

@@ -37,6 +37,9 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, grace time.Duration) (
 			return err
 		}
 		r.AuthCodes = n
+		if r.Attempts, err = purgeAttempts(ctx, tx, now); err != nil {
+			return err
+		}
 		// Refresh tokens go with their families, by foreign-key cascade.
 		for _, p := range []struct {
 			n     *int64
@@ -71,8 +74,9 @@ func (s *Store) Count(ctx context.Context) (storage.Counts, error) {
 			(SELECT count(*) FROM sessions),
 			(SELECT count(*) FROM auth_codes),
 			(SELECT count(*) FROM denied_jwts),
-			(SELECT count(*) FROM client_assertions)`,
-	).Scan(&c.Families, &c.RefreshTokens, &c.Sessions, &c.AuthCodes, &c.DeniedJWTs, &c.ClientAssertions)
+			(SELECT count(*) FROM client_assertions),
+			(SELECT count(*) FROM attempts)`,
+	).Scan(&c.Families, &c.RefreshTokens, &c.Sessions, &c.AuthCodes, &c.DeniedJWTs, &c.ClientAssertions, &c.Attempts)
 	if err != nil {
 		return storage.Counts{}, fmt.Errorf("count stored rows: %w", err)
 	}

@@ -54,7 +54,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"BackchannelCursor", testBackchannelCursor},
 		{"SessionsRevokedAt", testSessionsRevokedAt},
 	}
-	for _, tc := range append(append(tests, adminTests...), changeTests...) {
+	for _, tc := range append(append(append(tests, adminTests...), changeTests...), attemptTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
 		})

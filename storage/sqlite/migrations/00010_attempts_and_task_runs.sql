@@ -1,0 +1,28 @@
+-- State every instance must share (issue 12, item 2).
+--
+-- attempts holds the failure counts of the login and client-authentication
+-- limits, by key (an account, a client, an address): failures, and the attempts
+-- in flight (pending, until pending_until) where a limiter keeps those in the
+-- store. forget_at is when the row is of no more use (failures forgotten, attempts
+-- in flight ended), and the sweep deletes it then. task_runs holds when a periodic task (the sweep) last ran on any instance.
+
+-- +goose Up
+CREATE TABLE attempts (
+    key           TEXT NOT NULL PRIMARY KEY,
+    failures      INTEGER NOT NULL,
+    last_failure  INTEGER NOT NULL,
+    forget_at     INTEGER NOT NULL,
+    pending       INTEGER NOT NULL DEFAULT 0,
+    pending_until INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+CREATE INDEX attempts_forget_at ON attempts (forget_at);
+
+CREATE TABLE task_runs (
+    name     TEXT NOT NULL PRIMARY KEY,
+    last_run INTEGER NOT NULL
+) STRICT;
+
+-- +goose Down
+DROP TABLE task_runs;
+DROP TABLE attempts;
