@@ -257,9 +257,10 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 	})
 
 	// Back-channel logout reads the store itself, not the cache: a client's URI
-	// is read when its logout token is sent.
-	logouts := backchannel.New(backchannel.Config{Store: store, Tokens: tokens, Log: log, RetryBase: opts.BackchannelRetry,
-		GapWait: 2 * opts.StoreTimeout})
+	// is read when its logout token is sent. It reads the feed as far as the
+	// follower has found it whole.
+	logouts := backchannel.New(backchannel.Config{Store: store, Follower: follower, Tokens: tokens, Log: log,
+		RetryBase: opts.BackchannelRetry})
 
 	// One instance of all sweeps per interval (the last sweep is stamped in the store).
 	sweep := server.OncePerInterval(store, "sweep", sweepEvery, time.Now, func(ctx context.Context, now time.Time) error {

@@ -7,7 +7,9 @@
 // (storage's Exclusive) reads the feed from a cursor kept in the store and
 // delivers; the cursor moves past a change only once every delivery it caused
 // has succeeded or finally failed, so a restart (or another instance taking
-// over) repeats at worst what was in flight, and never loses a logout.
+// over) repeats at worst what was in flight, and never loses a logout. It reads
+// the feed only as far as this instance's Follower has found it whole, so a
+// change still in flight on another instance is never skipped.
 package backchannel
 
 import (
@@ -30,7 +32,6 @@ import (
 type Store interface {
 	ListChanges(ctx context.Context, q storage.ChangeQuery) ([]storage.Change, error)
 	LastChangeSeq(ctx context.Context) (int64, error)
-	WatchChanges(ctx context.Context, wake func()) error
 	Exclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error)
 	BackchannelCursor(ctx context.Context) (int64, bool, error)
 	SetBackchannelCursor(ctx context.Context, seq int64) error
@@ -38,6 +39,14 @@ type Store interface {
 	ListSessionsRevokedAt(ctx context.Context, realm string, at time.Time) ([]storage.Session, error)
 	GetClient(ctx context.Context, realm, id string) (storage.Client, error)
 	AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error)
+}
+
+// Follower tells how far the change feed has no gaps: every change with Seq up to
+// Last is visible in the store, or never will be (internal/cluster's Follower).
+type Follower interface {
+	// Wait returns once Last is past after, with Last, or when ctx ends.
+	Wait(ctx context.Context, after int64) (last int64, err error)
+	Last() int64
 }
 
 // Tokens signs logout tokens (internal/token).
@@ -53,10 +62,11 @@ const ExclusiveName = "backchannel logout"
 
 // Config is what a Deliverer runs on. Zero fields take the defaults.
 type Config struct {
-	Store  Store
-	Tokens Tokens
-	Log    *slog.Logger
-	Now    func() time.Time
+	Store    Store
+	Follower Follower
+	Tokens   Tokens
+	Log      *slog.Logger
+	Now      func() time.Time
 	// HTTP sends the logout tokens. Default: a 5 s timeout, no redirects followed.
 	HTTP *http.Client
 	// RetryBase is the wait before the first retry; each later one triples it,
@@ -68,8 +78,9 @@ type Config struct {
 	// only as deliveries finish.
 	Parallel int
 	Queue    int
-	// Poll is the safety net under the feed's wake-ups (default 10 s); Lead is how
-	// often an instance that is not delivering tries to take over (default 5 s).
+	// Poll is how often a failed read of the feed is tried again and the end of
+	// the term looked for (default 10 s); Lead is how often an instance that is
+	// not delivering tries to take over (default 5 s).
 	Poll, Lead time.Duration
 	// Term is how long an instance delivers before it lets go, at a moment when
 	// nothing is in flight, and takes the lock again (default 1 m): should its
@@ -77,10 +88,6 @@ type Config struct {
 	// frees a PostgreSQL advisory lock), two instances deliver at once for no
 	// longer than that.
 	Term time.Duration
-	// GapWait is how long a gap in the feed's sequence is waited for before it is
-	// taken as a rolled-back write: longer than any write may be in flight, the
-	// store timeout (default: storage.DefaultTimeout, doubled).
-	GapWait time.Duration
 }
 
 // Deliverer delivers logout tokens.
@@ -125,9 +132,6 @@ func New(c Config) *Deliverer {
 	}
 	if c.Term <= 0 {
 		c.Term = time.Minute
-	}
-	if c.GapWait <= 0 {
-		c.GapWait = 2 * storage.DefaultTimeout
 	}
 	return &Deliverer{c: c, sem: make(chan struct{}, c.Parallel)}
 }
@@ -178,30 +182,36 @@ func (d *Deliverer) lead(ctx context.Context) error {
 			return err
 		}
 	}
+	// Woken whenever the Follower finds more of the feed whole. Last is taken
+	// before the first read, so no move past it goes unnoticed.
 	wake := make(chan struct{}, 1)
-	watchCtx, stopWatch := context.WithCancel(ctx)
+	waitCtx, stopWait := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer stopWatch()
+	defer stopWait()
+	seen := d.c.Follower.Last()
 	wg.Go(func() {
-		d.c.Store.WatchChanges(watchCtx, func() {
+		for at := seen; ; {
+			var err error
+			if at, err = d.c.Follower.Wait(waitCtx, at); err != nil {
+				return
+			}
 			select {
 			case wake <- struct{}{}:
 			default:
 			}
-		})
+		}
 	})
 
 	done := make(chan int64, d.c.Queue)
 	pending := map[int64]int{} // deliveries not finished, by change
 	inFlight := 0
 	read := cursor // the last change read and dispatched
-	var gapSince time.Time
 	poll := time.NewTicker(d.c.Poll)
 	defer poll.Stop()
 	for {
 		if room := d.c.Queue - inFlight; room > 0 {
-			jobs, last, gapAt, err := d.read(ctx, read, room, &gapSince)
+			jobs, last, err := d.read(ctx, read, d.c.Follower.Last(), room)
 			if err != nil && ctx.Err() == nil {
 				d.c.Log.Warn("back-channel logout: reading the change feed", "err", err)
 			}
@@ -217,19 +227,6 @@ func (d *Deliverer) lead(ctx context.Context) error {
 						}
 					}
 				})
-			}
-			if gapAt {
-				// Come back for the gap soon, even without a wake-up.
-				go func() {
-					select {
-					case <-time.After(d.c.GapWait / 4):
-						select {
-						case wake <- struct{}{}:
-						default:
-						}
-					case <-ctx.Done():
-					}
-				}()
 			}
 		}
 		// The cursor moves to just before the oldest change still delivering.
@@ -263,45 +260,46 @@ func (d *Deliverer) lead(ctx context.Context) error {
 	}
 }
 
-// read reads up to room deliveries' worth of changes after from. It returns the
-// jobs, the last change it read, and whether it stopped at a gap in the
-// sequence that may yet fill (a write still in flight on another instance).
-func (d *Deliverer) read(ctx context.Context, from int64, room int, gapSince *time.Time) ([]job, int64, bool, error) {
-	changes, err := d.c.Store.ListChanges(ctx, storage.ChangeQuery{After: from, Limit: room})
-	if err != nil {
-		return nil, from, false, err
-	}
+// read reads the changes after from up to upTo (the Follower's Last: no gap below
+// it is still to fill), until they make room deliveries. It returns the jobs and
+// the last change it read.
+func (d *Deliverer) read(ctx context.Context, from, upTo int64, room int) ([]job, int64, error) {
 	var jobs []job
-	for _, ch := range changes {
-		if ch.Seq != from+1 {
-			now := d.c.Now()
-			if gapSince.IsZero() {
-				*gapSince = now
-			}
-			if now.Sub(*gapSince) < d.c.GapWait {
-				return jobs, from, true, nil
-			}
-		}
-		*gapSince = time.Time{}
-		var js []job
-		switch ch.Kind {
-		case storage.ChangeSessionEnded:
-			js, err = d.jobs(ctx, ch.Seq, ch.Subject, ch.UserID)
-		case storage.ChangeRealmLogout:
-			js, err = d.realmJobs(ctx, ch)
-		}
+	for from < upTo && len(jobs) < room {
+		// No more than upTo-from changes can lie at or below upTo.
+		changes, err := d.c.Store.ListChanges(ctx, storage.ChangeQuery{After: from, Limit: int(min(int64(room), upTo-from))})
 		if err != nil {
-			return jobs, from, false, err
+			return jobs, from, err
 		}
-		if len(js) > 0 {
-			if len(jobs)+len(js) > room && len(jobs) > 0 {
-				return jobs, from, false, nil // the rest when there is room
+		if len(changes) == 0 || changes[0].Seq > upTo {
+			// What is missing up to upTo was given up by the Follower (rolled back)
+			// or purged: it will never be read.
+			return jobs, upTo, nil
+		}
+		for _, ch := range changes {
+			if ch.Seq > upTo {
+				break
 			}
-			jobs = append(jobs, js...)
+			var js []job
+			switch ch.Kind {
+			case storage.ChangeSessionEnded:
+				js, err = d.jobs(ctx, ch.Seq, ch.Subject, ch.UserID)
+			case storage.ChangeRealmLogout:
+				js, err = d.realmJobs(ctx, ch)
+			}
+			if err != nil {
+				return jobs, from, err
+			}
+			if len(js) > 0 {
+				if len(jobs)+len(js) > room && len(jobs) > 0 {
+					return jobs, from, nil // the rest when there is room
+				}
+				jobs = append(jobs, js...)
+			}
+			from = ch.Seq
 		}
-		from = ch.Seq
 	}
-	return jobs, from, false, nil
+	return jobs, from, nil
 }
 
 // realmJobs are the deliveries of a realm logout: its change names no session,

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/cluster"
 	"github.com/latchkey/latchkey/storage"
 )
 
@@ -73,7 +74,10 @@ func (f *fakeStore) SetBackchannelCursor(ctx context.Context, seq int64) error {
 	f.mu.Lock()
 	f.cursor, f.hasCur = seq, true
 	f.mu.Unlock()
-	f.cursorCh <- seq
+	select { // a failed test may stop reading
+	case f.cursorCh <- seq:
+	case <-ctx.Done():
+	}
 	return nil
 }
 
@@ -98,7 +102,7 @@ func (f *fakeStore) AppendAudit(ctx context.Context, e storage.AuditEvent) (int6
 	return int64(len(f.audit)), nil
 }
 
-// add records a session.ended change and wakes the deliverer.
+// add records a session.ended change and wakes the feed's watcher.
 func (f *fakeStore) add(seq int64, sid string) {
 	f.mu.Lock()
 	f.changes = append(f.changes, storage.Change{Seq: seq, Kind: storage.ChangeSessionEnded, Realm: "acme", Subject: sid, UserID: "u-" + sid})
@@ -135,12 +139,75 @@ func waitCursor(t *testing.T, f *fakeStore, want int64) {
 	}
 }
 
+// nop is the rest of the instance the Follower applies changes to: session
+// changes touch none of it.
+type nop struct{}
+
+func (nop) Add(realm, jti string, until time.Time) {}
+func (nop) InvalidateRealm(realm string)           {}
+func (nop) InvalidateClient(realm, id string)      {}
+func (nop) Clear()                                 {}
+func (nop) Forget(realm string)                    {}
+func (nop) Stale(realm string)                     {}
+func (nop) ForgetVerified()                        {}
+
+// run delivers from f, following its feed with the real cluster Follower, as
+// the server does.
 func run(t *testing.T, f *fakeStore, c Config) {
+	after, _ := f.LastChangeSeq(t.Context())
+	fol := cluster.New(cluster.Config{Feed: f, Deny: nop{}, Cache: nop{}, Keys: nop{}, Verified: nop{}, After: after})
+	c.Follower = fol
 	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { fol.Run(ctx); done <- struct{}{} }()
+	runWith(t, ctx, f, c)
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// runWith runs a Deliverer on f and c.Follower until the test ends.
+func runWith(t *testing.T, ctx context.Context, f *fakeStore, c Config) {
+	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	c.Store, c.Tokens = f, tokens{}
 	go func() { New(c).Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+}
+
+// follower is a Follower whose Last the test sets.
+type follower struct {
+	mu      sync.Mutex
+	last    int64
+	changed chan struct{}
+}
+
+func (f *follower) Last() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
+func (f *follower) Wait(ctx context.Context, after int64) (int64, error) {
+	for {
+		f.mu.Lock()
+		last, changed := f.last, f.changed
+		f.mu.Unlock()
+		if last > after {
+			return last, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return last, ctx.Err()
+		}
+	}
+}
+
+func (f *follower) set(last int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.last = last
+	close(f.changed)
+	f.changed = make(chan struct{})
 }
 
 // The cursor stays before a change whose delivery is still being retried, so a
@@ -278,4 +345,42 @@ func TestTermsEndAndDeliveryGoesOn(t *testing.T) {
 		t.Fatalf("delivered %q after a new term", got)
 	}
 	waitCursor(t, f, 2)
+}
+
+// The feed is read only as far as the Follower has found it whole: a change
+// past its Last (a gap below it may yet fill) waits until Last passes it; a gap
+// the Follower gave up on is stepped over.
+func TestReadsOnlyUpToTheFollowersLast(t *testing.T) {
+	var mu sync.Mutex
+	released := false
+	delivered := make(chan string, 10)
+	rp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		sid := r.PostForm.Get("logout_token")
+		mu.Lock()
+		if sid == "c" && !released {
+			t.Errorf("change 3 delivered while the Follower's Last was 1")
+		}
+		mu.Unlock()
+		delivered <- sid
+	}))
+	defer rp.Close()
+	f := &fakeStore{hasCur: true, uri: rp.URL, cursorCh: make(chan int64, 100),
+		clients: map[string][]storage.SessionClient{"a": {{Realm: "acme", ClientID: "web"}}, "c": {{Realm: "acme", ClientID: "web"}}}}
+	f.add(1, "a")
+	f.add(3, "c") // 2 is missing
+	fol := &follower{last: 1, changed: make(chan struct{})}
+	runWith(t, t.Context(), f, Config{Follower: fol})
+	if got := <-delivered; got != "a" {
+		t.Fatalf("delivered %q, want a", got)
+	}
+	waitCursor(t, f, 1)
+	mu.Lock()
+	released = true
+	mu.Unlock()
+	fol.set(3) // 2 given up: rolled back
+	if got := <-delivered; got != "c" {
+		t.Fatalf("delivered %q, want c", got)
+	}
+	waitCursor(t, f, 3)
 }
