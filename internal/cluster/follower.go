@@ -49,6 +49,9 @@ const (
 	gapRetry = 20 * time.Millisecond
 	// maxMissing bounds the gaps remembered; past it, the rest count as lost.
 	maxMissing = 10000
+	// primeWindow is how many Seqs below its starting cursor a follower checks
+	// for changes still in flight.
+	primeWindow = 1000
 )
 
 // Config is what a Follower works on.
@@ -165,6 +168,17 @@ func (f *Follower) Run(ctx context.Context) {
 	}()
 	defer func() { <-watchDone }()
 
+	for ctx.Err() == nil {
+		err := f.prime(ctx)
+		if err == nil {
+			break
+		}
+		f.cfg.Log.Warn("change feed: reading recent changes failed", "err", err)
+		select {
+		case <-time.After(f.cfg.Poll):
+		case <-ctx.Done():
+		}
+	}
 	poll := time.NewTicker(f.cfg.Poll)
 	defer poll.Stop()
 	for {
@@ -188,6 +202,38 @@ func (f *Follower) Run(ctx context.Context) {
 		case <-retry:
 		}
 	}
+}
+
+// prime takes as missing the Seqs just below the starting cursor that are not
+// visible yet: on a shared store a write that took its Seq before the cursor was
+// read may commit after it. The last primeWindow Seqs are read (applying a change
+// twice is harmless), and those not there are waited for like any gap: at worst
+// (a Seq a rollback left unused) Last waits GapTimeout at start.
+func (f *Follower) prime(ctx context.Context) error {
+	from := max(f.ahead-primeWindow, 0)
+	recent, err := f.cfg.Feed.ListChanges(ctx, storage.ChangeQuery{After: from, Limit: primeWindow})
+	if err != nil {
+		return err
+	}
+	now := f.cfg.Now()
+	seen := map[int64]bool{}
+	for _, c := range recent {
+		if c.Seq <= f.ahead {
+			seen[c.Seq] = true
+			f.apply(c, now)
+		}
+	}
+	for s := from + 1; s <= f.ahead; s++ {
+		if !seen[s] {
+			f.missing[s] = now
+		}
+	}
+	if len(f.missing) > 0 {
+		f.mu.Lock()
+		f.last = min(f.last, slices.Min(mapKeys(f.missing))-1)
+		f.mu.Unlock()
+	}
+	return nil
 }
 
 // catchUp reads the feed from Last to its end, in batches, applying what it has

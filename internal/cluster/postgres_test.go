@@ -111,3 +111,29 @@ func TestFollower_PostgresGapFillsOrTimesOut(t *testing.T) {
 		t.Fatal("a rolled-back change was applied")
 	}
 }
+
+// A change whose transaction took its Seq before an instance read its starting
+// cursor, and commits after, is applied when it commits: the Seqs below the
+// cursor still missing are waited for like any gap.
+func TestFollower_PostgresChangeInFlightAtStartIsApplied(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.DSN(t)
+	st, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	seed(t, st)
+	held, tx := heldChange(t, dsn, "in-flight")
+	deny(t, st, "committed") // the cursor the follower starts after is above held
+	in := follow(t, st, cluster.Config{Poll: time.Hour, GapTimeout: 5 * time.Second})
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := in.f.Wait(wctx, held); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "the change in flight at start applied", func() bool { return in.deny.Denied("acme", "in-flight") })
+}
