@@ -37,6 +37,7 @@ type authRequest struct {
 	RedirectGiven bool     `json:"rg"` // the request named it (so the token request must too)
 	Scopes        []string `json:"s"`
 	State         string   `json:"st,omitempty"`
+	ResponseMode  string   `json:"rm,omitempty"` // "" (query), fragment or form_post
 	Nonce         string   `json:"n,omitempty"`
 	CodeChallenge string   `json:"cc,omitempty"`
 	Prompt        []string `json:"p,omitempty"`
@@ -60,6 +61,18 @@ func (e *redirectError) Error() string { return e.code + ": " + e.description }
 func redirectErr(code, description string) error {
 	return &redirectError{code: code, description: description}
 }
+
+// Response modes (OAuth 2.0 Multiple Response Type Encoding Practices §2.1, OAuth
+// 2.0 Form Post Response Mode §2). query, the default for response_type=code, is
+// kept as "" in an authRequest.
+const (
+	modeQuery    = "query"
+	modeFragment = "fragment"
+	modeFormPost = "form_post"
+)
+
+// responseModes are the modes served, as discovery lists them.
+var responseModes = []string{modeQuery, modeFragment, modeFormPost}
 
 // challengeSyntax is an S256 code_challenge: 43 base64url characters.
 var challengeSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
@@ -123,14 +136,26 @@ func authParams(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 }
 
 func (h *Handler) validateAuthRequest(req *authRequest, p url.Values, client storage.Client) error {
+	// The response mode first, so that the errors below go back the way the client
+	// asked; an unknown one is refused in the default mode (query).
+	switch rm := p.Get("response_mode"); rm {
+	case "", modeQuery:
+	case modeFragment:
+		req.ResponseMode = rm
+	case modeFormPost:
+		// The form is POSTed by the browser: only to a web address.
+		if u, err := url.Parse(req.RedirectURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+			return redirectErr("invalid_request", "response_mode=form_post needs an http or https redirect_uri")
+		}
+		req.ResponseMode = rm
+	default:
+		return redirectErr("invalid_request", "response_mode must be query, fragment or form_post")
+	}
 	switch rt := p.Get("response_type"); {
 	case rt == "":
 		return redirectErr("invalid_request", "response_type is required")
 	case rt != "code":
 		return redirectErr("unsupported_response_type", "only response_type=code is supported")
-	}
-	if rm := p.Get("response_mode"); rm != "" && rm != "query" {
-		return redirectErr("invalid_request", "only response_mode=query is supported")
 	}
 	if p.Has("request") {
 		return redirectErr("request_not_supported", "request objects are not supported")
@@ -259,7 +284,7 @@ func (h *Handler) issueCode(w http.ResponseWriter, r *http.Request, realm storag
 		h.writeError(w, r, err)
 		return
 	}
-	h.redirectTo(w, r, req.RedirectURI, url.Values{"code": {code}}, req.State, realm)
+	h.respond(w, r, realm, req, url.Values{"code": {code}})
 }
 
 // redirectError sends an error to the client's (registered) redirect URI.
@@ -269,29 +294,47 @@ func (h *Handler) redirectError(w http.ResponseWriter, r *http.Request, realm st
 		h.writeError(w, r, err)
 		return
 	}
-	h.redirectTo(w, r, req.RedirectURI, url.Values{"error": {re.code}, "error_description": {re.description}}, req.State, realm)
+	h.respond(w, r, realm, req, url.Values{"error": {re.code}, "error_description": {re.description}})
 }
 
-// redirectTo sends the browser to the redirect URI with params, state and iss added
-// to whatever query the URI has. 303 turns a POSTed form into a GET.
-func (h *Handler) redirectTo(w http.ResponseWriter, r *http.Request, redirectURI string, params url.Values, state string, realm storage.Realm) {
-	u, err := url.Parse(redirectURI)
+// respond sends the authorization response (params, with the state and iss, RFC
+// 9207) to the request's registered redirect URI in its response mode: added to
+// whatever query the URI has, in the fragment, or in a form the browser POSTs
+// there. Redirects are 303, which turns a POSTed form into a GET.
+func (h *Handler) respond(w http.ResponseWriter, r *http.Request, realm storage.Realm, req authRequest, params url.Values) {
+	u, err := url.Parse(req.RedirectURI)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	q := u.Query()
-	for k, v := range params {
-		q[k] = v
+	if req.State != "" {
+		params.Set("state", req.State)
 	}
-	if state != "" {
-		q.Set("state", state)
+	params.Set("iss", h.tokens.Issuer(realm.Name))
+	if req.ResponseMode == modeFormPost {
+		fields := make(map[string]string, len(params))
+		for k := range params {
+			fields[k] = params.Get(k)
+		}
+		h.pages.FormPost(w, web.FormPostPage{Common: h.common(realm), Action: req.RedirectURI, Fields: fields})
+		return
 	}
-	q.Set("iss", h.tokens.Issuer(realm.Name))
-	u.RawQuery = q.Encode()
+	var location string
+	if req.ResponseMode == modeFragment {
+		// Multiple Response Type Encoding Practices §2.1: form-encoded in the
+		// fragment. Registered URIs have none of their own (RFC 6749 §3.1.2).
+		location = u.String() + "#" + params.Encode()
+	} else {
+		q := u.Query()
+		for k, v := range params {
+			q[k] = v
+		}
+		u.RawQuery = q.Encode()
+		location = u.String()
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
-	http.Redirect(w, r, u.String(), http.StatusSeeOther)
+	http.Redirect(w, r, location, http.StatusSeeOther)
 }
 
 func (h *Handler) common(realm storage.Realm, origins ...string) web.Common {

@@ -75,7 +75,7 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storag
 		RevocationEndpoint:               issuer + revokePath,
 		ScopesSupported:                  append([]string{}, scopes...),
 		ResponseTypesSupported:           []string{"code"},
-		ResponseModesSupported:           []string{"query"},
+		ResponseModesSupported:           responseModes,
 		GrantTypesSupported:              []string{"authorization_code", "client_credentials", "refresh_token"},
 		CodeChallengeMethodsSupported:    []string{"S256"},
 		SubjectTypesSupported:            []string{"public"},

@@ -5,6 +5,7 @@
 // Pages are plain HTML forms rendered from embedded html/template files: no
 // JavaScript and no external resources, so the Content-Security-Policy can stay
 // as strict as "default-src 'none'" with only the embedded stylesheet allowed.
+// The one script, the form_post page's auto-submit, is allowed by its hash.
 package web
 
 import (
@@ -32,6 +33,11 @@ const stylesheetPath = "/static/latchkey.css"
 // render executes into a buffer first so a template error becomes a plain 500,
 // never half a page under a 200.
 func render(w http.ResponseWriter, status int, t *template.Template, c Common, data any) {
+	renderPolicy(w, status, t, contentSecurityPolicy(c.FormActionOrigins), data)
+}
+
+// renderPolicy is render with the page's own Content-Security-Policy.
+func renderPolicy(w http.ResponseWriter, status int, t *template.Template, csp string, data any) {
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", data); err != nil {
 		w.Header().Set("Cache-Control", "no-store")
@@ -47,7 +53,7 @@ func render(w http.ResponseWriter, status int, t *template.Template, c Common, d
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", contentSecurityPolicy(c.FormActionOrigins))
+	h.Set("Content-Security-Policy", csp)
 	h.Set("Content-Length", fmt.Sprint(buf.Len()))
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())

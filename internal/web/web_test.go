@@ -1,6 +1,8 @@
 package web
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"html/template"
 	"net/http"
 	"net/http/httptest"
@@ -355,4 +357,48 @@ func TestPages_LabelsMatchInputs(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestFormPost_EscapedFieldsAndOnlyItsScriptAllowed(t *testing.T) {
+	p := newPages(t)
+	rec := httptest.NewRecorder()
+	p.FormPost(rec, FormPostPage{Common: common, Action: "https://app.example:8443/cb?x=1&y=2",
+		Fields: map[string]string{"state": evil, "code": "c", "iss": "https://id.example/realms/a"}})
+	body := rec.Body.String()
+	if rec.Code != http.StatusOK {
+		t.Errorf("status = %d", rec.Code)
+	}
+	for _, want := range []string{
+		`<form method="post" action="https://app.example:8443/cb?x=1&amp;y=2">`,
+		`<input type="hidden" name="code" value="c">`,
+		`<input type="hidden" name="state" value="&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;">`,
+		`<button type="submit">Continue</button>`,
+		`<script>document.forms[0].submit()</script>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("form_post page lacks %s\n%s", want, body)
+		}
+	}
+	if n := strings.Count(body, "<script"); n != 1 {
+		t.Errorf("%d scripts on the page, want the auto-submit only", n)
+	}
+	// sha256 of "document.forms[0].submit()".
+	wantCSP := "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'sha256-" + scriptHash(t, "document.forms[0].submit()") +
+		"'; form-action https://app.example:8443; frame-ancestors 'none'; base-uri 'none'"
+	for h, want := range map[string]string{
+		"Content-Security-Policy": wantCSP,
+		"Cache-Control":           "no-store",
+		"Referrer-Policy":         "no-referrer",
+		"X-Frame-Options":         "DENY",
+	} {
+		if got := rec.Header().Get(h); got != want {
+			t.Errorf("%s = %q, want %q", h, got, want)
+		}
+	}
+}
+
+func scriptHash(t *testing.T, script string) string {
+	t.Helper()
+	sum := sha256.Sum256([]byte(script))
+	return base64.StdEncoding.EncodeToString(sum[:])
 }
