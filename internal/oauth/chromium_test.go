@@ -46,6 +46,9 @@ type chromium struct {
 	t         *testing.T
 	tab       context.Context
 	callbacks chan *url.URL
+	// posted holds the form of each callback that was a POST (form_post), sent
+	// before its URL arrives on callbacks.
+	posted chan url.Values
 
 	mu  sync.Mutex
 	log []string // the browser's log for the tab; a CSP violation is reported here
@@ -89,7 +92,7 @@ func newChromium(t *testing.T) *chromium {
 		chromedp.CombinedOutput(output),
 	)
 	tab, cancelTab := chromedp.NewContext(alloc)
-	c := &chromium{t: t, tab: tab, callbacks: make(chan *url.URL, 16)}
+	c := &chromium{t: t, tab: tab, callbacks: make(chan *url.URL, 16), posted: make(chan url.Values, 16)}
 	answered := make(chan struct{})
 	t.Cleanup(func() {
 		cancelTab()
@@ -127,6 +130,17 @@ func newChromium(t *testing.T) *chromium {
 				return
 			}
 			u, _ := url.Parse(ev.Request.URL)
+			if ev.Request.Method == "POST" {
+				var body []byte
+				for _, e := range ev.Request.PostDataEntries {
+					body = append(body, e.Bytes...)
+				}
+				f, _ := url.ParseQuery(string(body))
+				select {
+				case c.posted <- f:
+				default:
+				}
+			}
 			// The app's page: a navigation that ends here ends on a document, not
 			// on an error page, so the next step starts from a settled tab.
 			chromedp.Call(tab, fetch.FulfillRequest, fetch.FulfillRequestParams{
