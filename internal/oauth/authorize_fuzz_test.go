@@ -1,9 +1,11 @@
 package oauth
 
 import (
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -12,7 +14,8 @@ import (
 // Whatever arrives at the authorization endpoint, by GET or POST: never a panic or a
 // 5xx, never a code without a session, and a browser is only ever sent to a redirect
 // URI registered for the client the request names (the one the request gave, when
-// it gave one), carrying the request's state.
+// it gave one), carrying the request's state, whether by a redirect (the response
+// in the query or the fragment) or by a form_post page.
 func FuzzAuthorizationRequest(f *testing.F) {
 	inst := fuzzInstance(f)
 	valid := "response_type=code&client_id=web&redirect_uri=http%3A%2F%2F127.0.0.1%3A9999%2Fcb&scope=openid+profile&state=xyz" +
@@ -27,6 +30,9 @@ func FuzzAuthorizationRequest(f *testing.F) {
 	f.Add("client_id=web&client_id=spa", false)
 	f.Add("client_id=%zz", true)
 	f.Add(valid+"&max_age=-1&prompt=login+none", false)
+	f.Add(valid+"&response_mode=fragment&prompt=none", false)
+	f.Add(valid+"&response_mode=form_post&scope=admin", true)
+	f.Add(valid+"&response_mode=query.jwt", false)
 	f.Fuzz(func(t *testing.T, query string, post bool) {
 		var req *http.Request
 		if post {
@@ -41,17 +47,42 @@ func FuzzAuthorizationRequest(f *testing.F) {
 		if rec.Code >= 500 {
 			t.Fatalf("status %d for %q: %s", rec.Code, query, rec.Body)
 		}
-		loc := rec.Header().Get("Location")
-		if loc == "" {
-			return
+		// Where the browser is sent, and the response it carries.
+		var dest *url.URL
+		var resp url.Values
+		if m := formPostForm.FindStringSubmatch(rec.Body.String()); rec.Code == http.StatusOK && m != nil {
+			var err error
+			if dest, err = url.Parse(html.UnescapeString(m[1])); err != nil {
+				t.Fatalf("unreadable form action %q for %q", m[1], query)
+			}
+			if !dest.IsAbs() {
+				return // the login page
+			}
+			resp = url.Values{}
+			for _, f := range formPostField.FindAllStringSubmatch(rec.Body.String(), -1) {
+				resp.Add(html.UnescapeString(f[1]), html.UnescapeString(f[2]))
+			}
+		} else {
+			loc := rec.Header().Get("Location")
+			if loc == "" {
+				return
+			}
+			u, err := url.Parse(loc)
+			if err != nil {
+				t.Fatalf("unreadable Location %q for %q", loc, query)
+			}
+			if !u.IsAbs() {
+				return // a page of this server
+			}
+			resp = u.Query()
+			if u.Fragment != "" {
+				if resp, err = url.ParseQuery(u.EscapedFragment()); err != nil || u.RawQuery != "" {
+					t.Fatalf("unreadable fragment, or a response split over query and fragment: %s", loc)
+				}
+			}
+			dest = u
 		}
-		u, err := url.Parse(loc)
-		if err != nil {
-			t.Fatalf("unreadable Location %q for %q", loc, query)
-		}
-		if !u.IsAbs() {
-			return // a page of this server
-		}
+		loc := dest.String()
 		params, err := url.ParseQuery(query)
 		if err != nil {
 			t.Fatalf("an unreadable request %q was sent to %s", query, loc)
@@ -60,20 +91,25 @@ func FuzzAuthorizationRequest(f *testing.F) {
 		if err != nil {
 			t.Fatalf("request %q for an unknown client was sent to %s", query, loc)
 		}
-		base := *u
-		base.RawQuery = ""
+		base := *dest
+		base.RawQuery, base.Fragment, base.RawFragment = "", "", ""
 		if !slices.Contains(client.RedirectURIs, base.String()) {
 			t.Fatalf("request %q was sent to %s, not registered for %s", query, loc, client.ID)
 		}
 		if ru := params.Get("redirect_uri"); ru != "" && ru != base.String() {
 			t.Fatalf("request %q named %s but was sent to %s", query, ru, loc)
 		}
-		q := u.Query()
-		if q.Has("code") {
-			t.Fatalf("request %q got a code without a session: %s", query, loc)
+		if resp.Has("code") {
+			t.Fatalf("request %q got a code without a session: %s %v", query, loc, resp)
 		}
-		if q.Get("state") != params.Get("state") || q.Get("error") == "" {
-			t.Fatalf("request %q: redirect %s lacks its state or error", query, loc)
+		if resp.Get("state") != params.Get("state") || resp.Get("error") == "" {
+			t.Fatalf("request %q: response %v to %s lacks its state or error", query, resp, loc)
 		}
 	})
 }
+
+// The form of a form_post page, and its fields.
+var (
+	formPostForm  = regexp.MustCompile(`<form method="post" action="([^"]*)">`)
+	formPostField = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+)
