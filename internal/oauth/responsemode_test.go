@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/latchkey/latchkey/storage"
 )
 
 // The response modes are decided before any store work, so one backend is enough.
@@ -195,5 +197,43 @@ func TestDiscovery_ResponseModes(t *testing.T) {
 	}
 	if !slices.Equal(got, []string{"query", "fragment", "form_post"}) {
 		t.Fatalf("response_modes_supported = %v", got)
+	}
+}
+
+// A native app's redirect URI cannot take a POST from the browser: form_post to
+// it is invalid_request, sent back in the query; fragment is fine.
+func TestAuthorize_FormPostNeedsAWebRedirectURI(t *testing.T) {
+	inst := chromiumInstance(t)
+	const native = "com.example.app:/cb"
+	now := inst.clock.Now().UTC()
+	if err := inst.store.CreateClient(t.Context(), storage.Client{Realm: "acme", ID: "native", RedirectURIs: []string{native},
+		GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid"}, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(mode string) *url.URL {
+		t.Helper()
+		res, err := noFollow.Get(authURL(inst, "acme", "client_id", "native", "redirect_uri", native, "scope", "openid", "response_mode", mode))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		loc, err := res.Location()
+		if err != nil || res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("response_mode=%s: %d, no redirect", mode, res.StatusCode)
+		}
+		return loc
+	}
+	if loc := get("form_post"); !strings.HasPrefix(loc.String(), native+"?") || loc.Query().Get("error") != "invalid_request" || loc.Query().Get("state") != "xyz" {
+		t.Errorf("form_post to %s: Location %s, want invalid_request in the query", native, loc)
+	}
+	// prompt=none without a session: login_required, in the fragment.
+	res, err := noFollow.Get(authURL(inst, "acme", "client_id", "native", "redirect_uri", native, "scope", "openid", "response_mode", "fragment", "prompt", "none"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if loc, _ := res.Location(); loc == nil || !strings.HasPrefix(loc.String(), native+"#") {
+		t.Errorf("fragment to %s: Location %v, want login_required in the fragment", native, loc)
 	}
 }
