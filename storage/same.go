@@ -22,6 +22,7 @@ func SameClient(a, b Client) bool {
 		slices.Equal(a.GrantTypes, b.GrantTypes) &&
 		slices.Equal(a.Scopes, b.Scopes) &&
 		slices.Equal(a.Audiences, b.Audiences) &&
+		slices.Equal(a.WebOrigins, b.WebOrigins) &&
 		a.ThirdParty == b.ThirdParty && a.Disabled == b.Disabled &&
 		a.PKCEOptional == b.PKCEOptional && a.IDTokenSignedResponseAlg == b.IDTokenSignedResponseAlg &&
 		a.BackchannelLogoutURI == b.BackchannelLogoutURI &&

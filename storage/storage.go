@@ -130,7 +130,12 @@ type Client struct {
 	Scopes                 []string // the scopes the client may ask for
 	Audiences              []string // RFC 8707 resources the client may ask tokens for
 	ThirdParty             bool     // third-party clients get a consent screen
-	Disabled               bool
+	// WebOrigins are the origins (scheme://host[:port]) whose pages may call the
+	// realm's token, userinfo, revocation, logout and account endpoints with
+	// credentials (CORS), as Keycloak's webOrigins; "+" stands for the origins of
+	// the redirect URIs, and an empty list means just that.
+	WebOrigins []string
+	Disabled   bool
 	// PKCEOptional lets a confidential client skip PKCE; public clients never may.
 	PKCEOptional bool
 	// IDTokenSignedResponseAlg is the alg of the client's ID tokens; empty means RS256.

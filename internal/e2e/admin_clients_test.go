@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -224,4 +225,51 @@ func TestAdmin_ClientSecretRotation(t *testing.T) {
 
 func containsAny(s string, subs ...string) bool {
 	return slices.ContainsFunc(subs, func(sub string) bool { return sub != "" && strings.Contains(s, sub) })
+}
+
+// web_origins through the admin API: set, read back, refused with its field
+// path when it is "*" or no origin, and honoured by the token endpoint's CORS.
+func TestAdmin_ClientWebOrigins(t *testing.T) {
+	stores(t, func(t *testing.T, db string) {
+		s := startAdmin(t, db)
+		a := root(t, s)
+		origins := []string{"+", "http://127.0.0.1:9998"}
+		r := want(t, "create spa3", a.do("PUT", "/admin/realms/acme/clients/spa3", map[string]any{
+			"grant_types": []string{"authorization_code"}, "redirect_uris": []string{callback}, "web_origins": origins}), 201)
+		if got := strs(r.body["web_origins"]); !slices.Equal(got, origins) {
+			t.Fatalf("created spa3: %s", r.raw)
+		}
+		r = want(t, "get spa3", a.do("GET", "/admin/realms/acme/clients/spa3", nil), 200)
+		if got := strs(r.body["web_origins"]); !slices.Equal(got, origins) {
+			t.Fatalf("get spa3: %s", r.raw)
+		}
+		for _, bad := range []string{"*", "https://app.example/path"} {
+			r = wantProblem(t, "web origin "+bad, a.bad("PUT", "/admin/realms/acme/clients/spa4", map[string]any{
+				"grant_types": []string{"authorization_code"}, "redirect_uris": []string{callback}, "web_origins": []string{bad}}), 400)
+			if !slices.Contains(fieldErrors(r), "web_origins[0]") {
+				t.Fatalf("web origin %q: %s", bad, r.raw)
+			}
+		}
+
+		req, _ := http.NewRequest("OPTIONS", s.tokenURL(), nil)
+		req.Header.Set("Origin", "http://127.0.0.1:9998")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.Header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:9998" || res.Header.Get("Access-Control-Allow-Credentials") != "true" {
+			t.Fatalf("preflight from spa3's web origin: %d %v", res.StatusCode, res.Header)
+		}
+	})
+}
+
+func strs(v any) []string {
+	var out []string
+	l, _ := v.([]any)
+	for _, s := range l {
+		out = append(out, s.(string))
+	}
+	return out
 }

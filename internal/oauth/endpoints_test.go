@@ -575,34 +575,107 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	})
 }
 
-// A single-page app on a registered origin may call the token endpoint by fetch;
-// other origins get no CORS headers, so browsers keep their pages out.
-func TestCORSForRegisteredOrigins(t *testing.T) {
+// A single-page app on its client's web origins may call the token endpoint
+// (and revocation, userinfo, logout, account) by fetch with credentials, as
+// keycloak-js does: the exact origin comes back with
+// Access-Control-Allow-Credentials, never "*"; other origins get no CORS headers,
+// so browsers keep their pages out. spa registers "+" (its redirect URIs'
+// origin, :9999) and :9998; web registers :9997 only.
+func TestCORSForWebOrigins(t *testing.T) {
+	const spaOrigin, spaExtra, webOrigin, evil = "http://127.0.0.1:9999", "http://127.0.0.1:9998", "http://127.0.0.1:9997", "https://evil.example"
 	start(t, func(t *testing.T, inst *instance) {
-		preflight := func(o string) response {
-			req, _ := http.NewRequest("OPTIONS", inst.tokenURL("acme"), nil)
+		allowed := func(what string, r response, o string) {
+			t.Helper()
+			if r.header.Get("Access-Control-Allow-Origin") != o || r.header.Get("Access-Control-Allow-Credentials") != "true" ||
+				!slices.Contains(r.header.Values("Vary"), "Origin") {
+				t.Fatalf("%s from %s: %d %v", what, o, r.status, r.header)
+			}
+		}
+		refused := func(what string, r response) {
+			t.Helper()
+			if r.header.Get("Access-Control-Allow-Origin") != "" || r.header.Get("Access-Control-Allow-Credentials") != "" ||
+				!slices.Contains(r.header.Values("Vary"), "Origin") {
+				t.Fatalf("%s: CORS allowed: %d %v", what, r.status, r.header)
+			}
+		}
+		preflight := func(endpoint, o string) response {
+			req, _ := http.NewRequest("OPTIONS", endpoint, nil)
 			req.Header.Set("Origin", o)
 			req.Header.Set("Access-Control-Request-Method", "POST")
 			req.Header.Set("Access-Control-Request-Headers", "content-type")
 			return do(t, req)
 		}
-		ok := preflight("http://127.0.0.1:9999")
-		if ok.status != 204 || ok.header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:9999" ||
-			!strings.Contains(ok.header.Get("Access-Control-Allow-Headers"), "Content-Type") {
-			t.Fatalf("preflight from a registered origin: %d %v", ok.status, ok.header)
+		call := func(method, endpoint, o, basic string, f url.Values) response {
+			req, _ := http.NewRequest(method, endpoint, strings.NewReader(f.Encode()))
+			if method == "POST" {
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
+			if id, secret, ok := strings.Cut(basic, ":"); ok {
+				req.SetBasicAuth(id, secret)
+			}
+			if o != "" {
+				req.Header.Set("Origin", o)
+			}
+			return do(t, req)
 		}
-		if ok.header.Get("Access-Control-Allow-Credentials") != "" {
-			t.Fatal("credentials allowed")
+		iss := inst.issuer("acme")
+		endpoints := []string{inst.tokenURL("acme"), inst.revokeURL("acme"), iss + userinfoPath, iss + logoutPath, iss + accountPath}
+		for _, e := range endpoints {
+			// A preflight names no client: any client's web origins count.
+			for _, o := range []string{spaOrigin, spaExtra, webOrigin} {
+				r := preflight(e, o)
+				allowed("preflight "+e, r, o)
+				if r.status != 204 || !strings.Contains(r.header.Get("Access-Control-Allow-Headers"), "Content-Type") ||
+					!strings.Contains(r.header.Get("Access-Control-Allow-Methods"), "POST") {
+					t.Fatalf("preflight %s from %s: %d %v", e, o, r.status, r.header)
+				}
+			}
+			refused("preflight "+e+" from another origin", preflight(e, evil))
+			refused("preflight "+e+" from a redirect URI's origin with the scheme changed", preflight(e, "https://127.0.0.1:9999"))
 		}
-		if bad := preflight("https://evil.example"); bad.header.Get("Access-Control-Allow-Origin") != "" {
-			t.Fatalf("preflight from a foreign origin allowed: %v", bad.header)
+
+		// The token endpoint: the requesting client's origins, once it is known.
+		// An error is readable too (keycloak-js reads invalid_grant).
+		spaCode := form("grant_type", "authorization_code", "client_id", "spa", "code", "bogus", "redirect_uri", callback, "code_verifier", strings.Repeat("v", 43))
+		for _, o := range []string{spaOrigin, spaExtra} {
+			r := call("POST", inst.tokenURL("acme"), o, "", spaCode)
+			allowed("spa's token request", r, o)
+			if r.status != 400 || r.body["error"] != "invalid_grant" {
+				t.Fatalf("spa's bogus code: %d %s", r.status, r.raw)
+			}
 		}
-		req, _ := http.NewRequest("POST", inst.tokenURL("acme"), strings.NewReader("grant_type=client_credentials"))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", "http://127.0.0.1:9999")
-		req.SetBasicAuth("svc", "svc-secret-123-0123456789abcdefghijklmnop")
-		if r := do(t, req); r.status != 200 || r.header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:9999" {
-			t.Fatalf("token response to a registered origin: %d %v", r.status, r.header)
+		refused("spa's token request from another origin", call("POST", inst.tokenURL("acme"), evil, "", spaCode))
+		refused("spa's token request from web's origin", call("POST", inst.tokenURL("acme"), webOrigin, "", spaCode))
+		webCC := form("grant_type", "refresh_token", "refresh_token", "bogus")
+		allowed("web's token request", call("POST", inst.tokenURL("acme"), webOrigin, "web:web-secret-123-0123456789abcdefghijklmnop", webCC), webOrigin)
+		// web listed its origins without "+": its redirect URIs' origin is out.
+		refused("web's token request from its redirect URI's origin", call("POST", inst.tokenURL("acme"), spaOrigin, "web:web-secret-123-0123456789abcdefghijklmnop", webCC))
+		// svc registered no origin: a success is not readable from spa's.
+		r := call("POST", inst.tokenURL("acme"), spaOrigin, "svc:svc-secret-123-0123456789abcdefghijklmnop", form("grant_type", "client_credentials"))
+		if r.status != 200 {
+			t.Fatalf("svc's token: %d %s", r.status, r.raw)
+		}
+		refused("svc's token request", r)
+		refused("an unknown client's token request", call("POST", inst.tokenURL("acme"), spaOrigin, "", form("grant_type", "authorization_code", "client_id", "nope")))
+		// No Origin: no CORS headers, but still Vary.
+		refused("a token request without Origin", call("POST", inst.tokenURL("acme"), "", "", spaCode))
+
+		// Revocation: the requesting client's origins.
+		allowed("spa's revocation", call("POST", inst.revokeURL("acme"), spaExtra, "", form("client_id", "spa", "token", "bogus")), spaExtra)
+		refused("spa's revocation from web's origin", call("POST", inst.revokeURL("acme"), webOrigin, "", form("client_id", "spa", "token", "bogus")))
+
+		// Userinfo, logout, account: any client of the realm.
+		for _, e := range []string{iss + userinfoPath, iss + logoutPath, iss + accountPath} {
+			allowed("GET "+e, call("GET", e, webOrigin, "", nil), webOrigin)
+			refused("GET "+e+" from another origin", call("GET", e, evil, "", nil))
+		}
+
+		// Discovery and JWKS: any origin, without credentials.
+		for _, e := range []string{iss + "/.well-known/openid-configuration", iss + certsPath} {
+			r := call("GET", e, evil, "", nil)
+			if r.header.Get("Access-Control-Allow-Origin") != "*" || r.header.Get("Access-Control-Allow-Credentials") != "" {
+				t.Fatalf("GET %s: %v", e, r.header)
+			}
 		}
 	})
 }

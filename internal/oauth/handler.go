@@ -149,11 +149,11 @@ var clientAuthLimits = web.LimiterConfig{
 // Register adds the endpoints to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	realm := "/realms/{realm}"
-	mux.HandleFunc(realm+tokenPath, h.withRealm(h.cors(h.token)))
+	mux.HandleFunc(realm+tokenPath, h.withRealm(h.corsByClient(h.token)))
 	mux.HandleFunc(realm+introspectPath, h.withRealm(h.introspect))
-	mux.HandleFunc(realm+revokePath, h.withRealm(h.cors(h.revoke)))
+	mux.HandleFunc(realm+revokePath, h.withRealm(h.corsByClient(h.revoke)))
 	mux.HandleFunc("GET "+realm+certsPath, h.withRealm(h.certs))
-	mux.HandleFunc(realm+userinfoPath, h.withRealm(h.cors(h.userinfo)))
+	mux.HandleFunc(realm+userinfoPath, h.withRealm(h.corsRealm(h.userinfo)))
 	if h.events != nil {
 		mux.HandleFunc("GET "+realm+revocationEventsPath, h.withRealm(h.revocationEvents))
 	}
@@ -164,9 +164,10 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc(realm+authPath, h.withRealm(h.authorize))
 	mux.Handle("POST "+realm+loginPath, browser.Handler(h.withRealm(h.login)))
 	mux.Handle("POST "+realm+consentPath, browser.Handler(h.withRealm(h.consent)))
-	mux.HandleFunc(realm+logoutPath, h.withRealm(h.logout))
+	mux.HandleFunc(realm+logoutPath, h.withRealm(h.corsRealm(h.logout)))
 	mux.Handle("POST "+realm+logoutConfirmPath, browser.Handler(h.withRealm(h.logoutConfirm)))
-	mux.HandleFunc("GET "+realm+accountPath, h.withRealm(h.account))
+	mux.HandleFunc("GET "+realm+accountPath, h.withRealm(h.corsRealm(h.account)))
+	mux.HandleFunc("OPTIONS "+realm+accountPath, h.withRealm(h.corsRealm(preflightOnly)))
 	mux.Handle("POST "+realm+accountLogoutPath, browser.Handler(h.withRealm(h.accountLogout)))
 	mux.Handle("POST "+realm+accountEndPath, browser.Handler(h.withRealm(h.accountEnd)))
 	mux.Handle("POST "+realm+accountEverywherePath, browser.Handler(h.withRealm(h.accountEverywhere)))

@@ -69,6 +69,7 @@ realms:
       - id: spa
         redirect_uris: [http://127.0.0.1:9999/cb, http://127.0.0.1:9999/other]
         post_logout_redirect_uris: [http://127.0.0.1:9999/bye]
+        web_origins: [+, http://127.0.0.1:9998]
         grant_types: [authorization_code, refresh_token]
         scopes: [openid, profile, offline_access]
       - id: strict
@@ -93,6 +94,7 @@ realms:
         secret: web-secret-123-0123456789abcdefghijklmnop
         redirect_uris: [http://127.0.0.1:9999/cb]
         post_logout_redirect_uris: [http://127.0.0.1:9999/bye]
+        web_origins: [http://127.0.0.1:9997]
         grant_types: [authorization_code, refresh_token]
         scopes: [openid, profile, email, offline_access]
     users:

@@ -64,6 +64,7 @@ func (h *Handler) grant(w http.ResponseWriter, r *http.Request, realm storage.Re
 	if err != nil {
 		return grantType, token.Response{}, err
 	}
+	corsClient(w, r, client)
 	var resp token.Response
 	switch grantType {
 	case "":
@@ -302,8 +303,12 @@ func (h *Handler) introspected(active bool) {
 // revoke serves RFC 7009 revocation. Public clients identify themselves by client_id.
 func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
 	form, client, ok := h.clientRequest(w, r, realm, true)
+	if !ok {
+		return
+	}
+	corsClient(w, r, client)
 	tok := form.Get("token")
-	if !ok || !h.required(w, r, "token", tok) {
+	if !h.required(w, r, "token", tok) {
 		return
 	}
 	// token_type_hint is only a hint (RFC 7009 §2.1): every type is tried anyway.

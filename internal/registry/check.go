@@ -199,6 +199,11 @@ func CheckClient(cl *Client) error {
 	} else if cl.BackchannelLogoutSessionRequired {
 		c.fail("backchannel_logout_session_required needs a backchannel_logout_uri", "backchannel_logout_session_required")
 	}
+	for i, o := range cl.WebOrigins {
+		if msg := checkWebOrigin(o); msg != "" {
+			c.fail(msg, "web_origins", i)
+		}
+	}
 	for i, u := range cl.Audiences {
 		if msg := checkURI(u); msg != "" {
 			c.fail(msg, "audiences", i)
@@ -287,6 +292,33 @@ func checkURI(s string) string {
 		return fmt.Sprintf("%q must not have a fragment (RFC 6749 §3.1.2)", s)
 	case (u.Scheme == "http" || u.Scheme == "https") && u.Host == "":
 		return fmt.Sprintf("%q has no host", s)
+	}
+	return ""
+}
+
+// checkWebOrigin returns what is wrong with a web origin, or "". An origin is
+// compared, as a string, with the Origin header a browser sends (RFC 6454 §6.1:
+// lower-case scheme and host, no default port, no path), so one written any
+// other way could never match and is refused rather than silently useless. "*"
+// is refused: the endpoints allow credentials, and the Fetch standard forbids
+// a wildcard with them; allowing every origin would be a CSRF hole anyway.
+func checkWebOrigin(s string) string {
+	if s == "+" {
+		return ""
+	}
+	if s == "*" {
+		return `"*" is not allowed: these endpoints allow credentials, so list each origin (or "+" for the redirect URIs' origins)`
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		return fmt.Sprintf("%q is not an origin (want scheme://host[:port], e.g. https://app.example.com)", s)
+	case u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(s, "?#") || u.Opaque != "":
+		return fmt.Sprintf("%q is not an origin: drop everything after the host and port", s)
+	case u.Port() == map[string]string{"http": "80", "https": "443"}[u.Scheme]:
+		return fmt.Sprintf("%q names the default port: browsers send the origin without it", s)
+	case s != u.Scheme+"://"+u.Host || s != strings.ToLower(s):
+		return fmt.Sprintf("%q must be written in lower case, as browsers send it", s)
 	}
 	return ""
 }

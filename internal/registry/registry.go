@@ -53,6 +53,11 @@ type Client struct {
 	BackchannelLogoutURI string `yaml:"backchannel_logout_uri" json:"backchannel_logout_uri,omitempty"`
 	// BackchannelLogoutSessionRequired: the client wants sid in logout tokens.
 	BackchannelLogoutSessionRequired bool `yaml:"backchannel_logout_session_required" json:"backchannel_logout_session_required,omitempty"`
+	// WebOrigins are the origins (scheme://host[:port]) whose pages may call the
+	// realm's token, userinfo, revocation, logout and account endpoints with
+	// credentials (CORS), as Keycloak's webOrigins. "+" stands for the origins
+	// of the redirect URIs; unset means just that.
+	WebOrigins []string `yaml:"web_origins" json:"web_origins,omitempty"`
 }
 
 // Confidential reports whether the client has credentials (RFC 6749 §2.1).
@@ -214,6 +219,7 @@ func (c *Client) StoredClient(realm, secretHash string, now time.Time) storage.C
 		PKCEOptional: c.PKCEOptional, IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
 		BackchannelLogoutURI:             c.BackchannelLogoutURI,
 		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
+		WebOrigins:                       c.WebOrigins,
 		Tokens: storage.TokenSettings{
 			AccessTokenTTL:    time.Duration(c.AccessTokenTTL),
 			AccessTokenFormat: c.AccessTokenFormat,
@@ -240,6 +246,7 @@ func ClientOf(c storage.Client) Client {
 		IDTokenSignedResponseAlg:         c.IDTokenSignedResponseAlg,
 		BackchannelLogoutURI:             c.BackchannelLogoutURI,
 		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
+		WebOrigins:                       c.WebOrigins,
 		AccessTokenTTL:                   Duration(c.Tokens.AccessTokenTTL),
 		AllowLongAccessTokens:            c.Tokens.AccessTokenTTL > MaxAccessTokenTTL,
 		AccessTokenFormat:                c.Tokens.AccessTokenFormat,

@@ -17,7 +17,8 @@ func TestClientReadsTheSameFromYAMLAndJSON(t *testing.T) {
 		`{"id": "web", "secret": "0123456789abcdef0123456789abcdef", "redirect_uris": ["https://app.example/cb"],
 		  "grant_types": ["authorization_code", "refresh_token"], "scopes": ["openid"], "refresh_idle": "2h", "refresh_retry_window": "0s"}`,
 		`{"id": "svc", "secret": "0123456789abcdef0123456789abcdef", "grant_types": ["client_credentials"], "access_token_format": "opaque"}`,
-		`{"id": "spa", "redirect_uris": ["https://app.example/cb"], "grant_types": ["authorization_code", "refresh_token"], "pkce_optional": true}`,
+		`{"id": "spa", "redirect_uris": ["https://app.example/cb"], "grant_types": ["authorization_code", "refresh_token"], "pkce_optional": true,
+		  "web_origins": ["+", "https://spa.example"]}`,
 		`{"id": "bad", "redirect_uris": ["/relative"], "grant_types": ["authorization_code", "password"]}`,
 		`{"id": "short", "secret": "too-short", "grant_types": ["client_credentials"], "access_token_ttl": "2h"}`,
 	}

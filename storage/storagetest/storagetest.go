@@ -189,6 +189,7 @@ func newClient(realm, id string) storage.Client {
 		Scopes:                 []string{"openid", "profile", "offline_access"},
 		Audiences:              []string{"https://api.example"},
 		BackchannelLogoutURI:   "https://app.example/backchannel-logout",
+		WebOrigins:             []string{"+", "https://web.example", "http://localhost:3000"},
 		Tokens: storage.TokenSettings{
 			AccessTokenTTL: 2 * time.Minute, AccessTokenFormat: "jwt", RefreshPreset: "web",
 			RefreshIdle: 24 * time.Hour, RefreshAbsolute: 14 * 24 * time.Hour, RefreshRetryWindow: 10 * time.Second,
@@ -306,6 +307,7 @@ func testClients(t *testing.T, s storage.Store) {
 	spa.ThirdParty = true
 	spa.IDTokenSignedResponseAlg = "ES256"
 	spa.BackchannelLogoutSessionRequired = true
+	spa.WebOrigins = nil // unset: the redirect URIs' origins
 	must(t, s.CreateClient(c, spa))
 	svc := newClient("acme", "svc")
 	svc.RedirectURIs, svc.GrantTypes, svc.Scopes = nil, []string{"client_credentials"}, []string{"orders:read", "orders:write"}
@@ -343,6 +345,7 @@ func testClients(t *testing.T, s storage.Store) {
 
 	web.RedirectURIs = []string{"https://new.example/cb"}
 	web.Scopes = append(web.Scopes, "email")
+	web.WebOrigins = []string{"https://new.example"}
 	web.Disabled = true
 	web.PKCEOptional = true
 	web.IDTokenSignedResponseAlg = "EdDSA"
