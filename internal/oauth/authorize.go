@@ -259,7 +259,8 @@ func (h *Handler) issueCode(w http.ResponseWriter, r *http.Request, realm storag
 		h.writeError(w, r, err)
 		return
 	}
-	h.redirectTo(w, r, req.RedirectURI, url.Values{"code": {code}}, req.State, realm)
+	// session_state: OIDC Session Management 1.0 §3, checked by the iframe at checkSessionPath.
+	h.redirectTo(w, r, req.RedirectURI, url.Values{"code": {code}, "session_state": {sessionState(req.ClientID, req.RedirectURI, sess.ID)}}, req.State, realm)
 }
 
 // redirectError sends an error to the client's (registered) redirect URI.

@@ -167,6 +167,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc(realm+logoutPath, h.withRealm(h.logout))
 	mux.Handle("POST "+realm+logoutConfirmPath, browser.Handler(h.withRealm(h.logoutConfirm)))
 	mux.HandleFunc("GET "+realm+accountPath, h.withRealm(h.account))
+	mux.HandleFunc("OPTIONS "+realm+accountPath, h.withRealm(h.account)) // the account API's CORS preflight
+	h.registerFramePages(mux, realm)
 	mux.Handle("POST "+realm+accountLogoutPath, browser.Handler(h.withRealm(h.accountLogout)))
 	mux.Handle("POST "+realm+accountEndPath, browser.Handler(h.withRealm(h.accountEnd)))
 	mux.Handle("POST "+realm+accountEverywherePath, browser.Handler(h.withRealm(h.accountEverywhere)))
