@@ -110,12 +110,14 @@ func TestSessionStateAndCheckSessionIframe(t *testing.T) {
 				t.Error("the browser state carries the session cookie")
 			}
 		}
-		// The pages are frameable, scripted by hash only.
-		for _, p := range []string{checkSessionPath, thirdPartyStep1, thirdPartyStep2} {
+		// The pages are frameable, scripted by hash only; the session iframe
+		// only by the realm's clients.
+		for p, ancestors := range map[string]string{checkSessionPath: "frame-ancestors 'self' http://127.0.0.1:9999", thirdPartyStep1: "frame-ancestors *", thirdPartyStep2: "frame-ancestors *"} {
 			r := do(t, mustReq(t, "GET", inst.issuer("acme")+p))
 			csp := r.header.Get("Content-Security-Policy")
-			if r.status != 200 || r.header.Get("X-Frame-Options") != "" || !strings.Contains(csp, "script-src 'sha256-") || !strings.Contains(csp, "default-src 'none'") {
-				t.Errorf("%s = %d, CSP %q", p, r.status, csp)
+			if r.status != 200 || r.header.Get("X-Frame-Options") != "" || !strings.Contains(csp, "script-src 'sha256-") ||
+				!strings.Contains(csp, "default-src 'none'") || !strings.HasSuffix(csp, ancestors) {
+				t.Errorf("%s = %d, CSP %q, want it to end with %q", p, r.status, csp, ancestors)
 			}
 		}
 	})

@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
+	"github.com/latchkey/latchkey/internal/web"
 	"github.com/latchkey/latchkey/storage"
 )
 
@@ -113,29 +115,59 @@ const step2Script = `(function () {
 
 // framePage serves a page made of one inline script. The script is allowed by
 // its hash and nothing else is; unlike every other page these are meant to be
-// framed by applications, so frame-ancestors is open (they only ever answer
-// "changed"/"unchanged" or "supported"/"unsupported").
-func framePage(script string) http.HandlerFunc {
+// framed by applications, by the ancestors frameAncestors allows.
+func (h *Handler) framePage(script string, frameAncestors func(r *http.Request, realm storage.Realm) (string, error)) realmHandler {
 	sum := sha256.Sum256([]byte(script))
 	csp := "default-src 'none'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
-		"'; frame-ancestors *; base-uri 'none'; form-action 'none'"
-	body := "<!doctype html><html><head><meta charset=\"utf-8\"><title>Latchkey</title></head><body><script>" +
-		script + "</script></body></html>"
-	return func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Cache-Control", "no-store")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Content-Security-Policy", csp)
-		w.Write([]byte(body))
+		"'; base-uri 'none'; form-action 'none'; frame-ancestors "
+	body := []byte("<!doctype html><html><head><meta charset=\"utf-8\"><title>Latchkey</title></head><body><script>" +
+		script + "</script></body></html>")
+	return func(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+		ancestors, err := frameAncestors(r, realm)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		hd := w.Header()
+		hd.Set("Content-Type", "text/html; charset=utf-8")
+		hd.Set("Cache-Control", "no-store")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Content-Security-Policy", csp+ancestors)
+		w.Write(body)
 	}
 }
 
+// clientAncestors allows the realm's enabled clients' origins (those of their
+// redirect URIs, as CORS does) to frame the login status iframe: any other site
+// could otherwise ask it whether the browser is signed in at all. When
+// web_origins lands (cors.go), use the same origins here.
+func (h *Handler) clientAncestors(r *http.Request, realm storage.Realm) (string, error) {
+	clients, err := h.store.ListClients(r.Context(), realm.Name)
+	if err != nil {
+		return "", err
+	}
+	srcs := []string{"'self'"}
+	for _, c := range clients {
+		if c.Disabled {
+			continue
+		}
+		for _, u := range c.RedirectURIs {
+			if src, ok := web.CSPSource(origin(u)); ok && !slices.Contains(srcs, src) {
+				srcs = append(srcs, src)
+			}
+		}
+	}
+	return strings.Join(srcs, " "), nil
+}
+
+// anyAncestor lets any page frame the third-party cookie check: it tells only
+// whether the frame keeps cookies.
+func anyAncestor(*http.Request, storage.Realm) (string, error) { return "*", nil }
+
 // registerFramePages adds the session iframe and the third-party cookie check.
 func (h *Handler) registerFramePages(mux *http.ServeMux, realm string) {
-	for path, script := range map[string]string{checkSessionPath: checkSessionScript, thirdPartyStep1: step1Script, thirdPartyStep2: step2Script} {
-		page := framePage(script)
-		mux.HandleFunc("GET "+realm+path, h.withRealm(func(w http.ResponseWriter, r *http.Request, _ storage.Realm) { page(w, r) }))
-	}
+	mux.HandleFunc("GET "+realm+checkSessionPath, h.withRealm(h.framePage(checkSessionScript, h.clientAncestors)))
+	mux.HandleFunc("GET "+realm+thirdPartyStep1, h.withRealm(h.framePage(step1Script, anyAncestor)))
+	mux.HandleFunc("GET "+realm+thirdPartyStep2, h.withRealm(h.framePage(step2Script, anyAncestor)))
 }

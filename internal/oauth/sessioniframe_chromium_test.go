@@ -16,8 +16,8 @@ import (
 
 // askFrameJS frames src in the page, as keycloak-js does (hidden, sandboxed),
 // posts msg to it once loaded (unless msg is empty), and resolves with the
-// first message the frame sends back, or "timeout".
-const askFrameJS = `window.askFrame = function (src, msg, sandbox) {
+// first message the frame sends back, or "timeout" after wait ms.
+const askFrameJS = `window.askFrame = function (src, msg, sandbox, wait) {
   return new Promise(function (resolve) {
     var f = document.createElement('iframe');
     f.setAttribute('sandbox', sandbox);
@@ -28,7 +28,7 @@ const askFrameJS = `window.askFrame = function (src, msg, sandbox) {
     f.onload = function () { if (msg) f.contentWindow.postMessage(msg, new URL(src).origin); };
     f.src = src;
     document.body.appendChild(f);
-    setTimeout(function () { done('timeout'); }, 10000);
+    setTimeout(function () { done('timeout'); }, wait);
   });
 }; true`
 
@@ -57,7 +57,7 @@ func TestChromium_SessionIframeAndThirdPartyCookieCheck(t *testing.T) {
 	c.do("turning scripts on", call(emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: false}))
 	ask := func(what, src, msg, sandbox string) string {
 		t.Helper()
-		js := `askFrame(` + jsString(src) + `, ` + jsString(msg) + `, ` + jsString(sandbox) + `)`
+		js := `askFrame(` + jsString(src) + `, ` + jsString(msg) + `, ` + jsString(sandbox) + `, 10000)`
 		return inTab(c, what, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
 	}
 	iframe := inst.issuer("acme") + checkSessionPath
@@ -100,6 +100,20 @@ func TestChromium_SessionIframeAndThirdPartyCookieCheck(t *testing.T) {
 	if got := ask("3p cookie check without storage", step1, "", "allow-scripts"); got != "unsupported" {
 		t.Errorf("the third-party cookie check in a cookieless frame says %q, want unsupported", got)
 	}
+
+	// A site that is no client's may not frame the iframe to learn whether the
+	// browser is signed in: the frame never loads, so never answers.
+	other := httptest.NewServer(app.Config.Handler)
+	t.Cleanup(other.Close)
+	c.do("another site", chromedp.Navigate(other.URL), chromedp.WaitVisible(chromedp.ID("app")))
+	inTab(c, "the other site's frame helper", chromedp.Evaluate[bool](askFrameJS))
+	js := `askFrame(` + jsString(iframe) + `, "kc ", ` + jsString(keycloakSandbox) + `, 2000)`
+	if got := inTab(c, "another site asks", chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise)); got != "timeout" {
+		t.Errorf("a site that is no client's framed the iframe, which answered %q", got)
+	}
+	c.mu.Lock()
+	c.log = nil // its frame-ancestors refusal is expected
+	c.mu.Unlock()
 
 	c.do("signing out", chromedp.Navigate(inst.issuer("acme")+logoutPath+"?"+url.Values{
 		"id_token_hint": {str(r, "id_token")}, "post_logout_redirect_uri": {app.URL + "/bye"}}.Encode()),
