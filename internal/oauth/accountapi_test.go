@@ -110,6 +110,21 @@ func TestSessionStateAndCheckSessionIframe(t *testing.T) {
 				t.Error("the browser state carries the session cookie")
 			}
 		}
+		// A session from before the browser state cookie gets one with its next code.
+		gone := &http.Cookie{Name: browserStateCookie, Value: "", Path: "/realms/acme/", MaxAge: -1}
+		b.client.Jar.SetCookies(u, []*http.Cookie{gone})
+		if again := b.get(authURL(inst, "acme", "prompt", "none")); again.location == nil || again.location.Query().Get("code") == "" {
+			t.Fatalf("prompt=none = %d %v", again.status, again.location)
+		}
+		restored := ""
+		for _, c := range b.client.Jar.Cookies(u) {
+			if c.Name == browserStateCookie {
+				restored = c.Value
+			}
+		}
+		if restored != state {
+			t.Errorf("browser state after a code = %q, want %q", restored, state)
+		}
 		// The pages are frameable, scripted by hash only; the session iframe
 		// only by the realm's clients.
 		for p, ancestors := range map[string]string{checkSessionPath: "frame-ancestors 'self' http://127.0.0.1:9999", thirdPartyStep1: "frame-ancestors *", thirdPartyStep2: "frame-ancestors *"} {

@@ -259,7 +259,9 @@ func (h *Handler) issueCode(w http.ResponseWriter, r *http.Request, realm storag
 		h.writeError(w, r, err)
 		return
 	}
-	// session_state: OIDC Session Management 1.0 §3, checked by the iframe at checkSessionPath.
+	// session_state: OIDC Session Management 1.0 §3, checked by the iframe at checkSessionPath
+	// against the browser state, set again here for sessions older than the cookie.
+	h.setBrowserState(w, realm.Name, sess.ID)
 	h.redirectTo(w, r, req.RedirectURI, url.Values{"code": {code}, "session_state": {sessionState(req.ClientID, req.RedirectURI, sess.ID)}}, req.State, realm)
 }
 
