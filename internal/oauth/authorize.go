@@ -284,7 +284,10 @@ func (h *Handler) issueCode(w http.ResponseWriter, r *http.Request, realm storag
 		h.writeError(w, r, err)
 		return
 	}
-	h.respond(w, r, realm, req, url.Values{"code": {code}})
+	// session_state: OIDC Session Management 1.0 §3, checked by the iframe at checkSessionPath
+	// against the browser state, set again here for sessions older than the cookie.
+	h.setBrowserState(w, realm.Name, sess.ID)
+	h.respond(w, r, realm, req, url.Values{"code": {code}, "session_state": {sessionState(req.ClientID, req.RedirectURI, sess.ID)}})
 }
 
 // redirectError sends an error to the client's (registered) redirect URI.

@@ -134,6 +134,7 @@ func (h *Handler) startSession(ctx context.Context, w http.ResponseWriter, r *ht
 		return s, err
 	}
 	h.setCookie(w, realm, sessionCookie, s.ID+"."+secret, sessionMax)
+	h.setBrowserState(w, realm, s.ID)
 	return s, nil
 }
 
@@ -194,5 +195,6 @@ func (h *Handler) endSession(ctx context.Context, w http.ResponseWriter, r *http
 		return err
 	}
 	h.setCookie(w, realm.Name, sessionCookie, "", -1)
+	h.setBrowserState(w, realm.Name, "")
 	return nil
 }

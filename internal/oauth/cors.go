@@ -116,13 +116,22 @@ func (h *Handler) realmAllows(r *http.Request, realm storage.Realm, o string) (b
 // compared as strings: registry.checkWebOrigin keeps them in the form browsers
 // send.
 func clientAllows(c storage.Client, o string) bool {
-	if c.Disabled {
-		return false
-	}
+	return !c.Disabled && slices.Contains(webOrigins(c), o)
+}
+
+// webOrigins are the client's web origins: those listed, and with "+" or none
+// listed, those of its redirect URIs.
+func webOrigins(c storage.Client) []string {
+	var out []string
 	if len(c.WebOrigins) == 0 || slices.Contains(c.WebOrigins, "+") {
-		if slices.ContainsFunc(c.RedirectURIs, func(u string) bool { return origin(u) == o }) {
-			return true
+		for _, u := range c.RedirectURIs {
+			out = append(out, origin(u))
 		}
 	}
-	return slices.Contains(c.WebOrigins, o)
+	for _, o := range c.WebOrigins {
+		if o != "+" {
+			out = append(out, o)
+		}
+	}
+	return out
 }

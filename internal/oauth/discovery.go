@@ -17,6 +17,7 @@ type metadata struct {
 	TokenEndpoint                              string   `json:"token_endpoint"`
 	UserinfoEndpoint                           string   `json:"userinfo_endpoint"`
 	EndSessionEndpoint                         string   `json:"end_session_endpoint"`
+	CheckSessionIframe                         string   `json:"check_session_iframe"`
 	JWKSURI                                    string   `json:"jwks_uri"`
 	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
 	RevocationEndpoint                         string   `json:"revocation_endpoint"`
@@ -70,6 +71,7 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storag
 		TokenEndpoint:                    issuer + tokenPath,
 		UserinfoEndpoint:                 issuer + userinfoPath,
 		EndSessionEndpoint:               issuer + logoutPath,
+		CheckSessionIframe:               issuer + checkSessionPath,
 		JWKSURI:                          issuer + certsPath,
 		IntrospectionEndpoint:            issuer + introspectPath,
 		RevocationEndpoint:               issuer + revokePath,

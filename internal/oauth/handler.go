@@ -166,8 +166,11 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST "+realm+consentPath, browser.Handler(h.withRealm(h.consent)))
 	mux.HandleFunc(realm+logoutPath, h.withRealm(h.corsRealm(h.logout)))
 	mux.Handle("POST "+realm+logoutConfirmPath, browser.Handler(h.withRealm(h.logoutConfirm)))
-	mux.HandleFunc("GET "+realm+accountPath, h.withRealm(h.corsRealm(h.account)))
-	mux.HandleFunc("OPTIONS "+realm+accountPath, h.withRealm(h.corsRealm(preflightOnly)))
+	// The account page for browsers, and its JSON for a Bearer token (with CORS
+	// for the realm's web origins, preflight included: see account).
+	mux.HandleFunc("GET "+realm+accountPath, h.withRealm(h.account))
+	mux.HandleFunc("OPTIONS "+realm+accountPath, h.withRealm(h.account))
+	h.registerFramePages(mux, realm)
 	mux.Handle("POST "+realm+accountLogoutPath, browser.Handler(h.withRealm(h.accountLogout)))
 	mux.Handle("POST "+realm+accountEndPath, browser.Handler(h.withRealm(h.accountEnd)))
 	mux.Handle("POST "+realm+accountEverywherePath, browser.Handler(h.withRealm(h.accountEverywhere)))

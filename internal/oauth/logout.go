@@ -97,6 +97,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, realm storage.R
 		h.loggedOut(w, r, realm, req)
 	case !live:
 		h.setCookie(w, realm.Name, sessionCookie, "", -1)
+		h.setBrowserState(w, realm.Name, "")
 		h.loggedOut(w, r, realm, req)
 	default:
 		req.CSRF = h.csrfToken(w, r, realm.Name)
@@ -158,6 +159,10 @@ func (h *Handler) loggedOut(w http.ResponseWriter, r *http.Request, realm storag
 // account shows who is signed in, their sessions and apps, and buttons to end one,
 // to sign out, and to sign out everywhere.
 func (h *Handler) account(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	if wantsAccountAPI(r) {
+		h.corsRealm(h.accountAPI)(w, r, realm)
+		return
+	}
 	ctx := r.Context()
 	sess, user, live, err := h.currentSession(ctx, r, realm.Name)
 	if err != nil {
@@ -268,6 +273,7 @@ func (h *Handler) accountEverywhere(w http.ResponseWriter, r *http.Request, real
 		return
 	}
 	h.setCookie(w, realm.Name, sessionCookie, "", -1)
+	h.setBrowserState(w, realm.Name, "")
 	h.pages.Message(w, http.StatusOK, web.MessagePage{Common: h.common(realm), Title: "You are signed out everywhere",
 		Message: "Every browser and app signed in as you has been signed out."})
 }
@@ -276,21 +282,8 @@ func (h *Handler) accountEverywhere(w http.ResponseWriter, r *http.Request, real
 // in the Authorization header or, for POST, the form body (RFC 6750 §2.1, §2.2);
 // never in the URL.
 func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
-	challenge := `Bearer realm="` + h.tokens.Issuer(realm.Name) + `"`
-	fail := func(status int, code, description string) {
-		v := challenge
-		if code != "" {
-			v += `, error="` + code + `", error_description="` + description + `"`
-		}
-		w.Header().Set("WWW-Authenticate", v)
-		body := map[string]string{}
-		if code != "" {
-			body["error"], body["error_description"] = code, description
-		}
-		writeJSON(w, status, body)
-	}
 	if r.URL.Query().Has("access_token") {
-		fail(http.StatusBadRequest, "invalid_request", "access tokens must not be sent in the URL")
+		h.bearerFail(w, realm, http.StatusBadRequest, "invalid_request", "access tokens must not be sent in the URL")
 		return
 	}
 	tok, found := authCredentials(r.Header.Get("Authorization"), "Bearer")
@@ -299,23 +292,46 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, realm storage
 			tok, found = form.Get("access_token"), form.Has("access_token")
 		}
 	}
-	if !found || strings.TrimSpace(tok) == "" {
-		fail(http.StatusUnauthorized, "", "")
-		return
+	user, scopes, ok := h.bearerUser(w, r, realm, tok, found)
+	if ok {
+		writeJSON(w, http.StatusOK, token.UserClaims(user, scopes))
 	}
-	if ident.Token(strings.TrimSpace(tok)) != nil {
-		fail(http.StatusUnauthorized, "invalid_token", "the access token is not valid")
-		return
+}
+
+// bearerUser checks an access token presented as a Bearer credential and returns
+// its user and scopes, or answers the refusal itself (RFC 6750 §3).
+func (h *Handler) bearerUser(w http.ResponseWriter, r *http.Request, realm storage.Realm, tok string, found bool) (storage.User, []string, bool) {
+	tok = strings.TrimSpace(tok)
+	if !found || tok == "" {
+		h.bearerFail(w, realm, http.StatusUnauthorized, "", "")
+		return storage.User{}, nil, false
 	}
-	claims, err := h.tokens.UserInfo(r.Context(), realm, strings.TrimSpace(tok))
+	if ident.Token(tok) != nil {
+		h.bearerFail(w, realm, http.StatusUnauthorized, "invalid_token", "the access token is not valid")
+		return storage.User{}, nil, false
+	}
+	user, scopes, err := h.tokens.TokenUser(r.Context(), realm, tok)
 	switch {
 	case errors.Is(err, token.ErrInvalidToken):
-		fail(http.StatusUnauthorized, "invalid_token", "the access token is not valid")
+		h.bearerFail(w, realm, http.StatusUnauthorized, "invalid_token", "the access token is not valid")
 	case errors.Is(err, token.ErrInsufficientScope):
-		fail(http.StatusForbidden, "insufficient_scope", "the token lacks the openid scope")
+		h.bearerFail(w, realm, http.StatusForbidden, "insufficient_scope", "the token lacks the openid scope")
 	case err != nil:
 		h.writeError(w, r, err)
 	default:
-		writeJSON(w, http.StatusOK, claims)
+		return user, scopes, true
 	}
+	return storage.User{}, nil, false
+}
+
+// bearerFail answers a refused Bearer credential with its challenge (RFC 6750 §3.1).
+func (h *Handler) bearerFail(w http.ResponseWriter, realm storage.Realm, status int, code, description string) {
+	v := `Bearer realm="` + h.tokens.Issuer(realm.Name) + `"`
+	body := map[string]string{}
+	if code != "" {
+		v += `, error="` + code + `", error_description="` + description + `"`
+		body["error"], body["error_description"] = code, description
+	}
+	w.Header().Set("WWW-Authenticate", v)
+	writeJSON(w, status, body)
 }

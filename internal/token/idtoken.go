@@ -106,25 +106,36 @@ var (
 // not an active user access token of the realm is ErrInvalidToken; one without the
 // openid scope is ErrInsufficientScope.
 func (s *Service) UserInfo(ctx context.Context, realm storage.Realm, tok string) (map[string]any, error) {
-	in, err := s.introspectAccess(ctx, realm, tok)
+	user, scopes, err := s.TokenUser(ctx, realm, tok)
 	if err != nil {
 		return nil, err
 	}
+	return UserClaims(user, scopes), nil
+}
+
+// TokenUser returns the user an access token stands for and the token's scopes,
+// with UserInfo's checks: ErrInvalidToken for anything but an active user access
+// token of the realm, ErrInsufficientScope without the openid scope.
+func (s *Service) TokenUser(ctx context.Context, realm storage.Realm, tok string) (storage.User, []string, error) {
+	in, err := s.introspectAccess(ctx, realm, tok)
+	if err != nil {
+		return storage.User{}, nil, err
+	}
 	if !in.Active || in.Sub == in.ClientID {
-		return nil, ErrInvalidToken // inactive, or a client's own token: no user
+		return storage.User{}, nil, ErrInvalidToken // inactive, or a client's own token: no user
 	}
 	scopes := strings.Fields(in.Scope)
 	if !slices.Contains(scopes, "openid") {
-		return nil, ErrInsufficientScope
+		return storage.User{}, nil, ErrInsufficientScope
 	}
 	user, err := s.store.GetUser(ctx, realm.Name, in.Sub)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, ErrInvalidToken
+		return storage.User{}, nil, ErrInvalidToken
 	}
 	if err != nil {
-		return nil, fmt.Errorf("userinfo: %w", err)
+		return storage.User{}, nil, fmt.Errorf("userinfo: %w", err)
 	}
-	return UserClaims(user, scopes), nil
+	return user, scopes, nil
 }
 
 // IDTokenClaims are what logout needs from an id_token_hint.

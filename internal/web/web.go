@@ -70,6 +70,9 @@ func contentSecurityPolicy(formActionOrigins []string) string {
 		strings.Join(formAction, " ") + "; frame-ancestors 'none'; base-uri 'none'"
 }
 
+// CSPSource is cspSource for pages served outside Pages (the session iframe).
+func CSPSource(origin string) (string, bool) { return cspSource(origin) }
+
 // cspSource turns an origin such as "https://app.example:8443" into a CSP host
 // source. Anything else (a path, a query, spaces, ';', a bare host) is dropped,
 // so a bad value can only make the policy stricter, never inject a directive.
