@@ -81,13 +81,6 @@ func (h *Handler) cors(next realmHandler, realmWide bool) realmHandler {
 	}
 }
 
-// preflightOnly answers an OPTIONS request that is no CORS preflight (those
-// cors answers itself) on a GET-only endpoint.
-func preflightOnly(w http.ResponseWriter, _ *http.Request, _ storage.Realm) {
-	w.Header().Set("Allow", "GET, HEAD, OPTIONS")
-	w.WriteHeader(http.StatusMethodNotAllowed)
-}
-
 // corsClient allows the request's origin, if any, when the authenticated client
 // registered it. Called before the answer is written, success or error, so a
 // page can read an invalid_grant too.
