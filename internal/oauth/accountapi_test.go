@@ -127,7 +127,7 @@ func TestSessionStateAndCheckSessionIframe(t *testing.T) {
 		}
 		// The pages are frameable, scripted by hash only; the session iframe
 		// only by the realm's clients.
-		for p, ancestors := range map[string]string{checkSessionPath: "frame-ancestors 'self' http://127.0.0.1:9999", thirdPartyStep1: "frame-ancestors *", thirdPartyStep2: "frame-ancestors *"} {
+		for p, ancestors := range map[string]string{checkSessionPath: "frame-ancestors 'self' http://127.0.0.1:9999 http://127.0.0.1:9998 http://127.0.0.1:9997", thirdPartyStep1: "frame-ancestors *", thirdPartyStep2: "frame-ancestors *"} {
 			r := do(t, mustReq(t, "GET", inst.issuer("acme")+p))
 			csp := r.header.Get("Content-Security-Policy")
 			if r.status != 200 || r.header.Get("X-Frame-Options") != "" || !strings.Contains(csp, "script-src 'sha256-") ||

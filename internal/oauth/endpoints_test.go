@@ -665,9 +665,22 @@ func TestCORSForWebOrigins(t *testing.T) {
 		refused("spa's revocation from web's origin", call("POST", inst.revokeURL("acme"), webOrigin, "", form("client_id", "spa", "token", "bogus")))
 
 		// Userinfo, logout, account: any client of the realm.
-		for _, e := range []string{iss + userinfoPath, iss + logoutPath, iss + accountPath} {
+		for _, e := range []string{iss + userinfoPath, iss + logoutPath} {
 			allowed("GET "+e, call("GET", e, webOrigin, "", nil), webOrigin)
 			refused("GET "+e+" from another origin", call("GET", e, evil, "", nil))
+		}
+		// The account's JSON (what keycloak-js's loadUserProfile reads), not its
+		// HTML page, which the session cookie opens.
+		account := func(o, accept string) response {
+			req, _ := http.NewRequest("GET", iss+accountPath, nil)
+			req.Header.Set("Origin", o)
+			req.Header.Set("Accept", accept)
+			return do(t, req)
+		}
+		allowed("the account's JSON", account(webOrigin, "application/json"), webOrigin)
+		refused("the account's JSON from another origin", account(evil, "application/json"))
+		if r := account(webOrigin, "text/html"); r.header.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatalf("the account's HTML page is readable across origins: %v", r.header)
 		}
 
 		// Discovery and JWKS: any origin, without credentials.

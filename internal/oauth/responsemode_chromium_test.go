@@ -61,7 +61,7 @@ func TestChromium_ResponseModesFragmentAndFormPost(t *testing.T) {
 		default:
 			t.Fatalf("%s: the app's redirect URI was not POSTed to", what)
 		}
-		if f.Get("code") == "" || f.Get("state") != state || f.Get("iss") != inst.issuer("acme") || len(f) != 3 {
+		if f.Get("code") == "" || f.Get("state") != state || f.Get("iss") != inst.issuer("acme") || f.Get("session_state") == "" || len(f) != 4 {
 			t.Fatalf("%s: the app received %v", what, f)
 		}
 		redeem(what, f.Get("code"))

@@ -60,8 +60,8 @@ func TestAuthorize_ResponseModeFragmentPutsTheResponseInTheFragment(t *testing.T
 	if base != callback || p.location.RawQuery != "" {
 		t.Fatalf("Location %s: want %s with nothing in the query", p.location, callback)
 	}
-	if f.Get("code") == "" || f.Get("state") != "xyz" || f.Get("iss") != inst.issuer("acme") || len(f) != 3 {
-		t.Fatalf("fragment %v, want code, state and iss", f)
+	if f.Get("code") == "" || f.Get("state") != "xyz" || f.Get("iss") != inst.issuer("acme") || f.Get("session_state") == "" || len(f) != 4 {
+		t.Fatalf("fragment %v, want code, state, iss and session_state", f)
 	}
 	if r := inst.redeem(t, "web:web-secret-123-0123456789abcdefghijklmnop", f.Get("code")); r.status != 200 {
 		t.Fatalf("redeeming the fragment's code = %d %s", r.status, r.raw)
@@ -148,8 +148,9 @@ func TestAuthorize_ResponseModeFormPostServesAnAutoSubmittingForm(t *testing.T) 
 	if fp.action != callback {
 		t.Errorf("form action %q, want exactly the redirect URI %q", fp.action, callback)
 	}
-	if fp.fields.Get("code") == "" || fp.fields.Get("state") != hostile || fp.fields.Get("iss") != inst.issuer("acme") || len(fp.fields) != 3 {
-		t.Errorf("fields %v, want code, the state unchanged and iss", fp.fields)
+	if fp.fields.Get("code") == "" || fp.fields.Get("state") != hostile || fp.fields.Get("iss") != inst.issuer("acme") ||
+		fp.fields.Get("session_state") == "" || len(fp.fields) != 4 {
+		t.Errorf("fields %v, want code, the state unchanged, iss and session_state", fp.fields)
 	}
 	if fp.script != "document.forms[0].submit()" {
 		t.Errorf("script %q", fp.script)
