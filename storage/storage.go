@@ -113,6 +113,7 @@ type TokenSettings struct {
 	RefreshIdle        time.Duration // sliding lifetime of a refresh family
 	RefreshAbsolute    time.Duration // hard lifetime of a refresh family, never extended
 	RefreshRetryWindow time.Duration // 0: no idempotent retries
+	RefreshTokenFormat string        // "opaque" (lk_rt_…) or "jwt" (a signed envelope around the same secret)
 }
 
 // Client is an OAuth client registered in a realm.

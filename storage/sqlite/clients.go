@@ -14,7 +14,7 @@ const clientCols = `realm, id, name, secret_hash, jwks, redirect_uris, post_logo
 	scopes, audiences, third_party, disabled, pkce_optional, id_token_signed_response_alg,
 	access_token_ttl, access_token_format, refresh_preset, refresh_idle, refresh_absolute, refresh_retry_window,
 	created_at, updated_at, tokens_valid_after, previous_secret_hash, previous_secret_expires_at,
-	backchannel_logout_uri, backchannel_logout_session_required, web_origins`
+	backchannel_logout_uri, backchannel_logout_session_required, web_origins, refresh_token_format`
 
 func scanClient(row rowScanner) (storage.Client, error) {
 	var c storage.Client
@@ -25,7 +25,7 @@ func scanClient(row rowScanner) (storage.Client, error) {
 		&c.Tokens.RefreshIdle, &c.Tokens.RefreshAbsolute, &c.Tokens.RefreshRetryWindow,
 		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, timeCol{&c.TokensValidAfter},
 		&c.PreviousSecretHash, timeCol{&c.PreviousSecretExpiresAt},
-		&c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired, jsonCol{&c.WebOrigins})
+		&c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired, jsonCol{&c.WebOrigins}, &c.Tokens.RefreshTokenFormat)
 	return c, err
 }
 
@@ -55,7 +55,7 @@ func recordClientChanged(ctx context.Context, tx *stmtTx, realm, id string, at t
 
 func insertClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO clients (`+clientCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.Realm, c.ID, c.Name, c.SecretHash, blob(c.JWKS),
 		jsonText(c.RedirectURIs), jsonText(c.PostLogoutRedirectURIs), jsonText(c.GrantTypes),
 		jsonText(c.Scopes), jsonText(c.Audiences), c.ThirdParty, c.Disabled,
@@ -63,7 +63,7 @@ func insertClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
 		micros(c.CreatedAt), micros(c.UpdatedAt), micros(c.TokensValidAfter),
 		c.PreviousSecretHash, micros(c.PreviousSecretExpiresAt),
-		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, jsonText(c.WebOrigins))
+		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, jsonText(c.WebOrigins), c.Tokens.RefreshTokenFormat)
 	return mapWriteError(err, clientName(c.Realm, c.ID))
 }
 
@@ -123,7 +123,7 @@ func updateClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 		post_logout_redirect_uris = ?, grant_types = ?, scopes = ?, audiences = ?, third_party = ?, disabled = ?,
 		pkce_optional = ?, id_token_signed_response_alg = ?, access_token_ttl = ?, access_token_format = ?, refresh_preset = ?, refresh_idle = ?, refresh_absolute = ?,
 		refresh_retry_window = ?, updated_at = ?, tokens_valid_after = ?, previous_secret_hash = ?, previous_secret_expires_at = ?,
-		backchannel_logout_uri = ?, backchannel_logout_session_required = ?, web_origins = ?
+		backchannel_logout_uri = ?, backchannel_logout_session_required = ?, web_origins = ?, refresh_token_format = ?
 		WHERE realm = ? AND id = ?`,
 		c.Name, c.SecretHash, blob(c.JWKS), jsonText(c.RedirectURIs),
 		jsonText(c.PostLogoutRedirectURIs), jsonText(c.GrantTypes), jsonText(c.Scopes), jsonText(c.Audiences),
@@ -131,7 +131,7 @@ func updateClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 		int64(c.Tokens.AccessTokenTTL), c.Tokens.AccessTokenFormat, c.Tokens.RefreshPreset,
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
 		micros(c.UpdatedAt), micros(c.TokensValidAfter), c.PreviousSecretHash, micros(c.PreviousSecretExpiresAt),
-		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, jsonText(c.WebOrigins),
+		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, jsonText(c.WebOrigins), c.Tokens.RefreshTokenFormat,
 		c.Realm, c.ID)
 	if err := mustChange(res, err, clientName(c.Realm, c.ID)); err != nil {
 		return err

@@ -193,6 +193,7 @@ func newClient(realm, id string) storage.Client {
 		Tokens: storage.TokenSettings{
 			AccessTokenTTL: 2 * time.Minute, AccessTokenFormat: "jwt", RefreshPreset: "web",
 			RefreshIdle: 24 * time.Hour, RefreshAbsolute: 14 * 24 * time.Hour, RefreshRetryWindow: 10 * time.Second,
+			RefreshTokenFormat: "opaque",
 		},
 		CreatedAt: t0, UpdatedAt: t0,
 	}
@@ -308,6 +309,7 @@ func testClients(t *testing.T, s storage.Store) {
 	spa.IDTokenSignedResponseAlg = "ES256"
 	spa.BackchannelLogoutSessionRequired = true
 	spa.WebOrigins = nil // unset: the redirect URIs' origins
+	spa.Tokens.RefreshTokenFormat = "jwt"
 	must(t, s.CreateClient(c, spa))
 	svc := newClient("acme", "svc")
 	svc.RedirectURIs, svc.GrantTypes, svc.Scopes = nil, []string{"client_credentials"}, []string{"orders:read", "orders:write"}
@@ -350,6 +352,7 @@ func testClients(t *testing.T, s storage.Store) {
 	web.PKCEOptional = true
 	web.IDTokenSignedResponseAlg = "EdDSA"
 	web.Tokens.RefreshRetryWindow = 0
+	web.Tokens.RefreshTokenFormat = "jwt"
 	web.UpdatedAt = at(time.Hour)
 	web.PreviousSecretHash, web.PreviousSecretExpiresAt = "old-hash", at(2*time.Hour)
 	web.CreatedAt = at(time.Hour) // CreatedAt is not updatable
