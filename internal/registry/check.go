@@ -222,6 +222,11 @@ func CheckClient(cl *Client) error {
 	} else if !slices.Contains(tokenFormats, cl.AccessTokenFormat) {
 		c.fail(fmt.Sprintf("unknown access_token_format %q (want jwt or opaque)", cl.AccessTokenFormat), "access_token_format")
 	}
+	if cl.RefreshTokenFormat == "" {
+		cl.RefreshTokenFormat = "opaque"
+	} else if !slices.Contains(tokenFormats, cl.RefreshTokenFormat) {
+		c.fail(fmt.Sprintf("unknown refresh_token_format %q (want opaque or jwt)", cl.RefreshTokenFormat), "refresh_token_format")
+	}
 	c.checkRefresh(cl, has("refresh_token"), confidential)
 	return c.err()
 }

@@ -47,6 +47,9 @@ type Client struct {
 	RefreshIdle              Duration  `yaml:"refresh_idle" json:"refresh_idle,omitempty"`
 	RefreshAbsolute          Duration  `yaml:"refresh_absolute" json:"refresh_absolute,omitempty"`
 	RefreshRetryWindow       *Duration `yaml:"refresh_retry_window" json:"refresh_retry_window,omitempty"` // nil: the default; 0s turns it off
+	// RefreshTokenFormat is opaque (default, lk_rt_…) or jwt: the same secret in a
+	// signed envelope, for client libraries (keycloak-js) that decode refresh tokens.
+	RefreshTokenFormat string `yaml:"refresh_token_format" json:"refresh_token_format,omitempty"`
 	// BackchannelLogoutURI is where the client takes logout tokens (OpenID Connect
 	// Back-Channel Logout 1.0 §2.2): https, or plain http on a loopback address
 	// in dev mode (see CheckPlainHTTP).
@@ -221,11 +224,12 @@ func (c *Client) StoredClient(realm, secretHash string, now time.Time) storage.C
 		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 		WebOrigins:                       c.WebOrigins,
 		Tokens: storage.TokenSettings{
-			AccessTokenTTL:    time.Duration(c.AccessTokenTTL),
-			AccessTokenFormat: c.AccessTokenFormat,
-			RefreshPreset:     c.RefreshPreset,
-			RefreshIdle:       time.Duration(c.RefreshIdle),
-			RefreshAbsolute:   time.Duration(c.RefreshAbsolute),
+			AccessTokenTTL:     time.Duration(c.AccessTokenTTL),
+			AccessTokenFormat:  c.AccessTokenFormat,
+			RefreshPreset:      c.RefreshPreset,
+			RefreshIdle:        time.Duration(c.RefreshIdle),
+			RefreshAbsolute:    time.Duration(c.RefreshAbsolute),
+			RefreshTokenFormat: c.RefreshTokenFormat,
 		},
 		CreatedAt: now, UpdatedAt: now,
 	}
@@ -253,6 +257,7 @@ func ClientOf(c storage.Client) Client {
 		RefreshPreset:                    c.Tokens.RefreshPreset,
 		RefreshIdle:                      Duration(c.Tokens.RefreshIdle),
 		RefreshAbsolute:                  Duration(c.Tokens.RefreshAbsolute),
+		RefreshTokenFormat:               c.Tokens.RefreshTokenFormat,
 	}
 	if c.Tokens.RefreshPreset != "service" {
 		out.RefreshRetryWindow = &retry

@@ -45,7 +45,7 @@ func TestClientReadsTheSameFromYAMLAndJSON(t *testing.T) {
 // Every problem is reported, each with its field path.
 func TestCheckClientNamesEveryBadField(t *testing.T) {
 	c := Client{ID: "x", RedirectURIs: []string{"https://ok.example/cb", "relative", "https://a.example/#frag"},
-		GrantTypes: []string{"authorization_code", "implicit"}, Scopes: []string{"ok", "not ok"}}
+		GrantTypes: []string{"authorization_code", "implicit"}, Scopes: []string{"ok", "not ok"}, RefreshTokenFormat: "paseto"}
 	err := CheckClient(&c)
 	var errs Errors
 	if !errors.As(err, &errs) {
@@ -55,7 +55,7 @@ func TestCheckClientNamesEveryBadField(t *testing.T) {
 	for _, e := range errs {
 		fields = append(fields, e.Field())
 	}
-	want := "grant_types[1] redirect_uris[1] redirect_uris[2] scopes[1]"
+	want := "grant_types[1] redirect_uris[1] redirect_uris[2] scopes[1] refresh_token_format"
 	if got := strings.Join(fields, " "); got != want {
 		t.Fatalf("fields = %q, want %q (%v)", got, want, err)
 	}
@@ -67,7 +67,7 @@ func TestCheckClientFillsDefaults(t *testing.T) {
 	if err := CheckClient(&c); err != nil {
 		t.Fatal(err)
 	}
-	if c.RefreshPreset != "web" || time.Duration(c.RefreshIdle) != 24*time.Hour || c.AccessTokenFormat != "jwt" ||
+	if c.RefreshPreset != "web" || time.Duration(c.RefreshIdle) != 24*time.Hour || c.AccessTokenFormat != "jwt" || c.RefreshTokenFormat != "opaque" ||
 		c.RefreshRetryWindow == nil || time.Duration(*c.RefreshRetryWindow) != DefaultRefreshRetryWindow {
 		t.Fatalf("defaults: %+v", c)
 	}
