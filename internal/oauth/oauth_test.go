@@ -78,6 +78,12 @@ realms:
         grant_types: [authorization_code, refresh_token]
         scopes: [openid, offline_access]
         refresh_retry_window: 0s
+      - id: kcrt
+        secret: kcrt-secret-222-0123456789abcdefghijklmnop
+        redirect_uris: [http://127.0.0.1:9999/cb]
+        grant_types: [authorization_code, refresh_token]
+        scopes: [openid, profile, offline_access]
+        refresh_token_format: jwt
       - id: third
         name: Third Party App
         secret: third-secret-321-0123456789abcdefghijklmnop

@@ -22,6 +22,10 @@ func (s *Service) VerifyAccess(ctx context.Context, realm, tok string) (*AccessC
 // IntrospectAny answers as Introspect does, but for a refresh token issued to any
 // client of the realm: for an administrator, not for a client.
 func (s *Service) IntrospectAny(ctx context.Context, realm storage.Realm, tok string) (Introspection, error) {
+	tok, err := s.unwrapRefresh(ctx, realm.Name, tok)
+	if err != nil {
+		return inactive, err
+	}
 	if !strings.HasPrefix(tok, RefreshPrefix) {
 		return s.introspectAccess(ctx, realm, tok)
 	}
@@ -53,6 +57,10 @@ func (s *Service) refreshOwner(ctx context.Context, realm, tok string) (string, 
 // does for its owner; event (Type, Time and the token's subject filled in) is the
 // audit event it writes. It reports whether tok was a live token of the realm.
 func (s *Service) RevokeAny(ctx context.Context, realm storage.Realm, tok string, event storage.AuditEvent) (bool, error) {
+	tok, err := s.unwrapRefresh(ctx, realm.Name, tok)
+	if err != nil {
+		return false, err
+	}
 	owner := ""
 	if strings.HasPrefix(tok, RefreshPrefix) {
 		var err error

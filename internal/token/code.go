@@ -91,12 +91,13 @@ type Redeemed struct {
 func (s *Service) RedeemCode(ctx context.Context, req Redemption) (Redeemed, error) {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	var out Redeemed
+	var fam storage.Family
 	c, err := s.store.RedeemAuthCode(ctx, Hash(req.Code), now, func(c storage.AuthCode) (storage.Family, storage.RefreshToken, error) {
 		if err := checkBinding(c, req); err != nil {
 			return storage.Family{}, storage.RefreshToken{}, err
 		}
 		f, first, value := s.newGrant(req.Realm, req.Client, c, req.Audience, now)
-		out.RefreshToken = value
+		out.RefreshToken, fam = value, f
 		return f, first, nil
 	})
 	out.Code = c
@@ -115,8 +116,14 @@ func (s *Service) RedeemCode(ctx context.Context, req Redemption) (Redeemed, err
 	}
 	if !withRefresh(req.Client, c.Scopes) {
 		out.RefreshToken = ""
+		return out, nil
 	}
-	return out, nil
+	exp := fam.IdleExpiresAt
+	if fam.AbsoluteExpiresAt.Before(exp) {
+		exp = fam.AbsoluteExpiresAt
+	}
+	out.RefreshToken, err = s.wrapRefresh(ctx, req.Realm, req.Client, fam, c.Scopes, exp, out.RefreshToken)
+	return out, err
 }
 
 // checkBinding says whether a code may be redeemed by the request.

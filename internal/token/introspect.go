@@ -35,6 +35,10 @@ var inactive = Introspection{}
 // is only a hint, RFC 7662 §2.1). Only a store failure is an error; every other
 // problem is simply an inactive token.
 func (s *Service) Introspect(ctx context.Context, realm storage.Realm, clientID, tok string) (Introspection, error) {
+	tok, err := s.unwrapRefresh(ctx, realm.Name, tok)
+	if err != nil {
+		return inactive, err
+	}
 	if strings.HasPrefix(tok, RefreshPrefix) {
 		return s.introspectRefresh(ctx, realm, clientID, tok)
 	}

@@ -51,6 +51,11 @@ type RefreshRequest struct {
 // alarm and no fork in the family. Outside the window it is reuse: the whole family
 // is revoked and the event audited.
 func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (Response, error) {
+	inner, err := s.unwrapRefresh(ctx, req.Realm.Name, req.Token)
+	if err != nil {
+		return Response{}, fmt.Errorf("refresh: %w", err)
+	}
+	req.Token = inner // from here on a JWT-form token is its opaque one, rules and all
 	rt, fam, err := s.refreshOf(ctx, req.Realm.Name, req.Client.ID, req.Token)
 	if err != nil {
 		return Response{}, err
@@ -67,18 +72,18 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (Response, er
 		return Response{}, err
 	}
 
-	resp, child, err := s.successor(ctx, req, fam, user, scopes, authTime)
+	now := s.now()
+	idle := now.Add(req.Client.Tokens.RefreshIdle)
+	if idle.After(fam.AbsoluteExpiresAt) || req.Client.Tokens.RefreshIdle <= 0 {
+		idle = fam.AbsoluteExpiresAt // the absolute limit never moves
+	}
+	resp, child, err := s.successor(ctx, req, fam, user, scopes, authTime, idle)
 	if err != nil {
 		return Response{}, err
 	}
 	sealed, err := sealRetry(req.Token, resp)
 	if err != nil {
 		return Response{}, err
-	}
-	now := s.now()
-	idle := now.Add(req.Client.Tokens.RefreshIdle)
-	if idle.After(fam.AbsoluteExpiresAt) || req.Client.Tokens.RefreshIdle <= 0 {
-		idle = fam.AbsoluteExpiresAt // the absolute limit never moves
 	}
 	use := storage.FamilyUse{At: now.UTC().Truncate(time.Microsecond), IdleExpiresAt: idle.UTC().Truncate(time.Microsecond),
 		IP: req.From.IP, UserAgent: req.From.UserAgent}
@@ -167,10 +172,15 @@ func (s *Service) refreshLive(ctx context.Context, rt storage.RefreshToken, fam 
 	return user, authTime, nil
 }
 
-// successor builds the response of a rotation and the refresh token it hands out.
-func (s *Service) successor(ctx context.Context, req RefreshRequest, fam storage.Family, user storage.User, scopes []string, authTime time.Time) (Response, storage.RefreshToken, error) {
+// successor builds the response of a rotation and the refresh token it hands out,
+// whose family then expires at exp.
+func (s *Service) successor(ctx context.Context, req RefreshRequest, fam storage.Family, user storage.User, scopes []string, authTime, exp time.Time) (Response, storage.RefreshToken, error) {
 	value, hash := newOpaque(RefreshPrefix)
 	child := storage.RefreshToken{Hash: hash, Scopes: scopes, IssuedAt: s.now().UTC().Truncate(time.Microsecond)}
+	value, err := s.wrapRefresh(ctx, req.Realm, req.Client, fam, scopes, exp, value)
+	if err != nil {
+		return Response{}, child, err
+	}
 	issued, err := s.IssueAccessToken(ctx, Grant{
 		Realm: req.Realm, Client: req.Client, UserID: user.ID, SessionID: fam.SessionID, AuthTime: authTime,
 		FamilyID: fam.ID, Scopes: scopes, Audience: fam.Audience,

@@ -30,6 +30,10 @@ func (s *Service) Revoke(ctx context.Context, realm storage.Realm, client storag
 func (s *Service) revoke(ctx context.Context, realm storage.Realm, owner, tok string, event storage.AuditEvent, reason string) error {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	event.Time, event.Realm = now, realm.Name
+	tok, err := s.unwrapRefresh(ctx, realm.Name, tok)
+	if err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
 
 	switch {
 	case strings.HasPrefix(tok, RefreshPrefix):
