@@ -273,3 +273,29 @@ func strs(v any) []string {
 	}
 	return out
 }
+
+func TestAdmin_ClientRefreshTokenFormat(t *testing.T) {
+	stores(t, func(t *testing.T, db string) {
+		s := startAdmin(t, db)
+		a := root(t, s)
+		r := want(t, "create kc", a.do("PUT", "/admin/realms/acme/clients/kc", map[string]any{
+			"grant_types": []string{"authorization_code", "refresh_token"}, "redirect_uris": []string{callback},
+			"refresh_token_format": "jwt"}), 201)
+		if r.body["refresh_token_format"] != "jwt" {
+			t.Fatalf("created kc: %s", r.raw)
+		}
+		if r = want(t, "get kc", a.do("GET", "/admin/realms/acme/clients/kc", nil), 200); r.body["refresh_token_format"] != "jwt" {
+			t.Fatalf("get kc: %s", r.raw)
+		}
+		r = want(t, "create plain", a.do("PUT", "/admin/realms/acme/clients/plain", map[string]any{
+			"grant_types": []string{"authorization_code", "refresh_token"}, "redirect_uris": []string{callback}}), 201)
+		if r.body["refresh_token_format"] != "opaque" {
+			t.Fatalf("created plain: %s", r.raw)
+		}
+		r = wantProblem(t, "unknown format", a.bad("PUT", "/admin/realms/acme/clients/kc2", map[string]any{
+			"grant_types": []string{"authorization_code"}, "redirect_uris": []string{callback}, "refresh_token_format": "paseto"}), 400)
+		if !slices.Contains(fieldErrors(r), "refresh_token_format") {
+			t.Fatalf("unknown format: %s", r.raw)
+		}
+	})
+}
