@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,6 +79,11 @@ func (s *Service) unwrapRefresh(ctx context.Context, realm, tok string) (string,
 	if strings.HasPrefix(tok, RefreshPrefix) || strings.Count(tok, ".") != 2 {
 		return tok, nil
 	}
+	// Only a token whose header says it is a refresh token is verified here: an
+	// access token introspected (or any other JWT) is verified once, by its own path.
+	if typ := unverifiedTyp(tok); typ != TypeRefreshJWT && typ != TypeOfflineJWT {
+		return tok, nil
+	}
 	v, err := s.keys.Verify(ctx, realm, tok)
 	if errors.Is(err, keys.ErrBadSignature) || errors.Is(err, keys.ErrUnknownKey) {
 		return tok, nil
@@ -93,4 +99,22 @@ func (s *Service) unwrapRefresh(ctx context.Context, realm, tok string) (string,
 		return tok, nil
 	}
 	return c.Secret, nil
+}
+
+// unverifiedTyp reads the typ of a JWS compact token's protected header without
+// checking anything else; "" if there is none. It only picks a path: the token's
+// signature and typ are verified on it.
+func unverifiedTyp(tok string) string {
+	head, _, _ := strings.Cut(tok, ".")
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return ""
+	}
+	var h struct {
+		Typ string `json:"typ"`
+	}
+	if json.Unmarshal(b, &h) != nil {
+		return ""
+	}
+	return h.Typ
 }
