@@ -116,8 +116,8 @@ func (s *Store) PurgeSessions(ctx context.Context, before time.Time) (int64, err
 // purgeSessions keeps an expired session while a refresh family born in it is
 // kept (unrevoked, unexpired at before; see purgeFamilies): an offline family
 // outlives its session's expiry but still ends with the session's logout, which
-// needs the row. session_id <> '' lets the subquery use the partial index
-// refresh_families_session.
+// needs the row. The non-empty session_id lets the subquery use the partial
+// index refresh_families_session.
 func purgeSessions(ctx context.Context, q querier, before time.Time) (int64, error) {
 	tag, err := q.Exec(ctx, `
 		DELETE FROM sessions s

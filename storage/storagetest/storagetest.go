@@ -598,7 +598,7 @@ func testPurgeKeepsSessionsOfLiveFamilies(t *testing.T, s storage.Store) {
 	wantCount(t, "PurgeSessions(2h)", n, err, 4)
 	got, err := s.GetSession(c, "sid-offline")
 	must(t, err)
-	if got.Live(at(2*time.Hour)) {
+	if got.Live(at(2 * time.Hour)) {
 		t.Fatal("the kept session must still read as expired")
 	}
 	for _, id := range []string{"sid-revoked-family", "sid-expired-family", "sid-logged-out", "sid-alone"} {
