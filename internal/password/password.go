@@ -37,10 +37,13 @@ const (
 // scheme this package knows.
 var ErrMalformed = errors.New("password: malformed hash")
 
+// errMalformedArgon2id is CheckHash's ErrMalformed: it wants argon2id only.
+var errMalformedArgon2id = errors.New("password: malformed argon2id hash")
+
 // ErrTooCostly is returned for a hash whose parameters are beyond what a sign-in
 // can afford (see maxCost, maxPBKDF2Work): a hash is given from outside (a seed
 // file, an import), and each sign-in pays its cost.
-var ErrTooCostly = errors.New("password: hash too costly to check")
+var ErrTooCostly = errors.New("password: hash costlier than a sign-in can afford")
 
 var b64 = base64.RawStdEncoding
 
@@ -91,10 +94,10 @@ var maxCost = Params{Memory: 256 * 1024, Time: 10, Threads: 16}
 func CheckHash(phc string, min Params) error {
 	h, err := parse(phc)
 	switch {
+	case errors.Is(err, ErrMalformed) || (err == nil && h.scheme != "argon2id"):
+		return errMalformedArgon2id
 	case err != nil:
 		return err
-	case h.scheme != "argon2id":
-		return fmt.Errorf("%w: not argon2id", ErrMalformed)
 	case h.argon.Memory < min.Memory || h.argon.Time < min.Time:
 		return fmt.Errorf("password: hash weaker than m=%d,t=%d", min.Memory, min.Time)
 	}
