@@ -198,13 +198,15 @@ type FlowRep struct {
 }
 
 // Parse reads one realm export from r: at most MaxSize bytes, one JSON object.
-func Parse(r io.Reader) (*Export, error) {
-	lr := &io.LimitedReader{R: r, N: MaxSize + 1}
+func Parse(r io.Reader) (*Export, error) { return parse(r, MaxSize) }
+
+func parse(r io.Reader, limit int64) (*Export, error) {
+	lr := &io.LimitedReader{R: r, N: limit + 1}
 	dec := json.NewDecoder(lr)
 	var e Export
 	if err := dec.Decode(&e); err != nil {
 		if lr.N <= 0 {
-			return nil, fmt.Errorf("realm export is larger than %d MiB", MaxSize>>20)
+			return nil, fmt.Errorf("realm export is larger than %d bytes", limit)
 		}
 		var syn *json.SyntaxError
 		var typ *json.UnmarshalTypeError
@@ -220,7 +222,7 @@ func Parse(r io.Reader) (*Export, error) {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		if lr.N <= 0 {
-			return nil, fmt.Errorf("realm export is larger than %d MiB", MaxSize>>20)
+			return nil, fmt.Errorf("realm export is larger than %d bytes", limit)
 		}
 		return nil, errors.New("realm export: more than one JSON value (want one realm; export each realm to its own file)")
 	}

@@ -9,10 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/latchkey/latchkey/internal/clientsecret"
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/registry"
+	"github.com/latchkey/latchkey/storage"
 )
 
 // Problem is one thing of the export that is not imported, or not as it was:
@@ -22,22 +25,24 @@ type Problem struct {
 	Msg  string
 }
 
-func (p Problem) String() string { return p.Path + ": " + p.Msg }
+// String is the problem on one line: control characters from the export are
+// replaced, so a name cannot forge a line of its own.
+func (p Problem) String() string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return unicode.ReplacementChar
+		}
+		return r
+	}, p.Path+": "+p.Msg)
+}
 
 // RoleRef names a role: a realm role when ClientID is empty, else a role of that
-// client (storage.RoleRef).
-type RoleRef struct {
-	ClientID string
-	Name     string
-}
+// client.
+type RoleRef = storage.RoleRef
 
-// Role is a realm role (ClientID "") or a client role.
-type Role struct {
-	ClientID    string
-	Name        string
-	Description string
-	Composites  []RoleRef
-}
+// Role is a realm role (ClientID "") or a client role; Realm and the times are
+// set when the seed is made.
+type Role = storage.Role
 
 // Client is a client as it is imported: the registry's client, checked and with
 // its defaults, plus its roles' part.
@@ -53,6 +58,7 @@ type Client struct {
 type User struct {
 	registry.User
 	ID           string // Keycloak's ID, kept so the sub claim stays the same; "" for a new one
+	index        int    // in the export's users
 	PasswordHash string
 	GivenName    string
 	FamilyName   string
@@ -558,8 +564,9 @@ func (t *translation) roles() {
 		}
 	}
 	for i, r := range e.Roles.Realm {
-		if r.Name == "" {
-			t.problem("a role without a name is not imported", "roles", "realm", i)
+		if msg := checkRoleName(r.Name); msg != "" {
+			t.problem(msg+": not imported", "roles", "realm", i)
+			delete(t.realmRoles, r.Name)
 			continue
 		}
 		t.res.Roles = append(t.res.Roles, Role{Name: r.Name, Description: r.Description,
@@ -576,10 +583,29 @@ func (t *translation) roles() {
 			continue
 		}
 		for i, r := range e.Roles.Client[id] {
+			if msg := checkRoleName(r.Name); msg != "" {
+				t.problem(msg+": not imported", "roles", "client", id, i)
+				delete(t.clientRole, RoleRef{ClientID: id, Name: r.Name})
+				continue
+			}
 			t.res.Roles = append(t.res.Roles, Role{ClientID: id, Name: r.Name, Description: r.Description,
 				Composites: t.refs(r.Composites, fmt.Sprintf("role %q of client %q", r.Name, id), "roles", "client", id, i, "composites")})
 		}
 	}
+}
+
+// maxRoleName is Keycloak's own limit on a role's name.
+const maxRoleName = 255
+
+// checkRoleName says what is wrong with a role's name, or "".
+func checkRoleName(n string) string {
+	switch {
+	case n == "":
+		return "a role without a name"
+	case len(n) > maxRoleName || !utf8.ValidString(n) || strings.IndexFunc(n, unicode.IsControl) >= 0:
+		return fmt.Sprintf("role name %q is longer than %d bytes or has control characters", n, maxRoleName)
+	}
+	return ""
 }
 
 // refs turns role names into references to the roles imported; a name of a role
@@ -655,7 +681,7 @@ func (t *translation) user(i int, kc UserRep, groups map[string]GroupRep) (User,
 	name := fmt.Sprintf("user %q", kc.Username)
 	u := User{User: registry.User{Username: kc.Username, Email: kc.Email, EmailVerified: kc.EmailVerified,
 		Name: strings.TrimSpace(kc.FirstName + " " + kc.LastName), Disabled: kc.Enabled != nil && !*kc.Enabled},
-		GivenName: kc.FirstName, FamilyName: kc.LastName}
+		GivenName: kc.FirstName, FamilyName: kc.LastName, index: i}
 	if err := registry.CheckUser(&u.User, false); err != nil {
 		t.problem(fmt.Sprintf("%s is not imported: %v", name, err), at()...)
 		return User{}, false
