@@ -323,3 +323,29 @@ func FuzzTranslate(f *testing.F) {
 		}
 	})
 }
+
+func TestDuplicatesAreListedNotImported(t *testing.T) {
+	r, err := Translate(&Export{Realm: "acme",
+		Roles: RolesRep{Realm: []RoleRep{{Name: "user"}, {Name: "user"}}},
+		Clients: []ClientRep{
+			{ClientID: "spa", PublicClient: true, RedirectURIs: []string{"https://a.test/cb"}},
+			{ClientID: "spa", PublicClient: true, RedirectURIs: []string{"https://b.test/cb"}},
+		},
+		Users: []UserRep{{Username: "Bob"}, {Username: "bob"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Roles) != 1 || len(r.Clients) != 1 || len(r.Users) != 1 || r.Clients[0].RedirectURIs[0] != "https://a.test/cb" {
+		t.Errorf("roles %d, clients %+v, users %d; want one each, the first", len(r.Roles), r.Clients, len(r.Users))
+	}
+	var paths []string
+	for _, p := range r.Problems {
+		paths = append(paths, p.Path)
+	}
+	for _, want := range []string{"$.roles.realm[1]", "$.clients[1]", "$.users[1]"} {
+		if !slices.Contains(paths, want) {
+			t.Errorf("no problem at %s in %q", want, paths)
+		}
+	}
+}

@@ -234,6 +234,10 @@ func (t *translation) clients() {
 		if slices.Contains(builtinClients, kc.ClientID) {
 			continue
 		}
+		if t.imported[kc.ClientID] {
+			t.problem(fmt.Sprintf("a second client %q is not imported", kc.ClientID), "clients", i)
+			continue
+		}
 		if c, ok := t.client(i, kc); ok {
 			t.imported[c.ID] = true
 			t.clientIndex[c.ID] = len(t.res.Clients)
@@ -569,6 +573,10 @@ func (t *translation) roles() {
 			delete(t.realmRoles, r.Name)
 			continue
 		}
+		if slices.ContainsFunc(t.res.Roles, func(o Role) bool { return o.ClientID == "" && o.Name == r.Name }) {
+			t.problem(fmt.Sprintf("a second realm role %q is not imported", r.Name), "roles", "realm", i)
+			continue
+		}
 		t.res.Roles = append(t.res.Roles, Role{Name: r.Name, Description: r.Description,
 			Composites: t.refs(r.Composites, fmt.Sprintf("role %q", r.Name), "roles", "realm", i, "composites")})
 	}
@@ -586,6 +594,10 @@ func (t *translation) roles() {
 			if msg := checkRoleName(r.Name); msg != "" {
 				t.problem(msg+": not imported", "roles", "client", id, i)
 				delete(t.clientRole, RoleRef{ClientID: id, Name: r.Name})
+				continue
+			}
+			if slices.ContainsFunc(t.res.Roles, func(o Role) bool { return o.ClientID == id && o.Name == r.Name }) {
+				t.problem(fmt.Sprintf("a second role %q of client %q is not imported", r.Name, id), "roles", "client", id, i)
 				continue
 			}
 			t.res.Roles = append(t.res.Roles, Role{ClientID: id, Name: r.Name, Description: r.Description,
@@ -654,12 +666,18 @@ func appendRef(list []RoleRef, r RoleRef) []RoleRef {
 func (t *translation) users() {
 	groups := map[string]GroupRep{} // by path, with the roles of its ancestors
 	flattenGroups(t.e.Groups, "", nil, nil, groups)
+	seen := map[string]bool{}
 	for i, u := range t.e.Users {
 		if u.ServiceAccountClientID != "" {
 			t.serviceAccount(i, u)
 			continue
 		}
 		if out, ok := t.user(i, u, groups); ok {
+			if seen[out.Username] {
+				t.problem(fmt.Sprintf("a second user %q is not imported", out.Username), "users", i)
+				continue
+			}
+			seen[out.Username] = true
 			t.res.Users = append(t.res.Users, out)
 		}
 	}
@@ -804,10 +822,11 @@ func PHC(cr CredentialRep) (string, error) {
 	var d passwordData
 	if cr.SecretData != "" || cr.CredentialData != "" {
 		if err := json.Unmarshal([]byte(cr.SecretData), &d); err != nil {
-			return "", fmt.Errorf("secretData is not JSON: %w", err)
+			// The decoder's message may quote a byte of the secret: not kept.
+			return "", errors.New("secretData is not JSON")
 		}
 		if err := json.Unmarshal([]byte(cr.CredentialData), &d); err != nil {
-			return "", fmt.Errorf("credentialData is not JSON: %w", err)
+			return "", errors.New("credentialData is not JSON")
 		}
 	} else {
 		d = passwordData{Value: cr.HashedSaltedValue, Salt: cr.Salt, HashIterations: cr.HashIterations, Algorithm: cr.Algorithm}
