@@ -349,3 +349,27 @@ func TestDuplicatesAreListedNotImported(t *testing.T) {
 		}
 	}
 }
+
+// Latchkey's role names are those of client IDs: a Keycloak role named
+// otherwise is listed, and so is every mapping to it.
+func TestRoleNamesLatchkeyCannotKeep(t *testing.T) {
+	r, err := Translate(&Export{Realm: "acme",
+		Roles: RolesRep{Realm: []RoleRep{{Name: "Project Manager"}, {Name: "user"}}},
+		Users: []UserRep{{Username: "bob", RealmRoles: []string{"Project Manager", "user"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Roles) != 1 || !slices.Equal(r.Users[0].Roles, []RoleRef{{Name: "user"}}) {
+		t.Errorf("roles %+v, bob's %+v", r.Roles, r.Users[0].Roles)
+	}
+	var lines []string
+	for _, p := range r.Problems {
+		lines = append(lines, p.String())
+	}
+	all := strings.Join(lines, "\n")
+	if !strings.Contains(all, `$.roles.realm[0]: role name "Project Manager" is not`) ||
+		!strings.Contains(all, `$.users[0].realmRoles[0]: user "bob": unknown realm role "Project Manager" not kept`) {
+		t.Errorf("problems:\n%s", all)
+	}
+}

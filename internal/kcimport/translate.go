@@ -10,8 +10,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
-
+	
 	"github.com/latchkey/latchkey/internal/clientsecret"
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/registry"
@@ -606,19 +605,24 @@ func (t *translation) roles() {
 	}
 }
 
-// maxRoleName is Keycloak's own limit on a role's name.
-const maxRoleName = 255
+// maxRoleName bounds a role's name as Latchkey's registry does (ident.Role on
+// the roles branch): the alphabet of client IDs, so a name is safe as a path
+// segment of the admin API and a claim value.
+const maxRoleName = 128
 
 // checkRoleName says what is wrong with a role's name, or "".
 func checkRoleName(n string) string {
-	switch {
-	case n == "":
-		return "a role without a name"
-	case len(n) > maxRoleName || !utf8.ValidString(n) || strings.IndexFunc(n, unicode.IsControl) >= 0:
-		return fmt.Sprintf("role name %q is longer than %d bytes or has control characters", n, maxRoleName)
+	ok := n != "" && len(n) <= maxRoleName && isAlnum(n[0])
+	for i := 0; ok && i < len(n); i++ {
+		ok = isAlnum(n[i]) || strings.IndexByte("._:-", n[i]) >= 0
+	}
+	if !ok {
+		return fmt.Sprintf("role name %q is not 1-%d letters, digits or . _ : -", n, maxRoleName)
 	}
 	return ""
 }
+
+func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
 
 // refs turns role names into references to the roles imported; a name of a role
 // not imported is listed (those of Keycloak's built-in clients once per owner).
@@ -626,28 +630,33 @@ func (t *translation) refs(c *CompositesRep, owner string, path ...any) []RoleRe
 	if c == nil {
 		return nil
 	}
-	return t.roleRefs(c.Realm, c.Client, owner, path...)
+	return t.roleRefs(c.Realm, c.Client, owner, [2]string{"realm", "client"}, path...)
 }
 
-func (t *translation) roleRefs(realm []string, clients map[string][]string, owner string, path ...any) []RoleRef {
+// mappingKeys are the keys of a user's or group's role mappings in the export.
+var mappingKeys = [2]string{"realmRoles", "clientRoles"}
+
+// roleRefs turns the names of realm roles and client roles (keys says under
+// which keys of the export they are) into references.
+func (t *translation) roleRefs(realm []string, clients map[string][]string, owner string, keys [2]string, path ...any) []RoleRef {
 	var out []RoleRef
 	at := func(p ...any) []any { return append(slices.Clone(path), p...) }
 	for j, n := range realm {
 		if !t.realmRoles[n] {
-			t.problem(fmt.Sprintf("%s: unknown realm role %q not kept", owner, n), at("realm", j)...)
+			t.problem(fmt.Sprintf("%s: unknown realm role %q not kept", owner, n), at(keys[0], j)...)
 			continue
 		}
 		out = appendRef(out, RoleRef{Name: n})
 	}
 	for _, id := range sortedKeys(clients) {
 		if slices.Contains(builtinClients, id) {
-			t.problem(fmt.Sprintf("%s: roles of Keycloak's built-in client %q (%s) not kept", owner, id, strings.Join(clients[id], ", ")), at("client", id)...)
+			t.problem(fmt.Sprintf("%s: roles of Keycloak's built-in client %q (%s) not kept", owner, id, strings.Join(clients[id], ", ")), at(keys[1], id)...)
 			continue
 		}
 		for j, n := range clients[id] {
 			ref := RoleRef{ClientID: id, Name: n}
 			if !t.clientRole[ref] {
-				t.problem(fmt.Sprintf("%s: role %q of client %q is not imported: not kept", owner, n, id), at("client", id, j)...)
+				t.problem(fmt.Sprintf("%s: role %q of client %q is not imported: not kept", owner, n, id), at(keys[1], id, j)...)
 				continue
 			}
 			out = appendRef(out, ref)
@@ -691,7 +700,7 @@ func (t *translation) serviceAccount(i int, u UserRep) {
 	}
 	c := &t.res.Clients[k]
 	c.ServiceAccountRoles = t.roleRefs(u.RealmRoles, u.ClientRoles,
-		fmt.Sprintf("service account of client %q", c.ID), "users", i)
+		fmt.Sprintf("service account of client %q", c.ID), mappingKeys, "users", i)
 }
 
 func (t *translation) user(i int, kc UserRep, groups map[string]GroupRep) (User, bool) {
@@ -700,6 +709,15 @@ func (t *translation) user(i int, kc UserRep, groups map[string]GroupRep) (User,
 	u := User{User: registry.User{Username: kc.Username, Email: kc.Email, EmailVerified: kc.EmailVerified,
 		Name: strings.TrimSpace(kc.FirstName + " " + kc.LastName), Disabled: kc.Enabled != nil && !*kc.Enabled},
 		GivenName: kc.FirstName, FamilyName: kc.LastName, index: i}
+	for _, f := range []struct {
+		v    *string
+		path string
+	}{{&u.GivenName, "firstName"}, {&u.FamilyName, "lastName"}, {&u.Name, "firstName"}} {
+		if len(*f.v) > maxPersonName {
+			t.problem(fmt.Sprintf("%s: a name over %d bytes is not imported", name, maxPersonName), at(f.path)...)
+			*f.v = ""
+		}
+	}
 	if err := registry.CheckUser(&u.User, false); err != nil {
 		t.problem(fmt.Sprintf("%s is not imported: %v", name, err), at()...)
 		return User{}, false
@@ -751,19 +769,23 @@ func (t *translation) user(i int, kc UserRep, groups map[string]GroupRep) (User,
 		t.problem(fmt.Sprintf("%s: attributes (%s) are not imported", name, strings.Join(sortedKeys(kc.Attributes), ", ")), at("attributes")...)
 	}
 
-	u.Roles = t.roleRefs(kc.RealmRoles, kc.ClientRoles, name, at()...)
+	u.Roles = t.roleRefs(kc.RealmRoles, kc.ClientRoles, name, mappingKeys, at()...)
 	for j, p := range kc.Groups {
 		g, ok := groups[p]
 		if !ok {
 			t.problem(fmt.Sprintf("%s: unknown group %s", name, p), at("groups", j)...)
 			continue
 		}
-		for _, r := range t.roleRefs(g.RealmRoles, g.ClientRoles, fmt.Sprintf("%s, group %s", name, p), at("groups", j)...) {
+		for _, r := range t.roleRefs(g.RealmRoles, g.ClientRoles, fmt.Sprintf("%s, group %s", name, p), mappingKeys, at("groups", j)...) {
 			u.Roles = appendRef(u.Roles, r)
 		}
 	}
 	return u, true
 }
+
+// maxPersonName bounds a user's name, given and family names, in bytes, as
+// Latchkey's registry does.
+const maxPersonName = 255
 
 // flattenGroups maps each group's path to it, with its ancestors' roles added:
 // a member of a subgroup has its parents' roles in Keycloak.
