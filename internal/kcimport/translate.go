@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	
+
 	"github.com/latchkey/latchkey/internal/clientsecret"
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/registry"
@@ -622,7 +622,9 @@ func checkRoleName(n string) string {
 	return ""
 }
 
-func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
 
 // refs turns role names into references to the roles imported; a name of a role
 // not imported is listed (those of Keycloak's built-in clients once per owner).
