@@ -373,3 +373,41 @@ func TestRoleNamesLatchkeyCannotKeep(t *testing.T) {
 		t.Errorf("problems:\n%s", all)
 	}
 }
+
+// A client whose redirect URIs are all wildcards keeps its roles: confidential,
+// it is imported disabled; public, it cannot be, and both are listed.
+func TestWildcardOnlyClients(t *testing.T) {
+	r, err := Translate(&Export{Realm: "acme",
+		Clients: []ClientRep{
+			{ClientID: "web", Secret: "0123456789abcdef0123456789abcdef", RedirectURIs: []string{"https://a.test/*"}},
+			{ClientID: "spa", PublicClient: true, RedirectURIs: []string{"*"}},
+		},
+		Roles: RolesRep{Client: map[string][]RoleRep{"web": {{Name: "admin"}}, "spa": {{Name: "viewer"}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, ok := r.client("web")
+	if !ok || !web.Disabled || !slices.Equal(web.GrantTypes, []string{"client_credentials"}) || len(r.Roles) != 1 {
+		t.Errorf("web = %+v (imported %v), roles %+v", web, ok, r.Roles)
+	}
+	if _, ok := r.client("spa"); ok {
+		t.Error("spa imported without a redirect URI")
+	}
+	var lines []string
+	for _, p := range r.Problems {
+		lines = append(lines, p.String())
+	}
+	all := strings.Join(lines, "\n")
+	for _, want := range []string{
+		`$.clients[0].redirectUris[0]: client "web": wildcard redirect URI "https://a.test/*" is not imported`,
+		`$.clients[0].redirectUris: client "web": no exact redirect URI`,
+		`$.clients[0]: client "web" has no flow Latchkey can offer`,
+		`$.clients[1]: client "spa" has no flow Latchkey offers and no credentials: not imported`,
+		`$.roles.client.spa: the 1 roles of client "spa" are not imported`,
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no line %q in:\n%s", want, all)
+		}
+	}
+}

@@ -294,6 +294,14 @@ func (t *translation) client(i int, kc ClientRep) (Client, bool) {
 			return Client{}, false
 		}
 	}
+	c.RedirectURIs = t.redirectURIs(kc, at)
+	if standard && len(c.RedirectURIs) == 0 && !kc.BearerOnly {
+		// Only wildcards (or nothing): the flow cannot work until someone lists
+		// the exact URIs; the client may still be kept for its other flows or roles.
+		t.problem(name+": no exact redirect URI: the authorization code flow is not imported (list its redirect URIs through the admin API)", at("redirectUris")...)
+		c.GrantTypes = slices.DeleteFunc(c.GrantTypes, func(g string) bool { return g == "authorization_code" || g == "refresh_token" })
+		standard = false
+	}
 	if kc.BearerOnly || len(c.GrantTypes) == 0 {
 		// A client with no flow is a resource server in Keycloak: it exists for
 		// its roles and as an audience. It is imported disabled, so its roles
@@ -302,12 +310,11 @@ func (t *translation) client(i int, kc ClientRep) (Client, bool) {
 			t.problem(name+" has no flow Latchkey offers and no credentials: not imported", at()...)
 			return Client{}, false
 		}
-		t.problem(name+" has no flow Latchkey offers (bearer-only): imported disabled, for its roles", at()...)
+		t.problem(name+" has no flow Latchkey can offer (bearer-only, or no exact redirect URI): imported disabled, for its roles", at()...)
 		c.GrantTypes, c.Disabled = []string{"client_credentials"}, true
 	}
 
 	// URIs.
-	c.RedirectURIs = t.redirectURIs(kc, at)
 	if v := attr("post.logout.redirect.uris"); v != "" {
 		for j, u := range strings.Split(v, "##") {
 			switch {
