@@ -411,3 +411,21 @@ func TestWildcardOnlyClients(t *testing.T) {
 		}
 	}
 }
+
+// A hash that would make each sign-in burn the CPU is refused at import, and
+// the user listed: they are imported without a password.
+func TestCostlyHashIsListed(t *testing.T) {
+	r, err := Translate(&Export{Realm: "acme", Users: []UserRep{{Username: "mallory", Credentials: []CredentialRep{{Type: "password",
+		SecretData:     `{"value":"mfP5aeQPN4o1ANUYtqULUmFePe6YKqH2/LJdetQL5lA=","salt":"MDEyMzQ1Njc4OWFiY2RlZg=="}`,
+		CredentialData: `{"hashIterations":100000000,"algorithm":"pbkdf2-sha256"}`}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Users) != 1 || r.Users[0].PasswordHash != "" {
+		t.Fatalf("users = %+v; want mallory without a password", r.Users)
+	}
+	if len(r.Problems) != 1 || r.Problems[0].Path != "$.users[0].credentials[0]" ||
+		!strings.Contains(r.Problems[0].Msg, "password not imported: password: hash costlier than a sign-in can afford: 100000000 iterations") {
+		t.Errorf("problems = %v", r.Problems)
+	}
+}
