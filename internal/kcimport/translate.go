@@ -208,6 +208,9 @@ func (t *translation) realmExtras() {
 	if len(e.Groups) > 0 {
 		t.problem(fmt.Sprintf("%d groups are not kept: each member gets its groups' roles directly", countGroups(e.Groups)), "groups")
 	}
+	if e.OfflineSessionIdle > 0 {
+		t.problem("offline session lifetimes are not imported: refresh tokens, offline ones too, follow each client's refresh_idle and refresh_absolute (from ssoSessionIdleTimeout and ssoSessionMaxLifespan)", "offlineSessionIdleTimeout")
+	}
 	if e.RegistrationAllowed {
 		t.problem("self-registration is not offered", "registrationAllowed")
 	}
