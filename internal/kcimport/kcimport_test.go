@@ -368,7 +368,7 @@ func TestRoleNamesLatchkeyCannotKeep(t *testing.T) {
 		lines = append(lines, p.String())
 	}
 	all := strings.Join(lines, "\n")
-	if !strings.Contains(all, `$.roles.realm[0]: role name "Project Manager" is not`) ||
+	if !strings.Contains(all, `$.roles.realm[0]: role name "Project Manager": must be`) ||
 		!strings.Contains(all, `$.users[0].realmRoles[0]: user "bob": unknown realm role "Project Manager" not kept`) {
 		t.Errorf("problems:\n%s", all)
 	}

@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"github.com/latchkey/latchkey/internal/clientsecret"
+	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/registry"
 	"github.com/latchkey/latchkey/storage"
@@ -615,25 +616,14 @@ func (t *translation) roles() {
 	}
 }
 
-// maxRoleName bounds a role's name as Latchkey's registry does (ident.Role on
-// the roles branch): the alphabet of client IDs, so a name is safe as a path
-// segment of the admin API and a claim value.
-const maxRoleName = 128
-
-// checkRoleName says what is wrong with a role's name, or "".
+// checkRoleName says what is wrong with a role's name, or "": the registry's
+// rule (ident.Role), so a name is safe as a path segment of the admin API and a
+// claim value.
 func checkRoleName(n string) string {
-	ok := n != "" && len(n) <= maxRoleName && isAlnum(n[0])
-	for i := 0; ok && i < len(n); i++ {
-		ok = isAlnum(n[i]) || strings.IndexByte("._:-", n[i]) >= 0
-	}
-	if !ok {
-		return fmt.Sprintf("role name %q is not 1-%d letters, digits or . _ : -", n, maxRoleName)
+	if err := ident.Role(n); err != nil {
+		return fmt.Sprintf("role name %q: %v", n, err)
 	}
 	return ""
-}
-
-func isAlnum(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // refs turns role names into references to the roles imported; a name of a role
