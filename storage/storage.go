@@ -220,7 +220,7 @@ type User struct {
 	Name          string
 	GivenName     string // OIDC given_name (Keycloak firstName)
 	FamilyName    string // OIDC family_name (Keycloak lastName)
-	PasswordHash  string // argon2id, PHC string format
+	PasswordHash  string // PHC string: argon2id, or a hash imported from Keycloak (pbkdf2-sha256/-sha512, argon2) until the next sign-in rehashes it
 	// Roles are the user's direct role mappings; the composites among them
 	// bring the roles they include.
 	Roles    []RoleRef
