@@ -86,7 +86,7 @@ func claimsOf(t *testing.T, inst *instance, tok string) map[string]any {
 }
 
 // jsonOf is v as its JSON would decode into a map, for comparing with claims.
-func jsonOf(v any) any {
+func asJSON(v any) any {
 	b, _ := json.Marshal(v)
 	var out any
 	json.Unmarshal(b, &out)
@@ -95,8 +95,8 @@ func jsonOf(v any) any {
 
 var profileClaims = map[string]any{"preferred_username": "alice", "name": "Alice Liddell", "given_name": "Alice", "family_name": "Liddell"}
 var emailClaims = map[string]any{"email": "alice@example.com", "email_verified": true}
-var aliceRealm = jsonOf(map[string]any{"roles": []string{"editor", "user"}})
-var aliceClients = jsonOf(map[string]any{"svc": map[string]any{"roles": []string{"read"}}, "web": map[string]any{"roles": []string{"viewer"}}})
+var aliceRealm = asJSON(map[string]any{"roles": []string{"editor", "user"}})
+var aliceClients = asJSON(map[string]any{"svc": map[string]any{"roles": []string{"read"}}, "web": map[string]any{"roles": []string{"viewer"}}})
 
 // Access tokens, JWT and opaque alike, and their introspection carry the profile
 // and email claims and Keycloak's realm_access / resource_access (effective roles,
@@ -206,8 +206,8 @@ func checkClaims(t *testing.T, c, want map[string]any, present bool) {
 func TestClientCredentials_ServiceAccountRoles(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
 		withRoles(t, inst)
-		wantRealm := jsonOf(map[string]any{"roles": []string{"robot"}})
-		wantClients := jsonOf(map[string]any{"svc": map[string]any{"roles": []string{"read"}}})
+		wantRealm := asJSON(map[string]any{"roles": []string{"robot"}})
+		wantClients := asJSON(map[string]any{"svc": map[string]any{"roles": []string{"read"}}})
 		for _, tt := range []struct{ id, basic string }{{"svc", svcBasic}, {"opq", opqBasic}} {
 			at := inst.clientCredentials(t, "acme", tt.basic).body["access_token"].(string)
 			c := claimsOf(t, inst, at)
@@ -249,7 +249,7 @@ func TestRefresh_ShowsCurrentRoles(t *testing.T) {
 			t.Fatalf("refresh = %d %s", r2.status, r2.raw)
 		}
 		c := claimsOf(t, inst, str(r2, "access_token"))
-		if !reflect.DeepEqual(c["realm_access"], jsonOf(map[string]any{"roles": []string{"robot"}})) || c["resource_access"] != nil {
+		if !reflect.DeepEqual(c["realm_access"], asJSON(map[string]any{"roles": []string{"robot"}})) || c["resource_access"] != nil {
 			t.Fatalf("after the change: %v %v", c["realm_access"], c["resource_access"])
 		}
 	})
