@@ -89,7 +89,35 @@ func BenchmarkIntrospect(b *testing.B) {
 
 func BenchmarkRefresh(b *testing.B) {
 	inst := benchInstance(b)
-	rts := mintRefresh(b, inst, 2*8*runtime.GOMAXPROCS(0))
+	benchRefresh(b, inst, mintRefresh(b, inst, 2*8*runtime.GOMAXPROCS(0)))
+}
+
+// BenchmarkRefreshWithRoles is BenchmarkRefresh with the roles scope, alice holding
+// a composite role: the realm's roles come from the cache, the expansion is the cost.
+func BenchmarkRefreshWithRoles(b *testing.B) {
+	inst := benchInstance(b)
+	ctx := b.Context()
+	for _, r := range []storage.Role{{Name: "user"}, {ClientID: "svc", Name: "read"},
+		{Name: "editor", Composites: []storage.RoleRef{{Name: "user"}, {ClientID: "svc", Name: "read"}}}} {
+		r.Realm = "acme"
+		if err := inst.store.CreateRole(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	alice, err := inst.store.GetUserByUsername(ctx, "acme", "alice")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := inst.store.UpdateUser(ctx, "acme", alice.ID, func(u *storage.User) ([]storage.AuditEvent, error) {
+		u.Roles = []storage.RoleRef{{Name: "editor"}}
+		return nil, nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	benchRefresh(b, inst, mintRefresh(b, inst, 2*8*runtime.GOMAXPROCS(0), "roles"))
+}
+
+func benchRefresh(b *testing.B, inst *instance, rts []string) {
 	b.ReportAllocs()
 	b.SetParallelism(8)
 	next := make(chan string, len(rts))
@@ -108,8 +136,9 @@ func BenchmarkRefresh(b *testing.B) {
 	})
 }
 
-// mintRefresh creates n refresh families for alice and the web client, as n sign-ins would.
-func mintRefresh(b *testing.B, inst *instance, n int) []string {
+// mintRefresh creates n refresh families for alice and the web client, as n sign-ins
+// would, with offline_access and the extra scopes.
+func mintRefresh(b *testing.B, inst *instance, n int, extra ...string) []string {
 	ctx := b.Context()
 	alice, err := inst.store.GetUserByUsername(ctx, "acme", "alice")
 	if err != nil {
@@ -120,7 +149,7 @@ func mintRefresh(b *testing.B, inst *instance, n int) []string {
 	for i := range n {
 		value, hash := token.NewRefreshToken()
 		f := storage.Family{ID: fmt.Sprintf("bench-%d", i), Realm: "acme", ClientID: "web", UserID: alice.ID,
-			Scopes: []string{"offline_access"}, Audience: []string{"https://api.example"}, CreatedAt: now, LastUsedAt: now,
+			Scopes: append([]string{"offline_access"}, extra...), Audience: []string{"https://api.example"}, CreatedAt: now, LastUsedAt: now,
 			IdleExpiresAt: now.Add(24 * time.Hour), AbsoluteExpiresAt: now.Add(14 * 24 * time.Hour)}
 		if err := inst.store.CreateFamily(ctx, f, storage.RefreshToken{Hash: hash, Scopes: f.Scopes, IssuedAt: now}); err != nil {
 			b.Fatal(err)
