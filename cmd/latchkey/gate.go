@@ -390,18 +390,19 @@ func routeMux(rules gateRules, guard func(rs.Requirements) http.Handler) (h http
 			err = fmt.Errorf("--route %q: %v", pattern, p)
 		}
 	}()
-	catchAll := false
 	for _, r := range rules.routes {
 		pattern = r.pattern
-		catchAll = catchAll || pattern == "/"
 		mux.Handle(pattern, guard(rs.Requirements{
 			Scopes: slices.Concat(rules.global.Scopes, r.req.Scopes),
 			Roles:  slices.Concat(rules.global.Roles, r.req.Roles),
 		}))
 	}
-	if !catchAll {
+	// The catch-all, unless a route already is one ("/", "/{path...}"): ServeMux
+	// then panics, and that route's requirements cover every request anyway.
+	func() {
+		defer func() { recover() }()
 		mux.Handle("/", guard(rules.global))
-	}
+	}()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// ServeMux matches a segment holding an encoded slash as one segment, where an
 		// upstream that decodes first would see two: refuse what the patterns could

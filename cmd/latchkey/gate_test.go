@@ -301,6 +301,18 @@ func TestGate_BadRequirementFlags(t *testing.T) {
 			t.Errorf("%v: exit %d, %q; want 1 line with %q", tt.args, code, stderr, tt.want)
 		}
 	}
+	// A route that is itself a catch-all stands in for the gate's own.
+	for _, catchAll := range []string{"/=role:admin", "/{path...}=role:admin"} {
+		r, _ := parseRoute(catchAll)
+		h, mint, _ := gateWithRules(t, false, gateRules{routes: []gateRoute{r}})
+		req := httptest.NewRequest("GET", "/anything", nil)
+		req.Header.Set("Authorization", "Bearer "+mint(nil))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 403 || !strings.Contains(rec.Header().Get("WWW-Authenticate"), "realm role admin") {
+			t.Fatalf("%s: = %d %q", catchAll, rec.Code, rec.Header().Get("WWW-Authenticate"))
+		}
+	}
 	// The environment holds routes separated by ";".
 	if got := splitRoutes(" POST /orders/=role:w ; ;/admin/=role:admin"); len(got) != 2 || got[0] != "POST /orders/=role:w" || got[1] != "/admin/=role:admin" {
 		t.Fatalf("splitRoutes = %q", got)
