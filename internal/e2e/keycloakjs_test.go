@@ -72,10 +72,11 @@ var kcExtraInit = map[string]any{"scope": "openid offline_access"}
 func TestKeycloakJS_DefaultOptionsSignInProfileRefreshLogout(t *testing.T) {
 	lib := keycloakJS(t)
 	chrome := chromiumPath(t)
+	binary(t) // built once, before the clock below starts
 	stores(t, func(t *testing.T, db string) {
 		begin := time.Now()
 		runKeycloakJS(t, db, lib, chrome)
-		t.Logf("keycloak-js journey took %v", time.Since(begin).Round(time.Millisecond))
+		t.Logf("server, browser and keycloak-js journey: %v", time.Since(begin).Round(time.Millisecond))
 	})
 }
 
@@ -152,6 +153,10 @@ func runKeycloakJS(t *testing.T, db, lib, chrome string) {
 	if r := kcRefresh(t, s, st.RefreshToken); !r.invalidGrant() {
 		t.Errorf("the refresh token of the signed-out session = %d %s; want invalid_grant", r.status, r.raw)
 	}
+
+	// Nothing went wrong on the way that keycloak-js or the browser noticed: no
+	// blocked answer (CORS), refused frame (CSP), failed request or exception.
+	tab.noErrors("up to the logout")
 
 	// 6. A new sign-in, a new family: a spent refresh token whose successor
 	// was used is reuse. The token endpoint refuses it and revokes the family,
@@ -434,6 +439,7 @@ type kcTab struct {
 
 	mu      sync.Mutex
 	console []string
+	checked int // console[:checked] was checked by noErrors
 }
 
 func newKCTab(t *testing.T, path string) *kcTab {
@@ -541,6 +547,21 @@ func (c *kcTab) state(what string) kcState {
 		c.t.Fatalf("%s: %v: %.200s", what, err, raw)
 	}
 	return st
+}
+
+// noErrors fails the test if the pages wrote an error or threw since the last
+// call: a browser that blocks an answer (CORS) or a frame (CSP) says so here. A
+// missing favicon is no error.
+func (c *kcTab) noErrors(what string) {
+	c.t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range c.console[c.checked:] {
+		if (strings.HasPrefix(m, "error:") || strings.HasPrefix(m, "exception:")) && !strings.HasSuffix(m, "/favicon.ico") {
+			c.t.Errorf("%s, the browser's console says: %s", what, m)
+		}
+	}
+	c.checked = len(c.console)
 }
 
 // dump describes where the tab is, for failure messages.
