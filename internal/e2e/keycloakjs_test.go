@@ -6,9 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -399,14 +397,11 @@ func keycloakJS(t *testing.T) string {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("npm ci (keycloak-js): %v\n%s", err, out)
 	}
-	// Another test process may have got there first: then use its copy.
-	if err := os.Rename(tmp, dir); err != nil && !errors.Is(err, fs.ErrExist) && !errors.Is(err, os.ErrExist) {
-		if _, statErr := os.Stat(filepath.Join(lib, "keycloak.js")); statErr != nil {
-			t.Fatalf("keeping keycloak-js: %v", err)
-		}
-	}
+	// The rename fails when another test process got there first: then its copy
+	// is used.
+	renameErr := os.Rename(tmp, dir)
 	if _, err := os.Stat(filepath.Join(lib, "keycloak.js")); err != nil {
-		t.Fatalf("npm ci installed no keycloak-js/lib/keycloak.js: %v", err)
+		t.Fatalf("no keycloak-js/lib/keycloak.js after npm ci (rename: %v): %v", renameErr, err)
 	}
 	return lib
 }
