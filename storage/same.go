@@ -27,7 +27,10 @@ func SameClient(a, b Client) bool {
 		a.PKCEOptional == b.PKCEOptional && a.IDTokenSignedResponseAlg == b.IDTokenSignedResponseAlg &&
 		a.BackchannelLogoutURI == b.BackchannelLogoutURI &&
 		a.BackchannelLogoutSessionRequired == b.BackchannelLogoutSessionRequired &&
-		a.Tokens == b.Tokens
+		a.Tokens == b.Tokens &&
+		slices.Equal(a.ServiceAccountRoles, b.ServiceAccountRoles) &&
+		slices.Equal(a.DefaultScopes, b.DefaultScopes) &&
+		a.LeanAccessTokens == b.LeanAccessTokens
 }
 
 // SameUser reports whether two users have the same configuration. The ID,
@@ -35,5 +38,14 @@ func SameClient(a, b Client) bool {
 func SameUser(a, b User) bool {
 	return a.Realm == b.Realm && a.Username == b.Username && a.Email == b.Email &&
 		a.EmailVerified == b.EmailVerified && a.Name == b.Name &&
+		a.GivenName == b.GivenName && a.FamilyName == b.FamilyName &&
+		slices.Equal(a.Roles, b.Roles) &&
 		a.PasswordHash == b.PasswordHash && a.Disabled == b.Disabled
+}
+
+// SameRole reports whether two roles have the same configuration
+// (timestamps are not configuration; nil and empty lists are the same).
+func SameRole(a, b Role) bool {
+	return a.Realm == b.Realm && a.ClientID == b.ClientID && a.Name == b.Name &&
+		a.Description == b.Description && slices.Equal(a.Composites, b.Composites)
 }

@@ -15,6 +15,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -57,6 +58,7 @@ type Store interface {
 	ChangeFeedStore
 	BackchannelStore
 	AttemptStore
+	RoleStore
 
 	// Ready reports whether the store is reachable and its schema is the one this
 	// binary expects.
@@ -148,8 +150,18 @@ type Client struct {
 	// logout tokens (Back-Channel Logout §2.2).
 	BackchannelLogoutSessionRequired bool
 	Tokens                           TokenSettings
-	CreatedAt                        time.Time
-	UpdatedAt                        time.Time
+	// ServiceAccountRoles are the roles of the client's own tokens (client
+	// credentials grant), as Keycloak's service-account role mappings.
+	ServiceAccountRoles []RoleRef
+	// DefaultScopes are added when an authorization request asks only for
+	// openid; nil or empty means profile, email and roles (see
+	// EffectiveDefaultScopes).
+	DefaultScopes []string
+	// LeanAccessTokens keeps profile and email claims out of the client's
+	// access tokens (they stay in ID tokens and userinfo).
+	LeanAccessTokens bool
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 	// TokensValidAfter is the client's security stamp: every token issued to it
 	// before is dead. State, not configuration: disabling the client moves it, and
 	// so does revoking all its tokens.
@@ -159,6 +171,15 @@ type Client struct {
 	// when there is none.
 	PreviousSecretHash      string
 	PreviousSecretExpiresAt time.Time
+}
+
+// EffectiveDefaultScopes returns the client's DefaultScopes, or, when it has
+// none, Keycloak's default client scopes: profile, email and roles.
+func (c Client) EffectiveDefaultScopes() []string {
+	if len(c.DefaultScopes) == 0 {
+		return []string{"profile", "email", "roles"}
+	}
+	return slices.Clone(c.DefaultScopes)
 }
 
 // Public reports whether the client has no credentials (RFC 6749 §2.1).
@@ -183,7 +204,8 @@ type ClientStore interface {
 	// is none.
 	UpdateClient(ctx context.Context, realm, id string, fn func(c *Client) ([]AuditEvent, error)) (Client, error)
 	// DeleteClient deletes the client with everything issued to it: refresh families
-	// and their tokens, authorization codes, and the consents users gave it.
+	// and their tokens, authorization codes, and the consents users gave it; and its
+	// client roles with every reference to them, as DeleteRole does.
 	// ErrNotFound if there is none.
 	DeleteClient(ctx context.Context, realm, id string, events ...AuditEvent) error
 }
@@ -196,8 +218,13 @@ type User struct {
 	Email         string // unique within the realm when not empty; callers normalise it
 	EmailVerified bool
 	Name          string
+	GivenName     string // OIDC given_name (Keycloak firstName)
+	FamilyName    string // OIDC family_name (Keycloak lastName)
 	PasswordHash  string // argon2id, PHC string format
-	Disabled      bool
+	// Roles are the user's direct role mappings; composites add more (see
+	// EffectiveRoles in the token side).
+	Roles    []RoleRef
+	Disabled bool
 	// TokensValidAfter is the user's security stamp: every token issued before it is dead.
 	TokensValidAfter time.Time
 	CreatedAt        time.Time
@@ -542,6 +569,7 @@ type SeedRealm struct {
 	Realm   Realm
 	Clients []Client // Realm fields are set to the realm's name
 	Users   []User   // Realm fields are set to the realm's name
+	Roles   []Role   // realm and client roles; Realm fields are set to the realm's name
 	// PasswordMACs maps the username of each user whose password the seed gives in
 	// plain text to a keyed MAC of that password, so a later start can tell a
 	// declaration it applied before without hashing the password again.
@@ -560,9 +588,12 @@ type SeedResult struct {
 
 // SeedStore applies a Seed.
 type SeedStore interface {
-	// ApplySeed creates or updates every realm (by name), client (by realm and ID) and
-	// user (by realm and username) of the seed, all in one transaction: on any error
-	// nothing is changed. An entity whose configuration already matches (see
+	// ApplySeed creates or updates every realm (by name), client (by realm and ID),
+	// role (by realm, client ID and name) and user (by realm and username) of the
+	// seed, all in one transaction: on any error nothing is changed. Roles are
+	// applied after clients (a client role needs its client) and before users; a
+	// role reference (user, client or composite) that names no role once the seed's
+	// roles are applied fails the seed with ErrNotFound. An entity whose configuration already matches (see
 	// SameRealm, SameClient, SameUser) is left untouched, timestamps included; an
 	// existing user keeps its ID, CreatedAt and TokensValidAfter. An existing user the
 	// seed turns from enabled to disabled, or gives another password hash, loses
@@ -779,13 +810,62 @@ type AttemptStore interface {
 	ClearAttempts(ctx context.Context, key string) error
 }
 
+// RoleRef names a role: a realm role when ClientID is empty, else a role of that client.
+type RoleRef struct {
+	ClientID string `json:"client_id,omitempty"`
+	Name     string `json:"name"`
+}
+
+// Role is a realm role (ClientID "") or a client role. A composite role includes
+// the roles it names, transitively.
+type Role struct {
+	Realm       string
+	ClientID    string // "" for a realm role
+	Name        string // unique per realm (realm roles) or per client (client roles)
+	Description string
+	Composites  []RoleRef
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Ref is the reference that names r.
+func (r Role) Ref() RoleRef { return RoleRef{ClientID: r.ClientID, Name: r.Name} }
+
+// RoleStore keeps roles.
+//
+// References to roles (User.Roles, Client.ServiceAccountRoles, Role.Composites)
+// name roles of the same realm, and never dangle: DeleteRole (and DeleteClient,
+// for a client's roles) removes them, and a write that adds a reference to a role
+// that does not exist (one deleted concurrently; callers validate the rest)
+// drops it, as a DeleteRole coming after would have. Lists of references keep
+// their order.
+type RoleStore interface {
+	// CreateRole stores a new role. ErrConflict if it exists; ErrNotFound if the realm
+	// (or, for a client role, the client) does not exist.
+	CreateRole(ctx context.Context, r Role, events ...AuditEvent) error
+	// GetRole returns the role. ErrNotFound if there is none.
+	GetRole(ctx context.Context, realm, clientID, name string) (Role, error)
+	// ListRoles returns every realm and client role of the realm, ordered by
+	// ClientID then Name (realm roles first).
+	ListRoles(ctx context.Context, realm string) ([]Role, error)
+	// UpdateRole runs fn on the role (see Updater functions) and stores Description,
+	// Composites and UpdatedAt. ErrNotFound if there is none.
+	UpdateRole(ctx context.Context, realm, clientID, name string, fn func(r *Role) ([]AuditEvent, error)) (Role, error)
+	// DeleteRole deletes the role and, in the same transaction, every reference to it:
+	// users' Roles, clients' ServiceAccountRoles and other roles' Composites. ErrNotFound.
+	DeleteRole(ctx context.Context, realm, clientID, name string, events ...AuditEvent) error
+}
+
 // Change is an entry of the change feed: a revocation, or a change to a realm, a
 // client or the signing keys, which other instances (and, through the revocation
 // feed, resource servers) must learn of. Stores record changes themselves, in the
 // transaction of the write that makes them, so a caller cannot forget one: every
 // method that denies a token, moves a user's or client's stamp, deletes a user,
 // ends a session, revokes a family, changes or deletes a client or realm, logs a
-// realm out, or creates or retires a signing key records the changes below.
+// realm out, creates or retires a signing key, or writes a role records the
+// changes below. (A client whose ServiceAccountRoles lose a deleted role records
+// a ChangeClientChanged; a user whose Roles do records nothing, since nothing
+// caches users.)
 type Change struct {
 	Seq   int64     // assigned by the store, increasing (see ListChanges on gaps)
 	Time  time.Time // when: the write's own time (a stamp, a revocation's at)
@@ -794,7 +874,8 @@ type Change struct {
 	// Subject names what changed: the jti (ChangeTokenDenied), the user ID
 	// (ChangeUserRevoked), the session ID (ChangeSessionEnded), the family ID
 	// (ChangeFamilyRevoked), the client ID (ChangeClientChanged, ChangeClientRevoked),
-	// the realm name (ChangeRealmChanged, ChangeRealmLogout), the key ID (ChangeKeysChanged).
+	// the realm name (ChangeRealmChanged, ChangeRealmLogout, ChangeRolesChanged), the
+	// key ID (ChangeKeysChanged).
 	Subject  string
 	UserID   string    // the user of an ended session or revoked family
 	ClientID string    // the client of a revoked family
@@ -827,6 +908,10 @@ const (
 	ChangeRealmLogout = "realm.logout"
 	// ChangeKeysChanged: the signing key Subject was created or retired.
 	ChangeKeysChanged = "keys.changed"
+	// ChangeRolesChanged: a role of the realm Subject was created, updated or
+	// deleted (with the references to it), or a client's roles went with the
+	// client: caches drop the realm's roles.
+	ChangeRolesChanged = "roles.changed"
 )
 
 // ChangeQuery selects changes. Zero fields select everything.

@@ -121,6 +121,20 @@ func (s *loggedStore) DeleteUser(ctx context.Context, realm, id string, events .
 	return s.logged(ctx, s.Store.DeleteUser(ctx, realm, id, events...), events)
 }
 
+func (s *loggedStore) CreateRole(ctx context.Context, r storage.Role, events ...storage.AuditEvent) error {
+	return s.logged(ctx, s.Store.CreateRole(ctx, r, events...), events)
+}
+
+func (s *loggedStore) UpdateRole(ctx context.Context, realm, clientID, name string, fn func(r *storage.Role) ([]storage.AuditEvent, error)) (storage.Role, error) {
+	var events []storage.AuditEvent
+	r, err := s.Store.UpdateRole(ctx, realm, clientID, name, lastRun(fn, &events))
+	return r, s.logged(ctx, err, events)
+}
+
+func (s *loggedStore) DeleteRole(ctx context.Context, realm, clientID, name string, events ...storage.AuditEvent) error {
+	return s.logged(ctx, s.Store.DeleteRole(ctx, realm, clientID, name, events...), events)
+}
+
 func (s *loggedStore) RetireSigningKey(ctx context.Context, realm, kid string, signUntil, publishUntil time.Time, events ...storage.AuditEvent) error {
 	return s.logged(ctx, s.Store.RetireSigningKey(ctx, realm, kid, signUntil, publishUntil, events...), events)
 }

@@ -146,6 +146,7 @@ type nop struct{}
 func (nop) Add(realm, jti string, until time.Time) {}
 func (nop) InvalidateRealm(realm string)           {}
 func (nop) InvalidateClient(realm, id string)      {}
+func (nop) InvalidateRoles(realm string)           {}
 func (nop) Clear()                                 {}
 func (nop) Forget(realm string)                    {}
 func (nop) Stale(realm string)                     {}

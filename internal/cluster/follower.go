@@ -22,10 +22,11 @@ type DenyList interface {
 	Add(realm, jti string, until time.Time)
 }
 
-// Cache keeps realms and clients until invalidated (storecache.Store).
+// Cache keeps realms, clients and realms' roles until invalidated (storecache.Store).
 type Cache interface {
 	InvalidateRealm(realm string)
 	InvalidateClient(realm, id string)
+	InvalidateRoles(realm string)
 	Clear()
 }
 
@@ -344,6 +345,8 @@ func (f *Follower) apply(c storage.Change, now time.Time) {
 		}
 	case storage.ChangeClientChanged, storage.ChangeClientRevoked:
 		f.cfg.Cache.InvalidateClient(c.Realm, c.Subject)
+	case storage.ChangeRolesChanged:
+		f.cfg.Cache.InvalidateRoles(c.Subject)
 	case storage.ChangeKeysChanged:
 		// Tokens verified against a key now retired must be checked again.
 		f.cfg.Keys.Stale(c.Realm)

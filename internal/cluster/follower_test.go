@@ -139,6 +139,18 @@ func TestFollower_AppliesEachKindOfChangeToTheInstance(t *testing.T) {
 		t.Error("a realm changed elsewhere is stale in the cache")
 	}
 
+	// A role created elsewhere.
+	if roles, err := in.cached.ListRoles(ctx, "acme"); err != nil || len(roles) != 0 {
+		t.Fatalf("roles = %+v, %v; want none", roles, err)
+	}
+	if err := st.CreateRole(ctx, storage.Role{Realm: "acme", Name: "editor"}); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp(t, st, in.f)
+	if roles, _ := in.cached.ListRoles(ctx, "acme"); len(roles) != 1 {
+		t.Error("a role created elsewhere is missing from the cache")
+	}
+
 	// A key retired.
 	k, err := in.keys.Signer(ctx, "acme", "ES256")
 	if err != nil {

@@ -64,6 +64,7 @@ func (r *record) take() []string {
 func (r *record) Add(realm, jti string, until time.Time) { r.note("deny " + realm + "/" + jti) }
 func (r *record) InvalidateRealm(realm string)           { r.note("realm " + realm) }
 func (r *record) InvalidateClient(realm, id string)      { r.note("client " + realm + "/" + id) }
+func (r *record) InvalidateRoles(realm string)           { r.note("roles " + realm) }
 func (r *record) Clear()                                 { r.note("clear") }
 func (r *record) Forget(realm string)                    { r.note("keys " + realm) }
 func (r *record) Stale(realm string)                     { r.note("keys " + realm) }
@@ -203,12 +204,13 @@ func TestApply_EachKind(t *testing.T) {
 		{Seq: 8, Realm: "acme", Kind: storage.ChangeSessionEnded, Subject: "s1"},
 		{Seq: 9, Realm: "acme", Kind: storage.ChangeFamilyRevoked, Subject: "f1"},
 		{Seq: 10, Realm: "acme", Kind: storage.ChangeRealmLogout, Subject: "acme"},
+		{Seq: 11, Realm: "acme", Kind: storage.ChangeRolesChanged, Subject: "acme"},
 	}
 	if err := f.catchUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	wantLog(t, rec, "deny acme/j1", "realm acme", "keys acme", "client acme/web", "client acme/svc", "keys acme", "verified")
-	wantLast(t, f, 10)
+	wantLog(t, rec, "deny acme/j1", "realm acme", "keys acme", "client acme/web", "client acme/svc", "keys acme", "verified", "roles acme")
+	wantLast(t, f, 11)
 }
 
 // Wait returns at once when Last is past after; otherwise when a change past it is

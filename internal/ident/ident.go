@@ -15,6 +15,7 @@ const (
 	MaxRealm    = 63
 	MaxClientID = 128
 	MaxUsername = 128
+	MaxRole     = 128
 	// MaxLoginName is the longest email address (RFC 5321 §4.5.3.1.3 allows a
 	// 256-octet path, two of them the angle brackets); a username is shorter.
 	MaxLoginName = 254
@@ -27,6 +28,7 @@ var (
 	errRealm     = errors.New("must be 1-63 lower-case letters, digits, '-' or '_'")
 	errClientID  = errors.New("must be 1-128 letters, digits or . _ : -")
 	errUsername  = errors.New("must be 1-128 letters, digits or . _ @ + -")
+	errRole      = errors.New("must be 1-128 letters, digits or . _ : -")
 	errLoginName = errors.New("must be 1-254 characters, none of them control characters")
 	errToken     = errors.New("must be 1-16384 visible ASCII characters")
 )
@@ -39,6 +41,12 @@ func Realm(s string) error {
 // ClientID checks a client ID.
 func ClientID(s string) error {
 	return ascii(s, MaxClientID, errClientID, isAlnum, func(c byte) bool { return isAlnum(c) || c == '.' || c == '_' || c == ':' || c == '-' })
+}
+
+// Role checks a role name (a path segment in the admin API, a claim value in
+// tokens): the alphabet of client IDs.
+func Role(s string) error {
+	return ascii(s, MaxRole, errRole, isAlnum, func(c byte) bool { return isAlnum(c) || c == '.' || c == '_' || c == ':' || c == '-' })
 }
 
 // Username checks a username as stored: lower-cased.

@@ -74,6 +74,8 @@ const (
 	opSaveConsent
 	opSweep
 	opApplySeed
+	opGetRole
+	opListRoles
 	opCount
 )
 
@@ -83,7 +85,7 @@ var opNames = [opCount]string{
 	"CreateAuthCode", "RedeemAuthCode", "CreateFamily", "GetFamily", "GetRefreshToken", "RotateRefreshToken",
 	"RevokeFamily", "ListUserFamilies", "RevokeUserFamilies", "RevokeSessionFamilies",
 	"DenyJWT", "IsJWTDenied", "ListDeniedJWTs", "CreateSigningKey", "ListSigningKeys", "AppendAudit",
-	"UseClientAssertion", "GetConsent", "SaveConsent", "Sweep", "ApplySeed",
+	"UseClientAssertion", "GetConsent", "SaveConsent", "Sweep", "ApplySeed", "GetRole", "ListRoles",
 }
 
 // done observes a call. The sentinel answers (not found, conflict, already used,
@@ -346,4 +348,18 @@ func (s *timedStore) ApplySeed(ctx context.Context, seed storage.Seed) (storage.
 		s.m.Audited(e)
 	}
 	return res, err
+}
+
+func (s *timedStore) GetRole(ctx context.Context, realm, clientID, name string) (storage.Role, error) {
+	start := time.Now()
+	r, err := s.Store.GetRole(ctx, realm, clientID, name)
+	s.done(opGetRole, start, err)
+	return r, err
+}
+
+func (s *timedStore) ListRoles(ctx context.Context, realm string) ([]storage.Role, error) {
+	start := time.Now()
+	r, err := s.Store.ListRoles(ctx, realm)
+	s.done(opListRoles, start, err)
+	return r, err
 }

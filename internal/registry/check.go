@@ -16,6 +16,7 @@ import (
 	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/token"
+	"github.com/latchkey/latchkey/storage"
 )
 
 // Preset is a pair of refresh-token lifetimes for a kind of client.
@@ -107,6 +108,12 @@ func CheckUser(u *User, newUser bool) error {
 			c.fail(fmt.Sprintf("email %q %v: users sign in with it", u.Email, err), "email")
 		}
 	}
+	for _, f := range []struct{ name, v string }{{"name", u.Name}, {"given_name", u.GivenName}, {"family_name", u.FamilyName}} {
+		if len(f.v) > MaxPersonName {
+			c.fail(fmt.Sprintf("%s has over %d bytes", f.name, MaxPersonName), f.name)
+		}
+	}
+	c.checkMappings(u.roleMappings(), []any{"realm_roles"}, []any{"client_roles"})
 	switch {
 	case u.PasswordHash != "" && u.Password != "":
 		c.fail("give password or password_hash, not both", "password_hash")
@@ -121,6 +128,9 @@ func CheckUser(u *User, newUser bool) error {
 	}
 	return c.err()
 }
+
+// MaxPersonName bounds a user's name, given_name and family_name, in bytes.
+const MaxPersonName = 255
 
 // CheckPassword says what is wrong with a new password, or "".
 func CheckPassword(p string) string {
@@ -228,6 +238,18 @@ func CheckClient(cl *Client) error {
 		c.fail(fmt.Sprintf("unknown refresh_token_format %q (want opaque or jwt)", cl.RefreshTokenFormat), "refresh_token_format")
 	}
 	c.checkRefresh(cl, has("refresh_token"), confidential)
+	if len(cl.DefaultScopes) == 0 {
+		cl.DefaultScopes = storage.Client{}.EffectiveDefaultScopes()
+	}
+	for i, s := range cl.DefaultScopes {
+		if !token.IsScopeToken(s) {
+			c.fail(fmt.Sprintf("%q is not a scope token (RFC 6749 §3.3: no spaces, quotes or backslashes)", s), "default_scopes", i)
+		}
+	}
+	c.checkMappings(cl.ServiceAccountRoles, []any{"service_account_roles", "realm"}, []any{"service_account_roles", "client"})
+	if !cl.ServiceAccountRoles.IsZero() && !has("client_credentials") {
+		c.fail("service_account_roles are the roles of client_credentials tokens: add that grant or drop them", "service_account_roles")
+	}
 	return c.err()
 }
 

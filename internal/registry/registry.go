@@ -61,6 +61,14 @@ type Client struct {
 	// credentials (CORS), as Keycloak's webOrigins. "+" stands for the origins
 	// of the redirect URIs; unset means just that.
 	WebOrigins []string `yaml:"web_origins" json:"web_origins,omitempty"`
+	// ServiceAccountRoles are the roles of the client's own tokens (the
+	// client_credentials grant), as Keycloak's service-account role mappings.
+	ServiceAccountRoles RoleMappings `yaml:"service_account_roles" json:"service_account_roles,omitzero"`
+	// DefaultScopes are added when a request asks only for openid, as Keycloak's
+	// default client scopes; unset means profile, email and roles.
+	DefaultScopes []string `yaml:"default_scopes" json:"default_scopes,omitempty"`
+	// LeanAccessTokens keeps profile and email claims out of access tokens.
+	LeanAccessTokens bool `yaml:"lean_access_tokens" json:"lean_access_tokens,omitempty"`
 }
 
 // Confidential reports whether the client has credentials (RFC 6749 §2.1).
@@ -77,7 +85,13 @@ type User struct {
 	Email         string `yaml:"email" json:"email,omitempty"`
 	EmailVerified bool   `yaml:"email_verified" json:"email_verified,omitempty"`
 	Name          string `yaml:"name" json:"name,omitempty"`
+	GivenName     string `yaml:"given_name" json:"given_name,omitempty"`   // OIDC given_name; Keycloak's firstName
+	FamilyName    string `yaml:"family_name" json:"family_name,omitempty"` // OIDC family_name; Keycloak's lastName
 	Disabled      bool   `yaml:"disabled" json:"disabled,omitempty"`
+	// RealmRoles and ClientRoles (by client ID) are the user's direct role
+	// mappings; composite roles bring more.
+	RealmRoles  []string            `yaml:"realm_roles" json:"realm_roles,omitempty"`
+	ClientRoles map[string][]string `yaml:"client_roles" json:"client_roles,omitempty"`
 }
 
 // Duration is a Go duration string ("5m", "24h", "0s") in YAML and JSON.
@@ -223,6 +237,9 @@ func (c *Client) StoredClient(realm, secretHash string, now time.Time) storage.C
 		BackchannelLogoutURI:             c.BackchannelLogoutURI,
 		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 		WebOrigins:                       c.WebOrigins,
+		ServiceAccountRoles:              c.ServiceAccountRoles.Refs(),
+		DefaultScopes:                    c.DefaultScopes,
+		LeanAccessTokens:                 c.LeanAccessTokens,
 		Tokens: storage.TokenSettings{
 			AccessTokenTTL:     time.Duration(c.AccessTokenTTL),
 			AccessTokenFormat:  c.AccessTokenFormat,
@@ -258,6 +275,9 @@ func ClientOf(c storage.Client) Client {
 		RefreshIdle:                      Duration(c.Tokens.RefreshIdle),
 		RefreshAbsolute:                  Duration(c.Tokens.RefreshAbsolute),
 		RefreshTokenFormat:               c.Tokens.RefreshTokenFormat,
+		ServiceAccountRoles:              RoleMappingsOf(c.ServiceAccountRoles),
+		DefaultScopes:                    c.EffectiveDefaultScopes(),
+		LeanAccessTokens:                 c.LeanAccessTokens,
 	}
 	if c.Tokens.RefreshPreset != "service" {
 		out.RefreshRetryWindow = &retry
@@ -267,5 +287,8 @@ func ClientOf(c storage.Client) Client {
 
 // UserOf is the representation of a stored user, without their password.
 func UserOf(u storage.User) User {
-	return User{Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name, Disabled: u.Disabled}
+	out := User{Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name,
+		GivenName: u.GivenName, FamilyName: u.FamilyName, Disabled: u.Disabled}
+	out.SetRoles(u.Roles)
+	return out
 }

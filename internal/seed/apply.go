@@ -42,7 +42,7 @@ type Applier struct {
 // PasswordMACKey is the key of seed password MACs under the master key.
 func PasswordMACKey(mk *masterkey.Key) []byte { return mk.Derive("seed passwords") }
 
-// Apply stores the file's realms, clients and users in one transaction. Secrets and
+// Apply stores the file's realms, clients, roles and users in one transaction. Secrets and
 // passwords are hashed on the way in. Re-applying the same file changes nothing: a
 // client-secret hash is deterministic, and a user whose stored password hash already
 // matches keeps it.
@@ -51,8 +51,14 @@ func (a *Applier) Apply(ctx context.Context, f *File) (storage.SeedResult, error
 	var s storage.Seed
 	for _, r := range f.Realms {
 		sr := storage.SeedRealm{Realm: r.StoredRealm(now), PasswordMACs: map[string][]byte{}}
+		for _, role := range r.Roles {
+			sr.Roles = append(sr.Roles, role.StoredRole(r.Name, "", now))
+		}
 		for _, c := range r.Clients {
-			sr.Clients = append(sr.Clients, a.client(r.Name, c, now))
+			sr.Clients = append(sr.Clients, a.client(r.Name, c.Client, now))
+			for _, role := range c.Roles {
+				sr.Roles = append(sr.Roles, role.StoredRole(r.Name, c.ID, now))
+			}
 		}
 		macs, err := a.Store.SeedPasswordMACs(ctx, r.Name)
 		if err != nil {
@@ -97,8 +103,8 @@ func (a *Applier) client(realm string, c registry.Client, now time.Time) storage
 func (a *Applier) user(ctx context.Context, realm string, u registry.User, macs map[string][]byte, now time.Time) (storage.User, bool, error) {
 	out := storage.User{
 		Realm: realm, ID: rand.Text(), Username: u.Username, Email: u.Email,
-		EmailVerified: u.EmailVerified, Name: u.Name, Disabled: u.Disabled,
-		CreatedAt: now, UpdatedAt: now,
+		EmailVerified: u.EmailVerified, Name: u.Name, GivenName: u.GivenName, FamilyName: u.FamilyName,
+		Roles: u.RoleRefs(), Disabled: u.Disabled, CreatedAt: now, UpdatedAt: now,
 	}
 	if u.PasswordHash != "" {
 		out.PasswordHash = u.PasswordHash

@@ -1,5 +1,5 @@
 // Package seed reads, validates and applies the declarative seed file of realms,
-// clients and users.
+// clients, roles and users.
 package seed
 
 import (
@@ -11,6 +11,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/latchkey/latchkey/internal/registry"
+	"github.com/latchkey/latchkey/storage"
 )
 
 // File is the seed file's schema.
@@ -25,11 +27,19 @@ type File struct {
 	Realms []Realm `yaml:"realms"`
 }
 
-// Realm is a realm in the seed file: its configuration, clients and users.
+// Realm is a realm in the seed file: its configuration, realm roles, clients
+// and users.
 type Realm struct {
 	registry.Realm `yaml:",inline"`
-	Clients        []registry.Client `yaml:"clients"`
-	Users          []registry.User   `yaml:"users"`
+	Roles          []registry.Role `yaml:"roles"` // realm roles
+	Clients        []Client        `yaml:"clients"`
+	Users          []registry.User `yaml:"users"`
+}
+
+// Client is a client in the seed file: its configuration and its client roles.
+type Client struct {
+	registry.Client `yaml:",inline"`
+	Roles           []registry.Role `yaml:"roles"`
 }
 
 // Error is a problem in a seed file, located by file, line and field.
@@ -194,7 +204,7 @@ func (f *File) CheckPlainHTTP(name string, allowed bool) error {
 	for ri, r := range f.Realms {
 		for ci := range r.Clients {
 			var errs registry.Errors
-			if errors.As(registry.CheckPlainHTTP(&r.Clients[ci], allowed), &errs) {
+			if errors.As(registry.CheckPlainHTTP(&r.Clients[ci].Client, allowed), &errs) {
 				field := registry.FieldPath(append([]any{"realms", ri, "clients", ci}, errs[0].Path...)...)
 				return &Error{File: name, Field: field, Msg: errs[0].Msg}
 			}
@@ -261,19 +271,35 @@ func (f *File) validate(name string, root *yaml.Node) error {
 		}
 		realms[r.Name] = true
 
+		// Roles first (references to them are checked once all are known):
+		// the realm's, then each client's.
+		known := registry.RoleSet{}
+		v.roles(known, r.Roles, "", at("roles"))
 		clients := map[string]bool{}
 		for ci := range r.Clients {
 			c := &r.Clients[ci]
-			v.report(registry.CheckClient(c), at("clients", ci)...)
+			v.report(registry.CheckClient(&c.Client), at("clients", ci)...)
 			if clients[c.ID] {
 				v.fail(fmt.Sprintf("duplicate client id %q", c.ID), at("clients", ci, "id")...)
 			}
 			clients[c.ID] = true
+			v.roles(known, c.Roles, c.ID, at("clients", ci, "roles"))
+		}
+		for i := range r.Roles {
+			v.report(registry.CheckCompositeRoles(&r.Roles[i], known), at("roles", i)...)
+		}
+		for ci := range r.Clients {
+			c := &r.Clients[ci]
+			for i := range c.Roles {
+				v.report(registry.CheckCompositeRoles(&c.Roles[i], known), at("clients", ci, "roles", i)...)
+			}
+			v.report(registry.CheckClientRoles(&c.Client, known), at("clients", ci)...)
 		}
 		names, emails := map[string]bool{}, map[string]bool{}
 		for ui := range r.Users {
 			u := &r.Users[ui]
 			v.report(registry.CheckUser(u, true), at("users", ui)...)
+			v.report(registry.CheckUserRoles(u, known), at("users", ui)...)
 			if names[u.Username] {
 				v.fail(fmt.Sprintf("duplicate username %q", u.Username), at("users", ui, "username")...)
 			}
@@ -288,6 +314,21 @@ func (f *File) validate(name string, root *yaml.Node) error {
 		return v.err
 	}
 	return nil
+}
+
+// roles checks the roles of a realm (clientID "") or a client, at path, and
+// adds them to known.
+func (v *validator) roles(known registry.RoleSet, roles []registry.Role, clientID string, path []any) {
+	for i := range roles {
+		r := &roles[i]
+		at := append(slices.Clone(path), i)
+		v.report(registry.CheckRole(r, clientID), at...)
+		ref := storage.RoleRef{ClientID: clientID, Name: r.Name}
+		if known[ref] {
+			v.fail(fmt.Sprintf("duplicate role %q", r.Name), append(at, "name")...)
+		}
+		known[ref] = true
+	}
 }
 
 // report records the first of a registry check's errors, under the entity's path.

@@ -1,10 +1,12 @@
-// Package storecache keeps realms and clients, which every request reads and which
-// rarely change, in memory in front of the store until they are invalidated.
+// Package storecache keeps realms, clients and realms' roles, which every request
+// reads and which rarely change, in memory in front of the store until they are
+// invalidated.
 package storecache
 
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -20,8 +22,8 @@ const (
 	missingBytes = 1 << 20
 )
 
-// Store is a storage.Store whose GetRealm and GetClient answers (found or not
-// found) are kept until they are invalidated, or at most ttl. Changes made through
+// Store is a storage.Store whose GetRealm, GetClient and ListRoles answers (found
+// or not found) are kept until they are invalidated, or at most ttl. Changes made through
 // it take effect at once on this instance; changes made elsewhere (another
 // instance, the CLI) when the change feed's follower invalidates them, and within
 // ttl should that ever fail.
@@ -33,6 +35,7 @@ type Store struct {
 	mu      sync.RWMutex
 	realms  answers[string, storage.Realm]
 	clients answers[clientKey, storage.Client]
+	roles   answers[string, []storage.Role] // ListRoles, by realm
 	// gen counts invalidations. A load that began before one may have read what the
 	// invalidation was for, so its answer is not kept: kept, it would live on.
 	gen uint64
@@ -114,9 +117,24 @@ func realmBytes(name string, r storage.Realm) int {
 func clientBytes(k clientKey, c storage.Client) int {
 	n := len(k.realm) + len(k.id) + len(c.Realm) + len(c.ID) + len(c.Name) + len(c.SecretHash) + len(c.JWKS) +
 		len(c.IDTokenSignedResponseAlg) + len(c.Tokens.AccessTokenFormat) + len(c.Tokens.RefreshPreset) + len(c.Tokens.RefreshTokenFormat) + len(c.BackchannelLogoutURI)
-	for _, list := range [][]string{c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes, c.Audiences, c.WebOrigins} {
+	for _, list := range [][]string{c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes, c.Audiences, c.WebOrigins, c.DefaultScopes} {
 		for _, s := range list {
 			n += int(unsafe.Sizeof(s)) + len(s)
+		}
+	}
+	for _, r := range c.ServiceAccountRoles {
+		n += int(unsafe.Sizeof(r)) + len(r.ClientID) + len(r.Name)
+	}
+	return n
+}
+
+func rolesBytes(realm string, roles []storage.Role) int {
+	n := len(realm) + int(unsafe.Sizeof(storage.Role{}))*cap(roles)
+	for _, r := range roles {
+		n += len(r.Realm) + len(r.ClientID) + len(r.Name) + len(r.Description) +
+			int(unsafe.Sizeof(storage.RoleRef{}))*cap(r.Composites)
+		for _, c := range r.Composites {
+			n += len(c.ClientID) + len(c.Name)
 		}
 	}
 	return n
@@ -124,7 +142,8 @@ func clientBytes(k clientKey, c storage.Client) int {
 
 // New wraps st.
 func New(st storage.Store, ttl time.Duration, now func() time.Time) *Store {
-	return &Store{Store: st, ttl: ttl, now: now, realms: newAnswers(realmBytes), clients: newAnswers(clientBytes)}
+	return &Store{Store: st, ttl: ttl, now: now, realms: newAnswers(realmBytes), clients: newAnswers(clientBytes),
+		roles: newAnswers(rolesBytes)}
 }
 
 // cached runs load unless a holds a fresh answer for k, and remembers the answer.
@@ -174,13 +193,31 @@ func (s *Store) GetClient(ctx context.Context, realm, id string) (storage.Client
 	return cached(s, &s.clients, clientKey{realm, id}, func() (storage.Client, error) { return s.Store.GetClient(ctx, realm, id) })
 }
 
-// InvalidateRealm drops what is kept of the realm and of its clients (deleting a
-// realm deletes its clients).
+// ListRoles implements storage.RoleStore. The roles' Composites are shared by
+// every caller: they must not change them.
+func (s *Store) ListRoles(ctx context.Context, realm string) ([]storage.Role, error) {
+	roles, err := cached(s, &s.roles, realm, func() ([]storage.Role, error) { return s.Store.ListRoles(ctx, realm) })
+	return slices.Clone(roles), err
+}
+
+// InvalidateRoles drops what is kept of the realm's roles.
+func (s *Store) InvalidateRoles(realm string) {
+	s.mu.Lock()
+	s.gen++
+	s.roles.found.remove(realm)
+	s.roles.missing.remove(realm)
+	s.mu.Unlock()
+}
+
+// InvalidateRealm drops what is kept of the realm, of its clients and of its
+// roles (deleting a realm deletes them).
 func (s *Store) InvalidateRealm(realm string) {
 	s.mu.Lock()
 	s.gen++
 	s.realms.found.remove(realm)
 	s.realms.missing.remove(realm)
+	s.roles.found.remove(realm)
+	s.roles.missing.remove(realm)
 	removeClientsOf(&s.clients.found, realm)
 	removeClientsOf(&s.clients.missing, realm)
 	s.mu.Unlock()
@@ -201,6 +238,7 @@ func (s *Store) Clear() {
 	s.gen++
 	s.realms.clear()
 	s.clients.clear()
+	s.roles.clear()
 	s.mu.Unlock()
 }
 
@@ -248,6 +286,25 @@ func (s *Store) UpdateClient(ctx context.Context, realm, id string, fn func(c *s
 func (s *Store) DeleteClient(ctx context.Context, realm, id string, events ...storage.AuditEvent) error {
 	defer s.Clear()
 	return s.Store.DeleteClient(ctx, realm, id, events...)
+}
+
+// CreateRole implements storage.RoleStore.
+func (s *Store) CreateRole(ctx context.Context, r storage.Role, events ...storage.AuditEvent) error {
+	defer s.Clear()
+	return s.Store.CreateRole(ctx, r, events...)
+}
+
+// UpdateRole implements storage.RoleStore.
+func (s *Store) UpdateRole(ctx context.Context, realm, clientID, name string, fn func(r *storage.Role) ([]storage.AuditEvent, error)) (storage.Role, error) {
+	defer s.Clear()
+	return s.Store.UpdateRole(ctx, realm, clientID, name, fn)
+}
+
+// DeleteRole implements storage.RoleStore. It drops clients too: the role
+// leaves their service-account roles.
+func (s *Store) DeleteRole(ctx context.Context, realm, clientID, name string, events ...storage.AuditEvent) error {
+	defer s.Clear()
+	return s.Store.DeleteRole(ctx, realm, clientID, name, events...)
 }
 
 // ApplySeed implements storage.SeedStore.

@@ -237,6 +237,83 @@ func TestInvalidateDropsWhatItNames(t *testing.T) {
 	}
 }
 
+// ListRoles answers are kept per realm until a role write through the cache,
+// InvalidateRoles of their realm (a roles.changed from elsewhere), InvalidateRealm
+// or Clear.
+func TestRolesAreKeptPerRealmUntilInvalidated(t *testing.T) {
+	ctx := t.Context()
+	raw := open(t)
+	clk := &clock{t: time.Now()}
+	c := New(raw, time.Hour, clk.Now)
+	for _, r := range []string{"acme", "other"} {
+		if err := c.CreateRealm(ctx, storage.Realm{Name: r, SigningAlg: "ES256", AccessTokenTTL: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(realm string) int {
+		t.Helper()
+		roles, err := c.ListRoles(ctx, realm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(roles)
+	}
+	// addElsewhere adds a role to both realms behind the cache's back.
+	n := 0
+	addElsewhere := func() {
+		t.Helper()
+		n++
+		for _, r := range []string{"acme", "other"} {
+			if err := raw.CreateRole(ctx, storage.Role{Realm: r, Name: fmt.Sprintf("r%d", n)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := func(acme, other int) {
+		t.Helper()
+		if a, o := count("acme"), count("other"); a != acme || o != other {
+			t.Fatalf("roles seen: acme %d, other %d; want %d, %d", a, o, acme, other)
+		}
+	}
+	want(0, 0)
+	addElsewhere()
+	want(0, 0) // kept
+	c.InvalidateRoles("acme")
+	want(1, 0)
+	addElsewhere()
+	c.InvalidateRealm("other")
+	want(1, 2)
+	addElsewhere()
+	c.Clear()
+	want(3, 3)
+
+	// Writes through the cache show at once.
+	if err := c.CreateRole(ctx, storage.Role{Realm: "acme", Name: "mine"}); err != nil {
+		t.Fatal(err)
+	}
+	want(4, 3)
+	if _, err := c.UpdateRole(ctx, "acme", "", "mine", func(r *storage.Role) ([]storage.AuditEvent, error) {
+		r.Description = "changed"
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if roles, _ := c.ListRoles(ctx, "acme"); roles[0].Description != "changed" {
+		t.Fatalf("an updated role is stale: %+v", roles[0])
+	}
+	if err := c.DeleteRole(ctx, "acme", "", "mine"); err != nil {
+		t.Fatal(err)
+	}
+	want(3, 3)
+
+	// A caller changing its answer does not change the next one.
+	roles, _ := c.ListRoles(ctx, "acme")
+	roles[0].Name = "scribbled"
+	if again, _ := c.ListRoles(ctx, "acme"); again[0].Name == "scribbled" {
+		t.Fatal("the kept answer was changed through a caller's copy")
+	}
+}
+
 // pausingStore holds GetClient after it has read, until release is closed.
 type pausingStore struct {
 	storage.Store

@@ -14,7 +14,8 @@ const clientColumns = `realm, id, name, secret_hash, jwks, redirect_uris, post_l
 	scopes, audiences, third_party, disabled, access_token_ttl, access_token_format, refresh_preset,
 	refresh_idle, refresh_absolute, refresh_retry_window, created_at, updated_at,
 	pkce_optional, id_token_signed_response_alg, tokens_valid_after, previous_secret_hash, previous_secret_expires_at,
-	backchannel_logout_uri, backchannel_logout_session_required, web_origins, refresh_token_format`
+	backchannel_logout_uri, backchannel_logout_session_required, web_origins, refresh_token_format,
+	service_account_roles, default_scopes, lean_access_tokens`
 
 func scanClient(row scanner) (storage.Client, error) {
 	var c storage.Client
@@ -24,7 +25,8 @@ func scanClient(row scanner) (storage.Client, error) {
 		&c.Tokens.RefreshPreset, &idle, &absolute, &retry, nt(&c.CreatedAt), nt(&c.UpdatedAt),
 		&c.PKCEOptional, &c.IDTokenSignedResponseAlg, nt(&c.TokensValidAfter),
 		&c.PreviousSecretHash, nt(&c.PreviousSecretExpiresAt),
-		&c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired, &c.WebOrigins, &c.Tokens.RefreshTokenFormat)
+		&c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired, &c.WebOrigins, &c.Tokens.RefreshTokenFormat,
+		&c.ServiceAccountRoles, &c.DefaultScopes, &c.LeanAccessTokens)
 	c.Tokens.AccessTokenTTL = time.Duration(ttl)
 	c.Tokens.RefreshIdle = time.Duration(idle)
 	c.Tokens.RefreshAbsolute = time.Duration(absolute)
@@ -35,6 +37,13 @@ func scanClient(row scanner) (storage.Client, error) {
 // CreateClient stores a new client.
 func (s *Store) CreateClient(ctx context.Context, c storage.Client, events ...storage.AuditEvent) error {
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// A new client has no roles of its own yet: its service-account roles may
+		// name realm roles and other clients' roles only.
+		c := c
+		var err error
+		if c.ServiceAccountRoles, err = existingRefs(ctx, tx, c.Realm, c.ServiceAccountRoles, nil); err != nil {
+			return err
+		}
 		if err := insertClient(ctx, tx, c); err != nil {
 			return classify(err)
 		}
@@ -48,14 +57,15 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client, events ...st
 
 func insertClient(ctx context.Context, q querier, c storage.Client) error {
 	_, err := q.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)`,
 		c.Realm, c.ID, c.Name, c.SecretHash, bytesOrNull(c.JWKS), list(c.RedirectURIs), list(c.PostLogoutRedirectURIs),
 		list(c.GrantTypes), list(c.Scopes), list(c.Audiences), c.ThirdParty, c.Disabled,
 		int64(c.Tokens.AccessTokenTTL), c.Tokens.AccessTokenFormat, c.Tokens.RefreshPreset,
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
 		ts(c.CreatedAt), ts(c.UpdatedAt), c.PKCEOptional, c.IDTokenSignedResponseAlg, ts(c.TokensValidAfter),
 		c.PreviousSecretHash, ts(c.PreviousSecretExpiresAt),
-		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, list(c.WebOrigins), c.Tokens.RefreshTokenFormat)
+		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, list(c.WebOrigins), c.Tokens.RefreshTokenFormat,
+		refsJSON(c.ServiceAccountRoles), list(c.DefaultScopes), c.LeanAccessTokens)
 	if err != nil {
 		return err
 	}
@@ -109,6 +119,9 @@ func (s *Store) UpdateClient(ctx context.Context, realm, id string, fn func(c *s
 		}
 		c.Realm, c.ID, c.CreatedAt = old.Realm, old.ID, old.CreatedAt
 		reason := storage.ClientRevocation(old, &c)
+		if c.ServiceAccountRoles, err = existingRefs(ctx, tx, realm, c.ServiceAccountRoles, old.ServiceAccountRoles); err != nil {
+			return err
+		}
 		if _, err := updateClient(ctx, tx, c); err != nil {
 			return classify(err)
 		}
@@ -136,7 +149,8 @@ func updateClient(ctx context.Context, q querier, c storage.Client) (int64, erro
 			refresh_absolute = $16, refresh_retry_window = $17, updated_at = $18, jwks = $19,
 			pkce_optional = $20, id_token_signed_response_alg = $21, tokens_valid_after = $22,
 			previous_secret_hash = $23, previous_secret_expires_at = $24,
-			backchannel_logout_uri = $25, backchannel_logout_session_required = $26, web_origins = $27, refresh_token_format = $28
+			backchannel_logout_uri = $25, backchannel_logout_session_required = $26, web_origins = $27, refresh_token_format = $28,
+			service_account_roles = $29, default_scopes = $30, lean_access_tokens = $31
 		WHERE realm = $1 AND id = $2`,
 		c.Realm, c.ID, c.Name, c.SecretHash, list(c.RedirectURIs), list(c.PostLogoutRedirectURIs),
 		list(c.GrantTypes), list(c.Scopes), list(c.Audiences), c.ThirdParty, c.Disabled,
@@ -144,7 +158,8 @@ func updateClient(ctx context.Context, q querier, c storage.Client) (int64, erro
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
 		ts(c.UpdatedAt), bytesOrNull(c.JWKS), c.PKCEOptional, c.IDTokenSignedResponseAlg, ts(c.TokensValidAfter),
 		c.PreviousSecretHash, ts(c.PreviousSecretExpiresAt),
-		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, list(c.WebOrigins), c.Tokens.RefreshTokenFormat)
+		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, list(c.WebOrigins), c.Tokens.RefreshTokenFormat,
+		refsJSON(c.ServiceAccountRoles), list(c.DefaultScopes), c.LeanAccessTokens)
 	if err != nil || tag.RowsAffected() == 0 {
 		return 0, err
 	}
@@ -205,6 +220,11 @@ func (s *Store) DeleteClient(ctx context.Context, realm, id string, events ...st
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE realm = $1 AND client_id = $2`, realm, id); err != nil {
 				return fmt.Errorf("deleting %s: %w", table, err)
 			}
+		}
+		// Its roles too, with every reference to them (a client registered later
+		// under the same ID must not inherit them either).
+		if err := deleteClientRoles(ctx, tx, realm, id, at); err != nil {
+			return err
 		}
 		return appendEvents(ctx, tx, events)
 	})

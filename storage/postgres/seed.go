@@ -63,6 +63,16 @@ func (s *Store) ApplySeed(ctx context.Context, seed storage.Seed) (storage.SeedR
 					res.Audit = append(res.Audit, why)
 				}
 			}
+			// Roles after clients (a client role needs its client), before the
+			// users that name them; references are checked once all are there.
+			for _, r := range sr.Roles {
+				r.Realm = name
+				outcome, err := seedRole(ctx, tx, r)
+				if err != nil {
+					return fmt.Errorf("%s: %w", roleName(name, r.ClientID, r.Name), err)
+				}
+				count(&res, outcome)
+			}
 			for _, u := range sr.Users {
 				u.Realm = name
 				outcome, why, err := seedUser(ctx, tx, u)
@@ -73,6 +83,9 @@ func (s *Store) ApplySeed(ctx context.Context, seed storage.Seed) (storage.SeedR
 				if why.ID != 0 {
 					res.Audit = append(res.Audit, why)
 				}
+			}
+			if err := checkSeedRefs(ctx, tx, name, sr); err != nil {
+				return err
 			}
 			if err := putSeedPasswordMACs(ctx, tx, name, sr.PasswordMACs); err != nil {
 				return fmt.Errorf("realm %q: %w", name, err)
@@ -98,6 +111,40 @@ func seedRealm(ctx context.Context, q querier, r storage.Realm) (seedOutcome, er
 	}
 	_, err = updateRealm(ctx, q, r)
 	return seedUpdated, classify(err)
+}
+
+func seedRole(ctx context.Context, q querier, r storage.Role) (seedOutcome, error) {
+	old, err := getRole(ctx, q, r.Realm, r.ClientID, r.Name, "")
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return seedCreated, insertRole(ctx, q, r)
+	case err != nil:
+		return 0, err
+	case storage.SameRole(old, r):
+		return seedUnchanged, nil
+	}
+	r.CreatedAt = old.CreatedAt
+	return seedUpdated, updateRole(ctx, q, r)
+}
+
+// checkSeedRefs fails when a role reference of the seed names no role.
+func checkSeedRefs(ctx context.Context, q querier, realm string, sr storage.SeedRealm) error {
+	for _, c := range sr.Clients {
+		if err := checkRefs(ctx, q, realm, fmt.Sprintf("client %q in realm %q", c.ID, realm), c.ServiceAccountRoles); err != nil {
+			return err
+		}
+	}
+	for _, r := range sr.Roles {
+		if err := checkRefs(ctx, q, realm, roleName(realm, r.ClientID, r.Name), r.Composites); err != nil {
+			return err
+		}
+	}
+	for _, u := range sr.Users {
+		if err := checkRefs(ctx, q, realm, fmt.Sprintf("user %q in realm %q", u.Username, realm), u.Roles); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // seedClient creates or updates the client, and returns the audit event it

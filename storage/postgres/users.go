@@ -11,18 +11,23 @@ import (
 )
 
 const userColumns = `realm, id, username, email, email_verified, name, password_hash, disabled,
-	tokens_valid_after, created_at, updated_at`
+	tokens_valid_after, created_at, updated_at, given_name, family_name, roles`
 
 func scanUser(row scanner) (storage.User, error) {
 	var u storage.User
 	err := row.Scan(&u.Realm, &u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.Name, &u.PasswordHash,
-		&u.Disabled, nt(&u.TokensValidAfter), nt(&u.CreatedAt), nt(&u.UpdatedAt))
+		&u.Disabled, nt(&u.TokensValidAfter), nt(&u.CreatedAt), nt(&u.UpdatedAt), &u.GivenName, &u.FamilyName, &u.Roles)
 	return u, err
 }
 
 // CreateUser stores a new user.
 func (s *Store) CreateUser(ctx context.Context, u storage.User, events ...storage.AuditEvent) error {
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		u := u
+		var err error
+		if u.Roles, err = existingRefs(ctx, tx, u.Realm, u.Roles, nil); err != nil {
+			return err
+		}
 		if err := insertUser(ctx, tx, u); err != nil {
 			return classify(err)
 		}
@@ -35,9 +40,9 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User, events ...storag
 }
 
 func insertUser(ctx context.Context, q querier, u storage.User) error {
-	_, err := q.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+	_, err := q.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		u.Realm, u.ID, u.Username, u.Email, u.EmailVerified, u.Name, u.PasswordHash, u.Disabled,
-		ts(u.TokensValidAfter), ts(u.CreatedAt), ts(u.UpdatedAt))
+		ts(u.TokensValidAfter), ts(u.CreatedAt), ts(u.UpdatedAt), u.GivenName, u.FamilyName, refsJSON(u.Roles))
 	return err
 }
 
@@ -119,6 +124,9 @@ func (s *Store) UpdateUser(ctx context.Context, realm, id string, fn func(u *sto
 		}
 		u.Realm, u.ID, u.CreatedAt = old.Realm, old.ID, old.CreatedAt
 		reason := storage.UserRevocation(old, &u)
+		if u.Roles, err = existingRefs(ctx, tx, realm, u.Roles, old.Roles); err != nil {
+			return err
+		}
 		if _, err := updateUser(ctx, tx, u); err != nil {
 			return classify(err)
 		}
@@ -139,10 +147,10 @@ func (s *Store) UpdateUser(ctx context.Context, realm, id string, fn func(u *sto
 func updateUser(ctx context.Context, q querier, u storage.User) (int64, error) {
 	tag, err := q.Exec(ctx, `
 		UPDATE users SET username = $3, email = $4, email_verified = $5, name = $6, password_hash = $7,
-			disabled = $8, tokens_valid_after = $9, updated_at = $10
+			disabled = $8, tokens_valid_after = $9, updated_at = $10, given_name = $11, family_name = $12, roles = $13
 		WHERE realm = $1 AND id = $2`,
 		u.Realm, u.ID, u.Username, u.Email, u.EmailVerified, u.Name, u.PasswordHash, u.Disabled,
-		ts(u.TokensValidAfter), ts(u.UpdatedAt))
+		ts(u.TokensValidAfter), ts(u.UpdatedAt), u.GivenName, u.FamilyName, refsJSON(u.Roles))
 	return tag.RowsAffected(), err
 }
 

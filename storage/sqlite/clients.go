@@ -14,7 +14,8 @@ const clientCols = `realm, id, name, secret_hash, jwks, redirect_uris, post_logo
 	scopes, audiences, third_party, disabled, pkce_optional, id_token_signed_response_alg,
 	access_token_ttl, access_token_format, refresh_preset, refresh_idle, refresh_absolute, refresh_retry_window,
 	created_at, updated_at, tokens_valid_after, previous_secret_hash, previous_secret_expires_at,
-	backchannel_logout_uri, backchannel_logout_session_required, web_origins, refresh_token_format`
+	backchannel_logout_uri, backchannel_logout_session_required, web_origins, refresh_token_format,
+	service_account_roles, default_scopes, lean_access_tokens`
 
 func scanClient(row rowScanner) (storage.Client, error) {
 	var c storage.Client
@@ -25,7 +26,8 @@ func scanClient(row rowScanner) (storage.Client, error) {
 		&c.Tokens.RefreshIdle, &c.Tokens.RefreshAbsolute, &c.Tokens.RefreshRetryWindow,
 		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, timeCol{&c.TokensValidAfter},
 		&c.PreviousSecretHash, timeCol{&c.PreviousSecretExpiresAt},
-		&c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired, jsonCol{&c.WebOrigins}, &c.Tokens.RefreshTokenFormat)
+		&c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired, jsonCol{&c.WebOrigins}, &c.Tokens.RefreshTokenFormat,
+		jsonCol{&c.ServiceAccountRoles}, jsonCol{&c.DefaultScopes}, &c.LeanAccessTokens)
 	return c, err
 }
 
@@ -33,6 +35,12 @@ func clientName(realm, id string) string { return fmt.Sprintf("client %q in real
 
 func (s *Store) CreateClient(ctx context.Context, c storage.Client, events ...storage.AuditEvent) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
+		// A new client has no roles of its own yet: its service-account roles may
+		// name realm roles and other clients' roles only.
+		var err error
+		if c.ServiceAccountRoles, err = existingRefs(ctx, tx, c.Realm, c.ServiceAccountRoles, nil); err != nil {
+			return err
+		}
 		if err := createClient(ctx, tx, c); err != nil {
 			return err
 		}
@@ -55,7 +63,7 @@ func recordClientChanged(ctx context.Context, tx *stmtTx, realm, id string, at t
 
 func insertClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO clients (`+clientCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.Realm, c.ID, c.Name, c.SecretHash, blob(c.JWKS),
 		jsonText(c.RedirectURIs), jsonText(c.PostLogoutRedirectURIs), jsonText(c.GrantTypes),
 		jsonText(c.Scopes), jsonText(c.Audiences), c.ThirdParty, c.Disabled,
@@ -63,7 +71,8 @@ func insertClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
 		micros(c.CreatedAt), micros(c.UpdatedAt), micros(c.TokensValidAfter),
 		c.PreviousSecretHash, micros(c.PreviousSecretExpiresAt),
-		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, jsonText(c.WebOrigins), c.Tokens.RefreshTokenFormat)
+		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, jsonText(c.WebOrigins), c.Tokens.RefreshTokenFormat,
+		refsText(c.ServiceAccountRoles), jsonText(c.DefaultScopes), c.LeanAccessTokens)
 	return mapWriteError(err, clientName(c.Realm, c.ID))
 }
 
@@ -99,6 +108,9 @@ func (s *Store) UpdateClient(ctx context.Context, realm, id string, fn func(c *s
 		}
 		c.Realm, c.ID, c.CreatedAt = old.Realm, old.ID, old.CreatedAt
 		reason := storage.ClientRevocation(old, &c)
+		if c.ServiceAccountRoles, err = existingRefs(ctx, tx, realm, c.ServiceAccountRoles, old.ServiceAccountRoles); err != nil {
+			return err
+		}
 		if err := updateClient(ctx, tx, c); err != nil {
 			return err
 		}
@@ -123,7 +135,8 @@ func updateClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 		post_logout_redirect_uris = ?, grant_types = ?, scopes = ?, audiences = ?, third_party = ?, disabled = ?,
 		pkce_optional = ?, id_token_signed_response_alg = ?, access_token_ttl = ?, access_token_format = ?, refresh_preset = ?, refresh_idle = ?, refresh_absolute = ?,
 		refresh_retry_window = ?, updated_at = ?, tokens_valid_after = ?, previous_secret_hash = ?, previous_secret_expires_at = ?,
-		backchannel_logout_uri = ?, backchannel_logout_session_required = ?, web_origins = ?, refresh_token_format = ?
+		backchannel_logout_uri = ?, backchannel_logout_session_required = ?, web_origins = ?, refresh_token_format = ?,
+		service_account_roles = ?, default_scopes = ?, lean_access_tokens = ?
 		WHERE realm = ? AND id = ?`,
 		c.Name, c.SecretHash, blob(c.JWKS), jsonText(c.RedirectURIs),
 		jsonText(c.PostLogoutRedirectURIs), jsonText(c.GrantTypes), jsonText(c.Scopes), jsonText(c.Audiences),
@@ -132,6 +145,7 @@ func updateClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 		int64(c.Tokens.RefreshIdle), int64(c.Tokens.RefreshAbsolute), int64(c.Tokens.RefreshRetryWindow),
 		micros(c.UpdatedAt), micros(c.TokensValidAfter), c.PreviousSecretHash, micros(c.PreviousSecretExpiresAt),
 		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, jsonText(c.WebOrigins), c.Tokens.RefreshTokenFormat,
+		refsText(c.ServiceAccountRoles), jsonText(c.DefaultScopes), c.LeanAccessTokens,
 		c.Realm, c.ID)
 	if err := mustChange(res, err, clientName(c.Realm, c.ID)); err != nil {
 		return err
@@ -193,6 +207,11 @@ func (s *Store) DeleteClient(ctx context.Context, realm, id string, events ...st
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE realm = ? AND client_id = ?`, realm, id); err != nil {
 				return fmt.Errorf("%s: deleting %s: %w", clientName(realm, id), table, err)
 			}
+		}
+		// Its roles too, with every reference to them (a client registered later
+		// under the same ID must not inherit them either).
+		if err := deleteClientRoles(ctx, tx, realm, id, at); err != nil {
+			return fmt.Errorf("%s: %w", clientName(realm, id), err)
 		}
 		return appendEvents(ctx, tx, events)
 	})

@@ -79,6 +79,30 @@ func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *stora
 		}
 	}
 
+	// Roles after clients (a client role needs its client), before the users
+	// that name them; references are checked once all are there.
+	for _, r := range sr.Roles {
+		r.Realm = want.Name
+		have, err := getRole(ctx, tx, r.Realm, r.ClientID, r.Name)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			if err := createRole(ctx, tx, r); err != nil {
+				return err
+			}
+			res.Created++
+		case err != nil:
+			return err
+		case storage.SameRole(have, r):
+			res.Unchanged++
+		default:
+			r.CreatedAt = have.CreatedAt
+			if err := updateRole(ctx, tx, r); err != nil {
+				return err
+			}
+			res.Updated++
+		}
+	}
+
 	for _, u := range sr.Users {
 		u.Realm = want.Name
 		have, err := getUserByUsername(ctx, tx, u.Realm, u.Username)
@@ -108,8 +132,10 @@ func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *stora
 				stamp = u.UpdatedAt
 			}
 			_, err := tx.ExecContext(ctx, `UPDATE users SET email = ?, email_verified = ?, name = ?,
-				password_hash = ?, disabled = ?, tokens_valid_after = ?, updated_at = ? WHERE id = ?`,
-				u.Email, u.EmailVerified, u.Name, u.PasswordHash, u.Disabled, micros(stamp), micros(u.UpdatedAt), have.ID)
+				password_hash = ?, disabled = ?, tokens_valid_after = ?, updated_at = ?,
+				given_name = ?, family_name = ?, roles = ? WHERE id = ?`,
+				u.Email, u.EmailVerified, u.Name, u.PasswordHash, u.Disabled, micros(stamp), micros(u.UpdatedAt),
+				u.GivenName, u.FamilyName, refsText(u.Roles), have.ID)
 			if err != nil {
 				return mapWriteError(err, userName(have.Realm, have.ID))
 			}
@@ -122,7 +148,30 @@ func seedRealm(ctx context.Context, tx *stmtTx, sr storage.SeedRealm, res *stora
 			res.Updated++
 		}
 	}
+	if err := checkSeedRefs(ctx, tx, want.Name, sr); err != nil {
+		return err
+	}
 	return putSeedPasswordMACs(ctx, tx, want.Name, sr.PasswordMACs)
+}
+
+// checkSeedRefs fails when a role reference of the seed names no role.
+func checkSeedRefs(ctx context.Context, tx *stmtTx, realm string, sr storage.SeedRealm) error {
+	for _, c := range sr.Clients {
+		if err := checkRefs(ctx, tx, realm, clientName(realm, c.ID), c.ServiceAccountRoles); err != nil {
+			return err
+		}
+	}
+	for _, r := range sr.Roles {
+		if err := checkRefs(ctx, tx, realm, roleName(realm, r.ClientID, r.Name), r.Composites); err != nil {
+			return err
+		}
+	}
+	for _, u := range sr.Users {
+		if err := checkRefs(ctx, tx, realm, fmt.Sprintf("user %q in realm %q", u.Username, realm), u.Roles); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // endEverything ends all a user holds, in the caller's transaction, at the time

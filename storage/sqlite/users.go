@@ -12,12 +12,13 @@ import (
 )
 
 const userCols = `realm, id, username, email, email_verified, name, password_hash, disabled,
-	tokens_valid_after, created_at, updated_at`
+	tokens_valid_after, created_at, updated_at, given_name, family_name, roles`
 
 func scanUser(row rowScanner) (storage.User, error) {
 	var u storage.User
 	err := row.Scan(&u.Realm, &u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.Name, &u.PasswordHash,
-		&u.Disabled, timeCol{&u.TokensValidAfter}, timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt})
+		&u.Disabled, timeCol{&u.TokensValidAfter}, timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt},
+		&u.GivenName, &u.FamilyName, jsonCol{&u.Roles})
 	return u, err
 }
 
@@ -25,6 +26,10 @@ func userName(realm, id string) string { return fmt.Sprintf("user %q in realm %q
 
 func (s *Store) CreateUser(ctx context.Context, u storage.User, events ...storage.AuditEvent) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *stmtTx) error {
+		var err error
+		if u.Roles, err = existingRefs(ctx, tx, u.Realm, u.Roles, nil); err != nil {
+			return err
+		}
 		if err := createUser(ctx, tx, u); err != nil {
 			return err
 		}
@@ -33,9 +38,9 @@ func (s *Store) CreateUser(ctx context.Context, u storage.User, events ...storag
 }
 
 func createUser(ctx context.Context, tx *stmtTx, u storage.User) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := tx.ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		u.Realm, u.ID, u.Username, u.Email, u.EmailVerified, u.Name, u.PasswordHash, u.Disabled,
-		micros(u.TokensValidAfter), micros(u.CreatedAt), micros(u.UpdatedAt))
+		micros(u.TokensValidAfter), micros(u.CreatedAt), micros(u.UpdatedAt), u.GivenName, u.FamilyName, refsText(u.Roles))
 	return mapWriteError(err, userName(u.Realm, u.ID))
 }
 
@@ -122,6 +127,9 @@ func (s *Store) UpdateUser(ctx context.Context, realm, id string, fn func(u *sto
 		}
 		u.Realm, u.ID, u.CreatedAt = old.Realm, old.ID, old.CreatedAt
 		reason := storage.UserRevocation(old, &u)
+		if u.Roles, err = existingRefs(ctx, tx, realm, u.Roles, old.Roles); err != nil {
+			return err
+		}
 		if err := updateUser(ctx, tx, u); err != nil {
 			return err
 		}
@@ -142,10 +150,10 @@ func (s *Store) UpdateUser(ctx context.Context, realm, id string, fn func(u *sto
 // updateUser replaces every column but the keys and created_at.
 func updateUser(ctx context.Context, tx *stmtTx, u storage.User) error {
 	res, err := tx.ExecContext(ctx, `UPDATE users SET username = ?, email = ?, email_verified = ?, name = ?,
-		password_hash = ?, disabled = ?, tokens_valid_after = ?, updated_at = ?
+		password_hash = ?, disabled = ?, tokens_valid_after = ?, updated_at = ?, given_name = ?, family_name = ?, roles = ?
 		WHERE realm = ? AND id = ?`,
 		u.Username, u.Email, u.EmailVerified, u.Name, u.PasswordHash, u.Disabled,
-		micros(u.TokensValidAfter), micros(u.UpdatedAt), u.Realm, u.ID)
+		micros(u.TokensValidAfter), micros(u.UpdatedAt), u.GivenName, u.FamilyName, refsText(u.Roles), u.Realm, u.ID)
 	return mustChange(res, err, userName(u.Realm, u.ID))
 }
 

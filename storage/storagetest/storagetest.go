@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -54,7 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"BackchannelCursor", testBackchannelCursor},
 		{"SessionsRevokedAt", testSessionsRevokedAt},
 	}
-	for _, tc := range append(append(append(tests, adminTests...), changeTests...), attemptTests...) {
+	for _, tc := range slices.Concat(tests, adminTests, changeTests, attemptTests, roleTests) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
 		})
