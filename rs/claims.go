@@ -3,6 +3,7 @@ package rs
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -23,10 +24,80 @@ type Claims struct {
 	NotBefore time.Time // zero when the token has none
 	AuthTime  time.Time // zero when the token has none
 	KeyID     string    // the kid that signed it; empty for an introspected opaque token
+
+	// RealmRoles are the user's (or, for client credentials, the service client's)
+	// effective realm roles, from realm_access.roles, as Keycloak and Latchkey issue
+	// them when the roles scope is granted.
+	RealmRoles []string
+	// ClientRoles are the effective roles per client ID, from
+	// resource_access.CLIENT.roles.
+	ClientRoles map[string][]string
+	// Username is preferred_username, when the token carries it (profile scope).
+	Username string
 }
 
 // HasScope says whether the token was granted scope s.
 func (c *Claims) HasScope(s string) bool { return slices.Contains(c.Scopes, s) }
+
+// HasRealmRole says whether the token carries realm role name.
+func (c *Claims) HasRealmRole(name string) bool { return slices.Contains(c.RealmRoles, name) }
+
+// HasClientRole says whether the token carries role name of client clientID.
+func (c *Claims) HasClientRole(clientID, name string) bool {
+	return slices.Contains(c.ClientRoles[clientID], name)
+}
+
+// HasRole says whether the token carries role r.
+func (c *Claims) HasRole(r Role) bool {
+	if r.Client == "" {
+		return c.HasRealmRole(r.Name)
+	}
+	return c.HasClientRole(r.Client, r.Name)
+}
+
+// Role names a role a route may require: a realm role when Client is empty, else
+// a role of the client with that ID.
+type Role struct {
+	Client string
+	Name   string
+}
+
+// RealmRole is the realm role name.
+func RealmRole(name string) Role { return Role{Name: name} }
+
+// ClientRole is role name of client clientID.
+func ClientRole(clientID, name string) Role { return Role{Client: clientID, Name: name} }
+
+// ParseRole reads "NAME" as a realm role and "CLIENT:NAME" as a client role. A
+// client ID may itself hold colons (urn:orders), so the role name is what follows
+// the last one; a role whose name holds a colon needs ClientRole or RealmRole.
+func ParseRole(s string) (Role, error) {
+	i := strings.LastIndexByte(s, ':')
+	r := Role{Client: s[:max(i, 0)], Name: s[i+1:]}
+	if r.Name == "" || (i >= 0 && r.Client == "") || !printable(r.Client) || !printable(r.Name) {
+		return Role{}, fmt.Errorf("rs: %q is not NAME or CLIENT:NAME", s)
+	}
+	return r, nil
+}
+
+// String is the role as ParseRole reads it.
+func (r Role) String() string {
+	if r.Client == "" {
+		return r.Name
+	}
+	return r.Client + ":" + r.Name
+}
+
+// printable: no spaces, quotes, backslashes or control characters, so a role can be
+// named in a challenge and in a space-separated list.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == '"' || c == '\\' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
 
 type claimsKey struct{}
 
@@ -56,6 +127,15 @@ type wireClaims struct {
 	SessionID string   `json:"sid"`
 	FamilyID  string   `json:"fid"`
 	AuthTime  int64    `json:"auth_time"`
+
+	// Keycloak's shape of roles (and Latchkey's, with the roles scope).
+	RealmAccess    roleList            `json:"realm_access"`
+	ResourceAccess map[string]roleList `json:"resource_access"`
+	Username       string              `json:"preferred_username"`
+}
+
+type roleList struct {
+	Roles []string `json:"roles"`
 }
 
 func (w *wireClaims) claims(kid string) *Claims {
@@ -63,6 +143,13 @@ func (w *wireClaims) claims(kid string) *Claims {
 		Issuer: w.Issuer, Subject: w.Subject, Audience: w.Audience, ClientID: w.ClientID,
 		Scopes: strings.Fields(w.Scope), ID: w.ID, SessionID: w.SessionID, FamilyID: w.FamilyID,
 		IssuedAt: time.Unix(w.IssuedAt, 0), Expiry: time.Unix(w.Expiry, 0), KeyID: kid,
+		RealmRoles: w.RealmAccess.Roles, Username: w.Username,
+	}
+	if len(w.ResourceAccess) > 0 {
+		c.ClientRoles = make(map[string][]string, len(w.ResourceAccess))
+		for client, l := range w.ResourceAccess {
+			c.ClientRoles[client] = l.Roles
+		}
 	}
 	if w.NotBefore != 0 {
 		c.NotBefore = time.Unix(w.NotBefore, 0)

@@ -18,5 +18,11 @@
 // Options.AcceptBeforeSync is set. When the feed drops, what it said so far still
 // applies; it reconnects with its cursor and catches up on what it missed.
 //
+// Routes may require scopes (Require), roles (RequireRoles) or both (RequireAll).
+// Roles are read from the token as Keycloak and Latchkey issue them with the roles
+// scope: realm_access.roles and resource_access.CLIENT.roles; a token without a
+// required one is refused with 403 insufficient_scope, its error_description naming
+// the missing role.
+//
 // Only the standard library and go-jose are imported.
 package rs

@@ -29,6 +29,11 @@ func Example() {
 	mux := http.NewServeMux()
 	mux.Handle("GET /orders", v.Require("orders:read")(http.HandlerFunc(listOrders)))
 	mux.Handle("POST /orders", v.Require("orders:write")(http.HandlerFunc(createOrder)))
+	// Roles as Keycloak issues them (realm_access, resource_access), with the roles scope.
+	mux.Handle("DELETE /orders/{id}", v.RequireAll(rs.Requirements{
+		Scopes: []string{"orders:write"},
+		Roles:  []rs.Role{rs.RealmRole("staff"), rs.ClientRole("orders-api", "admin")},
+	})(http.HandlerFunc(deleteOrder)))
 	log.Fatal(http.ListenAndServe(":8081", mux))
 }
 
@@ -38,3 +43,5 @@ func listOrders(w http.ResponseWriter, r *http.Request) {
 }
 
 func createOrder(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusCreated) }
+
+func deleteOrder(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }

@@ -22,21 +22,60 @@ func (v *Validator) Handler(next http.Handler) http.Handler { return v.Require()
 //   - a valid token without a required scope: 403 insufficient_scope, with scope="..."
 //   - a token that cannot be checked now: 503 temporarily_unavailable with Retry-After
 func (v *Validator) Require(scopes ...string) func(http.Handler) http.Handler {
+	return v.RequireAll(Requirements{Scopes: scopes})
+}
+
+// RequireRoles is Require for roles: the token must carry every one of roles
+// (realm_access / resource_access), whatever its scopes.
+func (v *Validator) RequireRoles(roles ...Role) func(http.Handler) http.Handler {
+	return v.RequireAll(Requirements{Roles: roles})
+}
+
+// Requirements are what a route asks of a valid token: every one of Scopes and
+// every one of Roles.
+type Requirements struct {
+	Scopes []string
+	Roles  []Role
+}
+
+// RequireAll is Require for scopes and roles together. A valid token without a
+// required role is refused like one without a required scope, 403
+// insufficient_scope (RFC 6750 §3.1: "higher privileges than provided"), whose
+// error_description names the first role missing and nothing of what the token
+// holds.
+func (v *Validator) RequireAll(req Requirements) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, ok := v.Authenticate(w, r)
-			if !ok {
+			if !ok || !v.Authorize(w, c, req) {
 				return
-			}
-			for _, s := range scopes {
-				if !c.HasScope(s) {
-					v.refuse(w, http.StatusForbidden, "insufficient_scope", "the token lacks a required scope", strings.Join(scopes, " "))
-					return
-				}
 			}
 			next.ServeHTTP(w, r.WithContext(WithClaims(r.Context(), c)))
 		})
 	}
+}
+
+// Authorize says whether the claims meet req; when they do not, it has written the
+// 403 insufficient_scope refusal, and the caller writes nothing more. For handlers
+// that authenticate first (Authenticate) and decide on requirements later.
+func (v *Validator) Authorize(w http.ResponseWriter, c *Claims, req Requirements) bool {
+	for _, s := range req.Scopes {
+		if !c.HasScope(s) {
+			v.refuse(w, http.StatusForbidden, "insufficient_scope", "the token lacks a required scope", strings.Join(req.Scopes, " "))
+			return false
+		}
+	}
+	for _, role := range req.Roles {
+		if !c.HasRole(role) {
+			desc := "the token lacks the required realm role " + role.Name
+			if role.Client != "" {
+				desc = "the token lacks the required client role " + role.String()
+			}
+			v.refuse(w, http.StatusForbidden, "insufficient_scope", desc, "")
+			return false
+		}
+	}
+	return true
 }
 
 // Authenticate validates the request's bearer token and returns its claims; when it

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +31,8 @@ const (
 	envGateClientID     = "LATCHKEY_GATE_CLIENT_ID"
 	envGateClientSecret = "LATCHKEY_GATE_CLIENT_SECRET"
 	envGateRequireScope = "LATCHKEY_GATE_REQUIRE_SCOPE"
+	envGateRequireRole  = "LATCHKEY_GATE_REQUIRE_ROLE"
+	envGateRoutes       = "LATCHKEY_GATE_ROUTES"
 	defaultGateAddr     = "127.0.0.1:8081"
 	// gateReadyPath answers 200 once the revocation feed has caught up, else 503.
 	// A dotted first segment, so it is unlikely to hide an upstream route.
@@ -41,13 +45,14 @@ const (
 	headerSubject  = "X-Auth-Subject"
 	headerClientID = "X-Auth-Client-Id"
 	headerScope    = "X-Auth-Scope"
+	headerRoles    = "X-Auth-Roles"
 )
 
 type gateFlags struct {
 	issuer, audience, upstream, addr string
 	clientID, clientSecret           string
 	secretFile                       string
-	scopes                           []string
+	scopes, roles, routes            []string
 	stripAuthorization               bool
 	logLevel                         string
 }
@@ -59,9 +64,21 @@ func newGateCmd(getenv func(string) string) *cobra.Command {
 		Short: "Run a reverse proxy that lets through only requests with a valid access token",
 		Long: `Run a reverse proxy in front of an API that accepts only requests with a valid access
 token of ISSUER for AUDIENCE, and forwards them to UPSTREAM with the caller in the
-headers X-Auth-Subject, X-Auth-Client-Id and X-Auth-Scope (space-separated). Those
+headers X-Auth-Subject, X-Auth-Client-Id, X-Auth-Scope and X-Auth-Roles (both
+space-separated; roles as NAME for a realm role, CLIENT:NAME for a client role). Those
 headers are removed from what the client sends, so the upstream can believe them when
 only the gate can reach it.
+
+Every request's token must have each --require-scope and carry each --require-role
+(NAME: a realm role; CLIENT:NAME: a role of that client, from realm_access and
+resource_access as issued with the roles scope). --route 'PATTERN=REQ[,REQ...]' adds
+requirements for the requests PATTERN matches, a net/http ServeMux pattern such as
+'POST /orders/' or 'GET /orders/{id}/invoice'; REQ is scope:X, role:NAME or
+role:CLIENT:NAME. Of several matching patterns the most specific one applies, on top
+of the global requirements. With routes, requests are routed as ServeMux routes them:
+a path that is not clean (.., //) or a subtree without its trailing slash gets a
+redirect to the canonical path, and a path with an encoded slash (%2F, %5C) is refused
+with 400, so the upstream never sees a path the patterns did not.
 
 JWT access tokens are checked locally (signature with the key's own alg, typ at+jwt,
 iss, aud, exp/nbf/iat within 30 s); the authorization server is only asked for its
@@ -80,7 +97,8 @@ issued for this API (its aud), so the upstream may check it again or read claims
 headers do not carry. Strip it when the upstream should never hold tokens.
 
 The issuer must be https://, except on a loopback address. Every flag can also be set
-through its environment variable (--require-scope: space-separated).`,
+through its environment variable (--require-scope and --require-role:
+space-separated; --route: separated by ";").`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if g.clientSecret == "" && g.secretFile != "" {
@@ -109,13 +127,104 @@ through its environment variable (--require-scope: space-separated).`,
 	f.StringVar(&g.clientSecret, "client-secret", "", "its secret; visible in ps, so prefer "+envGateClientSecret+" or --client-secret-file")
 	f.StringVar(&g.secretFile, "client-secret-file", "", "a file holding the client's secret")
 	f.StringArrayVar(&g.scopes, "require-scope", strings.Fields(getenv(envGateRequireScope)), "a scope every request's token must have (repeatable) ["+envGateRequireScope+"]")
+	f.StringArrayVar(&g.roles, "require-role", strings.Fields(getenv(envGateRequireRole)), "a role every request's token must carry: NAME (realm role) or CLIENT:NAME (repeatable) ["+envGateRequireRole+"]")
+	f.StringArrayVar(&g.routes, "route", splitRoutes(getenv(envGateRoutes)), "PATTERN=REQ[,REQ...]: requirements for requests matching a ServeMux pattern; REQ is scope:X, role:NAME or role:CLIENT:NAME (repeatable) ["+envGateRoutes+"]")
 	f.BoolVar(&g.stripAuthorization, "strip-authorization", false, "do not forward the Authorization header to the upstream")
 	f.StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
 
+// splitRoutes reads LATCHKEY_GATE_ROUTES: routes separated by ";".
+func splitRoutes(s string) []string {
+	var out []string
+	for r := range strings.SplitSeq(s, ";") {
+		if r = strings.TrimSpace(r); r != "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// gateRoute is one --route: the requests its pattern matches need req on top of
+// the global requirements.
+type gateRoute struct {
+	pattern string
+	req     rs.Requirements
+}
+
+// parseRoute reads PATTERN=REQ[,REQ...]; the pattern is what precedes the first "=".
+func parseRoute(s string) (gateRoute, error) {
+	pattern, reqs, ok := strings.Cut(s, "=")
+	pattern = strings.TrimSpace(pattern)
+	if !ok || pattern == "" || strings.TrimSpace(reqs) == "" {
+		return gateRoute{}, fmt.Errorf("--route %q: want PATTERN=REQ[,REQ...]", s)
+	}
+	r := gateRoute{pattern: pattern}
+	for req := range strings.SplitSeq(reqs, ",") {
+		req = strings.TrimSpace(req)
+		kind, val, _ := strings.Cut(req, ":")
+		switch kind {
+		case "scope":
+			if !isScopeToken(val) {
+				return gateRoute{}, fmt.Errorf("--route %q: %q is not a scope", s, val)
+			}
+			r.req.Scopes = append(r.req.Scopes, val)
+		case "role":
+			role, err := rs.ParseRole(val)
+			if err != nil {
+				return gateRoute{}, fmt.Errorf("--route %q: %q is not role:NAME or role:CLIENT:NAME", s, req)
+			}
+			r.req.Roles = append(r.req.Roles, role)
+		default:
+			return gateRoute{}, fmt.Errorf("--route %q: %q is not scope:X, role:NAME or role:CLIENT:NAME", s, req)
+		}
+	}
+	return r, nil
+}
+
+// isScopeToken: RFC 6749 §3.3 scope-token, minus the quote and backslash that a
+// challenge would have to escape.
+func isScopeToken(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r > '~' || r == '"' || r == '\\' })
+}
+
+// gateRules are the checked requirements: the global ones and the routes'.
+type gateRules struct {
+	global rs.Requirements
+	routes []gateRoute
+}
+
 // check validates the flags, each failure naming its flag.
-func (g *gateFlags) check() (upstream *url.URL, err error) {
+func (g *gateFlags) check() (upstream *url.URL, rules gateRules, err error) {
+	upstream, err = g.checkBasics()
+	if err != nil {
+		return nil, rules, err
+	}
+	rules.global.Scopes = g.scopes
+	for _, s := range g.roles {
+		r, err := rs.ParseRole(s)
+		if err != nil {
+			return nil, rules, fmt.Errorf("--require-role %q: want NAME or CLIENT:NAME", s)
+		}
+		rules.global.Roles = append(rules.global.Roles, r)
+	}
+	for _, s := range g.routes {
+		r, err := parseRoute(s)
+		if err != nil {
+			return nil, rules, err
+		}
+		rules.routes = append(rules.routes, r)
+	}
+	// ServeMux panics on a pattern it cannot parse or that conflicts with another:
+	// find out now, as a flag error.
+	if _, err := routeMux(rules, func(rs.Requirements) http.Handler { return http.NotFoundHandler() }); err != nil {
+		return nil, rules, err
+	}
+	return upstream, rules, nil
+}
+
+// checkBasics validates the flags other than the requirements.
+func (g *gateFlags) checkBasics() (upstream *url.URL, err error) {
 	switch {
 	case g.issuer == "":
 		return nil, errors.New("--issuer is required")
@@ -143,7 +252,7 @@ func (g *gateFlags) check() (upstream *url.URL, err error) {
 		return nil, fmt.Errorf("--addr %q: want HOST:PORT", g.addr)
 	}
 	for _, s := range g.scopes {
-		if s == "" || strings.ContainsAny(s, " \"\\") {
+		if !isScopeToken(s) {
 			return nil, fmt.Errorf("--require-scope %q is not a scope", s)
 		}
 	}
@@ -163,7 +272,7 @@ func isLoopbackHost(host string) bool {
 }
 
 func runGate(ctx context.Context, cmd *cobra.Command, g gateFlags) error {
-	upstream, err := g.check()
+	upstream, rules, err := g.check()
 	if err != nil {
 		return err
 	}
@@ -184,8 +293,12 @@ func runGate(ctx context.Context, cmd *cobra.Command, g gateFlags) error {
 	}
 	defer v.Close()
 
+	gate, err := newGate(v, upstream, rules, g.stripAuthorization, log)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler:           newGate(v, upstream, g.scopes, g.stripAuthorization, log),
+		Handler:           gate,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -213,7 +326,7 @@ func runGate(ctx context.Context, cmd *cobra.Command, g gateFlags) error {
 
 // newGate is the gate's handler: the readiness check, and every other request
 // through v's checks to the upstream.
-func newGate(v *rs.Validator, upstream *url.URL, scopes []string, stripAuthorization bool, log *slog.Logger) http.Handler {
+func newGate(v *rs.Validator, upstream *url.URL, rules gateRules, stripAuthorization bool, log *slog.Logger) (http.Handler, error) {
 	// http.DefaultTransport keeps 2 idle connections per host: under concurrent load
 	// the gate would open a new connection to the upstream for most requests.
 	transport := http.DefaultTransport.(*http.Transport).Clone()
@@ -233,6 +346,7 @@ func newGate(v *rs.Validator, upstream *url.URL, scopes []string, stripAuthoriza
 			h.Set(headerSubject, c.Subject)
 			h.Set(headerClientID, c.ClientID)
 			h.Set(headerScope, strings.Join(c.Scopes, " "))
+			h.Set(headerRoles, rolesHeader(c))
 			if stripAuthorization {
 				h.Del("Authorization")
 			}
@@ -242,7 +356,10 @@ func newGate(v *rs.Validator, upstream *url.URL, scopes []string, stripAuthoriza
 			w.WriteHeader(http.StatusBadGateway)
 		},
 	}
-	guarded := v.Require(scopes...)(proxy)
+	guarded, err := routeMux(rules, func(req rs.Requirements) http.Handler { return v.RequireAll(req)(proxy) })
+	if err != nil {
+		return nil, err
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == gateReadyPath && (r.Method == "GET" || r.Method == "HEAD") {
 			w.Header().Set("Cache-Control", "no-store")
@@ -255,7 +372,71 @@ func newGate(v *rs.Validator, upstream *url.URL, scopes []string, stripAuthoriza
 			return
 		}
 		guarded.ServeHTTP(w, r)
-	})
+	}), nil
+}
+
+// routeMux is the handler that applies the rules: with no routes, the global
+// requirements to every request; with routes, a ServeMux whose most specific
+// matching pattern picks the route's requirements on top of the global ones, and
+// whose catch-all "/" has the global ones alone.
+func routeMux(rules gateRules, guard func(rs.Requirements) http.Handler) (h http.Handler, err error) {
+	if len(rules.routes) == 0 {
+		return guard(rules.global), nil
+	}
+	mux := http.NewServeMux()
+	var pattern string
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("--route %q: %v", pattern, p)
+		}
+	}()
+	catchAll := false
+	for _, r := range rules.routes {
+		pattern = r.pattern
+		catchAll = catchAll || pattern == "/"
+		mux.Handle(pattern, guard(rs.Requirements{
+			Scopes: slices.Concat(rules.global.Scopes, r.req.Scopes),
+			Roles:  slices.Concat(rules.global.Roles, r.req.Roles),
+		}))
+	}
+	if !catchAll {
+		mux.Handle("/", guard(rules.global))
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// ServeMux matches a segment holding an encoded slash as one segment, where an
+		// upstream that decodes first would see two: refuse what the patterns could
+		// misjudge.
+		if p := strings.ToLower(r.URL.EscapedPath()); strings.Contains(p, "%2f") || strings.Contains(p, "%5c") {
+			http.Error(w, "encoded slash in the path", http.StatusBadRequest)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}), nil
+}
+
+// rolesHeader is X-Auth-Roles: the realm roles, then each client's roles as
+// CLIENT:NAME by client ID, space-separated. A role that would not read back as
+// itself (a space, a quote, a control character, a colon in its name) is left out.
+func rolesHeader(c *rs.Claims) string {
+	var b strings.Builder
+	add := func(r rs.Role) {
+		if p, err := rs.ParseRole(r.String()); err != nil || p != r {
+			return
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(r.String())
+	}
+	for _, n := range c.RealmRoles {
+		add(rs.RealmRole(n))
+	}
+	for _, client := range slices.Sorted(maps.Keys(c.ClientRoles)) {
+		for _, n := range c.ClientRoles[client] {
+			add(rs.ClientRole(client, n))
+		}
+	}
+	return b.String()
 }
 
 // bufferPool lends the proxy its copy buffers; without one it allocates (and the
@@ -275,7 +456,7 @@ func (p *bufferPool) Put(b []byte) { p.pool.Put((*[32 << 10]byte)(b)) }
 func stripAuthHeaders(h http.Header) {
 	for k := range h {
 		switch strings.ToLower(strings.ReplaceAll(k, "_", "-")) {
-		case "x-auth-subject", "x-auth-client-id", "x-auth-scope":
+		case "x-auth-subject", "x-auth-client-id", "x-auth-scope", "x-auth-roles":
 			delete(h, k)
 		}
 	}

@@ -23,6 +23,12 @@ import (
 // the headers it gets.
 func gateUnderTest(t testing.TB, strip bool, scopes ...string) (http.Handler, func(claims map[string]any) string, chan http.Header) {
 	t.Helper()
+	return gateWithRules(t, strip, gateRules{global: rs.Requirements{Scopes: scopes}})
+}
+
+// gateWithRules is gateUnderTest with global requirements and routes.
+func gateWithRules(t testing.TB, strip bool, rules gateRules) (http.Handler, func(claims map[string]any) string, chan http.Header) {
+	t.Helper()
 	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	key := jose.JSONWebKey{Key: priv, KeyID: "k1", Algorithm: "ES256", Use: "sig"}
 	v, err := rs.New(t.Context(), rs.Options{Issuer: "https://id.example/realms/acme", Audience: "https://api.example",
@@ -55,7 +61,11 @@ func gateUnderTest(t testing.TB, strip bool, scopes ...string) (http.Handler, fu
 		s, _ := jws.CompactSerialize()
 		return s
 	}
-	return newGate(v, u, scopes, strip, slog.New(slog.DiscardHandler)), mint, seen
+	h, err := newGate(v, u, rules, strip, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, mint, seen
 }
 
 // The upstream hears who called from the gate alone: forged X-Auth-* headers in any
@@ -178,4 +188,121 @@ func BenchmarkGate_WarmToken(b *testing.B) {
 			res.Body.Close()
 		}
 	})
+}
+
+// Routes add requirements by ServeMux pattern on top of the global ones: the most
+// specific matching pattern wins; a refused request never reaches the upstream;
+// the upstream hears the token's roles in X-Auth-Roles, never the client's.
+func TestGate_RouteRequirements(t *testing.T) {
+	var rules gateRules
+	for _, s := range []string{
+		"POST /orders/=role:orders-api:write",
+		"/admin/=role:admin, scope:orders:admin",
+		"GET /orders/{id}/invoice=scope:billing",
+	} {
+		r, err := parseRoute(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules.routes = append(rules.routes, r)
+	}
+	rules.global.Roles = []rs.Role{rs.RealmRole("user")}
+	h, mint, seen := gateWithRules(t, false, rules)
+	roles := func(realm []string, clients map[string][]string, scope string) string {
+		c := map[string]any{"realm_access": map[string]any{"roles": realm}, "scope": scope}
+		ra := map[string]any{}
+		for k, v := range clients {
+			ra[k] = map[string]any{"roles": v}
+		}
+		c["resource_access"] = ra
+		return mint(c)
+	}
+	user := roles([]string{"user"}, nil, "orders:read")
+	writer := roles([]string{"user"}, map[string][]string{"orders-api": {"write"}}, "orders:read")
+	writerNoUser := roles(nil, map[string][]string{"orders-api": {"write"}}, "orders:read")
+	admin := roles([]string{"user", "admin"}, nil, "orders:admin")
+	adminNoScope := roles([]string{"user", "admin"}, nil, "orders:read")
+	billing := roles([]string{"user"}, nil, "billing")
+	for _, tt := range []struct {
+		method, path, tok string
+		status            int
+		desc              string
+	}{
+		{"GET", "/orders/1", user, 204, ""},
+		{"GET", "/orders/1", writerNoUser, 403, "realm role user"},
+		{"POST", "/orders/", user, 403, "client role orders-api:write"},
+		{"POST", "/orders/7/lines", user, 403, "client role orders-api:write"},
+		{"POST", "/orders/", writer, 204, ""},
+		{"POST", "/orders/", writerNoUser, 403, "realm role user"}, // global still applies
+		{"GET", "/admin/users", roles([]string{"user"}, nil, "orders:admin"), 403, "realm role admin"},
+		{"GET", "/admin/users", adminNoScope, 403, "required scope"},
+		{"GET", "/admin/users", admin, 204, ""},
+		{"GET", "/orders/7/invoice", user, 403, "required scope"},
+		{"GET", "/orders/7/invoice", billing, 204, ""},
+		{"POST", "/other", user, 204, ""},
+		// Not clean, or a subtree without its slash: redirected, never proxied.
+		{"GET", "/orders/../admin/users", user, 307, ""},
+		{"GET", "/admin", user, 307, ""},
+		// An encoded slash would put /admin/users past the /admin/ pattern.
+		{"GET", "/admin%2Fusers", user, 400, ""},
+		{"GET", "/x%5cadmin", user, 400, ""},
+	} {
+		req := httptest.NewRequest(tt.method, tt.path, nil)
+		req.Header.Set("Authorization", "Bearer "+tt.tok)
+		req.Header.Set("X-Auth-Roles", "admin")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		ch := rec.Header().Get("WWW-Authenticate")
+		if rec.Code != tt.status || (tt.status == 403 && !strings.Contains(ch, tt.desc)) {
+			t.Fatalf("%s %s = %d %q; want %d %q", tt.method, tt.path, rec.Code, ch, tt.status, tt.desc)
+		}
+		select {
+		case got := <-seen:
+			if tt.status != 204 {
+				t.Fatalf("%s %s: a refused request reached the upstream", tt.method, tt.path)
+			}
+			if tt.tok == user && got.Get("X-Auth-Roles") != "user" {
+				t.Fatalf("X-Auth-Roles = %q", got.Values("X-Auth-Roles"))
+			}
+		default:
+			if tt.status == 204 {
+				t.Fatalf("%s %s: not proxied", tt.method, tt.path)
+			}
+		}
+	}
+	req := httptest.NewRequest("GET", "/x", nil)
+	req.Header.Set("Authorization", "Bearer "+roles([]string{"user", "a b", "ops"}, map[string][]string{"z": {"r"}, "orders-api": {"write", "w:x"}}, ""))
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	if got := (<-seen).Values("X-Auth-Roles"); len(got) != 1 || got[0] != "user ops orders-api:write z:r" {
+		t.Fatalf("X-Auth-Roles = %q", got)
+	}
+}
+
+func TestGate_BadRequirementFlags(t *testing.T) {
+	base := []string{"gate", "--issuer", "https://id.example/realms/acme", "--audience", "https://api.example",
+		"--upstream", "http://127.0.0.1:9", "--client-id", "gate"}
+	secret := env(envGateClientSecret, "gate-secret-0123456789abcdefghijklmnop")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--require-role", "a b"}, `--require-role "a b"`},
+		{[]string{"--require-role", "api:"}, `--require-role "api:"`},
+		{[]string{"--route", "/orders/"}, "want PATTERN=REQ"},
+		{[]string{"--route", "/orders/="}, "want PATTERN=REQ"},
+		{[]string{"--route", "/orders/=admin"}, `"admin" is not scope:X`},
+		{[]string{"--route", "/orders/=role:"}, `"role:" is not role:NAME`},
+		{[]string{"--route", "/orders/=scope:"}, `"" is not a scope`},
+		{[]string{"--route", "/a/=scope:x", "--route", "/a/=scope:y"}, `--route "/a/"`},
+		{[]string{"--route", "GET /a/{x}/{x}=scope:x"}, `--route "GET /a/{x}/{x}"`},
+	} {
+		code, _, stderr := runCLI(t, secret, append(base, tt.args...)...)
+		if code != 1 || !strings.Contains(stderr, tt.want) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%v: exit %d, %q; want 1 line with %q", tt.args, code, stderr, tt.want)
+		}
+	}
+	// The environment holds routes separated by ";".
+	if got := splitRoutes(" POST /orders/=role:w ; ;/admin/=role:admin"); len(got) != 2 || got[0] != "POST /orders/=role:w" || got[1] != "/admin/=role:admin" {
+		t.Fatalf("splitRoutes = %q", got)
+	}
 }

@@ -184,6 +184,7 @@ func standIn(t *testing.T) string {
 		json.NewEncoder(w).Encode(map[string]string{
 			"sub": r.Header.Get("X-Auth-Subject"), "client_id": r.Header.Get("X-Auth-Client-Id"),
 			"scope": r.Header.Get("X-Auth-Scope"), "authorization": r.Header.Get("Authorization"),
+			"roles": r.Header.Get("X-Auth-Roles"),
 		})
 	}))
 	t.Cleanup(srv.Close)

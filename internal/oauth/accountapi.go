@@ -48,7 +48,11 @@ func (h *Handler) accountAPI(w http.ResponseWriter, r *http.Request, realm stora
 	if !ok {
 		return
 	}
-	first, last, _ := strings.Cut(strings.TrimSpace(user.Name), " ")
+	first, last := user.GivenName, user.FamilyName
+	if first == "" && last == "" {
+		// A user with only a name: split it, as before given and family names were kept.
+		first, last, _ = strings.Cut(strings.TrimSpace(user.Name), " ")
+	}
 	writeJSON(w, http.StatusOK, accountRepresentation{
 		ID: user.ID, Username: user.Username, Email: user.Email, EmailVerified: user.EmailVerified,
 		FirstName: first, LastName: strings.TrimSpace(last),

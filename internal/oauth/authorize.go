@@ -163,11 +163,21 @@ func (h *Handler) validateAuthRequest(req *authRequest, p url.Values, client sto
 	if p.Has("request_uri") {
 		return redirectErr("request_uri_not_supported", "request_uri is not supported")
 	}
-	scopes, err := grantedScopes(p.Get("scope"), client.Scopes)
+	scopes, err := grantedScopes(p.Get("scope"), client)
 	if err != nil {
 		var e *Error
 		errors.As(err, &e)
 		return redirectErr(string(e.Code), e.Description)
+	}
+	if len(scopes) == 1 && scopes[0] == "openid" {
+		// As Keycloak: a request for openid alone gets the client's default scopes
+		// (profile email roles unless configured), so keycloak-js, which asks for
+		// just openid, finds the claims apps read.
+		for _, d := range client.EffectiveDefaultScopes() {
+			if !slices.Contains(scopes, d) {
+				scopes = append(scopes, d)
+			}
+		}
 	}
 	req.Scopes = scopes
 
@@ -385,6 +395,7 @@ var scopeDescriptions = map[string]string{
 	"openid":         "Know who you are",
 	"profile":        "See your name and username",
 	"email":          "See your email address",
+	"roles":          "See the roles you have",
 	"offline_access": "Stay signed in and act for you while you are away",
 }
 

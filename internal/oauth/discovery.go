@@ -55,6 +55,7 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storag
 	var scopes []string
 	for _, c := range clients {
 		scopes = append(scopes, c.Scopes...)
+		scopes = append(scopes, c.EffectiveDefaultScopes()...) // a client may always be granted these
 	}
 	slices.Sort(scopes)
 	scopes = slices.Compact(scopes)
@@ -83,7 +84,8 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storag
 		SubjectTypesSupported:            []string{"public"},
 		IDTokenSigningAlgValuesSupported: []string{keys.RS256, keys.ES256, keys.EdDSA},
 		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash", "azp",
-			"name", "preferred_username", "email", "email_verified"},
+			"name", "given_name", "family_name", "preferred_username", "email", "email_verified",
+			"realm_access", "resource_access"},
 		AuthorizationResponseIssParameterSupported: true,
 		TokenEndpointAuthMethodsSupported:          append(confidential, methodNone),
 		TokenEndpointAuthSigningAlgValuesSupported: algs,

@@ -480,9 +480,15 @@ func TestConsentForThirdPartyClients(t *testing.T) {
 		if p := b.get(u + "&prompt=consent"); !strings.Contains(p.body, "decision") {
 			t.Fatal("prompt=consent did not ask again")
 		}
-		// Asking for more than was granted asks again.
-		if p := b.get(authURL(inst, "acme", "client_id", "third", "scope", "openid")); p.location == nil {
+		// A subset of what was granted does not ask again.
+		if p := b.get(authURL(inst, "acme", "client_id", "third", "scope", "email")); p.location == nil {
 			t.Fatal("a subset of the consent asked again")
+		}
+		// openid alone means the client's default scopes too (profile email roles),
+		// more than was granted: asked again.
+		if p := b.get(authURL(inst, "acme", "client_id", "third", "scope", "openid")); !strings.Contains(p.body, "decision") ||
+			!strings.Contains(p.body, "See the roles you have") {
+			t.Fatal("openid alone, with the default scopes, did not ask for them")
 		}
 		// First-party clients never ask.
 		if p := b.get(authURL(inst, "acme")); p.location == nil {

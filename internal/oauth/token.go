@@ -97,7 +97,7 @@ func (h *Handler) clientCredentials(r *http.Request, realm storage.Realm, client
 	if !slices.Contains(client.GrantTypes, "client_credentials") {
 		return token.Response{}, newError(UnauthorizedClient, "client may not use client_credentials")
 	}
-	scopes, err := grantedScopes(form.Get("scope"), client.Scopes)
+	scopes, err := grantedScopes(form.Get("scope"), client)
 	if err != nil {
 		return token.Response{}, err
 	}
@@ -165,7 +165,7 @@ func (h *Handler) authorizationCode(r *http.Request, realm storage.Realm, client
 		return token.Response{}, err
 	}
 	issued, err := h.tokens.IssueAccessToken(ctx, token.Grant{
-		Realm: realm, Client: client, UserID: user.ID, SessionID: code.SessionID, AuthTime: code.AuthTime,
+		Realm: realm, Client: client, UserID: user.ID, User: &user, SessionID: code.SessionID, AuthTime: code.AuthTime,
 		FamilyID: code.FamilyID, Scopes: code.Scopes, Audience: aud,
 	})
 	if err != nil {
@@ -217,12 +217,16 @@ func (h *Handler) refresh(r *http.Request, realm storage.Realm, client storage.C
 	return resp, err
 }
 
-// grantedScopes checks a requested scope against what the client may have. No scope
-// requested means all of the client's (RFC 6749 §3.3 lets the server pick a default).
-func grantedScopes(requested string, allowed []string) ([]string, error) {
+// grantedScopes checks a requested scope against what the client may have: its
+// scopes, and its default scopes, which a client may always be granted (Keycloak's
+// default client scopes). No scope requested means all of the client's scopes (RFC
+// 6749 §3.3 lets the server pick a default).
+func grantedScopes(requested string, client storage.Client) ([]string, error) {
 	if requested == "" {
-		return slices.Clone(allowed), nil
+		return slices.Clone(client.Scopes), nil
 	}
+	defaults := client.EffectiveDefaultScopes()
+	allowed := func(s string) bool { return slices.Contains(client.Scopes, s) || slices.Contains(defaults, s) }
 	var out []string
 	for _, s := range strings.Split(requested, " ") {
 		if s == "" {
@@ -231,7 +235,7 @@ func grantedScopes(requested string, allowed []string) ([]string, error) {
 		if !token.IsScopeToken(s) {
 			return nil, newError(InvalidScope, "malformed scope")
 		}
-		if !slices.Contains(allowed, s) {
+		if !allowed(s) {
 			return nil, newError(InvalidScope, "a requested scope is not allowed for this client")
 		}
 		if !slices.Contains(out, s) {

@@ -85,8 +85,14 @@ func UserClaims(u storage.User, scopes []string) map[string]any {
 	c := map[string]any{"sub": u.ID}
 	if slices.Contains(scopes, "profile") {
 		c["preferred_username"] = u.Username
-		if u.Name != "" {
-			c["name"] = u.Name
+		if name := DisplayName(u); name != "" {
+			c["name"] = name
+		}
+		if u.GivenName != "" {
+			c["given_name"] = u.GivenName
+		}
+		if u.FamilyName != "" {
+			c["family_name"] = u.FamilyName
 		}
 	}
 	if slices.Contains(scopes, "email") && u.Email != "" {

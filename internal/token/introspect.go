@@ -25,6 +25,8 @@ type Introspection struct {
 	Aud       Audience `json:"aud,omitempty"`
 	Iss       string   `json:"iss,omitempty"`
 	Jti       string   `json:"jti,omitempty"`
+	// An access token's profile, email and role claims, as the token carries them.
+	SubjectClaims
 }
 
 var inactive = Introspection{}
@@ -80,9 +82,13 @@ func (s *Service) introspectAccess(ctx context.Context, realm storage.Realm, tok
 	if err != nil || !live {
 		return inactive, err
 	}
+	if username == "" && c.Subject == c.ClientID {
+		username = ServiceAccountPrefix + c.ClientID // RFC 7662 username: the client's service account
+	}
 	return Introspection{
 		Active: true, Scope: c.Scope, ClientID: c.ClientID, Username: username, TokenType: "Bearer",
 		Exp: c.Expiry, Iat: c.IssuedAt, Sub: c.Subject, Aud: c.Audience, Iss: c.Issuer, Jti: c.ID,
+		SubjectClaims: c.SubjectClaims,
 	}, nil
 }
 

@@ -182,7 +182,7 @@ func (s *Service) successor(ctx context.Context, req RefreshRequest, fam storage
 		return Response{}, child, err
 	}
 	issued, err := s.IssueAccessToken(ctx, Grant{
-		Realm: req.Realm, Client: req.Client, UserID: user.ID, SessionID: fam.SessionID, AuthTime: authTime,
+		Realm: req.Realm, Client: req.Client, UserID: user.ID, User: &user, SessionID: fam.SessionID, AuthTime: authTime,
 		FamilyID: fam.ID, Scopes: scopes, Audience: fam.Audience,
 	})
 	if err != nil {

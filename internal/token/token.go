@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,6 +49,9 @@ type Store interface {
 	DenyJWT(ctx context.Context, d storage.DeniedJWT) error
 	ListDeniedJWTs(ctx context.Context, realm string, now time.Time) ([]storage.DeniedJWT, error)
 	AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error)
+	// ListRoles is read through the cache (internal/storecache), and only for a
+	// token that carries roles.
+	ListRoles(ctx context.Context, realm string) ([]storage.Role, error)
 }
 
 // Service issues, introspects and revokes tokens.
@@ -106,9 +110,12 @@ func (s *Service) Issuer(realm string) string { return s.baseURL + "/realms/" + 
 
 // Grant is what an access token is issued for.
 type Grant struct {
-	Realm     storage.Realm
-	Client    storage.Client
-	UserID    string // empty for client credentials: the client is the subject
+	Realm  storage.Realm
+	Client storage.Client
+	UserID string // empty for client credentials: the client is the subject
+	// User is the user UserID names, as the caller just read it, for the claims the
+	// scopes allow (profile, email, roles); nil leaves them out.
+	User      *storage.User
 	SessionID string
 	AuthTime  time.Time
 	FamilyID  string
@@ -140,7 +147,34 @@ type AccessClaims struct {
 	// grant (code replay, refresh-token theft, revocation) ends the token at
 	// introspection too.
 	FamilyID string `json:"fid,omitempty"`
+
+	// Keycloak's claims, which client libraries (keycloak-js) and APIs read from the
+	// access token: the profile and email claims per granted scope, unless the
+	// client keeps its access tokens lean; the effective roles with the roles scope
+	// (for client credentials, the client's service-account roles).
+	SubjectClaims
 }
+
+// SubjectClaims are what an access token says about its subject besides its ID.
+type SubjectClaims struct {
+	PreferredUsername string               `json:"preferred_username,omitempty"`
+	Name              string               `json:"name,omitempty"`
+	GivenName         string               `json:"given_name,omitempty"`
+	FamilyName        string               `json:"family_name,omitempty"`
+	Email             string               `json:"email,omitempty"`
+	EmailVerified     *bool                `json:"email_verified,omitempty"`
+	RealmAccess       *RoleClaim           `json:"realm_access,omitempty"`
+	ResourceAccess    map[string]RoleClaim `json:"resource_access,omitempty"`
+}
+
+// RoleClaim is Keycloak's shape of a list of roles: {"roles": [...]}.
+type RoleClaim struct {
+	Roles []string `json:"roles"`
+}
+
+// ServiceAccountPrefix starts the preferred_username of a client's own tokens
+// (client credentials), as Keycloak names a client's service account.
+const ServiceAccountPrefix = "service-account-"
 
 // Audience is the aud claim: a single string when there is one, else an array (RFC 7519 §4.1.3).
 type Audience []string
@@ -192,6 +226,10 @@ func (s *Service) IssueAccessToken(ctx context.Context, g Grant) (Issued, error)
 	if !g.AuthTime.IsZero() {
 		claims.AuthTime = g.AuthTime.Unix()
 	}
+	var err error
+	if claims.SubjectClaims, err = s.subjectClaims(ctx, g); err != nil {
+		return Issued{}, err
+	}
 	if g.Client.Tokens.AccessTokenFormat == "opaque" {
 		value, err := s.sealAccess(g.Realm.Name, claims)
 		if err != nil {
@@ -213,6 +251,72 @@ func (s *Service) IssueAccessToken(ctx context.Context, g Grant) (Issued, error)
 		return Issued{}, fmt.Errorf("sign access token: %w", err)
 	}
 	return Issued{Value: jws, ExpiresIn: ttl, Scope: scope}, nil
+}
+
+// subjectClaims are the grant's profile, email and role claims. The realm's roles
+// are read (through the cache) only when the token carries roles and the subject
+// has some, so a token without the roles scope costs no read at all.
+func (s *Service) subjectClaims(ctx context.Context, g Grant) (SubjectClaims, error) {
+	var c SubjectClaims
+	lean := g.Client.LeanAccessTokens
+	var refs []storage.RoleRef
+	switch {
+	case g.UserID == "":
+		// Client credentials: Keycloak's service account, whose roles the token
+		// always carries (the client asked for its own authority).
+		if !lean {
+			c.PreferredUsername = ServiceAccountPrefix + g.Client.ID
+		}
+		if len(g.Client.ServiceAccountRoles) == 0 {
+			return c, nil
+		}
+		refs = g.Client.ServiceAccountRoles
+	case g.User == nil:
+		return c, nil
+	default:
+		u := g.User
+		if !lean && slices.Contains(g.Scopes, "profile") {
+			c.PreferredUsername, c.Name, c.GivenName, c.FamilyName = u.Username, DisplayName(*u), u.GivenName, u.FamilyName
+		}
+		if !lean && slices.Contains(g.Scopes, "email") && u.Email != "" {
+			verified := u.EmailVerified
+			c.Email, c.EmailVerified = u.Email, &verified
+		}
+		if !slices.Contains(g.Scopes, "roles") {
+			return c, nil
+		}
+		refs = u.Roles
+	}
+	var all []storage.Role
+	if len(refs) > 0 {
+		var err error
+		if all, err = s.store.ListRoles(ctx, g.Realm.Name); err != nil {
+			return c, fmt.Errorf("roles: %w", err)
+		}
+	}
+	realm, clients := EffectiveRoles(all, refs)
+	// realm_access is there, if empty, whenever roles are: Keycloak's always is, and
+	// code reads realm_access.roles without a check.
+	c.RealmAccess = &RoleClaim{Roles: realm}
+	if c.RealmAccess.Roles == nil {
+		c.RealmAccess.Roles = []string{}
+	}
+	for client, names := range clients {
+		if c.ResourceAccess == nil {
+			c.ResourceAccess = make(map[string]RoleClaim, len(clients))
+		}
+		c.ResourceAccess[client] = RoleClaim{Roles: names}
+	}
+	return c, nil
+}
+
+// DisplayName is the name claim (OIDC Core §5.1): the user's name, or else given
+// and family names joined, as Keycloak makes it from firstName and lastName.
+func DisplayName(u storage.User) string {
+	if u.Name != "" {
+		return u.Name
+	}
+	return strings.TrimSpace(u.GivenName + " " + u.FamilyName)
 }
 
 // newOpaque returns a new opaque token (prefix + 256 random bits) and its hash.
