@@ -306,8 +306,11 @@ type SessionStore interface {
 	ListUserSessions(ctx context.Context, realm, userID string, now time.Time) ([]Session, error)
 	// RevokeUserSessions ends every unrevoked session of the user and says how many.
 	RevokeUserSessions(ctx context.Context, realm, userID string, at time.Time) (int64, error)
-	// PurgeSessions deletes sessions that expired (idle or absolute) or were revoked
-	// before the given time, and says how many.
+	// PurgeSessions deletes sessions that were revoked, or expired (idle or
+	// absolute), before the given time, and says how many. An expired session
+	// stays while a refresh family born in it is unrevoked and unexpired at that
+	// time: an offline family outlives its session's expiry, and a logout of the
+	// session must still find it.
 	PurgeSessions(ctx context.Context, before time.Time) (int64, error)
 }
 

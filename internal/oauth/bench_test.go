@@ -87,29 +87,37 @@ func BenchmarkIntrospect(b *testing.B) {
 	}
 }
 
+// BenchmarkRefresh rotates refresh tokens of offline families (no browser
+// session) and of session-bound ones, whose refresh also checks the session.
 func BenchmarkRefresh(b *testing.B) {
-	inst := benchInstance(b)
-	rts := mintRefresh(b, inst, 2*8*runtime.GOMAXPROCS(0))
-	b.ReportAllocs()
-	b.SetParallelism(8)
-	next := make(chan string, len(rts))
-	for _, rt := range rts {
-		next <- rt
+	for _, kind := range []string{"Offline", "SessionBound"} {
+		b.Run(kind, func(b *testing.B) {
+			inst := benchInstance(b)
+			rts := mintRefresh(b, inst, 2*8*runtime.GOMAXPROCS(0), kind == "SessionBound")
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			next := make(chan string, len(rts))
+			for _, rt := range rts {
+				next <- rt
+			}
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				rt := <-next
+				for pb.Next() {
+					rec := serve(b, inst.handler, "/realms/acme"+tokenPath, "web:web-secret-123-0123456789abcdefghijklmnop", "grant_type=refresh_token&refresh_token="+rt)
+					var out map[string]any
+					json.Unmarshal(rec.Body.Bytes(), &out)
+					rt = out["refresh_token"].(string)
+				}
+			})
+		})
 	}
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		rt := <-next
-		for pb.Next() {
-			rec := serve(b, inst.handler, "/realms/acme"+tokenPath, "web:web-secret-123-0123456789abcdefghijklmnop", "grant_type=refresh_token&refresh_token="+rt)
-			var out map[string]any
-			json.Unmarshal(rec.Body.Bytes(), &out)
-			rt = out["refresh_token"].(string)
-		}
-	})
 }
 
-// mintRefresh creates n refresh families for alice and the web client, as n sign-ins would.
-func mintRefresh(b *testing.B, inst *instance, n int) []string {
+// mintRefresh creates n refresh families for alice and the web client, as n sign-ins
+// would: offline ones (offline_access, no browser session), or session-bound ones,
+// each born in a browser session of its own.
+func mintRefresh(b *testing.B, inst *instance, n int, sessionBound bool) []string {
 	ctx := b.Context()
 	alice, err := inst.store.GetUserByUsername(ctx, "acme", "alice")
 	if err != nil {
@@ -122,6 +130,15 @@ func mintRefresh(b *testing.B, inst *instance, n int) []string {
 		f := storage.Family{ID: fmt.Sprintf("bench-%d", i), Realm: "acme", ClientID: "web", UserID: alice.ID,
 			Scopes: []string{"offline_access"}, Audience: []string{"https://api.example"}, CreatedAt: now, LastUsedAt: now,
 			IdleExpiresAt: now.Add(24 * time.Hour), AbsoluteExpiresAt: now.Add(14 * 24 * time.Hour)}
+		if sessionBound {
+			sess := storage.Session{ID: fmt.Sprintf("bench-sid-%d", i), Realm: "acme", UserID: alice.ID,
+				SecretHash: make([]byte, 32), AuthTime: now, CreatedAt: now, LastSeenAt: now,
+				IdleExpiresAt: now.Add(24 * time.Hour), ExpiresAt: now.Add(30 * 24 * time.Hour)}
+			if err := inst.store.CreateSession(ctx, sess); err != nil {
+				b.Fatal(err)
+			}
+			f.SessionID, f.Scopes = sess.ID, []string{"profile"} // no offline_access, no openid: the same work but the session
+		}
 		if err := inst.store.CreateFamily(ctx, f, storage.RefreshToken{Hash: hash, Scopes: f.Scopes, IssuedAt: now}); err != nil {
 			b.Fatal(err)
 		}

@@ -84,6 +84,15 @@ realms:
         grant_types: [authorization_code, refresh_token]
         scopes: [openid, profile, offline_access]
         refresh_token_format: jwt
+      - id: mob
+        secret: mob-secret-333-0123456789abcdefghijklmnop
+        redirect_uris: [http://127.0.0.1:9999/cb]
+        post_logout_redirect_uris: [http://127.0.0.1:9999/bye]
+        grant_types: [authorization_code, refresh_token]
+        scopes: [openid, profile, offline_access]
+        refresh_idle: 960h
+        refresh_absolute: 2160h
+        refresh_token_format: jwt
       - id: third
         name: Third Party App
         secret: third-secret-321-0123456789abcdefghijklmnop

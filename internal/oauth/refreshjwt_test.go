@@ -62,7 +62,8 @@ func TestRefreshTokenInJWTForm(t *testing.T) {
 		if r3.status != 200 || rt3 == "" {
 			t.Fatalf("second rotation = %d %s", r3.status, r3.raw)
 		}
-		if typ, c3 := verifyLocally(t, jwks, rt3); typ != "Refresh" || c3["scope"] != "openid" {
+		// Still Offline: the family stays offline (outlives the session) whatever the scope.
+		if typ, c3 := verifyLocally(t, jwks, rt3); typ != "Offline" || c3["scope"] != "openid" {
 			t.Fatalf("narrowed refresh token typ %q, claims %v", typ, c3)
 		}
 

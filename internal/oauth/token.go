@@ -116,8 +116,9 @@ func (h *Handler) clientCredentials(r *http.Request, realm storage.Realm, client
 }
 
 // authorizationCode redeems a code (RFC 6749 §4.1.3): an access token for the user,
-// an ID token when openid was granted, and a refresh token when the client may
-// refresh and offline_access was granted.
+// an ID token when openid was granted, and a refresh token whenever the client may
+// use the refresh_token grant, as Keycloak does: an offline one when offline_access
+// was granted, else one bound to the browser session (token.SessionBound).
 func (h *Handler) authorizationCode(r *http.Request, realm storage.Realm, client storage.Client, form url.Values) (_ token.Response, err error) {
 	if !slices.Contains(client.GrantTypes, "authorization_code") {
 		return token.Response{}, newError(UnauthorizedClient, "client may not use authorization_code")

@@ -77,15 +77,18 @@ type Redemption struct {
 // Redeemed is a code turned into a grant.
 type Redeemed struct {
 	Code storage.AuthCode
-	// RefreshToken is the grant's first refresh token, "" when the grant hands
-	// out none (no refresh_token grant type, or no offline_access).
+	// RefreshToken is the grant's first refresh token, "" when the client may
+	// not use the refresh_token grant.
 	RefreshToken string
 }
 
 // RedeemCode consumes the code for the client, checking its binding to the client,
 // the redirect URI and the PKCE verifier, and starts the grant it authorizes: a
 // refresh family with its first refresh token, stored in the same transaction as
-// the code's consumption. A code redeemed a second time is treated as stolen: the
+// the code's consumption. A client with the refresh_token grant gets that token at
+// every code exchange, as from Keycloak: an offline one when offline_access was
+// granted, else one bound to the browser session the code came from (see
+// SessionBound). A code redeemed a second time is treated as stolen: the
 // grant it started, which exists from the moment the code was spent, is revoked,
 // and with it every token issued from it.
 func (s *Service) RedeemCode(ctx context.Context, req Redemption) (Redeemed, error) {
@@ -114,15 +117,19 @@ func (s *Service) RedeemCode(ctx context.Context, req Redemption) (Redeemed, err
 	case err != nil:
 		return out, fmt.Errorf("redeem code: %w", err)
 	}
-	if !withRefresh(req.Client, c.Scopes) {
+	if !withRefresh(req.Client) {
 		out.RefreshToken = ""
 		return out, nil
 	}
-	exp := fam.IdleExpiresAt
-	if fam.AbsoluteExpiresAt.Before(exp) {
-		exp = fam.AbsoluteExpiresAt
+	var sess storage.Session
+	if req.Client.Tokens.RefreshTokenFormat == "jwt" && SessionBound(fam) {
+		// Only the JWT form shows an expiry, capped by the session's absolute one.
+		sess, err = s.store.GetSession(ctx, fam.SessionID)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return out, fmt.Errorf("redeem code: %w", err)
+		}
 	}
-	out.RefreshToken, err = s.wrapRefresh(ctx, req.Realm, req.Client, fam, c.Scopes, exp, out.RefreshToken)
+	out.RefreshToken, err = s.wrapRefresh(ctx, req.Realm, req.Client, fam, c.Scopes, refreshExpiry(fam, fam.IdleExpiresAt, sess), out.RefreshToken)
 	return out, err
 }
 
@@ -145,9 +152,36 @@ func checkBinding(c storage.AuthCode, req Redemption) error {
 	return nil
 }
 
-// withRefresh says whether a grant hands out refresh tokens.
-func withRefresh(client storage.Client, scopes []string) bool {
-	return slices.Contains(client.GrantTypes, "refresh_token") && slices.Contains(scopes, "offline_access")
+// withRefresh says whether a client's code exchanges hand out refresh tokens:
+// whenever it may use the refresh_token grant, offline_access or not.
+func withRefresh(client storage.Client) bool {
+	return slices.Contains(client.GrantTypes, "refresh_token")
+}
+
+// SessionBound reports whether a family's refresh tokens belong to the browser
+// session it was born in: born in one, without offline_access. Such a family dies
+// when its session ends or expires (idle or absolute), and its use slides the
+// session's idle expiry, as Keycloak's SSO session does. With offline_access the
+// family outlives the session's expiry, its own client limits alone deciding; an
+// explicit logout of the session still ends it.
+func SessionBound(f storage.Family) bool {
+	return f.SessionID != "" && !slices.Contains(f.Scopes, "offline_access")
+}
+
+// refreshExpiry is when a refresh token of family f stops working at the latest,
+// as a JWT-form token's exp says and introspection answers: the family's idle
+// expiry idle (after the use that issues it), never past its absolute one, and for
+// a session-bound family never past the session's absolute expiry when sess (the
+// zero Session when unknown) is its session.
+func refreshExpiry(f storage.Family, idle time.Time, sess storage.Session) time.Time {
+	exp := idle
+	if f.AbsoluteExpiresAt.Before(exp) {
+		exp = f.AbsoluteExpiresAt
+	}
+	if SessionBound(f) && sess.ID == f.SessionID && !sess.ExpiresAt.IsZero() && sess.ExpiresAt.Before(exp) {
+		exp = sess.ExpiresAt
+	}
+	return exp
 }
 
 // S256 is the PKCE S256 transform (RFC 7636 §4.2).
@@ -177,7 +211,7 @@ func (s *Service) revokeGrant(ctx context.Context, c storage.AuthCode, reason st
 // issued to, not the app server redeeming it.
 func (s *Service) newGrant(realm storage.Realm, client storage.Client, c storage.AuthCode, audience []string, now time.Time) (storage.Family, storage.RefreshToken, string) {
 	idle, absolute := client.Tokens.RefreshIdle, client.Tokens.RefreshAbsolute
-	if !withRefresh(client, c.Scopes) || idle <= 0 || absolute <= 0 {
+	if !withRefresh(client) || idle <= 0 || absolute <= 0 {
 		idle = TTL(realm, client)
 		absolute = idle
 	}

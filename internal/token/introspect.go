@@ -56,8 +56,9 @@ func (s *Service) introspectRefresh(ctx context.Context, realm storage.Realm, cl
 		return inactive, nil // spent: only an honest retry may still present it, at the token endpoint
 	}
 	var user storage.User
+	var sess storage.Session
 	if err == nil {
-		user, _, err = s.refreshLive(ctx, rt, fam)
+		user, sess, err = s.refreshLive(ctx, rt, fam)
 	}
 	if errors.Is(err, ErrInvalidGrant) {
 		return inactive, nil
@@ -65,10 +66,7 @@ func (s *Service) introspectRefresh(ctx context.Context, realm storage.Realm, cl
 	if err != nil {
 		return inactive, err
 	}
-	exp := fam.IdleExpiresAt
-	if fam.AbsoluteExpiresAt.Before(exp) {
-		exp = fam.AbsoluteExpiresAt
-	}
+	exp := refreshExpiry(fam, fam.IdleExpiresAt, sess)
 	return Introspection{
 		Active: true, Scope: strings.Join(rt.Scopes, " "), ClientID: fam.ClientID, Username: user.Username,
 		TokenType: "refresh_token", Exp: exp.Unix(), Iat: rt.IssuedAt.Unix(), Sub: fam.UserID, Iss: s.Issuer(realm.Name),

@@ -63,7 +63,7 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (Response, er
 	if !rt.UsedAt.IsZero() {
 		return s.retryOrReuse(ctx, req, rt, fam)
 	}
-	user, authTime, err := s.refreshLive(ctx, rt, fam)
+	user, sess, err := s.refreshLive(ctx, rt, fam)
 	if err != nil {
 		return Response{}, err
 	}
@@ -77,7 +77,10 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (Response, er
 	if idle.After(fam.AbsoluteExpiresAt) || req.Client.Tokens.RefreshIdle <= 0 {
 		idle = fam.AbsoluteExpiresAt // the absolute limit never moves
 	}
-	resp, child, err := s.successor(ctx, req, fam, user, scopes, authTime, idle)
+	if err := s.slideSession(ctx, fam, sess, now); err != nil {
+		return Response{}, err
+	}
+	resp, child, err := s.successor(ctx, req, fam, user, scopes, sess.AuthTime, refreshExpiry(fam, idle, sess))
 	if err != nil {
 		return Response{}, err
 	}
@@ -139,41 +142,75 @@ func (s *Service) refreshOf(ctx context.Context, realm, clientID, tok string) (s
 // still stands, for the refresh grant and introspection alike: the family has not
 // expired (idle or absolute); its user exists, is enabled and has not been signed
 // out everywhere since the token was issued; the browser session it was born in, if
-// any, has not ended. It returns the user and the session's auth time. Otherwise the
+// any, has not ended, nor, for a session-bound family, expired. It returns the user
+// and that session (the zero Session when the family has none). Otherwise the
 // error wraps ErrInvalidGrant with why, or is a store failure.
-func (s *Service) refreshLive(ctx context.Context, rt storage.RefreshToken, fam storage.Family) (storage.User, time.Time, error) {
+func (s *Service) refreshLive(ctx context.Context, rt storage.RefreshToken, fam storage.Family) (storage.User, storage.Session, error) {
 	invalid := func(why string) error { return fmt.Errorf("%w: %s", ErrInvalidGrant, why) }
-	if !fam.Live(s.now()) {
-		return storage.User{}, time.Time{}, invalid("refresh token expired")
+	now := s.now()
+	if !fam.Live(now) {
+		return storage.User{}, storage.Session{}, invalid("refresh token expired")
 	}
 	user, err := s.store.GetUser(ctx, fam.Realm, fam.UserID)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && user.Disabled) {
-		return user, time.Time{}, invalid("user is no longer active")
+		return user, storage.Session{}, invalid("user is no longer active")
 	}
 	if err != nil {
-		return user, time.Time{}, fmt.Errorf("refresh: %w", err)
+		return user, storage.Session{}, fmt.Errorf("refresh: %w", err)
 	}
 	if !user.TokensValidAfter.IsZero() && rt.IssuedAt.Before(user.TokensValidAfter) {
-		return user, time.Time{}, invalid("user was signed out everywhere")
+		return user, storage.Session{}, invalid("user was signed out everywhere")
 	}
-	var authTime time.Time
-	if fam.SessionID != "" {
-		// The family dies with its session's logout; its own idle and absolute limits,
-		// not the browser session's, decide how long it lasts otherwise.
-		sess, err := s.store.GetSession(ctx, fam.SessionID)
-		if errors.Is(err, storage.ErrNotFound) || (err == nil && !sess.RevokedAt.IsZero()) {
-			return user, time.Time{}, invalid("the session has ended")
-		}
-		if err != nil {
-			return user, time.Time{}, fmt.Errorf("refresh: %w", err)
-		}
-		authTime = sess.AuthTime
+	if fam.SessionID == "" {
+		return user, storage.Session{}, nil
 	}
-	return user, authTime, nil
+	// Every family dies with its session's logout. A session-bound one also dies
+	// when the session expires; an offline one (offline_access) outlives that, its
+	// own idle and absolute limits deciding, and the store keeps its session row
+	// for it until then (storage.SessionStore.PurgeSessions).
+	sess, err := s.store.GetSession(ctx, fam.SessionID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && !sess.RevokedAt.IsZero()) {
+		return user, storage.Session{}, invalid("the session has ended")
+	}
+	if err != nil {
+		return user, storage.Session{}, fmt.Errorf("refresh: %w", err)
+	}
+	if SessionBound(fam) && !sess.Live(now) {
+		return user, storage.Session{}, invalid("the session has expired")
+	}
+	return user, sess, nil
+}
+
+// sessionTouchEvery is how often at most a refresh writes its session's idle
+// expiry back, as the browser's own use of the session does (oauth's
+// touchEvery): refreshes within a minute of the last write add no write.
+const sessionTouchEvery = time.Minute
+
+// slideSession slides the idle expiry of a session-bound family's session, as a
+// refresh in Keycloak keeps its SSO session alive, at most once a minute. The idle
+// period is the one the session was made with: every write of a session sets its
+// idle expiry to the time it was last seen plus that period.
+func (s *Service) slideSession(ctx context.Context, fam storage.Family, sess storage.Session, now time.Time) error {
+	if !SessionBound(fam) || now.Sub(sess.LastSeenAt) < sessionTouchEvery {
+		return nil
+	}
+	idle := sess.IdleExpiresAt.Sub(sess.LastSeenAt)
+	if idle <= 0 {
+		return nil
+	}
+	now = now.UTC().Truncate(time.Microsecond)
+	err := s.store.TouchSession(ctx, sess.ID, now, now.Add(idle))
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%w: the session has ended", ErrInvalidGrant)
+	}
+	if err != nil {
+		return fmt.Errorf("refresh: slide the session: %w", err)
+	}
+	return nil
 }
 
 // successor builds the response of a rotation and the refresh token it hands out,
-// whose family then expires at exp.
+// which expires at exp at the latest (see refreshExpiry).
 func (s *Service) successor(ctx context.Context, req RefreshRequest, fam storage.Family, user storage.User, scopes []string, authTime, exp time.Time) (Response, storage.RefreshToken, error) {
 	value, hash := newOpaque(RefreshPrefix)
 	child := storage.RefreshToken{Hash: hash, Scopes: scopes, IssuedAt: s.now().UTC().Truncate(time.Microsecond)}

@@ -40,14 +40,17 @@ type refreshClaims struct {
 }
 
 // wrapRefresh returns the refresh token the client is given for value, the opaque
-// token of family fam with scopes, whose family expires at exp: value itself, or a
-// signed envelope around it when the client is set to refresh_token_format jwt.
+// token of family fam with scopes, which expires at exp at the latest (see
+// refreshExpiry): value itself, or a signed envelope around it when the client is
+// set to refresh_token_format jwt.
 func (s *Service) wrapRefresh(ctx context.Context, realm storage.Realm, client storage.Client, fam storage.Family, scopes []string, exp time.Time, value string) (string, error) {
 	if client.Tokens.RefreshTokenFormat != "jwt" {
 		return value, nil
 	}
+	// The typ says the family's kind, which decides the token's lifetime: a
+	// narrowed scope without offline_access leaves an offline family offline.
 	typ := TypeRefreshJWT
-	if slices.Contains(scopes, "offline_access") {
+	if slices.Contains(fam.Scopes, "offline_access") {
 		typ = TypeOfflineJWT
 	}
 	iss := s.Issuer(realm.Name)

@@ -40,6 +40,7 @@ type Store interface {
 	GetClient(ctx context.Context, realm, id string) (storage.Client, error)
 	GetUser(ctx context.Context, realm, id string) (storage.User, error)
 	GetSession(ctx context.Context, id string) (storage.Session, error)
+	TouchSession(ctx context.Context, id string, seenAt, idleExpiresAt time.Time) error
 	GetFamily(ctx context.Context, id string) (storage.Family, error)
 	GetRefreshToken(ctx context.Context, hash []byte) (storage.RefreshToken, error)
 	RotateRefreshToken(ctx context.Context, parentHash []byte, child storage.RefreshToken, sealed []byte, use storage.FamilyUse) (storage.RefreshToken, error)

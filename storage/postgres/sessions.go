@@ -113,9 +113,19 @@ func (s *Store) PurgeSessions(ctx context.Context, before time.Time) (int64, err
 	return purgeSessions(ctx, s.pool, before)
 }
 
+// purgeSessions keeps an expired session while a refresh family born in it is
+// kept (unrevoked, unexpired at before; see purgeFamilies): an offline family
+// outlives its session's expiry but still ends with the session's logout, which
+// needs the row. The non-empty session_id lets the subquery use the partial
+// index refresh_families_session.
 func purgeSessions(ctx context.Context, q querier, before time.Time) (int64, error) {
 	tag, err := q.Exec(ctx, `
-		DELETE FROM sessions WHERE idle_expires_at < $1 OR expires_at < $1 OR revoked_at < $1`, ts(before))
+		DELETE FROM sessions s
+		WHERE s.revoked_at < $1
+		   OR ((s.idle_expires_at < $1 OR s.expires_at < $1) AND NOT EXISTS (
+			SELECT 1 FROM refresh_families f
+			WHERE f.session_id = s.id AND f.session_id <> '' AND f.revoked_at IS NULL
+			  AND f.idle_expires_at >= $1 AND f.absolute_expires_at >= $1))`, ts(before))
 	if err != nil {
 		return 0, fmt.Errorf("purge sessions: %w", err)
 	}

@@ -86,7 +86,16 @@ func (s *Store) PurgeSessions(ctx context.Context, before time.Time) (int64, err
 	return s.purge(ctx, purgeSessions, before)
 }
 
+// purgeSessions keeps an expired session while a refresh family born in it is
+// kept (unrevoked, unexpired at before; see purgeFamilies): an offline family
+// outlives its session's expiry but still ends with the session's logout, which
+// needs the row. The subquery uses refresh_families_session.
 func purgeSessions(ctx context.Context, tx *stmtTx, before time.Time) (int64, error) {
 	b := micros(before)
-	return changed(tx.ExecContext(ctx, `DELETE FROM sessions WHERE idle_expires_at < ? OR expires_at < ? OR revoked_at < ?`, b, b, b))
+	return changed(tx.ExecContext(ctx, `DELETE FROM sessions
+		WHERE revoked_at < ?
+		   OR ((idle_expires_at < ? OR expires_at < ?) AND NOT EXISTS (
+			SELECT 1 FROM refresh_families f
+			WHERE f.session_id = sessions.id AND f.revoked_at IS NULL
+			  AND f.idle_expires_at >= ? AND f.absolute_expires_at >= ?))`, b, b, b, b, b))
 }

@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Users", testUsers},
 		{"DeleteRealmCascades", testDeleteRealmCascades},
 		{"Sessions", testSessions},
+		{"PurgeKeepsSessionsOfLiveFamilies", testPurgeKeepsSessionsOfLiveFamilies},
 		{"AuthCodes", testAuthCodes},
 		{"AuthCodeConsumedOnceUnderRace", testAuthCodeRace},
 		{"AuthCodesPerSession", testAuthCodesPerSession},
@@ -558,6 +559,72 @@ func testSessions(t *testing.T, s storage.Store) {
 	n, err = s.PurgeSessions(c, at(2*time.Hour))
 	wantCount(t, "PurgeSessions(2h)", n, err, 2) // sid-a, sid-bob
 	_, err = s.GetSession(c, "sid-bob")
+	wantErr(t, err, storage.ErrNotFound)
+}
+
+// testPurgeKeepsSessionsOfLiveFamilies: an expired session stays while a refresh
+// family born in it is unrevoked and unexpired (an offline family outlives its
+// session's expiry, and a logout of the session must still end it); a revoked
+// session, or one whose families are all revoked or expired, goes.
+func testPurgeKeepsSessionsOfLiveFamilies(t *testing.T, s storage.Store) {
+	c := ctx(t)
+	setupRealm(t, s, "acme")
+	session := func(id string, revoked bool) {
+		sess := newSession("acme", "acme-alice", id) // idles out at 1h
+		must(t, s.CreateSession(c, sess))
+		if revoked {
+			must(t, s.RevokeSession(c, id, at(time.Minute)))
+		}
+	}
+	family := func(id, sid string, absolute time.Time, revoked bool) {
+		f := newFamily("acme", "web", "acme-alice", sid, id)
+		f.IdleExpiresAt, f.AbsoluteExpiresAt = absolute, absolute
+		must(t, s.CreateFamily(c, f, storage.RefreshToken{Hash: randBytes(t), IssuedAt: t0}))
+		if revoked {
+			must(t, s.RevokeFamily(c, id, at(time.Minute), "test"))
+		}
+	}
+	session("sid-offline", false) // its offline family lives for 48h
+	family("fam-offline", "sid-offline", at(48*time.Hour), false)
+	family("fam-offline-spent", "sid-offline", at(30*time.Minute), false)
+	session("sid-revoked-family", false)
+	family("fam-revoked", "sid-revoked-family", at(48*time.Hour), true)
+	session("sid-expired-family", false)
+	family("fam-expired", "sid-expired-family", at(30*time.Minute), false)
+	session("sid-logged-out", true) // a logout ends a session whatever its families
+	family("fam-of-logged-out", "sid-logged-out", at(48*time.Hour), false)
+	session("sid-alone", false)
+
+	n, err := s.PurgeSessions(c, at(2*time.Hour))
+	wantCount(t, "PurgeSessions(2h)", n, err, 4)
+	got, err := s.GetSession(c, "sid-offline")
+	must(t, err)
+	if got.Live(at(2 * time.Hour)) {
+		t.Fatal("the kept session must still read as expired")
+	}
+	for _, id := range []string{"sid-revoked-family", "sid-expired-family", "sid-logged-out", "sid-alone"} {
+		_, err := s.GetSession(c, id)
+		wantErr(t, err, storage.ErrNotFound)
+	}
+
+	// The sweep agrees: families first, then the sessions no kept family needs.
+	res, err := s.Sweep(c, at(3*time.Hour), 0)
+	must(t, err)
+	if res.Sessions != 0 {
+		t.Fatalf("Sweep purged %d sessions, want 0: sid-offline's family is live", res.Sessions)
+	}
+	_, err = s.GetSession(c, "sid-offline")
+	must(t, err)
+
+	// A logout of the kept session still finds it; its families can then go.
+	n, err = s.RevokeSessionFamilies(c, "sid-offline", at(4*time.Hour), "logout")
+	wantCount(t, "RevokeSessionFamilies", n, err, 1)
+	res, err = s.Sweep(c, at(5*time.Hour), 0)
+	must(t, err)
+	if res.Sessions != 1 {
+		t.Fatalf("Sweep after the family's revocation purged %d sessions, want sid-offline", res.Sessions)
+	}
+	_, err = s.GetSession(c, "sid-offline")
 	wantErr(t, err, storage.ErrNotFound)
 }
 
