@@ -44,11 +44,22 @@ const (
 
 // kcSeed is the realm the test runs against until `latchkey import keycloak`
 // creates it from the realm export: a public client on the app's origin
-// (APP is replaced), refresh tokens in JWT form, and alice.
+// (APP is replaced), refresh tokens in JWT form, and alice with her roles.
 const kcSeed = `
 realms:
   - name: acme
+    roles:
+      - name: user
+      - name: editor
+        composites:
+          realm: [user]
+          client: {acme-api: [read]}
     clients:
+      - id: acme-api
+        secret: acme-api-secret-0123456789abcdefghijklmnop
+        grant_types: [client_credentials]
+        roles:
+          - name: read
       - id: acme-spa
         redirect_uris: [APP/app.html]
         post_logout_redirect_uris: [APP/app.html]
@@ -56,16 +67,19 @@ realms:
         grant_types: [authorization_code, refresh_token]
         scopes: [openid, profile, email, offline_access]
         refresh_token_format: jwt
+        roles:
+          - name: viewer
     users:
       - username: alice
         password: ` + kcPassword + `
         email: alice@example.com
         email_verified: true
-        name: Alice Liddell
+        given_name: Alice
+        family_name: Liddell
+        realm_roles: [editor]
+        client_roles:
+          acme-spa: [viewer]
 `
-
-// TEMPORARY crutch until session-bound refresh tokens land: no refresh token without offline_access.
-var kcExtraInit = map[string]any{"scope": "openid offline_access"}
 
 func TestKeycloakJS_DefaultOptionsSignInProfileRefreshLogout(t *testing.T) {
 	lib := keycloakJS(t)
@@ -92,7 +106,7 @@ func runKeycloakJS(t *testing.T, db, lib, chrome string) {
 	q := loginURL.Query()
 	if loginURL.Scheme+"://"+loginURL.Host+loginURL.Path != s.issuer("acme")+"/protocol/openid-connect/auth" ||
 		q.Get("client_id") != kcClient || q.Get("redirect_uri") != appURL || q.Get("response_mode") != "fragment" ||
-		q.Get("response_type") != "code" || (q.Get("scope") != "openid" && kcExtraInit == nil) || q.Get("code_challenge_method") != "S256" ||
+		q.Get("response_type") != "code" || q.Get("scope") != "openid" || q.Get("code_challenge_method") != "S256" ||
 		q.Get("nonce") == "" || q.Get("state") == "" {
 		t.Fatalf("keycloak-js's authorization request is not what its defaults make: %s", loginURL)
 	}
@@ -321,7 +335,7 @@ func kcApp(t *testing.T, lib, latchkeyURL string) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	config, _ := json.Marshal(map[string]any{"url": latchkeyURL, "realm": "acme", "clientId": kcClient, "extraInit": kcExtraInit})
+	config, _ := json.Marshal(map[string]any{"url": latchkeyURL, "realm": "acme", "clientId": kcClient})
 	files := map[string]struct {
 		typ  string
 		body []byte
