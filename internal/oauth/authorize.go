@@ -522,6 +522,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 		return
 	}
 	h.observeLogin("success", false)
+	h.rehashPassword(ctx, user, form.Get("password"))
 	sess, err := h.startSession(ctx, w, r, realm.Name, user)
 	if err != nil {
 		h.writeError(w, r, err)

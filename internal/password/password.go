@@ -1,4 +1,7 @@
-// Package password hashes and checks human passwords with argon2id.
+// Package password hashes human passwords with argon2id and checks them against
+// argon2id, and against the hashes other servers leave behind (argon2i, PBKDF2
+// with SHA-256 or SHA-512, as a Keycloak realm export carries them), so imported
+// users keep their passwords and are rehashed with argon2id at their next sign-in.
 package password
 
 import (
@@ -7,7 +10,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strings"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -31,8 +33,17 @@ const (
 	keyLen  = 32
 )
 
-// ErrMalformed is returned for a stored hash that is not an argon2id PHC string.
-var ErrMalformed = errors.New("password: malformed argon2id hash")
+// ErrMalformed is returned for a stored hash that is not a PHC string of a
+// scheme this package knows.
+var ErrMalformed = errors.New("password: malformed hash")
+
+// errMalformedArgon2id is CheckHash's ErrMalformed: it wants argon2id only.
+var errMalformedArgon2id = errors.New("password: malformed argon2id hash")
+
+// ErrTooCostly is returned for a hash whose parameters are beyond what a sign-in
+// can afford (see maxCost, maxPBKDF2Work): a hash is given from outside (a seed
+// file, an import), and each sign-in pays its cost.
+var ErrTooCostly = errors.New("password: hash costlier than a sign-in can afford")
 
 var b64 = base64.RawStdEncoding
 
@@ -47,55 +58,58 @@ func Hash(password string, p Params) (string, error) {
 		argon2.Version, p.Memory, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
-// Verify reports whether password matches the PHC string, comparing in constant time.
+// Verify reports whether password matches the PHC string, comparing in constant
+// time. A hash of an unknown scheme, or one too costly to check, is an error and
+// no match; nothing is computed for it.
 func Verify(password, phc string) (bool, error) {
-	p, salt, key, err := parse(phc)
+	h, err := parse(phc)
 	if err != nil {
 		return false, err
 	}
-	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
-	return subtle.ConstantTimeCompare(got, key) == 1, nil
+	got, err := h.derive(password)
+	if err != nil {
+		return false, err
+	}
+	return subtle.ConstantTimeCompare(got, h.key) == 1, nil
 }
 
-// maxCost bounds the parameters of a hash given from outside (a seed file's
-// password_hash): every sign-in pays them, so a huge one would make each login
-// a denial of service.
+// NeedsRehash says whether a hash that just verified a password should be
+// replaced by Hash(password, target): it is not argon2id, or it is cheaper than
+// target (an imported or older hash).
+func NeedsRehash(phc string, target Params) bool {
+	h, err := parse(phc)
+	if err != nil {
+		return true
+	}
+	return h.scheme != "argon2id" || h.argon.Memory < target.Memory || h.argon.Time < target.Time
+}
+
+// maxCost bounds the parameters of an argon2 hash given from outside (a seed
+// file's password_hash, an import): every sign-in pays them, so a huge one would
+// make each login a denial of service.
 var maxCost = Params{Memory: 256 * 1024, Time: 10, Threads: 16}
 
 // CheckHash says whether phc is an argon2id PHC string Latchkey can keep: well
 // formed, at least as costly as min, and no costlier than a sign-in can afford.
 func CheckHash(phc string, min Params) error {
-	p, _, _, err := parse(phc)
+	h, err := parse(phc)
 	switch {
+	case errors.Is(err, ErrMalformed) || (err == nil && h.scheme != "argon2id"):
+		return errMalformedArgon2id
 	case err != nil:
 		return err
-	case p.Memory < min.Memory || p.Time < min.Time:
+	case h.argon.Memory < min.Memory || h.argon.Time < min.Time:
 		return fmt.Errorf("password: hash weaker than m=%d,t=%d", min.Memory, min.Time)
-	case p.Memory > maxCost.Memory || p.Time > maxCost.Time || p.Threads > maxCost.Threads:
-		return fmt.Errorf("password: hash costlier than m=%d,t=%d,p=%d", maxCost.Memory, maxCost.Time, maxCost.Threads)
 	}
 	return nil
 }
 
-func parse(phc string) (Params, []byte, []byte, error) {
-	// $argon2id$v=19$m=19456,t=2,p=1$<salt>$<key>
-	parts := strings.Split(phc, "$")
-	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
-		return Params{}, nil, nil, ErrMalformed
-	}
-	var version int
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
-		return Params{}, nil, nil, ErrMalformed
-	}
-	var p Params
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil ||
-		p.Memory == 0 || p.Time == 0 || p.Threads == 0 {
-		return Params{}, nil, nil, ErrMalformed
-	}
-	salt, err1 := b64.DecodeString(parts[4])
-	key, err2 := b64.DecodeString(parts[5])
-	if err1 != nil || err2 != nil || len(salt) == 0 || len(key) < 16 {
-		return Params{}, nil, nil, ErrMalformed
-	}
-	return p, salt, key, nil
+// CheckImported says whether phc is a hash Latchkey can verify: a well-formed
+// PHC string of a known scheme (argon2id, argon2i, pbkdf2-sha256, pbkdf2-sha512)
+// within the cost bounds. Unlike CheckHash it sets no minimum: a weak imported
+// hash is still the user's password, and the first sign-in replaces it (see
+// NeedsRehash).
+func CheckImported(phc string) error {
+	_, err := parse(phc)
+	return err
 }
