@@ -37,49 +37,11 @@ const (
 	// kcStep bounds each step in the browser; keycloak-js's own timeouts for the
 	// iframes are 10 s.
 	kcStep = 30 * time.Second
-	// kcClient is the public client of the realm export; kcPassword alice's password there.
+	// kcClient is the public client of the realm export
+	// (internal/kcimport/testdata/realm-export.json); kcPassword alice's password there.
 	kcClient   = "acme-spa"
 	kcPassword = "alice-Secret-42"
 )
-
-// kcSeed is the realm the test runs against until `latchkey import keycloak`
-// creates it from the realm export: a public client on the app's origin
-// (APP is replaced), refresh tokens in JWT form, and alice with her roles.
-const kcSeed = `
-realms:
-  - name: acme
-    roles:
-      - name: user
-      - name: editor
-        composites:
-          realm: [user]
-          client: {acme-api: [read]}
-    clients:
-      - id: acme-api
-        secret: acme-api-secret-0123456789abcdefghijklmnop
-        grant_types: [client_credentials]
-        roles:
-          - name: read
-      - id: acme-spa
-        redirect_uris: [APP/app.html]
-        post_logout_redirect_uris: [APP/app.html]
-        web_origins: ["+"]
-        grant_types: [authorization_code, refresh_token]
-        scopes: [openid, profile, email, offline_access]
-        refresh_token_format: jwt
-        roles:
-          - name: viewer
-    users:
-      - username: alice
-        password: ` + kcPassword + `
-        email: alice@example.com
-        email_verified: true
-        given_name: Alice
-        family_name: Liddell
-        realm_roles: [editor]
-        client_roles:
-          acme-spa: [viewer]
-`
 
 func TestKeycloakJS_DefaultOptionsSignInProfileRefreshLogout(t *testing.T) {
 	lib := keycloakJS(t)
@@ -88,14 +50,27 @@ func TestKeycloakJS_DefaultOptionsSignInProfileRefreshLogout(t *testing.T) {
 	stores(t, func(t *testing.T, db string) {
 		begin := time.Now()
 		runKeycloakJS(t, db, lib, chrome)
-		t.Logf("server, browser and keycloak-js journey: %v", time.Since(begin).Round(time.Millisecond))
+		t.Logf("import, server, browser and keycloak-js journey: %v", time.Since(begin).Round(time.Millisecond))
 	})
 }
 
 func runKeycloakJS(t *testing.T, db, lib, chrome string) {
 	addr := freeAddr(t)
 	app := kcApp(t, lib, "http://"+addr)
-	s := start(t, options{db: db, addr: addr, seed: strings.ReplaceAll(kcSeed, "APP", app.URL)})
+	// The realm: `latchkey import keycloak` on the realm export in the
+	// repository, its app's origin (http://localhost:3000) made this test's.
+	export, err := os.ReadFile(filepath.Join("..", "kcimport", "testdata", "realm-export.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exportFile := filepath.Join(t.TempDir(), "realm-export.json")
+	if err := os.WriteFile(exportFile, bytes.ReplaceAll(export, []byte("http://localhost:3000"), []byte(app.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := importKeycloak(t, db, exportFile); code != 0 {
+		t.Fatalf("latchkey import keycloak: exit %d\n%s%s", code, out, errOut)
+	}
+	s := start(t, options{db: db, addr: addr, seed: "realms:\n  - name: other\n"}) // the seed must not touch acme
 	tab := newKCTab(t, chrome)
 	appURL := app.URL + "/app.html"
 
@@ -254,8 +229,10 @@ func checkKCTokens(t *testing.T, s *server, st kcState, what string, signIn bool
 	if !jsonEqual(rt, st.RefreshTokenParsed) {
 		t.Errorf("%s: keycloak-js parsed the refresh token as %v, its signed claims are %v", what, st.RefreshTokenParsed, rt)
 	}
-	if str(rt, "typ") != "Refresh" || str(rt, "sid") != str(at, "sid") || str(rt, "azp") != kcClient || str(rt, "jti") == "" {
-		t.Errorf("%s: keycloak-js parsed the refresh token as %v; want typ Refresh, the session's sid, azp %s", what, rt, kcClient)
+	exp, _ := rt["exp"].(float64)
+	iat, _ := rt["iat"].(float64)
+	if str(rt, "typ") != "Refresh" || str(rt, "sid") != str(at, "sid") || str(rt, "azp") != kcClient || str(rt, "jti") == "" || exp <= iat {
+		t.Errorf("%s: keycloak-js parsed the refresh token as %v; want typ Refresh, the session's sid, azp %s, jti, exp after iat", what, rt, kcClient)
 	}
 	if !jsonEqual(id, st.IDTokenParsed) || (signIn && str(id, "nonce") == "") {
 		t.Errorf("%s: ID token %v, as keycloak-js parsed it %v; want a nonce after sign-in", what, id, st.IDTokenParsed)
