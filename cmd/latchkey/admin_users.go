@@ -29,6 +29,8 @@ type userFields struct {
 	Email         string `json:"email,omitempty"`
 	EmailVerified bool   `json:"email_verified"`
 	Name          string `json:"name,omitempty"`
+	GivenName     string `json:"given_name,omitempty"`
+	FamilyName    string `json:"family_name,omitempty"`
 	Disabled      bool   `json:"disabled"`
 }
 
@@ -164,6 +166,12 @@ user ID. Passwords are read from stdin (--password-stdin), never from a flag:
 			if nu.Name != "" {
 				body["name"] = nu.Name
 			}
+			if nu.GivenName != "" {
+				body["given_name"] = nu.GivenName
+			}
+			if nu.FamilyName != "" {
+				body["family_name"] = nu.FamilyName
+			}
 			if nu.EmailVerified {
 				body["email_verified"] = true
 			}
@@ -200,6 +208,8 @@ user ID. Passwords are read from stdin (--password-stdin), never from a flag:
 	create.Flags().StringVar(&nu.Username, "username", "", "the username (required)")
 	create.Flags().StringVar(&nu.Email, "email", "", "the email address")
 	create.Flags().StringVar(&nu.Name, "name", "", "the full name")
+	create.Flags().StringVar(&nu.GivenName, "given-name", "", "the given (first) name")
+	create.Flags().StringVar(&nu.FamilyName, "family-name", "", "the family (last) name")
 	create.Flags().BoolVar(&nu.EmailVerified, "email-verified", false, "mark the email address verified")
 	create.Flags().BoolVar(&nu.Disabled, "disabled", false, "create the user disabled")
 	create.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from stdin")
@@ -208,13 +218,14 @@ user ID. Passwords are read from stdin (--password-stdin), never from a flag:
 
 	var upd userFields
 	update := &cobra.Command{
-		Use:   "update USER [--username NEW] [--email E] [--name N] [--email-verified=BOOL]",
-		Short: "Change a user's username, email or name (only the flags given)",
+		Use:   "update USER [--username NEW] [--email E] [--name N] [--given-name G] [--family-name F] [--email-verified=BOOL]",
+		Short: "Change a user's username, email or names (only the flags given)",
 		Args:  cobra.ExactArgs(1),
 		RunE: withUser(func(cmd *cobra.Command, api *adminAPI, realm, id string, args []string) error {
 			f := cmd.Flags()
-			if !f.Changed("username") && !f.Changed("email") && !f.Changed("name") && !f.Changed("email-verified") {
-				return errors.New("nothing to change: give --username, --email, --name or --email-verified")
+			if !f.Changed("username") && !f.Changed("email") && !f.Changed("name") && !f.Changed("email-verified") &&
+				!f.Changed("given-name") && !f.Changed("family-name") {
+				return errors.New("nothing to change: give --username, --email, --name, --given-name, --family-name or --email-verified")
 			}
 			path := realmPath(realm, "users", id)
 			var cur userFields
@@ -234,12 +245,27 @@ user ID. Passwords are read from stdin (--password-stdin), never from a flag:
 			if f.Changed("email-verified") {
 				cur.EmailVerified = upd.EmailVerified
 			}
+			// given_name and family_name are kept by a PUT without them: an
+			// empty one is sent as such, to clear it.
+			body := map[string]any{"username": cur.Username, "email_verified": cur.EmailVerified, "disabled": cur.Disabled}
+			if cur.Email != "" {
+				body["email"] = cur.Email
+			}
+			if cur.Name != "" {
+				body["name"] = cur.Name
+			}
+			if f.Changed("given-name") {
+				body["given_name"] = upd.GivenName
+			}
+			if f.Changed("family-name") {
+				body["family_name"] = upd.FamilyName
+			}
 			// If-Match: a change made by someone else between our read and write is not lost.
 			var h http.Header
 			if etag := got.header.Get("ETag"); etag != "" {
 				h = http.Header{"If-Match": {etag}}
 			}
-			res, err := api.call(cmd.Context(), http.MethodPut, path, nil, cur, h)
+			res, err := api.call(cmd.Context(), http.MethodPut, path, nil, body, h)
 			if err != nil {
 				if isStatus(err, http.StatusPreconditionFailed) {
 					return fmt.Errorf("user %s changed while this update ran; run it again", args[0])
@@ -252,6 +278,8 @@ user ID. Passwords are read from stdin (--password-stdin), never from a flag:
 	update.Flags().StringVar(&upd.Username, "username", "", "the new username")
 	update.Flags().StringVar(&upd.Email, "email", "", "the new email address")
 	update.Flags().StringVar(&upd.Name, "name", "", "the new full name")
+	update.Flags().StringVar(&upd.GivenName, "given-name", "", "the new given (first) name")
+	update.Flags().StringVar(&upd.FamilyName, "family-name", "", "the new family (last) name")
 	update.Flags().BoolVar(&upd.EmailVerified, "email-verified", false, "whether the email address is verified")
 
 	var keepSessions, pwStdin bool

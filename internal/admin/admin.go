@@ -1,5 +1,5 @@
 // Package admin is Latchkey's admin REST API under /admin/: realms, clients,
-// users, sessions, tokens, signing keys and audit events, as JSON, with RFC 9457
+// roles, users, sessions, tokens, signing keys and audit events, as JSON, with RFC 9457
 // problem details, cursor pages, ETags, and callers authenticated by Latchkey's own
 // client-credentials access tokens. It depends on storage, registry and the token
 // and key services, not on the OAuth edge.
@@ -28,6 +28,7 @@ type Store interface {
 	storage.RefreshStore
 	storage.SigningKeyStore
 	storage.AuditStore
+	storage.RoleStore
 }
 
 // Tokens is the token service: checking admin callers' tokens and handling any
@@ -157,6 +158,7 @@ func (a *API) routes() []adminRoute {
 	h("GET /admin/realms/{realm}/events", a.listEvents)
 
 	a.registerUsers(h)
+	a.registerRoles(h)
 	return rs
 }
 
@@ -198,6 +200,9 @@ func checkPathIDs(r *http.Request) error {
 	}
 	if v := r.PathValue("client"); v != "" && ident.ClientID(v) != nil {
 		return notFound("no such client")
+	}
+	if v := r.PathValue("role"); v != "" && ident.Role(v) != nil {
+		return notFound("no such role")
 	}
 	for _, name := range []string{"user", "session", "family", "kid"} {
 		if v := r.PathValue(name); v != "" && (len(v) > maxPathID || ident.Token(v) != nil) {

@@ -32,6 +32,9 @@ func viewClient(c storage.Client) clientView {
 // clientETag hashes the stored client without its secrets' hashes.
 func clientETag(c storage.Client) string {
 	c.SecretHash, c.PreviousSecretHash = "", ""
+	if len(c.ServiceAccountRoles) == 0 {
+		c.ServiceAccountRoles = nil // stores may give an empty list as nil, or not
+	}
 	return etag(c)
 }
 
@@ -92,6 +95,17 @@ func (a *API) putClient(w http.ResponseWriter, r *http.Request, c *caller) error
 	}
 	if in.Confidential != nil && !*in.Confidential && (in.Secret != "" || len(in.JWKS) > 0) {
 		return invalidField("confidential", "a client with a secret or jwks is confidential")
+	}
+	// Its service-account roles must be roles of the realm (the store drops one
+	// deleted meanwhile).
+	if !in.ServiceAccountRoles.IsZero() {
+		known, err := a.knownRoles(r.Context(), realm)
+		if err != nil {
+			return err
+		}
+		if err := registry.CheckClientRoles(&in.Client, known); err != nil {
+			return err
+		}
 	}
 	now := a.now()
 	// Replace. The secret's hash is computed before: fn may run more than once.

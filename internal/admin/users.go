@@ -32,25 +32,46 @@ func (a *API) registerUsers(h func(pattern string, fn handlerFunc)) {
 
 // userView is a user as the API shows it: never their password or its hash.
 type userView struct {
-	ID            string    `json:"id"`
-	Username      string    `json:"username"`
-	Email         string    `json:"email"`
-	EmailVerified bool      `json:"email_verified"`
-	Name          string    `json:"name"`
-	Disabled      bool      `json:"disabled"`
-	CreatedAt     time.Time `json:"created_at,omitzero"`
-	UpdatedAt     time.Time `json:"updated_at,omitzero"`
+	ID            string              `json:"id"`
+	Username      string              `json:"username"`
+	Email         string              `json:"email"`
+	EmailVerified bool                `json:"email_verified"`
+	Name          string              `json:"name"`
+	GivenName     string              `json:"given_name,omitempty"`
+	FamilyName    string              `json:"family_name,omitempty"`
+	Disabled      bool                `json:"disabled"`
+	RealmRoles    []string            `json:"realm_roles,omitempty"`
+	ClientRoles   map[string][]string `json:"client_roles,omitempty"`
+	CreatedAt     time.Time           `json:"created_at,omitzero"`
+	UpdatedAt     time.Time           `json:"updated_at,omitzero"`
 }
 
 func viewUser(u storage.User) userView {
+	reg := registry.UserOf(u)
 	return userView{ID: u.ID, Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified,
-		Name: u.Name, Disabled: u.Disabled, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+		Name: u.Name, GivenName: u.GivenName, FamilyName: u.FamilyName, Disabled: u.Disabled,
+		RealmRoles: reg.RealmRoles, ClientRoles: reg.ClientRoles, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+}
+
+// checkUserRoles checks that the user's role mappings name roles of the realm.
+func (a *API) checkUserRoles(r *http.Request, u *registry.User) error {
+	if len(u.RealmRoles) == 0 && len(u.ClientRoles) == 0 {
+		return nil
+	}
+	known, err := a.knownRoles(r.Context(), r.PathValue("realm"))
+	if err != nil {
+		return err
+	}
+	return registry.CheckUserRoles(u, known)
 }
 
 // userETag hashes the stored user without their password hash, stamp included:
 // a logout everywhere is a change an If-Match must see.
 func userETag(u storage.User) string {
 	u.PasswordHash = ""
+	if len(u.Roles) == 0 {
+		u.Roles = nil // stores may give an empty list as nil, or not
+	}
 	return etag(u)
 }
 
@@ -107,6 +128,9 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 	if err := registry.CheckUser(&in, true); err != nil {
 		return err
 	}
+	if err := a.checkUserRoles(r, &in); err != nil {
+		return err
+	}
 	realm := r.PathValue("realm")
 	hash := in.PasswordHash
 	if hash == "" {
@@ -117,8 +141,8 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 	}
 	now := a.now()
 	u := storage.User{Realm: realm, ID: rand.Text(), Username: in.Username, Email: in.Email,
-		EmailVerified: in.EmailVerified, Name: in.Name, PasswordHash: hash, Disabled: in.Disabled,
-		CreatedAt: now, UpdatedAt: now}
+		EmailVerified: in.EmailVerified, Name: in.Name, GivenName: in.GivenName, FamilyName: in.FamilyName,
+		Roles: in.RoleRefs(), PasswordHash: hash, Disabled: in.Disabled, CreatedAt: now, UpdatedAt: now}
 	e := c.event("admin.user.created", realm, now)
 	e.UserID = u.ID
 	if err := a.Store.CreateUser(r.Context(), u, e); err != nil {
@@ -155,13 +179,18 @@ func (a *API) updateUser(r *http.Request, fn func(u *storage.User, now time.Time
 }
 
 // userUpdate is a PUT body: the profile, replaced whole. The password has its own
-// route.
+// route. The fields that came with roles (names and role mappings) are kept
+// when absent, so a client written before them does not wipe them.
 type userUpdate struct {
-	Username      string `json:"username"`
-	Email         string `json:"email"`
-	EmailVerified bool   `json:"email_verified"`
-	Name          string `json:"name"`
-	Disabled      bool   `json:"disabled"`
+	Username      string               `json:"username"`
+	Email         string               `json:"email"`
+	EmailVerified bool                 `json:"email_verified"`
+	Name          string               `json:"name"`
+	Disabled      bool                 `json:"disabled"`
+	GivenName     *string              `json:"given_name"`
+	FamilyName    *string              `json:"family_name"`
+	RealmRoles    *[]string            `json:"realm_roles"`
+	ClientRoles   *map[string][]string `json:"client_roles"`
 }
 
 // putUser replaces the user's profile. Turning disabled on ends what they hold as
@@ -172,7 +201,22 @@ func (a *API) putUser(w http.ResponseWriter, r *http.Request, c *caller) error {
 		return err
 	}
 	reg := registry.User{Username: in.Username, Email: in.Email, EmailVerified: in.EmailVerified, Name: in.Name, Disabled: in.Disabled}
+	if in.GivenName != nil {
+		reg.GivenName = *in.GivenName
+	}
+	if in.FamilyName != nil {
+		reg.FamilyName = *in.FamilyName
+	}
+	if in.RealmRoles != nil {
+		reg.RealmRoles = *in.RealmRoles
+	}
+	if in.ClientRoles != nil {
+		reg.ClientRoles = *in.ClientRoles
+	}
 	if err := registry.CheckUser(&reg, false); err != nil {
+		return err
+	}
+	if err := a.checkUserRoles(r, &reg); err != nil {
 		return err
 	}
 	u, err := a.updateUser(r, func(u *storage.User, now time.Time) ([]storage.AuditEvent, error) {
@@ -181,6 +225,23 @@ func (a *API) putUser(w http.ResponseWriter, r *http.Request, c *caller) error {
 		}
 		was := *u
 		u.Username, u.Email, u.EmailVerified, u.Name, u.Disabled = reg.Username, reg.Email, reg.EmailVerified, reg.Name, reg.Disabled
+		if in.GivenName != nil {
+			u.GivenName = reg.GivenName
+		}
+		if in.FamilyName != nil {
+			u.FamilyName = reg.FamilyName
+		}
+		if in.RealmRoles != nil || in.ClientRoles != nil {
+			// The mappings given replace their kind: realm roles, or client roles.
+			have := registry.UserOf(*u)
+			if in.RealmRoles != nil {
+				have.RealmRoles = reg.RealmRoles
+			}
+			if in.ClientRoles != nil {
+				have.ClientRoles = reg.ClientRoles
+			}
+			u.Roles = have.RoleRefs()
+		}
 		u.UpdatedAt = now
 		e := c.event("admin.user.updated", u.Realm, now)
 		e.UserID = u.ID

@@ -2,6 +2,7 @@ package seed
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -214,5 +215,26 @@ func TestApplyStoresRoles(t *testing.T) {
 	f, _ = Parse("seed.yaml", []byte(rolesSeed))
 	if res, err := a.Apply(t.Context(), f); err != nil || res.Unchanged != 9 {
 		t.Fatalf("second apply: %+v, %v", res, err)
+	}
+}
+
+// The seed file example in the README is a valid seed file.
+func TestParseAcceptsTheREADMEExample(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "## Seeding realms, clients, roles and users")
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	example, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("no yaml block in the README's seeding section")
+	}
+	f, err := Parse("README.md", []byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.Realms[0]; len(r.Roles) == 0 || len(r.Users[0].RealmRoles) == 0 {
+		t.Fatalf("the example declares no roles: %+v", r)
 	}
 }
