@@ -93,31 +93,59 @@ func BenchmarkRefresh(b *testing.B) {
 	for _, kind := range []string{"Offline", "SessionBound"} {
 		b.Run(kind, func(b *testing.B) {
 			inst := benchInstance(b)
-			rts := mintRefresh(b, inst, 2*8*runtime.GOMAXPROCS(0), kind == "SessionBound")
-			b.ReportAllocs()
-			b.SetParallelism(8)
-			next := make(chan string, len(rts))
-			for _, rt := range rts {
-				next <- rt
-			}
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				rt := <-next
-				for pb.Next() {
-					rec := serve(b, inst.handler, "/realms/acme"+tokenPath, "web:web-secret-123-0123456789abcdefghijklmnop", "grant_type=refresh_token&refresh_token="+rt)
-					var out map[string]any
-					json.Unmarshal(rec.Body.Bytes(), &out)
-					rt = out["refresh_token"].(string)
-				}
-			})
+			benchRefresh(b, inst, mintRefresh(b, inst, 2*8*runtime.GOMAXPROCS(0), kind == "SessionBound"))
 		})
 	}
 }
 
+// BenchmarkRefreshWithRoles is BenchmarkRefresh with the roles scope, alice holding
+// a composite role: the realm's roles come from the cache, the expansion is the cost.
+func BenchmarkRefreshWithRoles(b *testing.B) {
+	inst := benchInstance(b)
+	ctx := b.Context()
+	for _, r := range []storage.Role{{Name: "user"}, {ClientID: "svc", Name: "read"},
+		{Name: "editor", Composites: []storage.RoleRef{{Name: "user"}, {ClientID: "svc", Name: "read"}}}} {
+		r.Realm = "acme"
+		if err := inst.store.CreateRole(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	alice, err := inst.store.GetUserByUsername(ctx, "acme", "alice")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := inst.store.UpdateUser(ctx, "acme", alice.ID, func(u *storage.User) ([]storage.AuditEvent, error) {
+		u.Roles = []storage.RoleRef{{Name: "editor"}}
+		return nil, nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	benchRefresh(b, inst, mintRefresh(b, inst, 2*8*runtime.GOMAXPROCS(0), false, "roles"))
+}
+
+func benchRefresh(b *testing.B, inst *instance, rts []string) {
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	next := make(chan string, len(rts))
+	for _, rt := range rts {
+		next <- rt
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rt := <-next
+		for pb.Next() {
+			rec := serve(b, inst.handler, "/realms/acme"+tokenPath, "web:web-secret-123-0123456789abcdefghijklmnop", "grant_type=refresh_token&refresh_token="+rt)
+			var out map[string]any
+			json.Unmarshal(rec.Body.Bytes(), &out)
+			rt = out["refresh_token"].(string)
+		}
+	})
+}
+
 // mintRefresh creates n refresh families for alice and the web client, as n sign-ins
-// would: offline ones (offline_access, no browser session), or session-bound ones,
-// each born in a browser session of its own.
-func mintRefresh(b *testing.B, inst *instance, n int, sessionBound bool) []string {
+// would: offline ones (offline_access and the extra scopes, no browser session),
+// or session-bound ones, each born in a browser session of its own.
+func mintRefresh(b *testing.B, inst *instance, n int, sessionBound bool, extra ...string) []string {
 	ctx := b.Context()
 	alice, err := inst.store.GetUserByUsername(ctx, "acme", "alice")
 	if err != nil {
@@ -128,7 +156,7 @@ func mintRefresh(b *testing.B, inst *instance, n int, sessionBound bool) []strin
 	for i := range n {
 		value, hash := token.NewRefreshToken()
 		f := storage.Family{ID: fmt.Sprintf("bench-%d", i), Realm: "acme", ClientID: "web", UserID: alice.ID,
-			Scopes: []string{"offline_access"}, Audience: []string{"https://api.example"}, CreatedAt: now, LastUsedAt: now,
+			Scopes: append([]string{"offline_access"}, extra...), Audience: []string{"https://api.example"}, CreatedAt: now, LastUsedAt: now,
 			IdleExpiresAt: now.Add(24 * time.Hour), AbsoluteExpiresAt: now.Add(14 * 24 * time.Hour)}
 		if sessionBound {
 			sess := storage.Session{ID: fmt.Sprintf("bench-sid-%d", i), Realm: "acme", UserID: alice.ID,
@@ -137,7 +165,7 @@ func mintRefresh(b *testing.B, inst *instance, n int, sessionBound bool) []strin
 			if err := inst.store.CreateSession(ctx, sess); err != nil {
 				b.Fatal(err)
 			}
-			f.SessionID, f.Scopes = sess.ID, []string{"profile"} // no offline_access, no openid: the same work but the session
+			f.SessionID, f.Scopes = sess.ID, append([]string{"profile"}, extra...) // no offline_access, no openid: the same work but the session
 		}
 		if err := inst.store.CreateFamily(ctx, f, storage.RefreshToken{Hash: hash, Scopes: f.Scopes, IssuedAt: now}); err != nil {
 			b.Fatal(err)

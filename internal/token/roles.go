@@ -12,7 +12,8 @@ import (
 // back to a role already counted; a reference to a role that is not in all (deleted
 // meanwhile) is ignored, and so are its composites. The result is sorted, realm
 // roles by name and each client's roles by name, so tokens do not differ with the
-// order of mappings; clients is nil when there are no client roles.
+// order of mappings; clients is nil when there are no client roles. all is only
+// read: storecache shares it between callers.
 func EffectiveRoles(all []storage.Role, direct []storage.RoleRef) (realm []string, clients map[string][]string) {
 	if len(direct) == 0 {
 		return nil, nil
