@@ -120,4 +120,3 @@ func printImport(w io.Writer, res *kcimport.Result, extra []kcimport.Problem, ou
 		fmt.Fprintf(w, "  %s\n", p)
 	}
 }
-

@@ -25,6 +25,7 @@ type Export struct {
 	AccessTokenLifespan     int                   `json:"accessTokenLifespan"` // seconds
 	SSOSessionIdleTimeout   int                   `json:"ssoSessionIdleTimeout"`
 	SSOSessionMaxLifespan   int                   `json:"ssoSessionMaxLifespan"`
+	OfflineSessionIdle      int                   `json:"offlineSessionIdleTimeout"`
 	DefaultSignatureAlg     string                `json:"defaultSignatureAlgorithm"`
 	Roles                   RolesRep              `json:"roles"`
 	Groups                  []GroupRep            `json:"groups"`

@@ -323,3 +323,109 @@ func FuzzTranslate(f *testing.F) {
 		}
 	})
 }
+
+func TestDuplicatesAreListedNotImported(t *testing.T) {
+	r, err := Translate(&Export{Realm: "acme",
+		Roles: RolesRep{Realm: []RoleRep{{Name: "user"}, {Name: "user"}}},
+		Clients: []ClientRep{
+			{ClientID: "spa", PublicClient: true, RedirectURIs: []string{"https://a.test/cb"}},
+			{ClientID: "spa", PublicClient: true, RedirectURIs: []string{"https://b.test/cb"}},
+		},
+		Users: []UserRep{{Username: "Bob"}, {Username: "bob"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Roles) != 1 || len(r.Clients) != 1 || len(r.Users) != 1 || r.Clients[0].RedirectURIs[0] != "https://a.test/cb" {
+		t.Errorf("roles %d, clients %+v, users %d; want one each, the first", len(r.Roles), r.Clients, len(r.Users))
+	}
+	var paths []string
+	for _, p := range r.Problems {
+		paths = append(paths, p.Path)
+	}
+	for _, want := range []string{"$.roles.realm[1]", "$.clients[1]", "$.users[1]"} {
+		if !slices.Contains(paths, want) {
+			t.Errorf("no problem at %s in %q", want, paths)
+		}
+	}
+}
+
+// Latchkey's role names are those of client IDs: a Keycloak role named
+// otherwise is listed, and so is every mapping to it.
+func TestRoleNamesLatchkeyCannotKeep(t *testing.T) {
+	r, err := Translate(&Export{Realm: "acme",
+		Roles: RolesRep{Realm: []RoleRep{{Name: "Project Manager"}, {Name: "user"}}},
+		Users: []UserRep{{Username: "bob", RealmRoles: []string{"Project Manager", "user"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Roles) != 1 || !slices.Equal(r.Users[0].Roles, []RoleRef{{Name: "user"}}) {
+		t.Errorf("roles %+v, bob's %+v", r.Roles, r.Users[0].Roles)
+	}
+	var lines []string
+	for _, p := range r.Problems {
+		lines = append(lines, p.String())
+	}
+	all := strings.Join(lines, "\n")
+	if !strings.Contains(all, `$.roles.realm[0]: role name "Project Manager" is not`) ||
+		!strings.Contains(all, `$.users[0].realmRoles[0]: user "bob": unknown realm role "Project Manager" not kept`) {
+		t.Errorf("problems:\n%s", all)
+	}
+}
+
+// A client whose redirect URIs are all wildcards keeps its roles: confidential,
+// it is imported disabled; public, it cannot be, and both are listed.
+func TestWildcardOnlyClients(t *testing.T) {
+	r, err := Translate(&Export{Realm: "acme",
+		Clients: []ClientRep{
+			{ClientID: "web", Secret: "0123456789abcdef0123456789abcdef", RedirectURIs: []string{"https://a.test/*"}},
+			{ClientID: "spa", PublicClient: true, RedirectURIs: []string{"*"}},
+		},
+		Roles: RolesRep{Client: map[string][]RoleRep{"web": {{Name: "admin"}}, "spa": {{Name: "viewer"}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, ok := r.client("web")
+	if !ok || !web.Disabled || !slices.Equal(web.GrantTypes, []string{"client_credentials"}) || len(r.Roles) != 1 {
+		t.Errorf("web = %+v (imported %v), roles %+v", web, ok, r.Roles)
+	}
+	if _, ok := r.client("spa"); ok {
+		t.Error("spa imported without a redirect URI")
+	}
+	var lines []string
+	for _, p := range r.Problems {
+		lines = append(lines, p.String())
+	}
+	all := strings.Join(lines, "\n")
+	for _, want := range []string{
+		`$.clients[0].redirectUris[0]: client "web": wildcard redirect URI "https://a.test/*" is not imported`,
+		`$.clients[0].redirectUris: client "web": no exact redirect URI`,
+		`$.clients[0]: client "web" has no flow Latchkey can offer`,
+		`$.clients[1]: client "spa" has no flow Latchkey offers and no credentials: not imported`,
+		`$.roles.client.spa: the 1 roles of client "spa" are not imported`,
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no line %q in:\n%s", want, all)
+		}
+	}
+}
+
+// A hash that would make each sign-in burn the CPU is refused at import, and
+// the user listed: they are imported without a password.
+func TestCostlyHashIsListed(t *testing.T) {
+	r, err := Translate(&Export{Realm: "acme", Users: []UserRep{{Username: "mallory", Credentials: []CredentialRep{{Type: "password",
+		SecretData:     `{"value":"mfP5aeQPN4o1ANUYtqULUmFePe6YKqH2/LJdetQL5lA=","salt":"MDEyMzQ1Njc4OWFiY2RlZg=="}`,
+		CredentialData: `{"hashIterations":100000000,"algorithm":"pbkdf2-sha256"}`}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Users) != 1 || r.Users[0].PasswordHash != "" {
+		t.Fatalf("users = %+v; want mallory without a password", r.Users)
+	}
+	if len(r.Problems) != 1 || r.Problems[0].Path != "$.users[0].credentials[0]" ||
+		!strings.Contains(r.Problems[0].Msg, "password not imported: password: hash costlier than a sign-in can afford: 100000000 iterations") {
+		t.Errorf("problems = %v", r.Problems)
+	}
+}

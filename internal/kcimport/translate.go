@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/latchkey/latchkey/internal/clientsecret"
 	"github.com/latchkey/latchkey/internal/password"
@@ -209,6 +208,9 @@ func (t *translation) realmExtras() {
 	if len(e.Groups) > 0 {
 		t.problem(fmt.Sprintf("%d groups are not kept: each member gets its groups' roles directly", countGroups(e.Groups)), "groups")
 	}
+	if e.OfflineSessionIdle > 0 {
+		t.problem("offline session lifetimes are not imported: refresh tokens, offline ones too, follow each client's refresh_idle and refresh_absolute (from ssoSessionIdleTimeout and ssoSessionMaxLifespan)", "offlineSessionIdleTimeout")
+	}
 	if e.RegistrationAllowed {
 		t.problem("self-registration is not offered", "registrationAllowed")
 	}
@@ -232,6 +234,10 @@ func (t *translation) clients() {
 	t.imported, t.clientIndex, t.scopeNotes = map[string]bool{}, map[string]int{}, map[string]bool{}
 	for i, kc := range t.e.Clients {
 		if slices.Contains(builtinClients, kc.ClientID) {
+			continue
+		}
+		if t.imported[kc.ClientID] {
+			t.problem(fmt.Sprintf("a second client %q is not imported", kc.ClientID), "clients", i)
 			continue
 		}
 		if c, ok := t.client(i, kc); ok {
@@ -291,6 +297,14 @@ func (t *translation) client(i int, kc ClientRep) (Client, bool) {
 			return Client{}, false
 		}
 	}
+	c.RedirectURIs = t.redirectURIs(kc, at)
+	if standard && len(c.RedirectURIs) == 0 && !kc.BearerOnly {
+		// Only wildcards (or nothing): the flow cannot work until someone lists
+		// the exact URIs; the client may still be kept for its other flows or roles.
+		t.problem(name+": no exact redirect URI: the authorization code flow is not imported (list its redirect URIs through the admin API)", at("redirectUris")...)
+		c.GrantTypes = slices.DeleteFunc(c.GrantTypes, func(g string) bool { return g == "authorization_code" || g == "refresh_token" })
+		standard = false
+	}
 	if kc.BearerOnly || len(c.GrantTypes) == 0 {
 		// A client with no flow is a resource server in Keycloak: it exists for
 		// its roles and as an audience. It is imported disabled, so its roles
@@ -299,12 +313,11 @@ func (t *translation) client(i int, kc ClientRep) (Client, bool) {
 			t.problem(name+" has no flow Latchkey offers and no credentials: not imported", at()...)
 			return Client{}, false
 		}
-		t.problem(name+" has no flow Latchkey offers (bearer-only): imported disabled, for its roles", at()...)
+		t.problem(name+" has no flow Latchkey can offer (bearer-only, or no exact redirect URI): imported disabled, for its roles", at()...)
 		c.GrantTypes, c.Disabled = []string{"client_credentials"}, true
 	}
 
 	// URIs.
-	c.RedirectURIs = t.redirectURIs(kc, at)
 	if v := attr("post.logout.redirect.uris"); v != "" {
 		for j, u := range strings.Split(v, "##") {
 			switch {
@@ -569,6 +582,10 @@ func (t *translation) roles() {
 			delete(t.realmRoles, r.Name)
 			continue
 		}
+		if slices.ContainsFunc(t.res.Roles, func(o Role) bool { return o.ClientID == "" && o.Name == r.Name }) {
+			t.problem(fmt.Sprintf("a second realm role %q is not imported", r.Name), "roles", "realm", i)
+			continue
+		}
 		t.res.Roles = append(t.res.Roles, Role{Name: r.Name, Description: r.Description,
 			Composites: t.refs(r.Composites, fmt.Sprintf("role %q", r.Name), "roles", "realm", i, "composites")})
 	}
@@ -588,24 +605,35 @@ func (t *translation) roles() {
 				delete(t.clientRole, RoleRef{ClientID: id, Name: r.Name})
 				continue
 			}
+			if slices.ContainsFunc(t.res.Roles, func(o Role) bool { return o.ClientID == id && o.Name == r.Name }) {
+				t.problem(fmt.Sprintf("a second role %q of client %q is not imported", r.Name, id), "roles", "client", id, i)
+				continue
+			}
 			t.res.Roles = append(t.res.Roles, Role{ClientID: id, Name: r.Name, Description: r.Description,
 				Composites: t.refs(r.Composites, fmt.Sprintf("role %q of client %q", r.Name, id), "roles", "client", id, i, "composites")})
 		}
 	}
 }
 
-// maxRoleName is Keycloak's own limit on a role's name.
-const maxRoleName = 255
+// maxRoleName bounds a role's name as Latchkey's registry does (ident.Role on
+// the roles branch): the alphabet of client IDs, so a name is safe as a path
+// segment of the admin API and a claim value.
+const maxRoleName = 128
 
 // checkRoleName says what is wrong with a role's name, or "".
 func checkRoleName(n string) string {
-	switch {
-	case n == "":
-		return "a role without a name"
-	case len(n) > maxRoleName || !utf8.ValidString(n) || strings.IndexFunc(n, unicode.IsControl) >= 0:
-		return fmt.Sprintf("role name %q is longer than %d bytes or has control characters", n, maxRoleName)
+	ok := n != "" && len(n) <= maxRoleName && isAlnum(n[0])
+	for i := 0; ok && i < len(n); i++ {
+		ok = isAlnum(n[i]) || strings.IndexByte("._:-", n[i]) >= 0
+	}
+	if !ok {
+		return fmt.Sprintf("role name %q is not 1-%d letters, digits or . _ : -", n, maxRoleName)
 	}
 	return ""
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // refs turns role names into references to the roles imported; a name of a role
@@ -614,28 +642,33 @@ func (t *translation) refs(c *CompositesRep, owner string, path ...any) []RoleRe
 	if c == nil {
 		return nil
 	}
-	return t.roleRefs(c.Realm, c.Client, owner, path...)
+	return t.roleRefs(c.Realm, c.Client, owner, [2]string{"realm", "client"}, path...)
 }
 
-func (t *translation) roleRefs(realm []string, clients map[string][]string, owner string, path ...any) []RoleRef {
+// mappingKeys are the keys of a user's or group's role mappings in the export.
+var mappingKeys = [2]string{"realmRoles", "clientRoles"}
+
+// roleRefs turns the names of realm roles and client roles (keys says under
+// which keys of the export they are) into references.
+func (t *translation) roleRefs(realm []string, clients map[string][]string, owner string, keys [2]string, path ...any) []RoleRef {
 	var out []RoleRef
 	at := func(p ...any) []any { return append(slices.Clone(path), p...) }
 	for j, n := range realm {
 		if !t.realmRoles[n] {
-			t.problem(fmt.Sprintf("%s: unknown realm role %q not kept", owner, n), at("realm", j)...)
+			t.problem(fmt.Sprintf("%s: unknown realm role %q not kept", owner, n), at(keys[0], j)...)
 			continue
 		}
 		out = appendRef(out, RoleRef{Name: n})
 	}
 	for _, id := range sortedKeys(clients) {
 		if slices.Contains(builtinClients, id) {
-			t.problem(fmt.Sprintf("%s: roles of Keycloak's built-in client %q (%s) not kept", owner, id, strings.Join(clients[id], ", ")), at("client", id)...)
+			t.problem(fmt.Sprintf("%s: roles of Keycloak's built-in client %q (%s) not kept", owner, id, strings.Join(clients[id], ", ")), at(keys[1], id)...)
 			continue
 		}
 		for j, n := range clients[id] {
 			ref := RoleRef{ClientID: id, Name: n}
 			if !t.clientRole[ref] {
-				t.problem(fmt.Sprintf("%s: role %q of client %q is not imported: not kept", owner, n, id), at("client", id, j)...)
+				t.problem(fmt.Sprintf("%s: role %q of client %q is not imported: not kept", owner, n, id), at(keys[1], id, j)...)
 				continue
 			}
 			out = appendRef(out, ref)
@@ -654,12 +687,18 @@ func appendRef(list []RoleRef, r RoleRef) []RoleRef {
 func (t *translation) users() {
 	groups := map[string]GroupRep{} // by path, with the roles of its ancestors
 	flattenGroups(t.e.Groups, "", nil, nil, groups)
+	seen := map[string]bool{}
 	for i, u := range t.e.Users {
 		if u.ServiceAccountClientID != "" {
 			t.serviceAccount(i, u)
 			continue
 		}
 		if out, ok := t.user(i, u, groups); ok {
+			if seen[out.Username] {
+				t.problem(fmt.Sprintf("a second user %q is not imported", out.Username), "users", i)
+				continue
+			}
+			seen[out.Username] = true
 			t.res.Users = append(t.res.Users, out)
 		}
 	}
@@ -673,7 +712,7 @@ func (t *translation) serviceAccount(i int, u UserRep) {
 	}
 	c := &t.res.Clients[k]
 	c.ServiceAccountRoles = t.roleRefs(u.RealmRoles, u.ClientRoles,
-		fmt.Sprintf("service account of client %q", c.ID), "users", i)
+		fmt.Sprintf("service account of client %q", c.ID), mappingKeys, "users", i)
 }
 
 func (t *translation) user(i int, kc UserRep, groups map[string]GroupRep) (User, bool) {
@@ -682,6 +721,15 @@ func (t *translation) user(i int, kc UserRep, groups map[string]GroupRep) (User,
 	u := User{User: registry.User{Username: kc.Username, Email: kc.Email, EmailVerified: kc.EmailVerified,
 		Name: strings.TrimSpace(kc.FirstName + " " + kc.LastName), Disabled: kc.Enabled != nil && !*kc.Enabled},
 		GivenName: kc.FirstName, FamilyName: kc.LastName, index: i}
+	for _, f := range []struct {
+		v    *string
+		path string
+	}{{&u.GivenName, "firstName"}, {&u.FamilyName, "lastName"}, {&u.Name, "firstName"}} {
+		if len(*f.v) > maxPersonName {
+			t.problem(fmt.Sprintf("%s: a name over %d bytes is not imported", name, maxPersonName), at(f.path)...)
+			*f.v = ""
+		}
+	}
 	if err := registry.CheckUser(&u.User, false); err != nil {
 		t.problem(fmt.Sprintf("%s is not imported: %v", name, err), at()...)
 		return User{}, false
@@ -733,19 +781,23 @@ func (t *translation) user(i int, kc UserRep, groups map[string]GroupRep) (User,
 		t.problem(fmt.Sprintf("%s: attributes (%s) are not imported", name, strings.Join(sortedKeys(kc.Attributes), ", ")), at("attributes")...)
 	}
 
-	u.Roles = t.roleRefs(kc.RealmRoles, kc.ClientRoles, name, at()...)
+	u.Roles = t.roleRefs(kc.RealmRoles, kc.ClientRoles, name, mappingKeys, at()...)
 	for j, p := range kc.Groups {
 		g, ok := groups[p]
 		if !ok {
 			t.problem(fmt.Sprintf("%s: unknown group %s", name, p), at("groups", j)...)
 			continue
 		}
-		for _, r := range t.roleRefs(g.RealmRoles, g.ClientRoles, fmt.Sprintf("%s, group %s", name, p), at("groups", j)...) {
+		for _, r := range t.roleRefs(g.RealmRoles, g.ClientRoles, fmt.Sprintf("%s, group %s", name, p), mappingKeys, at("groups", j)...) {
 			u.Roles = appendRef(u.Roles, r)
 		}
 	}
 	return u, true
 }
+
+// maxPersonName bounds a user's name, given and family names, in bytes, as
+// Latchkey's registry does.
+const maxPersonName = 255
 
 // flattenGroups maps each group's path to it, with its ancestors' roles added:
 // a member of a subgroup has its parents' roles in Keycloak.
@@ -804,10 +856,11 @@ func PHC(cr CredentialRep) (string, error) {
 	var d passwordData
 	if cr.SecretData != "" || cr.CredentialData != "" {
 		if err := json.Unmarshal([]byte(cr.SecretData), &d); err != nil {
-			return "", fmt.Errorf("secretData is not JSON: %w", err)
+			// The decoder's message may quote a byte of the secret: not kept.
+			return "", errors.New("secretData is not JSON")
 		}
 		if err := json.Unmarshal([]byte(cr.CredentialData), &d); err != nil {
-			return "", fmt.Errorf("credentialData is not JSON: %w", err)
+			return "", errors.New("credentialData is not JSON")
 		}
 	} else {
 		d = passwordData{Value: cr.HashedSaltedValue, Salt: cr.Salt, HashIterations: cr.HashIterations, Algorithm: cr.Algorithm}

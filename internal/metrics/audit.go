@@ -28,6 +28,7 @@ var auditKinds = map[string]*revocation{
 	"user.logout_everywhere":       {kind: "user"},
 	"user.disabled":                {kind: "user"},
 	"user.password_changed":        {kind: "user"},
+	"user.password_rehashed":       nil, // an imported hash replaced at sign-in: revokes nothing
 	"client.disabled":              {kind: "client"},
 }
 
