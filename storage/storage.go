@@ -221,8 +221,8 @@ type User struct {
 	GivenName     string // OIDC given_name (Keycloak firstName)
 	FamilyName    string // OIDC family_name (Keycloak lastName)
 	PasswordHash  string // argon2id, PHC string format
-	// Roles are the user's direct role mappings; composites add more (see
-	// EffectiveRoles in the token side).
+	// Roles are the user's direct role mappings; the composites among them
+	// bring the roles they include.
 	Roles    []RoleRef
 	Disabled bool
 	// TokensValidAfter is the user's security stamp: every token issued before it is dead.

@@ -10,12 +10,14 @@ import (
 	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/registry"
+	"github.com/latchkey/latchkey/storage"
 )
 
 // Whatever the seed file holds, Parse (which validates) never panics and answers
 // with a file or an error naming the file; what it accepts is valid on its face
 // (unique, well-formed names, grant types that exist, passwords long enough), and
-// reading it twice gives the same result.
+// every role reference names a role the file declares, and reading it twice
+// gives the same result.
 func FuzzSeed(f *testing.F) {
 	base, _ := os.ReadFile("testdata/acme.yaml")
 	f.Add(string(base))
@@ -25,6 +27,9 @@ func FuzzSeed(f *testing.F) {
 	f.Add("realms:\n  - name: a\n  - name: a\n")
 	f.Add("realms:\n  - name: a\n    access_token_ttl: 5x\n    users: [{username: Bob, password: short}]\n")
 	f.Add("x: &a [*a]\n")
+	f.Add(rolesSeed)
+	f.Add("realms:\n  - name: a\n    roles: [{name: r, composites: {realm: [r]}}]\n")
+	f.Add("realms:\n  - name: a\n    roles: [{name: r}]\n    users: [{username: u, password: password1, realm_roles: [r, x], client_roles: {c: [r]}}]\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		file, err := Parse("fuzz.yaml", []byte(s))
 		if err != nil {
@@ -38,6 +43,33 @@ func FuzzSeed(f *testing.F) {
 		}
 		realms := map[string]bool{}
 		for _, r := range file.Realms {
+			known := map[storage.RoleRef]bool{}
+			for _, role := range r.Roles {
+				known[storage.RoleRef{Name: role.Name}] = true
+			}
+			for _, c := range r.Clients {
+				for _, role := range c.Roles {
+					known[storage.RoleRef{ClientID: c.ID, Name: role.Name}] = true
+				}
+			}
+			var refs []storage.RoleRef
+			for _, role := range r.Roles {
+				refs = append(refs, role.Composites.Refs()...)
+			}
+			for _, c := range r.Clients {
+				refs = append(refs, c.ServiceAccountRoles.Refs()...)
+				for _, role := range c.Roles {
+					refs = append(refs, role.Composites.Refs()...)
+				}
+			}
+			for _, u := range r.Users {
+				refs = append(refs, u.RoleRefs()...)
+			}
+			for _, ref := range refs {
+				if !known[ref] || ident.Role(ref.Name) != nil {
+					t.Fatalf("accepted a reference to %+v, which the file does not declare", ref)
+				}
+			}
 			if ident.Realm(r.Name) != nil || realms[r.Name] {
 				t.Fatalf("accepted realm name %q", r.Name)
 			}
