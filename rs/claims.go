@@ -68,22 +68,41 @@ func RealmRole(name string) Role { return Role{Name: name} }
 // ClientRole is role name of client clientID.
 func ClientRole(clientID, name string) Role { return Role{Client: clientID, Name: name} }
 
-// ParseRole reads "NAME" as a realm role and "CLIENT:NAME" as a client role. A
-// client ID may itself hold colons (urn:orders), so the role name is what follows
-// the last one; a role whose name holds a colon needs ClientRole or RealmRole.
+// ParseRole reads a role as the gate's flags give it: "NAME" is a realm role,
+// "CLIENT:NAME" a client role (split at the last colon: client IDs may hold colons,
+// urn:orders:read is role read of client urn:orders), and "CLIENT/NAME" a client
+// role too, which is never ambiguous since neither client IDs nor role names hold
+// a slash; "/NAME" is the realm role NAME, for a realm role whose name holds a
+// colon.
 func ParseRole(s string) (Role, error) {
-	i := strings.LastIndexByte(s, ':')
-	r := Role{Client: s[:max(i, 0)], Name: s[i+1:]}
-	if r.Name == "" || (i >= 0 && r.Client == "") || !printable(r.Client) || !printable(r.Name) {
-		return Role{}, fmt.Errorf("rs: %q is not NAME or CLIENT:NAME", s)
+	var r Role
+	if client, name, ok := strings.Cut(s, "/"); ok {
+		r = Role{Client: client, Name: name}
+	} else if i := strings.LastIndexByte(s, ':'); i >= 0 {
+		r = Role{Client: s[:i], Name: s[i+1:]}
+		if r.Client == "" {
+			return Role{}, fmt.Errorf("rs: %q is not NAME, CLIENT:NAME or CLIENT/NAME", s)
+		}
+	} else {
+		r = Role{Name: s}
+	}
+	if r.Name == "" || strings.Contains(r.Name, "/") || !printable(r.Client) || !printable(r.Name) {
+		return Role{}, fmt.Errorf("rs: %q is not NAME, CLIENT:NAME or CLIENT/NAME", s)
 	}
 	return r, nil
 }
 
-// String is the role as ParseRole reads it.
+// String is the role as ParseRole reads it back: NAME or CLIENT:NAME, or with a
+// slash where a colon would be ambiguous.
 func (r Role) String() string {
-	if r.Client == "" {
+	colon := strings.Contains(r.Name, ":")
+	switch {
+	case r.Client == "" && !colon:
 		return r.Name
+	case r.Client == "":
+		return "/" + r.Name
+	case colon || strings.Contains(r.Client, ":"):
+		return r.Client + "/" + r.Name
 	}
 	return r.Client + ":" + r.Name
 }

@@ -139,23 +139,41 @@ func TestParseRole(t *testing.T) {
 		in   string
 		want Role
 		bad  bool
+		str  string // String(), when it is not in
 	}{
-		{"admin", RealmRole("admin"), false},
-		{"orders-api:read", ClientRole("orders-api", "read"), false},
-		{"urn:orders:api:read", ClientRole("urn:orders:api", "read"), false},
-		{"", Role{}, true},
-		{":read", Role{}, true},
-		{"api:", Role{}, true},
-		{"a b", Role{}, true},
-		{`x"y`, Role{}, true},
-		{"a\nb", Role{}, true},
+		{"admin", RealmRole("admin"), false, ""},
+		{"orders-api:read", ClientRole("orders-api", "read"), false, ""},
+		{"orders-api/read", ClientRole("orders-api", "read"), false, "orders-api:read"},
+		{"urn:orders:api:read", ClientRole("urn:orders:api", "read"), false, "urn:orders:api/read"},
+		{"urn:orders:api/read", ClientRole("urn:orders:api", "read"), false, ""},
+		{"api/orders:read", ClientRole("api", "orders:read"), false, ""},
+		{"/orders:read", RealmRole("orders:read"), false, ""},
+		{"/admin", RealmRole("admin"), false, "admin"},
+		{"", Role{}, true, ""},
+		{":read", Role{}, true, ""},
+		{"api:", Role{}, true, ""},
+		{"api/", Role{}, true, ""},
+		{"a/b/c", Role{}, true, ""},
+		{"a b", Role{}, true, ""},
+		{`x"y`, Role{}, true, ""},
+		{"a\nb", Role{}, true, ""},
 	} {
 		got, err := ParseRole(tt.in)
 		if (err != nil) != tt.bad || got != tt.want {
 			t.Errorf("ParseRole(%q) = %+v, %v", tt.in, got, err)
 		}
-		if err == nil && got.String() != tt.in {
-			t.Errorf("String() = %q; want %q", got.String(), tt.in)
+		if err != nil {
+			continue
+		}
+		str := tt.str
+		if str == "" {
+			str = tt.in
+		}
+		if got.String() != str {
+			t.Errorf("String() = %q; want %q", got.String(), str)
+		}
+		if back, err := ParseRole(got.String()); err != nil || back != got {
+			t.Errorf("ParseRole(%q) = %+v, %v; want %+v back", got.String(), back, err, got)
 		}
 	}
 }

@@ -34,7 +34,7 @@ const (
 	DefaultIntrospectTTL = 5 * time.Second
 	minKeysRefetch       = 10 * time.Second // an unknown kid refetches the JWKS at most this often
 	maxLeeway            = 5 * time.Minute
-	maxToken             = 8 << 10
+	maxToken             = 16 << 10 // as the server bounds tokens (internal/ident.MaxToken): roles make them larger
 	opaqueAccessPrefix   = "lk_at_" // Latchkey's opaque access tokens (internal/token.AccessPrefix)
 	latchkeyPrefix       = "lk_"    // every Latchkey opaque token: lk_at_, lk_rt_ (refresh), lk_ac_ (code)
 )

@@ -65,13 +65,15 @@ func newGateCmd(getenv func(string) string) *cobra.Command {
 		Long: `Run a reverse proxy in front of an API that accepts only requests with a valid access
 token of ISSUER for AUDIENCE, and forwards them to UPSTREAM with the caller in the
 headers X-Auth-Subject, X-Auth-Client-Id, X-Auth-Scope and X-Auth-Roles (both
-space-separated; roles as NAME for a realm role, CLIENT:NAME for a client role). Those
+space-separated; roles as NAME for a realm role, CLIENT:NAME for a client role, or
+CLIENT/NAME and /NAME where a name holds a colon). Those
 headers are removed from what the client sends, so the upstream can believe them when
 only the gate can reach it.
 
 Every request's token must have each --require-scope and carry each --require-role
 (NAME: a realm role; CLIENT:NAME: a role of that client, from realm_access and
-resource_access as issued with the roles scope). --route 'PATTERN=REQ[,REQ...]' adds
+resource_access as issued with the roles scope; CLIENT is what precedes the last
+colon, and CLIENT/NAME or /NAME, for a realm role, says it when names hold colons). --route 'PATTERN=REQ[,REQ...]' adds
 requirements for the requests PATTERN matches, a net/http ServeMux pattern such as
 'POST /orders/' or 'GET /orders/{id}/invoice'; REQ is scope:X, role:NAME or
 role:CLIENT:NAME. Of several matching patterns the most specific one applies, on top
@@ -127,7 +129,7 @@ space-separated; --route: separated by ";").`,
 	f.StringVar(&g.clientSecret, "client-secret", "", "its secret; visible in ps, so prefer "+envGateClientSecret+" or --client-secret-file")
 	f.StringVar(&g.secretFile, "client-secret-file", "", "a file holding the client's secret")
 	f.StringArrayVar(&g.scopes, "require-scope", strings.Fields(getenv(envGateRequireScope)), "a scope every request's token must have (repeatable) ["+envGateRequireScope+"]")
-	f.StringArrayVar(&g.roles, "require-role", strings.Fields(getenv(envGateRequireRole)), "a role every request's token must carry: NAME (realm role) or CLIENT:NAME (repeatable) ["+envGateRequireRole+"]")
+	f.StringArrayVar(&g.roles, "require-role", strings.Fields(getenv(envGateRequireRole)), "a role every request's token must carry: NAME (realm role), CLIENT:NAME or CLIENT/NAME (client role) (repeatable) ["+envGateRequireRole+"]")
 	f.StringArrayVar(&g.routes, "route", splitRoutes(getenv(envGateRoutes)), "PATTERN=REQ[,REQ...]: requirements for requests matching a ServeMux pattern; REQ is scope:X, role:NAME or role:CLIENT:NAME (repeatable) ["+envGateRoutes+"]")
 	f.BoolVar(&g.stripAuthorization, "strip-authorization", false, "do not forward the Authorization header to the upstream")
 	f.StringVar(&g.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -204,7 +206,7 @@ func (g *gateFlags) check() (upstream *url.URL, rules gateRules, err error) {
 	for _, s := range g.roles {
 		r, err := rs.ParseRole(s)
 		if err != nil {
-			return nil, rules, fmt.Errorf("--require-role %q: want NAME or CLIENT:NAME", s)
+			return nil, rules, fmt.Errorf("--require-role %q: want NAME, CLIENT:NAME or CLIENT/NAME", s)
 		}
 		rules.global.Roles = append(rules.global.Roles, r)
 	}
@@ -390,18 +392,19 @@ func routeMux(rules gateRules, guard func(rs.Requirements) http.Handler) (h http
 			err = fmt.Errorf("--route %q: %v", pattern, p)
 		}
 	}()
-	catchAll := false
 	for _, r := range rules.routes {
 		pattern = r.pattern
-		catchAll = catchAll || pattern == "/"
 		mux.Handle(pattern, guard(rs.Requirements{
 			Scopes: slices.Concat(rules.global.Scopes, r.req.Scopes),
 			Roles:  slices.Concat(rules.global.Roles, r.req.Roles),
 		}))
 	}
-	if !catchAll {
+	// The catch-all, unless a route already is one ("/", "/{path...}"): ServeMux
+	// then panics, and that route's requirements cover every request anyway.
+	func() {
+		defer func() { recover() }()
 		mux.Handle("/", guard(rules.global))
-	}
+	}()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// ServeMux matches a segment holding an encoded slash as one segment, where an
 		// upstream that decodes first would see two: refuse what the patterns could
@@ -414,9 +417,10 @@ func routeMux(rules gateRules, guard func(rs.Requirements) http.Handler) (h http
 	}), nil
 }
 
-// rolesHeader is X-Auth-Roles: the realm roles, then each client's roles as
-// CLIENT:NAME by client ID, space-separated. A role that would not read back as
-// itself (a space, a quote, a control character, a colon in its name) is left out.
+// rolesHeader is X-Auth-Roles: the realm roles, then each client's roles by client
+// ID, space-separated, each as rs.Role.String writes it (NAME, CLIENT:NAME, or with
+// a slash where a name holds a colon). A role that would not read back as itself
+// (a space, a quote, a control character) is left out.
 func rolesHeader(c *rs.Claims) string {
 	var b strings.Builder
 	add := func(r rs.Role) {

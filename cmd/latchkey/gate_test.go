@@ -271,9 +271,10 @@ func TestGate_RouteRequirements(t *testing.T) {
 		}
 	}
 	req := httptest.NewRequest("GET", "/x", nil)
-	req.Header.Set("Authorization", "Bearer "+roles([]string{"user", "a b", "ops"}, map[string][]string{"z": {"r"}, "orders-api": {"write", "w:x"}}, ""))
+	req.Header.Set("Authorization", "Bearer "+roles([]string{"user", "a b", "ops", "orders:read"}, map[string][]string{"z": {"r"}, "orders-api": {"write", "w:x"}}, ""))
 	h.ServeHTTP(httptest.NewRecorder(), req)
-	if got := (<-seen).Values("X-Auth-Roles"); len(got) != 1 || got[0] != "user ops orders-api:write z:r" {
+	// Each reads back with rs.ParseRole; one with a space could not, and is left out.
+	if got := (<-seen).Values("X-Auth-Roles"); len(got) != 1 || got[0] != "user ops /orders:read orders-api:write orders-api/w:x z:r" {
 		t.Fatalf("X-Auth-Roles = %q", got)
 	}
 }
@@ -299,6 +300,18 @@ func TestGate_BadRequirementFlags(t *testing.T) {
 		code, _, stderr := runCLI(t, secret, append(base, tt.args...)...)
 		if code != 1 || !strings.Contains(stderr, tt.want) || strings.Count(stderr, "\n") != 1 {
 			t.Errorf("%v: exit %d, %q; want 1 line with %q", tt.args, code, stderr, tt.want)
+		}
+	}
+	// A route that is itself a catch-all stands in for the gate's own.
+	for _, catchAll := range []string{"/=role:admin", "/{path...}=role:admin"} {
+		r, _ := parseRoute(catchAll)
+		h, mint, _ := gateWithRules(t, false, gateRules{routes: []gateRoute{r}})
+		req := httptest.NewRequest("GET", "/anything", nil)
+		req.Header.Set("Authorization", "Bearer "+mint(nil))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 403 || !strings.Contains(rec.Header().Get("WWW-Authenticate"), "realm role admin") {
+			t.Fatalf("%s: = %d %q", catchAll, rec.Code, rec.Header().Get("WWW-Authenticate"))
 		}
 	}
 	// The environment holds routes separated by ";".

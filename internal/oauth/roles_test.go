@@ -3,6 +3,7 @@ package oauth
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -179,6 +180,18 @@ func TestAccessToken_RolesAndProfileClaimsPerScope(t *testing.T) {
 		if acct := do(t, req); acct.body["firstName"] != "Alice" || acct.body["lastName"] != "Liddell" {
 			t.Fatalf("account = %d %s", acct.status, acct.raw)
 		}
+		// Discovery names the default scopes and the new claims.
+		d := do(t, mustReq(t, "GET", inst.issuer("acme")+"/.well-known/openid-configuration"))
+		has := func(k string, want ...string) {
+			got, _ := d.body[k].([]any)
+			for _, w := range want {
+				if !slices.Contains(got, any(w)) {
+					t.Fatalf("%s = %v; want %s in it", k, got, w)
+				}
+			}
+		}
+		has("scopes_supported", "roles", "email", "profile")
+		has("claims_supported", "realm_access", "resource_access", "given_name", "family_name", "preferred_username")
 		// A scope the client neither has nor defaults to is still refused.
 		loc := newBrowser(t).get(authURL(inst, "acme", "scope", "openid orders:read")).location
 		if loc == nil || loc.Query().Get("error") != "invalid_scope" {

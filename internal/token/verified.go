@@ -6,8 +6,13 @@ import (
 	"time"
 )
 
-// maxVerified bounds the verified-token cache: about 3 MiB of claims.
-const maxVerified = 10000
+// The verified-token cache holds at most maxVerified tokens and, since a token with
+// roles and profile claims can be several KiB, at most maxVerifiedBytes of them
+// (counted as the tokens' lengths, which bound their claims').
+const (
+	maxVerified      = 10000
+	maxVerifiedBytes = 8 << 20
+)
 
 // verifiedCache remembers access tokens whose signature and claims have been
 // checked, until they expire, so introspecting the same token again (a resource
@@ -17,27 +22,34 @@ const maxVerified = 10000
 // so revocation still takes effect at once.
 type verifiedCache struct {
 	mu      sync.RWMutex
-	entries map[[32]byte]*AccessClaims
+	entries map[[32]byte]verifiedEntry
+	bytes   int // the sum of the entries' sizes
 	// cleared counts clears: a token verified against a key ring read before one is
 	// not kept, or it would outlive its key's retirement.
 	cleared uint64
 }
 
+type verifiedEntry struct {
+	claims *AccessClaims
+	size   int
+}
+
 func newVerifiedCache() *verifiedCache {
-	return &verifiedCache{entries: map[[32]byte]*AccessClaims{}}
+	return &verifiedCache{entries: map[[32]byte]verifiedEntry{}}
 }
 
 // verifiedSlot is where get would have found a token: put keeps it there.
 type verifiedSlot struct {
 	key     [32]byte
 	cleared uint64
+	size    int
 }
 
 func (v *verifiedCache) get(tok string, now time.Time) (*AccessClaims, verifiedSlot) {
 	key := sha256.Sum256([]byte(tok))
 	v.mu.RLock()
-	c := v.entries[key]
-	slot := verifiedSlot{key, v.cleared}
+	c := v.entries[key].claims
+	slot := verifiedSlot{key, v.cleared, len(tok)}
 	v.mu.RUnlock()
 	if c != nil && now.Before(time.Unix(c.Expiry, 0)) {
 		return c, slot
@@ -51,26 +63,36 @@ func (v *verifiedCache) put(slot verifiedSlot, c *AccessClaims, now time.Time) {
 	if slot.cleared != v.cleared {
 		return
 	}
-	if len(v.entries) >= maxVerified {
+	if _, ok := v.entries[slot.key]; ok {
+		v.forget(slot.key)
+	}
+	if len(v.entries) >= maxVerified || v.bytes+slot.size > maxVerifiedBytes {
 		for k, e := range v.entries {
-			if !now.Before(time.Unix(e.Expiry, 0)) {
-				delete(v.entries, k)
+			if !now.Before(time.Unix(e.claims.Expiry, 0)) {
+				v.forget(k)
 			}
 		}
 		// Still full of live tokens: forget a quarter of them (map order is random).
 		for k := range v.entries {
-			if len(v.entries) < maxVerified*3/4 {
+			if len(v.entries) < maxVerified*3/4 && v.bytes+slot.size <= maxVerifiedBytes*3/4 {
 				break
 			}
-			delete(v.entries, k)
+			v.forget(k)
 		}
 	}
-	v.entries[slot.key] = c
+	v.entries[slot.key] = verifiedEntry{c, slot.size}
+	v.bytes += slot.size
+}
+
+func (v *verifiedCache) forget(k [32]byte) {
+	v.bytes -= v.entries[k].size
+	delete(v.entries, k)
 }
 
 func (v *verifiedCache) clear() {
 	v.mu.Lock()
 	clear(v.entries)
+	v.bytes = 0
 	v.cleared++
 	v.mu.Unlock()
 }
