@@ -227,12 +227,16 @@ func checkKCTokens(t *testing.T, s *server, st kcState, what string, signIn bool
 	// header, and in the claims, where Keycloak puts it and apps read it).
 	rt := verifyKCJWT(t, s, st.RefreshToken, "Refresh")
 	if !jsonEqual(rt, st.RefreshTokenParsed) {
-		t.Errorf("%s: keycloak-js parsed the refresh token as %v, its signed claims are %v", what, st.RefreshTokenParsed, rt)
+		t.Errorf("%s: keycloak-js parsed the refresh token otherwise than its signed claims say", what)
+	}
+	if typ := str(rt, "typ"); typ != "Refresh" {
+		t.Errorf("%s: the refresh token's claims say typ %q; want Refresh, as Keycloak's (apps read refreshTokenParsed.typ)", what, typ)
 	}
 	exp, _ := rt["exp"].(float64)
 	iat, _ := rt["iat"].(float64)
-	if str(rt, "typ") != "Refresh" || str(rt, "sid") != str(at, "sid") || str(rt, "azp") != kcClient || str(rt, "jti") == "" || exp <= iat {
-		t.Errorf("%s: keycloak-js parsed the refresh token as %v; want typ Refresh, the session's sid, azp %s, jti, exp after iat", what, rt, kcClient)
+	if str(rt, "sid") != str(at, "sid") || str(rt, "azp") != kcClient || str(rt, "jti") == "" || exp <= iat {
+		t.Errorf("%s: the refresh token's sid %q, azp %q, jti %q, iat %v, exp %v; want the session's sid %q, azp %s, a jti, exp after iat",
+			what, str(rt, "sid"), str(rt, "azp"), str(rt, "jti"), iat, exp, str(at, "sid"), kcClient)
 	}
 	if !jsonEqual(id, st.IDTokenParsed) || (signIn && str(id, "nonce") == "") {
 		t.Errorf("%s: ID token %v, as keycloak-js parsed it %v; want a nonce after sign-in", what, id, st.IDTokenParsed)
