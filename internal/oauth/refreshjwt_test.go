@@ -26,7 +26,7 @@ func TestRefreshTokenInJWTForm(t *testing.T) {
 		iss := inst.issuer("acme")
 		iat, _ := c["iat"].(float64)
 		exp, _ := c["exp"].(float64)
-		if typ != "Offline" || c["iss"] != iss || c["aud"] != iss || c["azp"] != "kcrt" || c["sub"] != id["sub"] ||
+		if typ != "Offline" || c["typ"] != "Offline" || c["iss"] != iss || c["aud"] != iss || c["azp"] != "kcrt" || c["sub"] != id["sub"] ||
 			c["sid"] != id["sid"] || c["sid"] == nil || c["scope"] != "openid profile offline_access" || c["jti"] == nil ||
 			float64(inst.clock.Now().Unix()) != iat || exp-iat != 24*3600 {
 			t.Fatalf("refresh token typ %q, claims %v", typ, c)

@@ -36,7 +36,10 @@ type refreshClaims struct {
 	AuthorizedParty string   `json:"azp"`
 	SessionID       string   `json:"sid,omitempty"`
 	Scope           string   `json:"scope,omitempty"`
-	Secret          string   `json:"rt"`
+	// Type repeats the header's typ among the claims, where Keycloak puts it and
+	// keycloak-js apps read it (refreshTokenParsed.typ).
+	Type   string `json:"typ"`
+	Secret string `json:"rt"`
 }
 
 // wrapRefresh returns the refresh token the client is given for value, the opaque
@@ -57,7 +60,7 @@ func (s *Service) wrapRefresh(ctx context.Context, realm storage.Realm, client s
 	claims := refreshClaims{
 		Issuer: iss, Subject: fam.UserID, Audience: Audience{iss}, Expiry: exp.Unix(), IssuedAt: s.now().Unix(),
 		ID: rand.Text(), AuthorizedParty: client.ID, SessionID: fam.SessionID, Scope: strings.Join(scopes, " "),
-		Secret: value,
+		Type: typ, Secret: value,
 	}
 	alg := realm.SigningAlg
 	if alg == "" {
