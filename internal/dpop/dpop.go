@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -131,12 +132,12 @@ type header struct {
 }
 
 type claims struct {
-	JTI   string       `json:"jti"`
-	HTM   string       `json:"htm"`
-	HTU   string       `json:"htu"`
-	IAT   *json.Number `json:"iat"`
-	ATH   string       `json:"ath"`
-	Nonce *string      `json:"nonce"`
+	JTI   string          `json:"jti"`
+	HTM   string          `json:"htm"`
+	HTU   string          `json:"htu"`
+	IAT   json.RawMessage `json:"iat"`
+	ATH   string          `json:"ath"`
+	Nonce *string         `json:"nonce"`
 }
 
 // Members of a JWK that only a private (or symmetric) key has (RFC 7518 §6.2.2,
@@ -228,15 +229,13 @@ func Verify(ctx context.Context, proof string, e Expect) (Proof, error) {
 
 	// §4.3 3: the claims of §4.2.
 	var c claims
-	dec := json.NewDecoder(strings.NewReader(string(payload)))
-	dec.UseNumber()
-	if err := dec.Decode(&c); err != nil {
+	if err := json.Unmarshal(payload, &c); err != nil {
 		return Proof{}, invalid("claims: %v", err)
 	}
 	if c.JTI == "" || len(c.JTI) > MaxJTILength {
 		return Proof{}, invalid("jti missing or longer than %d", MaxJTILength)
 	}
-	if c.HTM == "" || c.HTU == "" || c.IAT == nil {
+	if c.HTM == "" || c.HTU == "" || len(c.IAT) == 0 {
 		return Proof{}, invalid("htm, htu or iat missing")
 	}
 	// §4.3 8: methods are case-sensitive (RFC 9110 §9.1).
@@ -248,7 +247,7 @@ func Verify(ctx context.Context, proof string, e Expect) (Proof, error) {
 		return Proof{}, err
 	}
 	// §4.3 11: iat within [now-maxAge-leeway, now+leeway].
-	iat, err := numericDate(*c.IAT)
+	iat, err := numericDate(c.IAT)
 	if err != nil {
 		return Proof{}, err
 	}
@@ -317,11 +316,16 @@ func checkKey(jwk *jose.JSONWebKey) error {
 	return nil
 }
 
-// numericDate reads a NumericDate (RFC 7519 §2), which may have a fraction.
-func numericDate(n json.Number) (time.Time, error) {
-	f, err := n.Float64()
+// numericDate reads a NumericDate (RFC 7519 §2): a JSON number, not a
+// string holding one, possibly with a fraction.
+func numericDate(raw json.RawMessage) (time.Time, error) {
+	// raw is one valid JSON value; a number is the only kind that starts so.
+	if raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+		return time.Time{}, invalid("iat is not a number")
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
-		return time.Time{}, invalid("iat %q is not a date", n.String())
+		return time.Time{}, invalid("iat is not a date")
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)), nil
