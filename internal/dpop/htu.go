@@ -9,11 +9,12 @@ import (
 // after the syntax- and scheme-based normalisation of RFC 3986 §6.2.2 and
 // §6.2.3 that §4.3 recommends: scheme and host case, percent-encoding case and
 // unreserved characters, dot segments, the default port and the empty path.
-// The request's query and fragment are ignored; an htu that carries one is
-// refused, since §4.2 defines htu without them.
+// Query and fragment are ignored on both sides, as §4.3 9 says ("ignoring any
+// query and fragment parts"): §4.2 defines htu without them, but a client that
+// sends them anyway still names the same resource.
 func matchHTU(htu, requestURL string) error {
-	if strings.ContainsAny(htu, "?#") {
-		return invalid("htu has a query or fragment")
+	if i := strings.IndexAny(htu, "?#"); i >= 0 {
+		htu = htu[:i]
 	}
 	got, ok := normaliseURI(htu)
 	if !ok {
