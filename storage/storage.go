@@ -208,9 +208,8 @@ type ClientStore interface {
 	UpdateClient(ctx context.Context, realm, id string, fn func(c *Client) ([]AuditEvent, error)) (Client, error)
 	// DeleteClient deletes the client with everything issued to it: refresh families
 	// and their tokens, authorization codes, pushed requests, device grants, and the
-	// consents users gave it; and its
-	// client roles with every reference to them, as DeleteRole does.
-	// ErrNotFound if there is none.
+	// consents users gave it; and its client roles with every reference to them, as
+	// DeleteRole does. ErrNotFound if there is none.
 	DeleteClient(ctx context.Context, realm, id string, events ...AuditEvent) error
 }
 
