@@ -59,6 +59,9 @@ type Store interface {
 	BackchannelStore
 	AttemptStore
 	RoleStore
+	DPoPProofStore
+	PushedRequestStore
+	DeviceGrantStore
 
 	// Ready reports whether the store is reachable and its schema is the one this
 	// binary expects.
@@ -204,9 +207,9 @@ type ClientStore interface {
 	// is none.
 	UpdateClient(ctx context.Context, realm, id string, fn func(c *Client) ([]AuditEvent, error)) (Client, error)
 	// DeleteClient deletes the client with everything issued to it: refresh families
-	// and their tokens, authorization codes, and the consents users gave it; and its
-	// client roles with every reference to them, as DeleteRole does.
-	// ErrNotFound if there is none.
+	// and their tokens, authorization codes, pushed requests, device grants, and the
+	// consents users gave it; and its client roles with every reference to them, as
+	// DeleteRole does. ErrNotFound if there is none.
 	DeleteClient(ctx context.Context, realm, id string, events ...AuditEvent) error
 }
 
@@ -659,6 +662,9 @@ type SweepResult struct {
 	ClientAssertions int64
 	Changes          int64 // change-feed entries older than ChangeRetention
 	Attempts         int64
+	DPoPProofs       int64
+	PushedRequests   int64
+	DeviceGrants     int64
 }
 
 // ChangeRetention is how long the change feed keeps an entry: Sweep purges older
@@ -674,13 +680,16 @@ type Counts struct {
 	DeniedJWTs       int64
 	ClientAssertions int64
 	Attempts         int64
+	DPoPProofs       int64
+	PushedRequests   int64
+	DeviceGrants     int64
 }
 
 // SweepStore keeps storage proportional to what is live.
 type SweepStore interface {
 	// Sweep deletes every family (with its tokens), session, authorization code,
-	// deny-list entry and client assertion that expired or was revoked before
-	// now-grace, every attempt record forgotten at now (see AttemptStore), codes
+	// deny-list entry, client assertion, DPoP proof, pushed request and device
+	// grant that expired or was revoked before now-grace, every attempt record forgotten at now (see AttemptStore), codes
 	// never consumed once expired at now (the same rules as the Purge* methods), and
 	// changes recorded before now-ChangeRetention. When several instances share the
 	// store only one sweeps at a time, and a backend may answer the others Skipped

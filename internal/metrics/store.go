@@ -76,6 +76,13 @@ const (
 	opApplySeed
 	opGetRole
 	opListRoles
+	opUseDPoPProof
+	opCreatePushedRequest
+	opUsePushedRequest
+	opCreateDeviceGrant
+	opGetDeviceGrantByUserCode
+	opDecideDeviceGrant
+	opPollDeviceGrant
 	opCount
 )
 
@@ -86,6 +93,8 @@ var opNames = [opCount]string{
 	"RevokeFamily", "ListUserFamilies", "RevokeUserFamilies", "RevokeSessionFamilies",
 	"DenyJWT", "IsJWTDenied", "ListDeniedJWTs", "CreateSigningKey", "ListSigningKeys", "AppendAudit",
 	"UseClientAssertion", "GetConsent", "SaveConsent", "Sweep", "ApplySeed", "GetRole", "ListRoles",
+	"UseDPoPProof", "CreatePushedRequest", "UsePushedRequest",
+	"CreateDeviceGrant", "GetDeviceGrantByUserCode", "DecideDeviceGrant", "PollDeviceGrant",
 }
 
 // done observes a call. The sentinel answers (not found, conflict, already used,
@@ -362,4 +371,53 @@ func (s *timedStore) ListRoles(ctx context.Context, realm string) ([]storage.Rol
 	r, err := s.Store.ListRoles(ctx, realm)
 	s.done(opListRoles, start, err)
 	return r, err
+}
+
+func (s *timedStore) UseDPoPProof(ctx context.Context, realm, jkt, jti string, until time.Time) error {
+	start := time.Now()
+	err := s.Store.UseDPoPProof(ctx, realm, jkt, jti, until)
+	s.done(opUseDPoPProof, start, err)
+	return err
+}
+
+func (s *timedStore) CreatePushedRequest(ctx context.Context, p storage.PushedRequest) error {
+	start := time.Now()
+	err := s.Store.CreatePushedRequest(ctx, p)
+	s.done(opCreatePushedRequest, start, err)
+	return err
+}
+
+func (s *timedStore) UsePushedRequest(ctx context.Context, hash []byte, now time.Time) (storage.PushedRequest, error) {
+	start := time.Now()
+	p, err := s.Store.UsePushedRequest(ctx, hash, now)
+	s.done(opUsePushedRequest, start, err)
+	return p, err
+}
+
+func (s *timedStore) CreateDeviceGrant(ctx context.Context, g storage.DeviceGrant) error {
+	start := time.Now()
+	err := s.Store.CreateDeviceGrant(ctx, g)
+	s.done(opCreateDeviceGrant, start, err)
+	return err
+}
+
+func (s *timedStore) GetDeviceGrantByUserCode(ctx context.Context, realm string, userCodeHash []byte, now time.Time) (storage.DeviceGrant, error) {
+	start := time.Now()
+	g, err := s.Store.GetDeviceGrantByUserCode(ctx, realm, userCodeHash, now)
+	s.done(opGetDeviceGrantByUserCode, start, err)
+	return g, err
+}
+
+func (s *timedStore) DecideDeviceGrant(ctx context.Context, realm string, userCodeHash []byte, now time.Time, fn func(g *storage.DeviceGrant) error) (storage.DeviceGrant, error) {
+	start := time.Now()
+	g, err := s.Store.DecideDeviceGrant(ctx, realm, userCodeHash, now, fn)
+	s.done(opDecideDeviceGrant, start, err)
+	return g, err
+}
+
+func (s *timedStore) PollDeviceGrant(ctx context.Context, deviceCodeHash []byte, now time.Time, begin storage.StartDeviceGrant) (storage.DeviceGrant, storage.PollResult, error) {
+	start := time.Now()
+	g, r, err := s.Store.PollDeviceGrant(ctx, deviceCodeHash, now, begin)
+	s.done(opPollDeviceGrant, start, err)
+	return g, r, err
 }

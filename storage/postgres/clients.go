@@ -215,7 +215,7 @@ func (s *Store) DeleteClient(ctx context.Context, realm, id string, events ...st
 			return fmt.Errorf("deleting refresh families: %w", err)
 		}
 		// A client registered later under the same ID must not inherit the consents.
-		for _, table := range []string{"auth_codes", "consents"} {
+		for _, table := range []string{"auth_codes", "consents", "pushed_requests", "device_grants"} {
 			// table comes from the fixed list above, never from input.
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE realm = $1 AND client_id = $2`, realm, id); err != nil {
 				return fmt.Errorf("deleting %s: %w", table, err)

@@ -128,7 +128,8 @@ func (s *Store) DeleteRealm(ctx context.Context, name string, events ...storage.
 		if err := recordRealmChange(ctx, tx, name, storage.ChangeRealmChanged, at, storage.ReasonDeleted); err != nil {
 			return err
 		}
-		for _, table := range []string{"sessions", "auth_codes", "refresh_families", "denied_jwts", "client_assertions", "consents"} {
+		for _, table := range []string{"sessions", "auth_codes", "refresh_families", "denied_jwts", "client_assertions", "consents",
+			"dpop_proofs", "pushed_requests", "device_grants"} {
 			// table comes from the fixed list above, never from input.
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE realm = $1`, name); err != nil {
 				return err

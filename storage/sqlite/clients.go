@@ -203,7 +203,7 @@ func (s *Store) DeleteClient(ctx context.Context, realm, id string, events ...st
 		// What was issued to the client goes with it: its refresh families (their
 		// tokens follow), its codes, and the consents, which a client registered
 		// later under the same ID must not inherit.
-		for _, table := range []string{"refresh_families", "auth_codes", "consents"} {
+		for _, table := range []string{"refresh_families", "auth_codes", "consents", "pushed_requests", "device_grants"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE realm = ? AND client_id = ?`, realm, id); err != nil {
 				return fmt.Errorf("%s: deleting %s: %w", clientName(realm, id), table, err)
 			}

@@ -106,7 +106,8 @@ func (s *Store) DeleteRealm(ctx context.Context, name string, events ...storage.
 		}
 		// Clients, users and signing keys went by foreign key; the rest names the
 		// realm without one (see the migration). Refresh tokens follow their families.
-		for _, table := range []string{"sessions", "auth_codes", "refresh_families", "denied_jwts", "client_assertions", "consents"} {
+		for _, table := range []string{"sessions", "auth_codes", "refresh_families", "denied_jwts", "client_assertions", "consents",
+			"dpop_proofs", "pushed_requests", "device_grants"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE realm = ?`, name); err != nil {
 				return fmt.Errorf("realm %q: deleting %s: %w", name, table, err)
 			}

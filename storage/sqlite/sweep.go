@@ -48,6 +48,9 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, grace time.Duration) (
 			{"sessions", &r.Sessions, purgeSessions},
 			{"deny-list", &r.DeniedJWTs, purgeDeniedJWTs},
 			{"client assertions", &r.ClientAssertions, purgeClientAssertions},
+			{"DPoP proofs", &r.DPoPProofs, purgeDPoPProofs},
+			{"pushed requests", &r.PushedRequests, purgePushedRequests},
+			{"device grants", &r.DeviceGrants, purgeDeviceGrants},
 		} {
 			n, err := p.purge(ctx, tx, before)
 			if err != nil {
@@ -77,8 +80,12 @@ func (s *Store) Count(ctx context.Context) (storage.Counts, error) {
 			(SELECT count(*) FROM auth_codes),
 			(SELECT count(*) FROM denied_jwts),
 			(SELECT count(*) FROM client_assertions),
-			(SELECT count(*) FROM attempts)`,
-	).Scan(&c.Families, &c.RefreshTokens, &c.Sessions, &c.AuthCodes, &c.DeniedJWTs, &c.ClientAssertions, &c.Attempts)
+			(SELECT count(*) FROM attempts),
+			(SELECT count(*) FROM dpop_proofs),
+			(SELECT count(*) FROM pushed_requests),
+			(SELECT count(*) FROM device_grants)`,
+	).Scan(&c.Families, &c.RefreshTokens, &c.Sessions, &c.AuthCodes, &c.DeniedJWTs, &c.ClientAssertions, &c.Attempts,
+		&c.DPoPProofs, &c.PushedRequests, &c.DeviceGrants)
 	if err != nil {
 		return storage.Counts{}, fmt.Errorf("count stored rows: %w", err)
 	}

@@ -56,7 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"BackchannelCursor", testBackchannelCursor},
 		{"SessionsRevokedAt", testSessionsRevokedAt},
 	}
-	for _, tc := range slices.Concat(tests, adminTests, changeTests, attemptTests, roleTests) {
+	for _, tc := range slices.Concat(tests, adminTests, changeTests, attemptTests, roleTests, grantTests) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
 		})
@@ -1688,19 +1688,55 @@ func testSweep(t *testing.T, s storage.Store) {
 				return err
 			}
 		}})
+
+		proof := fmt.Sprintf("proof-%02d", i)
+		must(t, s.UseDPoPProof(c, "acme", "jkt", proof, exp))
+		reads = append(reads, read{"DPoP proof " + proof, dead, func() error {
+			switch err := s.UseDPoPProof(c, "acme", "jkt", proof, exp); {
+			case err == nil:
+				return storage.ErrNotFound
+			case errors.Is(err, storage.ErrAlreadyUsed):
+				return nil
+			default:
+				return err
+			}
+		}})
+
+		pushed := newPushed(t, "acme")
+		pushed.ExpiresAt = exp
+		must(t, s.CreatePushedRequest(c, pushed))
+		if i%2 == 0 {
+			_, err := s.UsePushedRequest(c, pushed.Hash, t0) // used or not, a request goes when it expires
+			must(t, err)
+		}
+		reads = append(reads, read{fmt.Sprintf("pushed request %d", i), dead, func() error {
+			_, err := s.UsePushedRequest(c, pushed.Hash, t0)
+			if errors.Is(err, storage.ErrAlreadyUsed) {
+				return nil
+			}
+			return err
+		}})
+
+		device := newDevice(t, "acme")
+		device.ExpiresAt = exp
+		must(t, s.CreateDeviceGrant(c, device))
+		reads = append(reads, read{fmt.Sprintf("device grant %d", i), dead, func() error {
+			_, _, err := s.PollDeviceGrant(c, device.DeviceCodeHash, t0, noStart(t))
+			return err
+		}})
 	}
 
 	counts, err := s.Count(c)
 	must(t, err)
 	same(t, "Count before the sweep", counts, storage.Counts{Families: n, RefreshTokens: 2 * n, Sessions: n,
-		AuthCodes: n, DeniedJWTs: n, ClientAssertions: n})
+		AuthCodes: n, DeniedJWTs: n, ClientAssertions: n, DPoPProofs: n, PushedRequests: n, DeviceGrants: n})
 
 	res, err := s.Sweep(c, sweepAt, 0)
 	must(t, err)
 	same(t, "Sweep", res, storage.SweepResult{Families: 8, Sessions: 8, AuthCodes: 5,
-		DeniedJWTs: 5, ClientAssertions: 5})
+		DeniedJWTs: 5, ClientAssertions: 5, DPoPProofs: 5, PushedRequests: 5, DeviceGrants: 5})
 	live := storage.Counts{Families: 12, RefreshTokens: 24, Sessions: 12, AuthCodes: 15,
-		DeniedJWTs: 15, ClientAssertions: 15}
+		DeniedJWTs: 15, ClientAssertions: 15, DPoPProofs: 15, PushedRequests: 15, DeviceGrants: 15}
 	counts, err = s.Count(c)
 	must(t, err)
 	same(t, "Count after the sweep", counts, live)
