@@ -1,11 +1,5 @@
 package oauth
 
-import (
-	"errors"
-
-	"github.com/latchkey/latchkey/storage"
-)
-
 // Observer is told what the protocol edge answered, for metrics. Every argument
 // comes from a fixed set: never a user, client, address or token.
 type Observer interface {
@@ -39,12 +33,5 @@ func outcome(err error) string {
 	if err == nil {
 		return "success" // first, and before e exists: errors.As would put it on the heap
 	}
-	if errors.Is(err, storage.ErrUnavailable) {
-		return string(TemporarilyUnavailable)
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return string(e.Code)
-	}
-	return string(ServerError)
+	return string(wireError(err).Code)
 }

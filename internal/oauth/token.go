@@ -138,9 +138,6 @@ func (h *Handler) authorizationCode(r *http.Request, realm storage.Realm, client
 		Realm: realm, Client: client, Code: form.Get("code"), RedirectURI: form.Get("redirect_uri"),
 		Verifier: form.Get("code_verifier"), Audience: aud, From: h.caller(r),
 	})
-	if errors.Is(err, token.ErrInvalidGrant) {
-		return token.Response{}, &Error{Code: InvalidGrant, Description: "the code is invalid, expired, used, or not for this client", Status: http.StatusBadRequest, Cause: err}
-	}
 	if err != nil {
 		return token.Response{}, err
 	}
@@ -206,16 +203,10 @@ func (h *Handler) refresh(r *http.Request, realm storage.Realm, client storage.C
 	if ident.Token(form.Get("refresh_token")) != nil {
 		return token.Response{}, newError(InvalidGrant, "the refresh token is invalid, expired, revoked or used")
 	}
-	resp, err := h.tokens.Refresh(r.Context(), token.RefreshRequest{
+	// The core's ErrInvalidRefreshToken and ErrInvalidScope are answered by wireError.
+	return h.tokens.Refresh(r.Context(), token.RefreshRequest{
 		Realm: realm, Client: client, Token: form.Get("refresh_token"), Scope: form.Get("scope"), From: h.caller(r),
 	})
-	switch {
-	case errors.Is(err, token.ErrInvalidGrant):
-		return resp, &Error{Code: InvalidGrant, Description: "the refresh token is invalid, expired, revoked or used", Status: http.StatusBadRequest, Cause: err}
-	case errors.Is(err, token.ErrInvalidScope):
-		return resp, &Error{Code: InvalidScope, Description: "a refresh may only narrow the granted scope", Status: http.StatusBadRequest, Cause: err}
-	}
-	return resp, err
 }
 
 // grantedScopes checks a requested scope against what the client may have: its
@@ -322,11 +313,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, realm storage.R
 	if ident.Token(tok) == nil {
 		err = h.tokens.Revoke(r.Context(), realm, client, tok, h.caller(r))
 	}
-	if errors.Is(err, token.ErrNotOwner) {
-		// RFC 7009 §2.1: a token issued to another client is refused.
-		h.writeError(w, r, newError(UnauthorizedClient, "the token was issued to another client"))
-		return
-	}
+	// token.ErrNotOwner (RFC 7009 §2.1) is answered by wireError.
 	if err != nil {
 		h.writeError(w, r, err)
 		return
