@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/grants"
 	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/protocol"
@@ -151,7 +152,7 @@ func (h *Handler) validateAuthRequest(req *authRequest, p url.Values, client sto
 	if p.Has("request_uri") {
 		return newError(protocol.RequestURINotSupported, "request_uri is not supported")
 	}
-	scopes, err := grantedScopes(p.Get("scope"), client)
+	scopes, err := grants.Scopes(p.Get("scope"), client)
 	if err != nil {
 		return err // an *Error, sent to the redirect URI
 	}

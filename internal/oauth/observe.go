@@ -1,5 +1,7 @@
 package oauth
 
+import "github.com/latchkey/latchkey/internal/grants"
+
 // Observer is told what the protocol edge answered, for metrics. Every argument
 // comes from a fixed set: never a user, client, address or token.
 type Observer interface {
@@ -19,10 +21,10 @@ type Observer interface {
 
 // grantLabel is the grant type as counted: one of a fixed set, whatever was sent.
 func grantLabel(grantType string) string {
-	switch grantType {
-	case "authorization_code", "refresh_token", "client_credentials":
+	if _, ok := grants.Lookup(grantType); ok {
 		return grantType
-	case "":
+	}
+	if grantType == "" {
 		return "none"
 	}
 	return "unsupported"
