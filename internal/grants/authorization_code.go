@@ -39,7 +39,7 @@ func (g authorizationCode) Token(ctx context.Context, req Request) (_ token.Resp
 	// The core's ErrInvalidCode is answered at the edge.
 	redeemed, err := g.d.Tokens.RedeemCode(ctx, token.Redemption{
 		Realm: realm, Client: client, Code: form.Get("code"), RedirectURI: form.Get("redirect_uri"),
-		Verifier: form.Get("code_verifier"), Audience: aud, From: req.From,
+		Verifier: form.Get("code_verifier"), Audience: aud, From: g.d.Caller(req.HTTP),
 	})
 	if err != nil {
 		return token.Response{}, err

@@ -13,6 +13,7 @@ package grants
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"time"
@@ -80,7 +81,9 @@ type Request struct {
 	Realm  storage.Realm
 	Client storage.Client
 	Form   url.Values
-	From   token.Caller
+	// HTTP is the request itself, only for Deps.Caller: a grant that records who
+	// asked resolves it, and one that does not (client_credentials) pays nothing.
+	HTTP *http.Request
 }
 
 // Grant turns an authenticated token request into a token response. Refusals are
@@ -102,6 +105,9 @@ type Deps struct {
 	Tokens *token.Service
 	Store  Store
 	Now    func() time.Time
+	// Caller resolves who sent a request (the client address from trusted
+	// proxies only, the user agent), for audit events.
+	Caller func(*http.Request) token.Caller
 }
 
 // Registry is the grants the token endpoint dispatches on. Built once at wiring,

@@ -115,12 +115,13 @@ type Config struct {
 
 // New returns a Handler.
 func New(c Config) *Handler {
-	return &Handler{store: c.Store, tokens: c.Tokens, keys: c.Keys, secrets: c.Secrets,
+	h := &Handler{store: c.Store, tokens: c.Tokens, keys: c.Keys, secrets: c.Secrets,
 		pages: c.Pages, limiter: c.Limiter, clientLimiter: web.NewLimiter(c.Store, "client", clientAuthLimits, c.Now),
 		box: newBox(c.MasterKey), nameKey: c.MasterKey.Derive("login limiter name buckets"),
 		dummyHash: newDummyHash(), log: c.Log, baseURL: strings.TrimSuffix(c.BaseURL, "/"), clientIP: c.ClientIP, now: c.Now, obs: c.Observer,
-		events: c.RevocationEvents,
-		grants: grants.Default(grants.Deps{Tokens: c.Tokens, Store: c.Store, Now: c.Now})}
+		events: c.RevocationEvents}
+	h.grants = grants.Default(grants.Deps{Tokens: c.Tokens, Store: c.Store, Now: c.Now, Caller: h.caller})
+	return h
 }
 
 // clientAuthLimits throttle failed client authentication per client and per

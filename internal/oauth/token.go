@@ -78,7 +78,7 @@ func (h *Handler) grant(w http.ResponseWriter, r *http.Request, realm storage.Re
 	if !slices.Contains(client.GrantTypes, grantType) {
 		return grantType, token.Response{}, newError(UnauthorizedClient, "client may not use "+grantType)
 	}
-	resp, err := g.Token(r.Context(), grants.Request{Realm: realm, Client: client, Form: form, From: h.caller(r)})
+	resp, err := g.Token(r.Context(), grants.Request{Realm: realm, Client: client, Form: form, HTTP: r})
 	if err == nil && !spec.CoreCounts {
 		h.tokens.Delivered(client, resp)
 	}
