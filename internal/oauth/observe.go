@@ -19,7 +19,8 @@ type Observer interface {
 	ClientAuthThrottled()
 }
 
-// grantLabel is the grant type as counted: one of a fixed set, whatever was sent.
+// grantLabel is the grant type as counted: one of the grants' table, none or
+// unsupported, whatever was sent.
 func grantLabel(grantType string) string {
 	if _, ok := grants.Lookup(grantType); ok {
 		return grantType
@@ -33,7 +34,7 @@ func grantLabel(grantType string) string {
 // outcome is what writeError answers err with: its error code, or success.
 func outcome(err error) string {
 	if err == nil {
-		return "success" // first, and before e exists: errors.As would put it on the heap
+		return "success" // first: counting a success allocates nothing
 	}
 	return string(wireError(err).Code)
 }
