@@ -140,11 +140,26 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+// seed check counts realm and client roles too.
+func TestSeedCheck_CountsRoles(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "roles.yaml")
+	yaml := "realms:\n  - name: shop\n    roles:\n      - name: user\n      - name: admin\n        composites: {realm: [user]}\n" +
+		"    clients:\n      - id: api\n        grant_types: [client_credentials]\n        secret: \"0123456789abcdef0123456789abcdef\"\n" +
+		"        roles:\n          - name: read\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, env("LATCHKEY_DATA_DIR", t.TempDir()), "seed", "check", file)
+	if code != 0 || errOut != "" || !strings.HasSuffix(out, "roles.yaml: valid: 1 realms, 1 clients, 0 users, 3 roles\n") {
+		t.Fatalf("seed check = %d %q %q", code, out, errOut)
+	}
+}
+
 // seed check validates as serve --seed does, touching no database.
 func TestSeedCheck(t *testing.T) {
 	dir := t.TempDir()
 	code, out, errOut := runCLI(t, env("LATCHKEY_DATA_DIR", dir), "seed", "check", "../../internal/seed/testdata/acme.yaml")
-	if code != 0 || errOut != "" || !strings.HasSuffix(out, "acme.yaml: valid: 1 realms, 3 clients, 1 users\n") {
+	if code != 0 || errOut != "" || !strings.HasSuffix(out, "acme.yaml: valid: 1 realms, 3 clients, 1 users, 0 roles\n") {
 		t.Fatalf("seed check = %d %q %q", code, out, errOut)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {

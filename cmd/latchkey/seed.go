@@ -25,17 +25,21 @@ Exits non-zero with the first error (file:line: field: message) if it is not val
 			if err != nil {
 				return err
 			}
-			var clients, users int
+			var clients, users, roles int
 			for _, r := range f.Realms {
 				clients += len(r.Clients)
 				users += len(r.Users)
+				roles += len(r.Roles)
+				for _, c := range r.Clients {
+					roles += len(c.Roles)
+				}
 			}
 			for _, w := range f.Warnings() {
 				if _, err := fmt.Fprintf(stdout, "warning: %s\n", w); err != nil {
 					return err
 				}
 			}
-			_, err = fmt.Fprintf(stdout, "%s: valid: %d realms, %d clients, %d users\n", args[0], len(f.Realms), clients, users)
+			_, err = fmt.Fprintf(stdout, "%s: valid: %d realms, %d clients, %d users, %d roles\n", args[0], len(f.Realms), clients, users, roles)
 			return err
 		},
 	})
