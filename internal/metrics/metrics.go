@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	grantspkg "github.com/latchkey/latchkey/internal/grants"
 )
 
 const namespace = "latchkey"
@@ -32,9 +34,9 @@ const (
 	unmatched = "unmatched"
 )
 
-// Grant types a token request is counted under; "none" when grant_type is
-// missing, "unsupported" for any other value.
-var grants = []string{"authorization_code", "refresh_token", "client_credentials", "none", "unsupported"}
+// Grant types a token request is counted under, from internal/grants' table;
+// "none" when grant_type is missing, "unsupported" for any other value.
+var grants = append(grantspkg.Types(), "none", "unsupported")
 
 // Outcomes of a token request: success or an RFC 6749 §5.2 error code (and the
 // codes Latchkey adds: RFC 8707's invalid_target, temporarily_unavailable).

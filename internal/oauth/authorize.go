@@ -15,8 +15,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/grants"
 	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/password"
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/internal/web"
 	"github.com/latchkey/latchkey/storage"
@@ -48,19 +50,6 @@ type authRequest struct {
 }
 
 func (a authRequest) prompts(p string) bool { return slices.Contains(a.Prompt, p) }
-
-// redirectError is an error that goes back to the client's redirect URI (RFC 6749
-// §4.1.2.1), once that URI is known to be registered.
-type redirectError struct {
-	code        string
-	description string
-}
-
-func (e *redirectError) Error() string { return e.code + ": " + e.description }
-
-func redirectErr(code, description string) error {
-	return &redirectError{code: code, description: description}
-}
 
 // Response modes (OAuth 2.0 Multiple Response Type Encoding Practices §2.1, OAuth
 // 2.0 Form Post Response Mode §2). query, the default for response_type=code, is
@@ -145,29 +134,27 @@ func (h *Handler) validateAuthRequest(req *authRequest, p url.Values, client sto
 	case modeFormPost:
 		// The form is POSTed by the browser: only to a web address.
 		if u, err := url.Parse(req.RedirectURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") {
-			return redirectErr("invalid_request", "response_mode=form_post needs an http or https redirect_uri")
+			return newError(protocol.InvalidRequest, "response_mode=form_post needs an http or https redirect_uri")
 		}
 		req.ResponseMode = rm
 	default:
-		return redirectErr("invalid_request", "response_mode must be query, fragment or form_post")
+		return newError(protocol.InvalidRequest, "response_mode must be query, fragment or form_post")
 	}
 	switch rt := p.Get("response_type"); {
 	case rt == "":
-		return redirectErr("invalid_request", "response_type is required")
+		return newError(protocol.InvalidRequest, "response_type is required")
 	case rt != "code":
-		return redirectErr("unsupported_response_type", "only response_type=code is supported")
+		return newError(protocol.UnsupportedResponseType, "only response_type=code is supported")
 	}
 	if p.Has("request") {
-		return redirectErr("request_not_supported", "request objects are not supported")
+		return newError(protocol.RequestNotSupported, "request objects are not supported")
 	}
 	if p.Has("request_uri") {
-		return redirectErr("request_uri_not_supported", "request_uri is not supported")
+		return newError(protocol.RequestURINotSupported, "request_uri is not supported")
 	}
-	scopes, err := grantedScopes(p.Get("scope"), client)
+	scopes, err := grants.Scopes(p.Get("scope"), client)
 	if err != nil {
-		var e *Error
-		errors.As(err, &e)
-		return redirectErr(string(e.Code), e.Description)
+		return err // an *Error, sent to the redirect URI
 	}
 	if len(scopes) == 1 && scopes[0] == "openid" {
 		// As Keycloak: a request for openid alone gets the client's default scopes
@@ -186,13 +173,13 @@ func (h *Handler) validateAuthRequest(req *authRequest, p url.Values, client sto
 	challenge, method := p.Get("code_challenge"), p.Get("code_challenge_method")
 	switch {
 	case challenge == "" && method != "":
-		return redirectErr("invalid_request", "code_challenge_method without code_challenge")
+		return newError(protocol.InvalidRequest, "code_challenge_method without code_challenge")
 	case challenge != "" && method != "S256":
-		return redirectErr("invalid_request", "code_challenge_method must be S256")
+		return newError(protocol.InvalidRequest, "code_challenge_method must be S256")
 	case challenge != "" && !challengeSyntax.MatchString(challenge):
-		return redirectErr("invalid_request", "malformed code_challenge")
+		return newError(protocol.InvalidRequest, "malformed code_challenge")
 	case challenge == "" && (client.Public() || !client.PKCEOptional):
-		return redirectErr("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256")
+		return newError(protocol.InvalidRequest, "PKCE is required: send code_challenge with code_challenge_method=S256")
 	}
 	req.CodeChallenge = challenge
 	req.Nonce = p.Get("nonce")
@@ -203,16 +190,16 @@ func (h *Handler) validateAuthRequest(req *authRequest, p url.Values, client sto
 		case "none", "login", "consent", "select_account":
 			req.Prompt = append(req.Prompt, pr)
 		default:
-			return redirectErr("invalid_request", "unknown prompt value "+pr)
+			return newError(protocol.InvalidRequest, "unknown prompt value "+pr)
 		}
 	}
 	if req.prompts("none") && len(req.Prompt) > 1 {
-		return redirectErr("invalid_request", "prompt=none cannot be combined with other values")
+		return newError(protocol.InvalidRequest, "prompt=none cannot be combined with other values")
 	}
 	if ma := p.Get("max_age"); ma != "" {
 		n, err := strconv.ParseInt(ma, 10, 64)
 		if err != nil || n < 0 {
-			return redirectErr("invalid_request", "max_age must be a non-negative integer")
+			return newError(protocol.InvalidRequest, "max_age must be a non-negative integer")
 		}
 		req.MaxAge = n
 	}
@@ -253,7 +240,7 @@ func (h *Handler) continueAuthorization(w http.ResponseWriter, r *http.Request, 
 	}
 	if needLogin {
 		if req.prompts("none") {
-			h.redirectError(w, r, realm, req, redirectErr("login_required", "the user must sign in"))
+			h.redirectError(w, r, realm, req, newError(protocol.LoginRequired, "the user must sign in"))
 			return
 		}
 		h.loginPage(w, r, realm, client, req, http.StatusOK, req.LoginHint, "", 0)
@@ -269,7 +256,7 @@ func (h *Handler) continueAuthorization(w http.ResponseWriter, r *http.Request, 
 		covered := err == nil && !slices.ContainsFunc(req.Scopes, func(s string) bool { return !slices.Contains(consent.Scopes, s) })
 		if !covered || req.prompts("consent") {
 			if req.prompts("none") {
-				h.redirectError(w, r, realm, req, redirectErr("consent_required", "the user must approve this application"))
+				h.redirectError(w, r, realm, req, newError(protocol.ConsentRequired, "the user must approve this application"))
 				return
 			}
 			h.consentPage(w, r, realm, client, req)
@@ -302,12 +289,12 @@ func (h *Handler) issueCode(w http.ResponseWriter, r *http.Request, realm storag
 
 // redirectError sends an error to the client's (registered) redirect URI.
 func (h *Handler) redirectError(w http.ResponseWriter, r *http.Request, realm storage.Realm, req authRequest, err error) {
-	var re *redirectError
-	if !errors.As(err, &re) {
+	var e *Error
+	if !errors.As(err, &e) {
 		h.writeError(w, r, err)
 		return
 	}
-	h.respond(w, r, realm, req, url.Values{"error": {re.code}, "error_description": {re.description}})
+	h.respond(w, r, realm, req, e.RedirectParams())
 }
 
 // respond sends the authorization response (params, with the state and iss, RFC
@@ -601,7 +588,7 @@ func (h *Handler) consent(w http.ResponseWriter, r *http.Request, realm storage.
 		return
 	}
 	if form.Get("decision") != "allow" {
-		h.redirectError(w, r, realm, req, redirectErr("access_denied", "the user denied the request"))
+		h.redirectError(w, r, realm, req, newError(protocol.AccessDenied, "the user denied the request"))
 		return
 	}
 	now := h.now().UTC().Truncate(time.Microsecond)

@@ -79,7 +79,7 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storag
 		ScopesSupported:                  append([]string{}, scopes...),
 		ResponseTypesSupported:           []string{"code"},
 		ResponseModesSupported:           responseModes,
-		GrantTypesSupported:              []string{"authorization_code", "client_credentials", "refresh_token"},
+		GrantTypesSupported:              h.grants.Types(),
 		CodeChallengeMethodsSupported:    []string{"S256"},
 		SubjectTypesSupported:            []string{"public"},
 		IDTokenSigningAlgValuesSupported: []string{keys.RS256, keys.ES256, keys.EdDSA},

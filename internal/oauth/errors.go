@@ -1,134 +1,120 @@
 package oauth
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/protocol"
+	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/internal/web"
 	"github.com/latchkey/latchkey/storage"
 )
 
-// Code is an OAuth error code (RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 8707 §2).
-type Code string
-
-// The error codes Latchkey answers with.
-const (
-	InvalidRequest       Code = "invalid_request"
-	InvalidClient        Code = "invalid_client"
-	InvalidGrant         Code = "invalid_grant"
-	UnauthorizedClient   Code = "unauthorized_client"
-	UnsupportedGrantType Code = "unsupported_grant_type"
-	InvalidScope         Code = "invalid_scope"
-	InvalidTarget        Code = "invalid_target"
-	UnsupportedTokenType Code = "unsupported_token_type"
-	ServerError          Code = "server_error"
-	NotFound             Code = "not_found"
+// Error and Code are the protocol package's, named here for the edge's own use.
+type (
+	Error = protocol.Error
+	Code  = protocol.Code
 )
 
-// TemporarilyUnavailable (RFC 6749 §4.1.2.1) answers, with 503 and Retry-After,
-// any request the store could not serve in time.
-const TemporarilyUnavailable Code = "temporarily_unavailable"
+// The error codes the edge answers with.
+const (
+	InvalidRequest         = protocol.InvalidRequest
+	InvalidClient          = protocol.InvalidClient
+	InvalidGrant           = protocol.InvalidGrant
+	UnauthorizedClient     = protocol.UnauthorizedClient
+	UnsupportedGrantType   = protocol.UnsupportedGrantType
+	InvalidScope           = protocol.InvalidScope
+	InvalidTarget          = protocol.InvalidTarget
+	UnsupportedTokenType   = protocol.UnsupportedTokenType
+	ServerError            = protocol.ServerError
+	NotFound               = protocol.NotFound
+	TemporarilyUnavailable = protocol.TemporarilyUnavailable
+)
 
-// Error is a protocol error: the RFC code, a description safe for the wire, the HTTP
-// status, and the cause, which is only ever logged.
-type Error struct {
-	Code        Code
-	Description string
-	Status      int
-	// Basic is set when the client tried HTTP Basic: the 401 then carries
-	// WWW-Authenticate: Basic (RFC 6749 §5.2).
-	Basic bool
-	// RetryAfter, when set, goes out as Retry-After in whole seconds (RFC 9110 §10.2.3).
-	RetryAfter time.Duration
-	Cause      error
-}
-
-func (e *Error) Error() string {
-	s := string(e.Code)
-	if e.Description != "" {
-		s += ": " + e.Description
-	}
-	if e.Cause != nil {
-		s += ": " + e.Cause.Error()
-	}
-	return s
-}
-
-func (e *Error) Unwrap() error { return e.Cause }
-
-// Is matches another *Error by code, so errors.Is(err, &Error{Code: InvalidClient}) works.
-func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t.Code == e.Code
-}
-
-// newError makes an Error with the status RFC 6749 §5.2 gives its code.
-func newError(code Code, description string) *Error {
-	status := http.StatusBadRequest
-	switch code {
-	case InvalidClient:
-		status = http.StatusUnauthorized
-	case ServerError:
-		status = http.StatusInternalServerError
-	case TemporarilyUnavailable:
-		status = http.StatusServiceUnavailable
-	case NotFound:
-		status = http.StatusNotFound
-	}
-	return &Error{Code: code, Description: description, Status: status}
-}
+// newError is protocol.New: the status comes from the code.
+func newError(code Code, description string) *Error { return protocol.New(code, description) }
 
 // unavailableRetry is how long a 503 asks the client to wait before trying again.
 const unavailableRetry = 5 * time.Second
 
-// writeError is the one place a protocol error reaches the wire. A store that
-// could not answer in time is a 503 temporarily_unavailable with Retry-After (an
-// HTML page when a browser asked for one); anything else that is not an *Error is
-// a server error. Causes are logged, never sent.
-func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var e *Error
-	switch {
-	case errors.Is(err, storage.ErrUnavailable):
-		e = &Error{Code: TemporarilyUnavailable, Description: "the service is temporarily unavailable; try again later",
-			Status: http.StatusServiceUnavailable, RetryAfter: unavailableRetry, Cause: err}
-	case !errors.As(err, &e):
-		e = &Error{Code: ServerError, Description: "internal error", Status: http.StatusInternalServerError, Cause: err}
+// coreErrors is how the core's sentinel errors are answered: the one place they
+// become RFC codes. The first that matches wins, so the narrower sentinels
+// (ErrInvalidCode, ErrInvalidRefreshToken) come before ErrInvalidGrant.
+var coreErrors = []struct {
+	sentinel    error
+	code        Code
+	description string
+}{
+	{token.ErrInvalidCode, protocol.InvalidGrant, "the code is invalid, expired, used, or not for this client"},
+	{token.ErrInvalidRefreshToken, protocol.InvalidGrant, "the refresh token is invalid, expired, revoked or used"},
+	{token.ErrInvalidGrant, protocol.InvalidGrant, "the grant is invalid, expired, revoked or used"},
+	// RFC 6749 §6: a refresh may only narrow scope.
+	{token.ErrInvalidScope, protocol.InvalidScope, "a refresh may only narrow the granted scope"},
+	// RFC 7009 §2.1: a token issued to another client is refused.
+	{token.ErrNotOwner, protocol.UnauthorizedClient, "the token was issued to another client"},
+	// RFC 6750 §3.1.
+	{token.ErrInvalidToken, protocol.InvalidToken, "the access token is not valid"},
+	{token.ErrInsufficientScope, protocol.InsufficientScope, "the token lacks the openid scope"},
+}
+
+// wireError is what err is answered with, and the one function that maps errors
+// to the protocol: a store that could not answer in time is 503
+// temporarily_unavailable with Retry-After; a protocol error is itself; a core
+// sentinel is its RFC code; anything else is a server error. The cause is kept for
+// the log.
+func wireError(err error) *Error {
+	if errors.Is(err, storage.ErrUnavailable) {
+		e := protocol.Wrap(protocol.TemporarilyUnavailable, "the service is temporarily unavailable; try again later", err)
+		e.RetryAfter = unavailableRetry
+		return e
 	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	for _, c := range coreErrors {
+		if errors.Is(err, c.sentinel) {
+			return protocol.Wrap(c.code, c.description, err)
+		}
+	}
+	return protocol.Wrap(protocol.ServerError, "internal error", err)
+}
+
+// writeError is the one place a protocol error reaches the wire as JSON (an HTML
+// page when a browser asked and the store was unavailable). Causes are logged,
+// never sent.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := h.logError(r, err)
+	if e.Status == http.StatusServiceUnavailable && wantsHTML(r) {
+		if e.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(protocol.Seconds(e.RetryAfter)))
+		}
+		h.pages.Error(w, e.Status, web.ErrorPage{Title: "Temporarily unavailable",
+			Message: "Signing in is not possible for a moment. Try again in a few seconds."})
+		return
+	}
+	e.WriteJSON(w)
+}
+
+// logError maps err to what is answered and logs it at the level it deserves.
+func (h *Handler) logError(r *http.Request, err error) *Error {
+	e := wireError(err)
 	switch {
-	case e.Code == TemporarilyUnavailable:
+	case e.Code == protocol.TemporarilyUnavailable:
 		h.log.WarnContext(r.Context(), "store unavailable", "path", r.URL.Path, "err", err)
 	case e.Status >= 500:
 		h.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
 	default:
 		h.log.DebugContext(r.Context(), "request refused", "path", r.URL.Path, "code", string(e.Code), "err", err)
 	}
-	if e.Status == http.StatusUnauthorized && e.Basic {
-		w.Header().Set("WWW-Authenticate", `Basic realm="latchkey", charset="UTF-8"`)
-	}
-	if e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(seconds(e.RetryAfter)))
-	}
-	if e.Status == http.StatusServiceUnavailable && wantsHTML(r) {
-		h.pages.Error(w, e.Status, web.ErrorPage{Title: "Temporarily unavailable",
-			Message: "Signing in is not possible for a moment. Try again in a few seconds."})
-		return
-	}
-	body := map[string]string{"error": string(e.Code)}
-	if e.Description != "" {
-		body["error_description"] = e.Description
-	}
-	writeJSON(w, e.Status, body)
+	return e
 }
 
-// seconds is d in whole seconds, rounded up: a client told to retry must not
-// come back before it may.
-func seconds(d time.Duration) int {
-	return int((d + time.Second - 1) / time.Second)
-}
+// seconds is protocol.Seconds.
+func seconds(d time.Duration) int { return protocol.Seconds(d) }
 
 // wantsHTML reports whether the request came from a browser page (a navigation
 // or a form post), which should see an HTML page rather than JSON.
@@ -136,26 +122,8 @@ func wantsHTML(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
-// Header values every JSON response carries. Never appended to: each is assigned
-// whole, and a later Add copies (len == cap).
-var (
-	jsonType = []string{"application/json"}
-	noStore  = []string{"no-store"}
-	noCache  = []string{"no-cache"}
-)
-
 // writeJSON writes a JSON response that no cache may keep (RFC 6749 §5.1).
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	h := w.Header()
-	// Assigned rather than Set: the keys are canonical already, and the shared
-	// one-element values spare three allocations per response.
-	h["Content-Type"], h["Cache-Control"], h["Pragma"] = jsonType, noStore, noCache
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { protocol.WriteJSON(w, status, v) }
 
 // writeBody writes v as the JSON body of a 200 response whose headers are set.
-func writeBody(w http.ResponseWriter, v any) {
-	w.WriteHeader(http.StatusOK)
-	json.NewEncoder(w).Encode(v)
-}
+func writeBody(w http.ResponseWriter, v any) { protocol.WriteBody(w, v) }

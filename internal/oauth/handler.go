@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/clientsecret"
+	"github.com/latchkey/latchkey/internal/grants"
 	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/masterkey"
@@ -79,6 +80,8 @@ type Handler struct {
 	nameKey []byte
 	obs     Observer // nil: nothing is counted
 	events  EventFeed
+	// grants are the token endpoint's grant types, built once here.
+	grants *grants.Registry
 }
 
 // EventFeed streams a realm's revocations to an authenticated resource server
@@ -112,11 +115,13 @@ type Config struct {
 
 // New returns a Handler.
 func New(c Config) *Handler {
-	return &Handler{store: c.Store, tokens: c.Tokens, keys: c.Keys, secrets: c.Secrets,
+	h := &Handler{store: c.Store, tokens: c.Tokens, keys: c.Keys, secrets: c.Secrets,
 		pages: c.Pages, limiter: c.Limiter, clientLimiter: web.NewLimiter(c.Store, "client", clientAuthLimits, c.Now),
 		box: newBox(c.MasterKey), nameKey: c.MasterKey.Derive("login limiter name buckets"),
 		dummyHash: newDummyHash(), log: c.Log, baseURL: strings.TrimSuffix(c.BaseURL, "/"), clientIP: c.ClientIP, now: c.Now, obs: c.Observer,
 		events: c.RevocationEvents}
+	h.grants = grants.Default(grants.Deps{Tokens: c.Tokens, Store: c.Store, Now: c.Now, Caller: h.caller})
+	return h
 }
 
 // clientAuthLimits throttle failed client authentication per client and per

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/latchkey/latchkey/internal/ident"
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/internal/web"
 	"github.com/latchkey/latchkey/storage"
@@ -283,7 +284,7 @@ func (h *Handler) accountEverywhere(w http.ResponseWriter, r *http.Request, real
 // never in the URL.
 func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
 	if r.URL.Query().Has("access_token") {
-		h.bearerFail(w, realm, http.StatusBadRequest, "invalid_request", "access tokens must not be sent in the URL")
+		newError(InvalidRequest, "access tokens must not be sent in the URL").WriteBearer(w, h.tokens.Issuer(realm.Name))
 		return
 	}
 	tok, found := authCredentials(r.Header.Get("Authorization"), "Bearer")
@@ -303,35 +304,23 @@ func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, realm storage
 func (h *Handler) bearerUser(w http.ResponseWriter, r *http.Request, realm storage.Realm, tok string, found bool) (storage.User, []string, bool) {
 	tok = strings.TrimSpace(tok)
 	if !found || tok == "" {
-		h.bearerFail(w, realm, http.StatusUnauthorized, "", "")
+		protocol.NoToken().WriteBearer(w, h.tokens.Issuer(realm.Name))
 		return storage.User{}, nil, false
 	}
 	if ident.Token(tok) != nil {
-		h.bearerFail(w, realm, http.StatusUnauthorized, "invalid_token", "the access token is not valid")
+		newError(protocol.InvalidToken, "the access token is not valid").WriteBearer(w, h.tokens.Issuer(realm.Name))
 		return storage.User{}, nil, false
 	}
 	user, scopes, err := h.tokens.TokenUser(r.Context(), realm, tok)
-	switch {
-	case errors.Is(err, token.ErrInvalidToken):
-		h.bearerFail(w, realm, http.StatusUnauthorized, "invalid_token", "the access token is not valid")
-	case errors.Is(err, token.ErrInsufficientScope):
-		h.bearerFail(w, realm, http.StatusForbidden, "insufficient_scope", "the token lacks the openid scope")
-	case err != nil:
-		h.writeError(w, r, err)
-	default:
+	if err == nil {
 		return user, scopes, true
 	}
-	return storage.User{}, nil, false
-}
-
-// bearerFail answers a refused Bearer credential with its challenge (RFC 6750 §3.1).
-func (h *Handler) bearerFail(w http.ResponseWriter, realm storage.Realm, status int, code, description string) {
-	v := `Bearer realm="` + h.tokens.Issuer(realm.Name) + `"`
-	body := map[string]string{}
-	if code != "" {
-		v += `, error="` + code + `", error_description="` + description + `"`
-		body["error"], body["error_description"] = code, description
+	// token.ErrInvalidToken and ErrInsufficientScope become their RFC 6750 codes in
+	// wireError; anything else is no verdict on the token.
+	if e := wireError(err); e.Code == protocol.InvalidToken || e.Code == protocol.InsufficientScope {
+		e.WriteBearer(w, h.tokens.Issuer(realm.Name))
+	} else {
+		h.writeError(w, r, err)
 	}
-	w.Header().Set("WWW-Authenticate", v)
-	writeJSON(w, status, body)
+	return storage.User{}, nil, false
 }

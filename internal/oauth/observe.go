@@ -1,10 +1,6 @@
 package oauth
 
-import (
-	"errors"
-
-	"github.com/latchkey/latchkey/storage"
-)
+import "github.com/latchkey/latchkey/internal/grants"
 
 // Observer is told what the protocol edge answered, for metrics. Every argument
 // comes from a fixed set: never a user, client, address or token.
@@ -23,12 +19,13 @@ type Observer interface {
 	ClientAuthThrottled()
 }
 
-// grantLabel is the grant type as counted: one of a fixed set, whatever was sent.
+// grantLabel is the grant type as counted: one of the grants' table, none or
+// unsupported, whatever was sent.
 func grantLabel(grantType string) string {
-	switch grantType {
-	case "authorization_code", "refresh_token", "client_credentials":
+	if _, ok := grants.Lookup(grantType); ok {
 		return grantType
-	case "":
+	}
+	if grantType == "" {
 		return "none"
 	}
 	return "unsupported"
@@ -37,14 +34,7 @@ func grantLabel(grantType string) string {
 // outcome is what writeError answers err with: its error code, or success.
 func outcome(err error) string {
 	if err == nil {
-		return "success" // first, and before e exists: errors.As would put it on the heap
+		return "success" // first: counting a success allocates nothing
 	}
-	if errors.Is(err, storage.ErrUnavailable) {
-		return string(TemporarilyUnavailable)
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return string(e.Code)
-	}
-	return string(ServerError)
+	return string(wireError(err).Code)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/latchkey/latchkey/internal/clientsecret"
+	"github.com/latchkey/latchkey/internal/grants"
 	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/token"
@@ -44,9 +45,9 @@ const (
 )
 
 var (
-	signingAlgs = []string{"ES256", "EdDSA", "RS256"}
-	// GrantTypes are the grant types a client may be registered for.
-	GrantTypes   = []string{"authorization_code", "client_credentials", "refresh_token"}
+	// GrantTypes are the grant types a client may be registered for: internal/grants' table.
+	GrantTypes   = grants.Types()
+	signingAlgs  = []string{"ES256", "EdDSA", "RS256"}
 	tokenFormats = []string{"jwt", "opaque"}
 )
 
@@ -140,6 +141,12 @@ func CheckPassword(p string) string {
 	return ""
 }
 
+// known reports whether a grant type is offered.
+func known(grantType string) bool {
+	_, ok := grants.Lookup(grantType)
+	return ok
+}
+
 // CheckClient fills in the client's defaults (format, refresh preset and
 // lifetimes, retry window) and checks it. It returns nil or Errors.
 func CheckClient(cl *Client) error {
@@ -148,14 +155,14 @@ func CheckClient(cl *Client) error {
 		c.fail(fmt.Sprintf("client id %q %v", cl.ID, err), "id")
 	}
 	if len(cl.GrantTypes) == 0 {
-		c.fail("grant_types must name at least one of "+strings.Join(GrantTypes, ", "), "grant_types")
+		c.fail("grant_types must name at least one of "+strings.Join(grants.Types(), ", "), "grant_types")
 	}
 	for i, g := range cl.GrantTypes {
 		switch {
 		case g == "password" || g == "implicit":
 			c.fail(fmt.Sprintf("grant type %q is not offered: OAuth 2.1 removed it", g), "grant_types", i)
-		case !slices.Contains(GrantTypes, g):
-			c.fail(fmt.Sprintf("unknown grant type %q (want %s)", g, strings.Join(GrantTypes, ", ")), "grant_types", i)
+		case !known(g):
+			c.fail(fmt.Sprintf("unknown grant type %q (want %s)", g, strings.Join(grants.Types(), ", ")), "grant_types", i)
 		}
 	}
 	if len(cl.JWKS) > 0 {
@@ -183,14 +190,22 @@ func CheckClient(cl *Client) error {
 		c.fail(fmt.Sprintf("unknown id_token_signed_response_alg %q (want one of %s)", a, strings.Join(signingAlgs, ", ")), "id_token_signed_response_alg")
 	}
 	has := func(g string) bool { return slices.Contains(cl.GrantTypes, g) }
-	if has("client_credentials") && !confidential {
-		c.fail("client_credentials needs a confidential client: give it a secret or jwks", "grant_types")
+	// What each grant asks of its clients, from the grants' own table: one rule at a
+	// time over the table, so the messages keep their order.
+	for _, g := range grants.Specs() {
+		if g.Confidential && has(g.Type) && !confidential {
+			c.fail(g.Type+" needs a confidential client: give it a secret or jwks", "grant_types")
+		}
 	}
-	if has("refresh_token") && !has("authorization_code") {
-		c.fail("refresh_token needs authorization_code: refresh tokens come from a user's grant", "grant_types")
+	for _, g := range grants.Specs() {
+		if g.Requires != "" && has(g.Type) && !has(g.Requires) {
+			c.fail(g.Type+" needs "+g.Requires+": "+g.RequiresWhy, "grant_types")
+		}
 	}
-	if has("authorization_code") && len(cl.RedirectURIs) == 0 {
-		c.fail("authorization_code needs at least one redirect URI", "redirect_uris")
+	for _, g := range grants.Specs() {
+		if g.RedirectURIs && has(g.Type) && len(cl.RedirectURIs) == 0 {
+			c.fail(g.Type+" needs at least one redirect URI", "redirect_uris")
+		}
 	}
 	for i, u := range cl.RedirectURIs {
 		if msg := checkURI(u); msg != "" {

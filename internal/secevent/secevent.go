@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/keys"
-	"github.com/latchkey/latchkey/internal/oauth"
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/storage"
 )
@@ -113,7 +113,7 @@ func New(c Config) *Feed {
 func (f *Feed) Close() { f.cancel() }
 
 // errTooManyStreams refuses a stream over the limits: 429 with Retry-After.
-var errTooManyStreams = &oauth.Error{Code: oauth.TemporarilyUnavailable, Status: http.StatusTooManyRequests,
+var errTooManyStreams = &protocol.Error{Code: protocol.TemporarilyUnavailable, Status: http.StatusTooManyRequests,
 	Description: "too many revocation streams are open; retry later", RetryAfter: 30 * time.Second}
 
 // admit counts a new stream of the client against the limits.

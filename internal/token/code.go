@@ -60,6 +60,13 @@ func (s *Service) IssueCode(ctx context.Context, req CodeRequest, from Caller) (
 // wrapped message says why, for the log only.
 var ErrInvalidGrant = errors.New("invalid grant")
 
+// ErrInvalidCode and ErrInvalidRefreshToken are ErrInvalidGrant said of what was
+// presented, so the edge can say which without a call site of its own.
+var (
+	ErrInvalidCode         = fmt.Errorf("%w: authorization code", ErrInvalidGrant)
+	ErrInvalidRefreshToken = fmt.Errorf("%w: refresh token", ErrInvalidGrant)
+)
+
 // verifierSyntax is RFC 7636 §4.1's code_verifier.
 var verifierSyntax = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
 
@@ -106,14 +113,14 @@ func (s *Service) RedeemCode(ctx context.Context, req Redemption) (Redeemed, err
 	out.Code = c
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return out, fmt.Errorf("%w: unknown or expired code", ErrInvalidGrant)
+		return out, fmt.Errorf("%w: unknown or expired code", ErrInvalidCode)
 	case errors.Is(err, storage.ErrAlreadyUsed):
 		if c.Realm == req.Realm.Name {
 			if err := s.revokeGrant(ctx, c, "authorization code replayed", req.From); err != nil {
 				return out, err
 			}
 		}
-		return out, fmt.Errorf("%w: code already used; its grant is revoked", ErrInvalidGrant)
+		return out, fmt.Errorf("%w: code already used; its grant is revoked", ErrInvalidCode)
 	case err != nil:
 		return out, fmt.Errorf("redeem code: %w", err)
 	}
@@ -137,17 +144,17 @@ func (s *Service) RedeemCode(ctx context.Context, req Redemption) (Redeemed, err
 func checkBinding(c storage.AuthCode, req Redemption) error {
 	switch {
 	case c.Realm != req.Realm.Name || c.ClientID != req.Client.ID:
-		return fmt.Errorf("%w: code was issued to another client", ErrInvalidGrant)
+		return fmt.Errorf("%w: code was issued to another client", ErrInvalidCode)
 	case c.RedirectURI != req.RedirectURI:
 		// RFC 6749 §4.1.3: the same redirect_uri as in the authorization request, or none if it had none.
-		return fmt.Errorf("%w: redirect_uri does not match the authorization request", ErrInvalidGrant)
+		return fmt.Errorf("%w: redirect_uri does not match the authorization request", ErrInvalidCode)
 	case c.CodeChallenge == "" && req.Verifier != "":
 		// RFC 9700 §4.8.2: a verifier without a challenge is a PKCE downgrade attempt.
-		return fmt.Errorf("%w: code_verifier sent but the request had no code_challenge", ErrInvalidGrant)
+		return fmt.Errorf("%w: code_verifier sent but the request had no code_challenge", ErrInvalidCode)
 	case c.CodeChallenge != "" && !verifierSyntax.MatchString(req.Verifier):
-		return fmt.Errorf("%w: missing or malformed code_verifier", ErrInvalidGrant)
+		return fmt.Errorf("%w: missing or malformed code_verifier", ErrInvalidCode)
 	case c.CodeChallenge != "" && subtle.ConstantTimeCompare([]byte(S256(req.Verifier)), []byte(c.CodeChallenge)) != 1:
-		return fmt.Errorf("%w: code_verifier does not match the code_challenge", ErrInvalidGrant)
+		return fmt.Errorf("%w: code_verifier does not match the code_challenge", ErrInvalidCode)
 	}
 	return nil
 }

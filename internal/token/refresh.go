@@ -96,7 +96,7 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (Response, er
 		// Another request rotated this token a moment ago: the same retry rules apply.
 		return s.retryOrReuse(ctx, req, parent, fam)
 	case errors.Is(err, storage.ErrRevoked):
-		return Response{}, fmt.Errorf("%w: refresh token family is revoked", ErrInvalidGrant)
+		return Response{}, fmt.Errorf("%w: refresh token family is revoked", ErrInvalidRefreshToken)
 	case err != nil:
 		return Response{}, fmt.Errorf("refresh: %w", err)
 	}
@@ -111,7 +111,7 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (Response, er
 // it is the realm's, was issued to clientID and its family is not revoked; spent or
 // not. Otherwise the error wraps ErrInvalidGrant with why, or is a store failure.
 func (s *Service) refreshOf(ctx context.Context, realm, clientID, tok string) (storage.RefreshToken, storage.Family, error) {
-	invalid := func(why string) error { return fmt.Errorf("%w: %s", ErrInvalidGrant, why) }
+	invalid := func(why string) error { return fmt.Errorf("%w: %s", ErrInvalidRefreshToken, why) }
 	if !strings.HasPrefix(tok, RefreshPrefix) {
 		return storage.RefreshToken{}, storage.Family{}, invalid("not a refresh token")
 	}
@@ -146,7 +146,7 @@ func (s *Service) refreshOf(ctx context.Context, realm, clientID, tok string) (s
 // and that session (the zero Session when the family has none). Otherwise the
 // error wraps ErrInvalidGrant with why, or is a store failure.
 func (s *Service) refreshLive(ctx context.Context, rt storage.RefreshToken, fam storage.Family) (storage.User, storage.Session, error) {
-	invalid := func(why string) error { return fmt.Errorf("%w: %s", ErrInvalidGrant, why) }
+	invalid := func(why string) error { return fmt.Errorf("%w: %s", ErrInvalidRefreshToken, why) }
 	now := s.now()
 	if !fam.Live(now) {
 		return storage.User{}, storage.Session{}, invalid("refresh token expired")
@@ -201,7 +201,7 @@ func (s *Service) slideSession(ctx context.Context, fam storage.Family, sess sto
 	now = now.UTC().Truncate(time.Microsecond)
 	err := s.store.TouchSession(ctx, sess.ID, now, now.Add(idle))
 	if errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("%w: the session has ended", ErrInvalidGrant)
+		return fmt.Errorf("%w: the session has ended", ErrInvalidRefreshToken)
 	}
 	if err != nil {
 		return fmt.Errorf("refresh: slide the session: %w", err)
@@ -266,7 +266,7 @@ func (s *Service) retryOrReuse(ctx context.Context, req RefreshRequest, rt stora
 	}); err != nil {
 		return Response{}, fmt.Errorf("refresh: audit: %w", err)
 	}
-	return Response{}, fmt.Errorf("%w: refresh token reused; its family is revoked", ErrInvalidGrant)
+	return Response{}, fmt.Errorf("%w: refresh token reused; its family is revoked", ErrInvalidRefreshToken)
 }
 
 // IsScopeToken reports whether s is a scope-token (RFC 6749 §3.3):
