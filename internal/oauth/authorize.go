@@ -95,6 +95,13 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, realm storag
 		return
 	}
 	req.State = params.Get("state")
+	if !isVSChars(req.State) {
+		// RFC 6749 Appendix A.5: state is 1*VSCHAR. One with control or non-ASCII
+		// characters cannot come back unchanged (a form_post page would mangle a
+		// NUL), so it is shown here rather than sent back altered.
+		h.errorPage(w, r, realm, http.StatusBadRequest, "Invalid request", "The application sent a malformed state parameter. Nothing was sent.")
+		return
+	}
 	if err := h.validateAuthRequest(&req, params, client); err != nil {
 		h.redirectError(w, r, realm, req, err)
 		return
@@ -102,6 +109,16 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, realm storag
 	req.CSRF = h.csrfToken(w, r, realm.Name)
 	req.Expires = h.now().Add(formTTL).Unix()
 	h.continueAuthorization(w, r, realm, client, req, nil)
+}
+
+// isVSChars reports whether s is empty or only VSCHARs (%x20-7E, RFC 6749 Appendix A).
+func isVSChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // authParams reads the request's parameters, refusing any given twice (RFC 6749 §3.1).
