@@ -144,12 +144,20 @@ func (s *Service) TokenUser(ctx context.Context, realm storage.Realm, tok string
 	return user, scopes, nil
 }
 
-// IDTokenClaims are what logout needs from an id_token_hint.
+// IDTokenClaims are what logout needs from an id_token_hint, and what a token
+// exchange needs from an ID token presented as its subject or actor.
 type IDTokenClaims struct {
-	Subject   string   `json:"sub"`
-	Audience  Audience `json:"aud"`
-	SessionID string   `json:"sid"`
-	Issuer    string   `json:"iss"`
+	Subject         string   `json:"sub"`
+	Audience        Audience `json:"aud"`
+	SessionID       string   `json:"sid"`
+	Issuer          string   `json:"iss"`
+	AuthorizedParty string   `json:"azp"`
+	Expiry          int64    `json:"exp"`
+	IssuedAt        int64    `json:"iat"`
+	AuthTime        int64    `json:"auth_time"`
+	// Set when the profile and email scopes put them there (UserClaims).
+	PreferredUsername string `json:"preferred_username"`
+	Email             string `json:"email"`
 }
 
 // VerifyIDTokenHint checks an ID token the realm issued, expired or not (OIDC
