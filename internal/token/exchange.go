@@ -214,10 +214,13 @@ func (s *Service) exchangeableAccess(ctx context.Context, realm, tok string) (*p
 }
 
 // exchangeableIDToken is an ID token of the realm whose signature, typ and iss
-// hold (VerifyIDTokenHint), unexpired, standing on a client, user and session
+// hold (verifyIDToken, as for logout hints), unexpired, standing on a client, user and session
 // that are live by introspection's rules (subjectLive).
 func (s *Service) exchangeableIDToken(ctx context.Context, realm, tok string) (*presented, error) {
-	c, ok := s.VerifyIDTokenHint(ctx, storage.Realm{Name: realm}, tok)
+	c, ok, err := s.verifyIDToken(ctx, realm, tok)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now()
 	if !ok || !now.Before(time.Unix(c.Expiry, 0)) || time.Unix(c.IssuedAt, 0).After(now.Add(Leeway)) {
 		return nil, nil
