@@ -35,16 +35,19 @@ realms:
         post_logout_redirect_uris: [http://127.0.0.1:9999/bye]
         grant_types: [authorization_code, refresh_token, client_credentials, %[1]s]
         scopes: [openid, profile, email, offline_access, orders:read, orders:write]
+        token_exchange_audiences: [https://api.example/orders, xchg2]
       - id: xchg2
         secret: xchg2-secret-555-0123456789abcdefghijklmnop
         grant_types: [client_credentials, %[1]s]
         scopes: [orders:read]
+        token_exchange_audiences: [https://api.example/billing]
       - id: xchgo
         secret: xchgo-secret-666-0123456789abcdefghijklmnop
         redirect_uris: [http://127.0.0.1:9999/cb]
         grant_types: [authorization_code, refresh_token, %[1]s]
         scopes: [openid, profile, orders:read]
         access_token_format: opaque
+        token_exchange_audiences: [https://api.example/orders]
       - id: nox
         secret: nox-secret-777-0123456789abcdefghijklmnop
         redirect_uris: [http://127.0.0.1:9999/cb]
@@ -63,20 +66,6 @@ func startExchange(t *testing.T, fn func(t *testing.T, inst *instance)) {
 			Password: password.Params{Memory: 64, Time: 1, Threads: 1}, Now: inst.clock.Now}
 		if _, err := a.Apply(t.Context(), f); err != nil {
 			t.Fatal(err)
-		}
-		// Their policies (token_exchange_audiences), set in the store as the seed
-		// and the admin API set them.
-		for id, auds := range map[string][]string{
-			"xchg":  {"https://api.example/orders", "xchg2"},
-			"xchg2": {"https://api.example/billing"},
-			"xchgo": {"https://api.example/orders"},
-		} {
-			if _, err := inst.store.UpdateClient(t.Context(), "acme", id, func(c *storage.Client) ([]storage.AuditEvent, error) {
-				c.TokenExchangeAudiences = auds
-				return nil, nil
-			}); err != nil {
-				t.Fatal(err)
-			}
 		}
 		fn(t, inst)
 	})
