@@ -56,6 +56,8 @@ var specs = [...]Spec{
 	{Type: ClientCredentialsType, Confidential: true},
 	{Type: RefreshTokenType, Requires: AuthorizationCodeType,
 		RequiresWhy: "refresh tokens come from a user's grant", CoreCounts: true},
+	// RFC 8693: only a client that authenticates may trade tokens.
+	{Type: TokenExchangeType, Confidential: true},
 }
 
 // Specs returns the table of grant types offered.
@@ -145,7 +147,7 @@ type Registry struct {
 
 // Default returns the registry of every grant type in the table.
 func Default(d Deps) *Registry {
-	r, err := NewRegistry(AuthorizationCode(d), ClientCredentials(d), RefreshToken(d))
+	r, err := NewRegistry(AuthorizationCode(d), ClientCredentials(d), RefreshToken(d), TokenExchange(d))
 	if err != nil {
 		panic(err) // the table and the grants above are written together
 	}

@@ -25,6 +25,9 @@ type Introspection struct {
 	Aud       Audience `json:"aud,omitempty"`
 	Iss       string   `json:"iss,omitempty"`
 	Jti       string   `json:"jti,omitempty"`
+	// Act is who acts for the subject, for a token from a delegated exchange
+	// (RFC 8693 §4.1 names it for introspection responses too).
+	Act *Actor `json:"act,omitempty"`
 	// An access token's profile, email and role claims, as the token carries them.
 	SubjectClaims
 }
@@ -86,7 +89,7 @@ func (s *Service) introspectAccess(ctx context.Context, realm storage.Realm, tok
 	return Introspection{
 		Active: true, Scope: c.Scope, ClientID: c.ClientID, Username: username, TokenType: "Bearer",
 		Exp: c.Expiry, Iat: c.IssuedAt, Sub: c.Subject, Aud: c.Audience, Iss: c.Issuer, Jti: c.ID,
-		SubjectClaims: c.SubjectClaims,
+		SubjectClaims: c.SubjectClaims, Act: c.Act,
 	}, nil
 }
 
