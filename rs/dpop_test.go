@@ -94,7 +94,9 @@ func TestDPoP_Middleware(t *testing.T) {
 	bound := sign(t, ec, "at+jwt", accessClaims(now, func(c map[string]any) { c["cnf"] = map[string]any{"jkt": jkt} }))
 	unbound := sign(t, ec, "at+jwt", accessClaims(now))
 	x5t := sign(t, ec, "at+jwt", accessClaims(now, func(c map[string]any) { c["cnf"] = map[string]any{"x5t#S256": jkt} }))
-	good := func(edit ...func(map[string]any)) string { return proof(t, holder, "GET", ordersURL, bound, now, edit...) }
+	good := func(edit ...func(map[string]any)) string {
+		return proof(t, holder, "GET", ordersURL, bound, now, edit...)
+	}
 	with := func(k string, val any) func(map[string]any) { return func(c map[string]any) { c[k] = val } }
 	hsKey := jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef"), Algorithm: string(jose.HS256)}
 	replayed := good()
