@@ -100,8 +100,12 @@ type Options struct {
 	// are never read, as any client could set them.
 	ExternalURL string
 	// DPoPReplayCacheSize bounds the DPoP proofs remembered so none is used twice
-	// (default DefaultDPoPReplayCacheSize). A proof is remembered for 80 s; when
-	// the cache is full of live ones, DPoP requests get 503 until room is made.
+	// (default DefaultDPoPReplayCacheSize, about 50 bytes each). A proof is
+	// remembered for 80 s, so size it for the DPoP requests of 80 s at the peak;
+	// when the cache is full of live ones, new proofs get 503 until room is made,
+	// rather than an old one being forgotten and made replayable. One instance's
+	// cache does not see another's proofs: a proof used here may be used
+	// once more at each other instance within its minute (RFC 9449 §11.1).
 	DPoPReplayCacheSize int
 }
 
