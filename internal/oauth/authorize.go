@@ -520,7 +520,7 @@ func (h *Handler) openForm(w http.ResponseWriter, r *http.Request, realm storage
 	}
 	// A client that must push its requests (RFC 9126 §6) may not be driven with a
 	// form sealed for a request that was not pushed (one from before the setting).
-	if requiresPushed(client) && !req.Pushed {
+	if client.RequirePushedAuthorizationRequests && !req.Pushed {
 		h.errorPage(w, r, realm, http.StatusBadRequest, errPushedRequired.title, errPushedRequired.message)
 		return nil, req, storage.Client{}, false
 	}

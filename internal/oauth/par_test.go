@@ -35,7 +35,7 @@ func addPARClients(t *testing.T, inst *instance) {
 	now := inst.clock.Now().UTC().Truncate(time.Microsecond)
 	for _, c := range []storage.Client{
 		jarClient(),
-		{Realm: "acme", ID: "parspa", RedirectURIs: []string{callback}, /*TODO(par) RequirePushedAuthorizationRequests: true,*/
+		{Realm: "acme", ID: "parspa", RedirectURIs: []string{callback}, RequirePushedAuthorizationRequests: true,
 			GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "profile"}},
 	} {
 		c.CreatedAt, c.UpdatedAt = now, now
