@@ -57,6 +57,7 @@ type Store interface {
 	SaveConsent(ctx context.Context, c storage.Consent) error
 	AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error)
 	web.AttemptStore // the client authentication limiter's counts
+	storage.PushedRequestStore
 }
 
 // Handler serves every realm's OAuth endpoints.
@@ -156,6 +157,7 @@ var clientAuthLimits = web.LimiterConfig{
 func (h *Handler) Register(mux *http.ServeMux) {
 	realm := "/realms/{realm}"
 	mux.HandleFunc(realm+tokenPath, h.withRealm(h.corsByClient(h.token)))
+	mux.HandleFunc(realm+parPath, h.withRealm(h.corsByClient(h.par)))
 	mux.HandleFunc(realm+introspectPath, h.withRealm(h.introspect))
 	mux.HandleFunc(realm+revokePath, h.withRealm(h.corsByClient(h.revoke)))
 	mux.HandleFunc("GET "+realm+certsPath, h.withRealm(h.certs))
