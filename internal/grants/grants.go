@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/token"
@@ -27,6 +28,7 @@ const (
 	AuthorizationCodeType = "authorization_code"
 	ClientCredentialsType = "client_credentials"
 	RefreshTokenType      = "refresh_token"
+	DeviceCodeType        = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // Spec is what a grant type asks of the clients registered for it.
@@ -36,8 +38,9 @@ type Spec struct {
 	Confidential bool
 	// RedirectURIs: the client needs at least one registered redirect URI.
 	RedirectURIs bool
-	// Requires is another grant type the client must also have, and RequiresWhy
-	// says why, for the validation message.
+	// Requires names other grant types, separated by spaces, of which the client
+	// must also have one (see RequiresAny), and RequiresWhy says why, for the
+	// validation message.
 	Requires, RequiresWhy string
 	// CoreCounts: the token core counts what the grant delivers itself (a refresh
 	// retried within its window hands out nothing new), so the endpoint must not.
@@ -49,9 +52,15 @@ type Spec struct {
 var specs = [...]Spec{
 	{Type: AuthorizationCodeType, RedirectURIs: true},
 	{Type: ClientCredentialsType, Confidential: true},
-	{Type: RefreshTokenType, Requires: AuthorizationCodeType,
+	{Type: RefreshTokenType, Requires: AuthorizationCodeType + " " + DeviceCodeType,
 		RequiresWhy: "refresh tokens come from a user's grant", CoreCounts: true},
+	// RFC 8628: public clients (a TV app) or confidential ones, no redirect URI.
+	{Type: DeviceCodeType},
 }
+
+// RequiresAny returns the grant types of which a client with this one must also
+// have one; nil when it needs none.
+func (s Spec) RequiresAny() []string { return strings.Fields(s.Requires) }
 
 // Specs returns the table of grant types offered.
 func Specs() []Spec { return slices.Clone(specs[:]) }
@@ -119,7 +128,7 @@ type Registry struct {
 
 // Default returns the registry of every grant type in the table.
 func Default(d Deps) *Registry {
-	r, err := NewRegistry(AuthorizationCode(d), ClientCredentials(d), RefreshToken(d))
+	r, err := NewRegistry(AuthorizationCode(d), ClientCredentials(d), RefreshToken(d), DeviceCode(d))
 	if err != nil {
 		panic(err) // the table and the grants above are written together
 	}
