@@ -3,13 +3,17 @@ package oauth
 import (
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/clientsecret"
+	"github.com/latchkey/latchkey/internal/dpop"
+	"github.com/latchkey/latchkey/internal/grants"
 	"github.com/latchkey/latchkey/internal/registry"
+	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/storage"
 )
 
@@ -278,6 +282,45 @@ func TestDevicePage_CodesAndLimits(t *testing.T) {
 		other := newBrowser(t)
 		if p := other.submit(b.get(u), u, "user_code", uc); p.status != 403 {
 			t.Fatalf("foreign form = %d\n%s", p.status, p.body)
+		}
+	})
+}
+
+// A poll that redeems with a DPoP proof binds the access token to its key, and
+// a public client's family too (its refresh tokens); a confidential client's
+// family stays bound to the client alone.
+func TestDevicePolling_DPoPBindsThePublicClientsFamily(t *testing.T) {
+	start(t, func(t *testing.T, inst *instance) {
+		addDeviceClients(t, inst)
+		g := grants.DeviceCode(grants.Deps{Tokens: inst.tokens, Store: inst.store, Now: inst.clock.Now,
+			Caller: func(*http.Request) token.Caller { return token.Caller{IP: "192.0.2.1"} }})
+		realm, err := inst.store.GetRealm(t.Context(), "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			client, basic, wantFamilyJKT string
+		}{{"tv", "", "jkt-tv"}, {"tvc", "tvc:" + tvcSecret, ""}} {
+			client, err := inst.store.GetClient(t.Context(), "acme", c.client)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := inst.authorizeDevice(t, c.basic, "client_id", c.client)
+			decideDevice(t, inst, newBrowser(t), r.body["user_code"].(string), "approve")
+			req := grants.Request{Realm: realm, Client: client, HTTP: httptest.NewRequest("POST", "/", nil),
+				Form: form("device_code", r.body["device_code"].(string)), DPoP: &dpop.Proof{JKT: "jkt-" + c.client}}
+			resp, err := g.Token(t.Context(), req)
+			if err != nil || resp.TokenType != "DPoP" {
+				t.Fatalf("%s: poll with a proof = %+v, %v", c.client, resp, err)
+			}
+			_, claims := verifyLocally(t, fetchJWKS(t, inst, "acme"), resp.AccessToken)
+			if cnf, _ := claims["cnf"].(map[string]any); cnf["jkt"] != "jkt-"+c.client {
+				t.Fatalf("%s: access token cnf = %v", c.client, claims["cnf"])
+			}
+			fam, err := inst.store.GetFamily(t.Context(), claims["fid"].(string))
+			if err != nil || fam.JKT != c.wantFamilyJKT {
+				t.Fatalf("%s: family JKT = %q, %v; want %q", c.client, fam.JKT, err, c.wantFamilyJKT)
+			}
 		}
 	})
 }

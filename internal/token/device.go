@@ -206,7 +206,7 @@ func (s *Service) PollDevice(ctx context.Context, p DevicePoll) (DevicePolled, e
 		f, first, value := s.newGrant(p.Realm, p.Client, storage.AuthCode{
 			FamilyID: g.FamilyID, UserID: g.UserID, Scopes: g.Scopes, IP: g.IP, UserAgent: g.UserAgent,
 		}, g.Audience, now)
-		// FOUND: f.JKT = p.JKT // RFC 9449 §5: bound to the key of the poll that redeems it
+		f.JKT = p.JKT // RFC 9449 §5: bound to the key of the poll that redeems it
 		out.RefreshToken, fam = value, f
 		return f, first, nil
 	})
