@@ -1,11 +1,13 @@
 package oauth
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -323,4 +325,103 @@ func TestDevicePolling_DPoPBindsThePublicClientsFamily(t *testing.T) {
 			}
 		}
 	})
+}
+
+// However many polls race for an approved grant, across two instances on one
+// store, exactly one gets the tokens; and however many Approve and Deny clicks
+// race, exactly one decision is made.
+func TestDeviceGrant_RacesHaveOneWinner(t *testing.T) {
+	backends(t, func(t *testing.T, open func() storage.Store) {
+		clk := &clock{t: time.Now().Truncate(time.Second)}
+		a := newInstance(t, open(), clk, true)
+		b := newInstanceBehind(t, open(), clk, false, a.url, slog.LevelError)
+		addDeviceClients(t, a)
+		insts := []*instance{a, b}
+		browser := newBrowser(t)
+		for _, n := range []int{2, 5, 100} {
+			// Decisions: n clicks on one confirmation page, Approve and Deny mixed.
+			r := a.authorizeDevice(t, "", "client_id", "tv")
+			uc := r.body["user_code"].(string)
+			u := a.issuer("acme") + devicePath
+			p := browser.submit(browser.get(u), u, "user_code", uc)
+			if strings.Contains(p.body, `name="password"`) {
+				p = browser.submit(p, u, "username", "alice", "password", "alice-password-1")
+			}
+			reqs := make([]*http.Request, n)
+			for i := range reqs {
+				decision := []string{"approve", "deny"}[i%2]
+				reqs[i] = browser.formRequest(p, insts[i%2].url, "decision", decision)
+				reqs[i].Header.Set("Sec-Fetch-Site", "same-origin")
+			}
+			before := decisionsAudited(t, a)
+			decided := race(t, n, func(i int) bool {
+				res, err := browser.client.Do(reqs[i])
+				if err != nil {
+					t.Error(err)
+					return false
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				return res.StatusCode == 200 && (strings.Contains(string(body), "Device connected") || strings.Contains(string(body), "Request denied"))
+			})
+			if decided != 1 {
+				t.Fatalf("%d racing decisions: %d made", n, decided)
+			}
+			if audited := decisionsAudited(t, a) - before; audited != 1 {
+				t.Fatalf("%d racing decisions: %d audited, want 1", n, audited)
+			}
+
+			// Polls: n at once on an approved grant.
+			r = a.authorizeDevice(t, "", "client_id", "tv")
+			decideDevice(t, a, browser, r.body["user_code"].(string), "approve")
+			clk.Add(time.Minute)
+			dc := r.body["device_code"].(string)
+			won := race(t, n, func(i int) bool {
+				res := post(t, insts[i%2].tokenURL("acme"), "", form("grant_type", deviceGrant, "device_code", dc, "client_id", "tv"))
+				return res.status == 200
+			})
+			if won != 1 {
+				t.Fatalf("%d racing polls: %d got tokens", n, won)
+			}
+			clk.Add(time.Minute)
+		}
+	})
+}
+
+// race runs fn(0..n-1) at once and counts the true results.
+func race(t *testing.T, n int, fn func(i int) bool) int {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	count := 0
+	gate := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			if fn(i) {
+				mu.Lock()
+				count++
+				mu.Unlock()
+			}
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	return count
+}
+
+// decisionsAudited counts the device decisions in the audit trail.
+func decisionsAudited(t *testing.T, inst *instance) int {
+	t.Helper()
+	n := 0
+	for _, typ := range []string{"device.approved", "device.denied"} {
+		events, err := inst.store.ListAudit(t.Context(), storage.AuditFilter{Type: typ})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(events)
+	}
+	return n
 }
