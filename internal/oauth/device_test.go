@@ -1,10 +1,13 @@
 package oauth
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -14,9 +17,12 @@ import (
 	"github.com/latchkey/latchkey/internal/clientsecret"
 	"github.com/latchkey/latchkey/internal/dpop"
 	"github.com/latchkey/latchkey/internal/grants"
+	"github.com/latchkey/latchkey/internal/realip"
 	"github.com/latchkey/latchkey/internal/registry"
 	"github.com/latchkey/latchkey/internal/token"
+	"github.com/latchkey/latchkey/internal/web"
 	"github.com/latchkey/latchkey/storage"
+	"github.com/latchkey/latchkey/storage/sqlite"
 )
 
 const (
@@ -424,4 +430,59 @@ func decisionsAudited(t *testing.T, inst *instance) int {
 		n += len(events)
 	}
 	return n
+}
+
+// Wrong codes from many addresses lock the realm's code form too: a user code
+// has only about 34 bits, and a botnet has many addresses.
+func TestDevicePage_WrongCodesLockTheRealm(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "latchkey.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	inst := newInstance(t, st, &clock{t: time.Now().Truncate(time.Second)}, true)
+	pages, err := web.NewPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// This instance is behind a proxy on loopback, which names the client.
+	h := New(Config{Store: inst.store, Tokens: inst.tokens, Keys: inst.keys, Secrets: clientsecret.NewHasher(masterKey),
+		MasterKey: masterKey, Pages: pages, Limiter: web.NewLimiter(inst.store, "login", web.LimiterConfig{}, inst.clock.Now),
+		Log: slog.New(slog.DiscardHandler), BaseURL: inst.url, Now: inst.clock.Now,
+		ClientIP: realip.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})})
+	mux := http.NewServeMux()
+	h.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	u := srv.URL + "/realms/acme" + devicePath
+	b := newBrowser(t)
+	p := b.get(u)
+	try := func(i int) page {
+		req := b.formRequest(p, u, "user_code", "BCDF-GHJK")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i))
+		return b.do(req)
+	}
+	for i := range userCodeLimits.AccountFailures - 1 {
+		if r := try(i); r.status != 400 || !strings.Contains(r.body, "wrong or has expired") {
+			t.Fatalf("wrong code from address %d = %d\n%s", i, r.status, r.body)
+		}
+	}
+	if r := try(100); r.status != 429 { // the failure that locks says so
+		t.Fatalf("wrong code %d in the realm = %d", userCodeLimits.AccountFailures, r.status)
+	}
+	if r := try(200); r.status != 429 || !strings.Contains(r.body, "Too many wrong codes") {
+		t.Fatalf("a fresh address after %d wrong codes in the realm = %d\n%s", userCodeLimits.AccountFailures, r.status, r.body)
+	}
+	// The realm's lock is short, as anyone can cause it: then a right code goes through.
+	addDeviceClients(t, inst)
+	uc := inst.authorizeDevice(t, "", "client_id", "tv").body["user_code"].(string)
+	inst.clock.Add(userCodeLimits.AccountMaxLock)
+	p = b.get(u)
+	req := b.formRequest(p, u, "user_code", uc)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Header.Set("X-Forwarded-For", "198.51.100.201")
+	if r := b.do(req); r.status != 200 || !strings.Contains(r.body, `name="password"`) {
+		t.Fatalf("a right code after the realm's lock = %d\n%s", r.status, r.body)
+	}
 }
