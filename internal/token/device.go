@@ -45,7 +45,7 @@ func NewUserCodes(key []byte) UserCodes { return UserCodes{key: key} }
 func (u UserCodes) New() (string, []byte) {
 	b := make([]byte, userCodeLen)
 	for i := range b {
-		// rand.Text-like uniform choice: reject bytes that would bias the alphabet.
+		// A uniform choice: bytes of the last, partial run of 20 are drawn again.
 		for {
 			var one [1]byte
 			rand.Read(one[:])
