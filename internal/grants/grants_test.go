@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/dpop"
 	"github.com/latchkey/latchkey/internal/grants"
@@ -23,7 +24,7 @@ func TestRegistry_ServesEveryGrantInTheTable(t *testing.T) {
 			t.Errorf("Get(%q) = %v, %+v, %v", s.Type, g, spec, ok)
 		}
 	}
-	for _, bad := range []string{"", "password", "implicit", "urn:ietf:params:oauth:grant-type:device_code"} {
+	for _, bad := range []string{"", "password", "implicit", "urn:ietf:params:oauth:grant-type:jwt-bearer"} {
 		if _, _, ok := r.Get(bad); ok {
 			t.Errorf("Get(%q) found a grant", bad)
 		}
@@ -69,8 +70,14 @@ func TestValidation_ReadsTheTable(t *testing.T) {
 	}
 	for _, s := range grants.Specs() {
 		types := []string{s.Type}
-		if s.Requires != "" {
-			types = append(types, s.Requires)
+		for _, other := range s.RequiresAny() {
+			one := append([]string{s.Type}, other)
+			if c := client(one...); registry.CheckClient(&c) != nil {
+				t.Errorf("%s: a client with it and %s is refused: %v", s.Type, other, registry.CheckClient(&c))
+			}
+		}
+		if req := s.RequiresAny(); len(req) > 0 {
+			types = append(types, req[0])
 		}
 		ok := client(types...)
 		if err := registry.CheckClient(&ok); err != nil {
@@ -91,7 +98,7 @@ func TestValidation_ReadsTheTable(t *testing.T) {
 		}
 		alone := client(s.Type)
 		err = registry.CheckClient(&alone)
-		if got := err != nil && strings.Contains(err.Error(), s.Type+" needs "+s.Requires+":"); got != (s.Requires != "") {
+		if got := err != nil && strings.Contains(err.Error(), s.Type+" needs "+strings.Join(s.RequiresAny(), " or ")+":"); got != (s.Requires != "") {
 			t.Errorf("%s: client without %q refused for it: %v", s.Type, s.Requires, err)
 		}
 	}
@@ -109,5 +116,21 @@ func TestRequest_DPoPDecidesBindingAndTokenType(t *testing.T) {
 	withProof := grants.Request{DPoP: &dpop.Proof{JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}
 	if withProof.JKT() != "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" || withProof.TokenType() != "DPoP" {
 		t.Fatalf("proof: JKT %q, TokenType %q; want the proof's thumbprint, DPoP", withProof.JKT(), withProof.TokenType())
+	}
+}
+
+// A device keeps its sign-in as a mobile app does: a client with the device
+// grant and refresh_token and no refresh_preset gets the mobile preset.
+func TestValidation_DeviceClientsDefaultToTheMobilePreset(t *testing.T) {
+	tv := registry.Client{ID: "tv", GrantTypes: []string{grants.DeviceCodeType, grants.RefreshTokenType}}
+	if err := registry.CheckClient(&tv); err != nil {
+		t.Fatal(err)
+	}
+	if m := registry.Presets["mobile"]; tv.RefreshPreset != "mobile" || time.Duration(tv.RefreshIdle) != m.Idle || time.Duration(tv.RefreshAbsolute) != m.Absolute {
+		t.Errorf("device client preset %q, idle %v, absolute %v; want mobile's", tv.RefreshPreset, tv.RefreshIdle, tv.RefreshAbsolute)
+	}
+	set := registry.Client{ID: "tv", GrantTypes: []string{grants.DeviceCodeType, grants.RefreshTokenType}, RefreshPreset: "spa"}
+	if err := registry.CheckClient(&set); err != nil || set.RefreshPreset != "spa" {
+		t.Errorf("a preset the client sets is kept: %q, %v", set.RefreshPreset, err)
 	}
 }
