@@ -425,7 +425,15 @@ func TestDPoP_BoundRefreshRace(t *testing.T) {
 // request without a proof.
 func TestDPoP_BoundClientNeedsProof(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
-		const basic = "dps:dps-secret-444-0123456789abcdefghijklmnop"
+		// svc, now registered with dpop_bound_access_tokens.
+		if _, err := inst.store.UpdateClient(t.Context(), "acme", "svc", func(c *storage.Client) ([]storage.AuditEvent, error) {
+			c.DPoPBoundAccessTokens = true
+			return nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		inst.clock.Add(2 * time.Second) // past the client cache
+		const basic = svcBasic
 		r := postDPoP(t, inst.tokenURL("acme"), basic, form("grant_type", "client_credentials"), "")
 		wantDPoPError(t, r, 400, "invalid_dpop_proof")
 		if got := dpopToken(t, inst, newDPoPKey(t), basic); str(got, "token_type") != "DPoP" {
