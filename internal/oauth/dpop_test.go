@@ -366,6 +366,10 @@ func TestDPoP_PublicClientRefreshBoundToKey(t *testing.T) {
 				t.Fatalf("%s: family revoked (%v)", name, err)
 			}
 		}
+		// Each refusal is a security event: audited, with the family it was about.
+		if events, _ := inst.store.ListAudit(t.Context(), storage.AuditFilter{Type: "refresh_token.wrong_dpop_key"}); len(events) != 2 || events[0].FamilyID != fam {
+			t.Fatalf("audit events %+v, want 2 for family %s", events, fam)
+		}
 		r2 := dpopRefresh(t, inst, &k, nonce, rt)
 		if r2.status != 200 || str(r2, "token_type") != "DPoP" || cnfJKT(claimsOf(t, inst, str(r2, "access_token"))) != k.jkt {
 			t.Fatalf("refresh with the key = %d %s", r2.status, r2.raw)
