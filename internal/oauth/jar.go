@@ -19,10 +19,6 @@ import (
 // the authorization request as a JWT the client signed with one of the keys it
 // registered (jwks), at the authorization endpoint or in a pushed request.
 
-// invalidRequestObject is the error of a request object that cannot be used (RFC
-// 9101 §6.2).
-const invalidRequestObject protocol.Code = "invalid_request_object"
-
 // requestObjectAlgs are the algorithms a request object may be signed with: no
 // none, no HS* (a shared secret is not a client key), RFC 8725 §3.1.
 var requestObjectAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.ES384, jose.EdDSA}
@@ -41,7 +37,7 @@ func (h *Handler) requestObject(realm storage.Realm, client storage.Client, raw 
 }
 
 func objectError(description string) *protocol.Error {
-	return protocol.New(invalidRequestObject, description)
+	return protocol.New(protocol.InvalidRequestObject, description)
 }
 
 // parseRequestObject checks raw as a request object of client for issuer at now:

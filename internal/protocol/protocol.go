@@ -42,6 +42,8 @@ const (
 	InvalidDPoPProof Code = "invalid_dpop_proof"
 	// RFC 9449 §8, §9: the proof must carry the server nonce sent in DPoP-Nonce.
 	UseDPoPNonce Code = "use_dpop_nonce"
+	// InvalidRequestObject: a request object that cannot be used (RFC 9101 §6.2).
+	InvalidRequestObject Code = "invalid_request_object"
 )
 
 // Error is a protocol error. Only Code and Description ever reach the wire; Cause
