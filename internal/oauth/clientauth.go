@@ -242,23 +242,9 @@ func (h *Handler) authenticateAssertion(ctx context.Context, r *http.Request, fo
 	if client.Disabled || len(client.JWKS) == 0 {
 		return storage.Client{}, fail("client cannot use private_key_jwt")
 	}
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(client.JWKS, &set); err != nil {
+	payload, err := verifyWithClientKeys(jws, client.JWKS)
+	if err != nil {
 		return storage.Client{}, err
-	}
-	header := jws.Signatures[0].Header
-	var payload []byte
-	for _, k := range set.Keys {
-		if header.KeyID != "" && k.KeyID != header.KeyID {
-			continue
-		}
-		if !slices.Contains(algsFor(k), header.Algorithm) {
-			continue // the algorithm is pinned to the key (RFC 8725 §3.1)
-		}
-		if p, err := jws.Verify(k.Key); err == nil {
-			payload = p
-			break
-		}
 	}
 	if payload == nil {
 		return storage.Client{}, fail("client assertion signature does not verify")
@@ -317,4 +303,32 @@ func algsFor(k jose.JSONWebKey) []string {
 		return []string{"RS256", "PS256"}
 	}
 	return nil
+}
+
+// verifyWithClientKeys returns the payload of a JWS the client signed with one of
+// its registered keys (a private_key_jwt assertion, a request object), or nil
+// when none verifies it. A kid narrows the keys tried; a key for encryption is
+// never tried for a signature (RFC 7517 §4.2), and the algorithm is pinned to
+// the key (RFC 8725 §3.1). The error is only a malformed key set.
+func verifyWithClientKeys(jws *jose.JSONWebSignature, jwks []byte) ([]byte, error) {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(jwks, &set); err != nil {
+		return nil, err
+	}
+	header := jws.Signatures[0].Header
+	for _, k := range set.Keys {
+		if header.KeyID != "" && k.KeyID != header.KeyID {
+			continue
+		}
+		if k.Use != "" && k.Use != "sig" {
+			continue
+		}
+		if !slices.Contains(algsFor(k), header.Algorithm) {
+			continue
+		}
+		if p, err := jws.Verify(k.Key); err == nil {
+			return p, nil
+		}
+	}
+	return nil, nil
 }

@@ -63,25 +63,9 @@ func parseRequestObject(raw string, client storage.Client, issuer string, now ti
 	if len(client.JWKS) == 0 {
 		return nil, objectError("the client has registered no keys to sign request objects with")
 	}
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(client.JWKS, &set); err != nil {
+	payload, err := verifyWithClientKeys(jws, client.JWKS)
+	if err != nil {
 		return nil, err
-	}
-	var payload []byte
-	for _, k := range set.Keys {
-		if header.KeyID != "" && k.KeyID != header.KeyID {
-			continue
-		}
-		if k.Use != "" && k.Use != "sig" {
-			continue
-		}
-		if !slices.Contains(algsFor(k), header.Algorithm) {
-			continue // the algorithm is pinned to the key (RFC 8725 §3.1)
-		}
-		if p, err := jws.Verify(k.Key); err == nil {
-			payload = p
-			break
-		}
 	}
 	if payload == nil {
 		return nil, objectError("the request object's signature does not verify with the client's keys")
