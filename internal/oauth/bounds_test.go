@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/ident"
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/storage"
 )
 
@@ -60,14 +61,14 @@ func TestMalformedNamesAreRefusedBeforeAnyLookup(t *testing.T) {
 		for _, name := range []string{long, "web\n", "a b", "wéb", "web/../svc"} {
 			// A realm in the path.
 			r := do(t, mustReq(t, "GET", inst.issuer(url.PathEscape(name))+"/.well-known/openid-configuration"))
-			wantError(t, r, http.StatusNotFound, NotFound)
+			wantError(t, r, http.StatusNotFound, protocol.NotFound)
 			// A client in the form, in Basic, and in a client assertion's iss.
-			wantError(t, post(t, inst.tokenURL("acme"), "", form("grant_type", "client_credentials", "client_id", name, "client_secret", "x")), 401, InvalidClient)
-			wantError(t, post(t, inst.tokenURL("acme"), name+":x", form("grant_type", "client_credentials")), 401, InvalidClient)
+			wantError(t, post(t, inst.tokenURL("acme"), "", form("grant_type", "client_credentials", "client_id", name, "client_secret", "x")), 401, protocol.InvalidClient)
+			wantError(t, post(t, inst.tokenURL("acme"), name+":x", form("grant_type", "client_credentials")), 401, protocol.InvalidClient)
 			wantError(t, post(t, inst.tokenURL("acme"), "", form("grant_type", "client_credentials", "client_assertion_type", assertionType,
 				"client_assertion", assertion(t, map[string]any{"iss": name, "sub": name, "aud": inst.tokenURL("acme"), "jti": "j",
-					"exp": time.Now().Add(time.Minute).Unix()}, "pk-1"))), 401, InvalidClient)
-			wantError(t, post(t, inst.revokeURL("acme"), "", form("client_id", name, "token", "t")), 401, InvalidClient)
+					"exp": time.Now().Add(time.Minute).Unix()}, "pk-1"))), 401, protocol.InvalidClient)
+			wantError(t, post(t, inst.revokeURL("acme"), "", form("client_id", name, "token", "t")), 401, protocol.InvalidClient)
 			// A client in the authorization request, and in a logout request.
 			if p := newBrowser(t).get(authURL(inst, "acme", "client_id", name)); p.status != 400 || !strings.Contains(p.body, "Unknown application") {
 				t.Fatalf("authorization request of client %.40q = %d; want the 400 error page", name, p.status)
@@ -87,7 +88,7 @@ func TestMalformedNamesAreRefusedBeforeAnyLookup(t *testing.T) {
 		req, _ := http.NewRequest("POST", inst.tokenURL("acme"), strings.NewReader("grant_type=client_credentials"))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("%zz:x")))
-		wantError(t, do(t, req), 401, InvalidClient)
+		wantError(t, do(t, req), 401, protocol.InvalidClient)
 		if len(g.bad) > 0 {
 			t.Fatalf("malformed names reached the store: %q", g.bad)
 		}

@@ -21,6 +21,7 @@ import (
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/storage/sqlite"
 )
 
@@ -507,7 +508,7 @@ func TestChromium_AccountScreen(t *testing.T) {
 	if strings.Contains(html, famB) || !strings.Contains(html, famA) || strings.Count(html, "End this session") != 1 {
 		t.Errorf("after ending the strict app's session the account page lists (want only %s, not %s):\n%s", famA, famB, html)
 	}
-	wantError(t, inst.refresh(t, strictBasic, rtB), 400, InvalidGrant)
+	wantError(t, inst.refresh(t, strictBasic, rtB), 400, protocol.InvalidGrant)
 	r := inst.refresh(t, webBasic, rtA)
 	if r.status != 200 || str(r, "refresh_token") == "" {
 		t.Fatalf("the web app's session died with the strict app's: %d %s", r.status, r.raw)
@@ -526,7 +527,7 @@ func TestChromium_AccountScreen(t *testing.T) {
 	if ck := c.cookies(inst.issuer("acme") + "/")[sessionCookie]; ck != nil {
 		t.Errorf("the session cookie outlived signing out everywhere: %+v", ck)
 	}
-	wantError(t, inst.refresh(t, webBasic, rtA), 400, InvalidGrant)
+	wantError(t, inst.refresh(t, webBasic, rtA), 400, protocol.InvalidGrant)
 	c.do("signing in after signing out everywhere",
 		chromedp.Navigate(authURL(inst, "acme", "scope", scope, "state", "again")),
 		chromedp.WaitVisible(chromedp.ID("password")))

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/storage"
 )
 
@@ -14,12 +15,12 @@ func TestClientAuth_ThrottledPerClientThenReleased(t *testing.T) {
 		const right, wrong = "svc:svc-secret-123-0123456789abcdefghijklmnop", "svc:svc-wrong-0123456789abcdefghijklmnopqrs"
 		cc := form("grant_type", "client_credentials")
 		for range 9 {
-			wantError(t, post(t, inst.tokenURL("acme"), wrong, cc), 401, InvalidClient)
+			wantError(t, post(t, inst.tokenURL("acme"), wrong, cc), 401, protocol.InvalidClient)
 		}
 		// The tenth failure locks svc for 10 s; the right secret waits too.
 		for _, basic := range []string{wrong, right} {
 			r := post(t, inst.tokenURL("acme"), basic, cc)
-			wantError(t, r, 429, InvalidClient)
+			wantError(t, r, 429, protocol.InvalidClient)
 			if r.header.Get("Retry-After") != "10" {
 				t.Fatalf("Retry-After %q, want 10", r.header.Get("Retry-After"))
 			}
@@ -28,7 +29,7 @@ func TestClientAuth_ThrottledPerClientThenReleased(t *testing.T) {
 		inst.clientCredentials(t, "acme", right)
 		// The success cleared svc's count: nine more failures do not lock it.
 		for range 9 {
-			wantError(t, post(t, inst.tokenURL("acme"), wrong, cc), 401, InvalidClient)
+			wantError(t, post(t, inst.tokenURL("acme"), wrong, cc), 401, protocol.InvalidClient)
 		}
 		inst.clientCredentials(t, "acme", right)
 
@@ -53,10 +54,10 @@ func TestClientAuth_ThrottledPerAddress(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
 		cc := form("grant_type", "client_credentials")
 		for i := range 19 {
-			wantError(t, post(t, inst.tokenURL("acme"), "ghost-"+string(rune('a'+i))+":whatever-0123456789abcdefghijklmnop", cc), 401, InvalidClient)
+			wantError(t, post(t, inst.tokenURL("acme"), "ghost-"+string(rune('a'+i))+":whatever-0123456789abcdefghijklmnop", cc), 401, protocol.InvalidClient)
 		}
-		wantError(t, post(t, inst.tokenURL("acme"), "ghost-z:whatever-0123456789abcdefghijklmnop", cc), 429, InvalidClient)
-		wantError(t, post(t, inst.tokenURL("acme"), "svc:svc-secret-123-0123456789abcdefghijklmnop", cc), 429, InvalidClient)
+		wantError(t, post(t, inst.tokenURL("acme"), "ghost-z:whatever-0123456789abcdefghijklmnop", cc), 429, protocol.InvalidClient)
+		wantError(t, post(t, inst.tokenURL("acme"), "svc:svc-secret-123-0123456789abcdefghijklmnop", cc), 429, protocol.InvalidClient)
 		// Public clients, which send no secret, are not throttled.
 		if r := post(t, inst.revokeURL("acme"), "", form("client_id", "spa", "token", "x")); r.status != 200 {
 			t.Fatalf("public client from a locked address: %d %s", r.status, r.raw)

@@ -17,6 +17,7 @@ import (
 	"github.com/latchkey/latchkey/internal/clientsecret"
 	"github.com/latchkey/latchkey/internal/dpop"
 	"github.com/latchkey/latchkey/internal/grants"
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/internal/realip"
 	"github.com/latchkey/latchkey/internal/registry"
 	"github.com/latchkey/latchkey/internal/token"
@@ -121,13 +122,13 @@ func TestDeviceAuthorization_RefusesBadRequests(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
 		addDeviceClients(t, inst)
 		u := inst.deviceURL("acme")
-		wantError(t, post(t, u, "", form("client_id", "nobody")), 401, InvalidClient)
-		wantError(t, post(t, u, "", form("client_id", "tvc")), 401, InvalidClient) // confidential: must authenticate
-		wantError(t, post(t, u, "tvc:wrong-secret-0123456789abcdefghijklmnop", form()), 401, InvalidClient)
-		wantError(t, post(t, u, "svc:svc-secret-123-0123456789abcdefghijklmnop", form()), 400, UnauthorizedClient)
-		wantError(t, post(t, u, "", form("client_id", "spa")), 400, UnauthorizedClient)
-		wantError(t, post(t, u, "", form("client_id", "tv", "scope", "admin")), 400, InvalidScope)
-		wantError(t, post(t, u, "", form("client_id", "tv", "resource", "https://elsewhere.example/")), 400, InvalidTarget)
+		wantError(t, post(t, u, "", form("client_id", "nobody")), 401, protocol.InvalidClient)
+		wantError(t, post(t, u, "", form("client_id", "tvc")), 401, protocol.InvalidClient) // confidential: must authenticate
+		wantError(t, post(t, u, "tvc:wrong-secret-0123456789abcdefghijklmnop", form()), 401, protocol.InvalidClient)
+		wantError(t, post(t, u, "svc:svc-secret-123-0123456789abcdefghijklmnop", form()), 400, protocol.UnauthorizedClient)
+		wantError(t, post(t, u, "", form("client_id", "spa")), 400, protocol.UnauthorizedClient)
+		wantError(t, post(t, u, "", form("client_id", "tv", "scope", "admin")), 400, protocol.InvalidScope)
+		wantError(t, post(t, u, "", form("client_id", "tv", "resource", "https://elsewhere.example/")), 400, protocol.InvalidTarget)
 		if r := do(t, mustReq(t, "GET", u+"?client_id=tv")); r.status != http.StatusMethodNotAllowed {
 			t.Fatalf("GET = %d", r.status)
 		}
@@ -149,11 +150,11 @@ func TestDevicePolling_EveryAnswer(t *testing.T) {
 
 		// Bad input, and another client's code.
 		inst.clock.Add(20 * time.Second)
-		wantError(t, post(t, inst.tokenURL("acme"), "", form("grant_type", deviceGrant, "client_id", "tv")), 400, InvalidRequest)
-		wantError(t, inst.pollDevice(t, "", "lk_dc_unknown", "client_id", "tv"), 400, InvalidGrant)
-		wantError(t, inst.pollDevice(t, "", "bad code\x00", "client_id", "tv"), 400, InvalidGrant)
-		wantError(t, inst.pollDevice(t, "", dc, "client_id", "tvonce"), 400, InvalidGrant)
-		wantError(t, inst.pollDevice(t, "svc:svc-secret-123-0123456789abcdefghijklmnop", dc), 400, UnauthorizedClient)
+		wantError(t, post(t, inst.tokenURL("acme"), "", form("grant_type", deviceGrant, "client_id", "tv")), 400, protocol.InvalidRequest)
+		wantError(t, inst.pollDevice(t, "", "lk_dc_unknown", "client_id", "tv"), 400, protocol.InvalidGrant)
+		wantError(t, inst.pollDevice(t, "", "bad code\x00", "client_id", "tv"), 400, protocol.InvalidGrant)
+		wantError(t, inst.pollDevice(t, "", dc, "client_id", "tvonce"), 400, protocol.InvalidGrant)
+		wantError(t, inst.pollDevice(t, "svc:svc-secret-123-0123456789abcdefghijklmnop", dc), 400, protocol.UnauthorizedClient)
 
 		b := newBrowser(t)
 		done := decideDevice(t, inst, b, uc, "approve")
@@ -175,7 +176,7 @@ func TestDevicePolling_EveryAnswer(t *testing.T) {
 		}
 		// Redeemed once: the code is spent.
 		inst.clock.Add(20 * time.Second)
-		wantError(t, inst.pollDevice(t, "", dc, "client_id", "tv"), 400, InvalidGrant)
+		wantError(t, inst.pollDevice(t, "", dc, "client_id", "tv"), 400, protocol.InvalidGrant)
 		// The refresh token works at refresh, and lives as a mobile app's (30 days idle).
 		ref := inst.refresh(t, "", rt, "client_id", "tv")
 		if ref.status != 200 || ref.body["access_token"] == nil || ref.body["refresh_token"] == nil {
@@ -216,7 +217,7 @@ func TestDevicePolling_ConfidentialClientWithoutRefresh(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
 		addDeviceClients(t, inst)
 		r := inst.authorizeDevice(t, "tvc:"+tvcSecret)
-		wantError(t, inst.pollDevice(t, "", r.body["device_code"].(string), "client_id", "tvc"), 401, InvalidClient)
+		wantError(t, inst.pollDevice(t, "", r.body["device_code"].(string), "client_id", "tvc"), 401, protocol.InvalidClient)
 		decideDevice(t, inst, newBrowser(t), r.body["user_code"].(string), "approve")
 		tok := inst.pollDevice(t, "tvc:"+tvcSecret, r.body["device_code"].(string))
 		if tok.status != 200 || tok.body["id_token"] == nil || tok.body["refresh_token"] != nil {

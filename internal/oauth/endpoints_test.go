@@ -130,7 +130,7 @@ func TestOpaqueAccessTokens(t *testing.T) {
 		wantInactive(t, inst.introspect(t, "acme", token.AccessPrefix))
 		wantInactive(t, post(t, inst.introspectURL("ed"), "svc:svc-secret-123-0123456789abcdefghijklmnop", form("token", at)))
 		// Another client cannot revoke it; its owner can.
-		wantError(t, post(t, inst.revokeURL("acme"), "svc:svc-secret-123-0123456789abcdefghijklmnop", form("token", at)), 400, UnauthorizedClient)
+		wantError(t, post(t, inst.revokeURL("acme"), "svc:svc-secret-123-0123456789abcdefghijklmnop", form("token", at)), 400, protocol.UnauthorizedClient)
 		if inst.introspect(t, "acme", at).body["active"] != true {
 			t.Fatal("a foreign revocation took effect")
 		}
@@ -177,11 +177,11 @@ func TestScopesAndResources(t *testing.T) {
 		}
 		tok := inst.tokenURL("acme")
 		basic := "svc:svc-secret-123-0123456789abcdefghijklmnop"
-		wantError(t, post(t, tok, basic, form("grant_type", "client_credentials", "scope", "orders:read admin")), 400, InvalidScope)
-		wantError(t, post(t, tok, basic, form("grant_type", "client_credentials", "scope", `orders"read`)), 400, InvalidScope)
-		wantError(t, post(t, tok, basic, form("grant_type", "client_credentials", "resource", "https://evil.example")), 400, InvalidTarget)
-		wantError(t, post(t, tok, basic, form("grant_type", "client_credentials", "resource", "/relative")), 400, InvalidTarget)
-		wantError(t, post(t, tok, basic, form("grant_type", "client_credentials", "resource", "https://api.example/orders#x")), 400, InvalidTarget)
+		wantError(t, post(t, tok, basic, form("grant_type", "client_credentials", "scope", "orders:read admin")), 400, protocol.InvalidScope)
+		wantError(t, post(t, tok, basic, form("grant_type", "client_credentials", "scope", `orders"read`)), 400, protocol.InvalidScope)
+		wantError(t, post(t, tok, basic, form("grant_type", "client_credentials", "resource", "https://evil.example")), 400, protocol.InvalidTarget)
+		wantError(t, post(t, tok, basic, form("grant_type", "client_credentials", "resource", "/relative")), 400, protocol.InvalidTarget)
+		wantError(t, post(t, tok, basic, form("grant_type", "client_credentials", "resource", "https://api.example/orders#x")), 400, protocol.InvalidTarget)
 	})
 }
 
@@ -203,29 +203,29 @@ func TestClientAuthentication(t *testing.T) {
 		}
 		// Bad secrets: 401 invalid_client, with a Basic challenge only when Basic was tried.
 		r := post(t, tok, "svc:wrong", cc)
-		wantError(t, r, 401, InvalidClient)
+		wantError(t, r, 401, protocol.InvalidClient)
 		if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic") {
 			t.Fatalf("no Basic challenge: %v", r.header)
 		}
 		r = post(t, tok, "", with("client_id", "svc", "client_secret", "wrong"))
-		wantError(t, r, 401, InvalidClient)
+		wantError(t, r, 401, protocol.InvalidClient)
 		if r.header.Get("WWW-Authenticate") != "" {
 			t.Fatal("a Basic challenge without Basic")
 		}
-		wantError(t, post(t, tok, "nobody:x", cc), 401, InvalidClient)
-		wantError(t, post(t, tok, "off:off-secret-000-0123456789abcdefghijklmnop", cc), 401, InvalidClient)
-		wantError(t, post(t, tok, "", cc), 401, InvalidClient)
-		wantError(t, post(t, tok, "svc:svc-secret-123-0123456789abcdefghijklmnop", with("client_secret", "svc-secret-123-0123456789abcdefghijklmnop")), 401, InvalidClient) // two methods
-		wantError(t, post(t, tok, "svc:svc-secret-123-0123456789abcdefghijklmnop", with("client_id", "svc2")), 401, InvalidClient)                                          // mismatched id
+		wantError(t, post(t, tok, "nobody:x", cc), 401, protocol.InvalidClient)
+		wantError(t, post(t, tok, "off:off-secret-000-0123456789abcdefghijklmnop", cc), 401, protocol.InvalidClient)
+		wantError(t, post(t, tok, "", cc), 401, protocol.InvalidClient)
+		wantError(t, post(t, tok, "svc:svc-secret-123-0123456789abcdefghijklmnop", with("client_secret", "svc-secret-123-0123456789abcdefghijklmnop")), 401, protocol.InvalidClient) // two methods
+		wantError(t, post(t, tok, "svc:svc-secret-123-0123456789abcdefghijklmnop", with("client_id", "svc2")), 401, protocol.InvalidClient)                                          // mismatched id
 		// A secret that is right for another client, or another realm's client, is not enough.
-		wantError(t, post(t, tok, "svc:svc2-secret-456-0123456789abcdefghijklmnop", cc), 401, InvalidClient)
+		wantError(t, post(t, tok, "svc:svc2-secret-456-0123456789abcdefghijklmnop", cc), 401, protocol.InvalidClient)
 		// Public clients cannot use client credentials.
-		wantError(t, post(t, tok, "", with("client_id", "spa")), 400, UnauthorizedClient)
+		wantError(t, post(t, tok, "", with("client_id", "spa")), 400, protocol.UnauthorizedClient)
 		// A confidential client without the grant cannot either.
-		wantError(t, post(t, tok, "web:web-secret-123-0123456789abcdefghijklmnop", cc), 400, UnauthorizedClient)
+		wantError(t, post(t, tok, "web:web-secret-123-0123456789abcdefghijklmnop", cc), 400, protocol.UnauthorizedClient)
 		// Introspection requires a confidential client.
-		wantError(t, post(t, inst.introspectURL("acme"), "", form("token", "x")), 401, InvalidClient)
-		wantError(t, post(t, inst.introspectURL("acme"), "", form("client_id", "spa", "token", "x")), 401, InvalidClient)
+		wantError(t, post(t, inst.introspectURL("acme"), "", form("token", "x")), 401, protocol.InvalidClient)
+		wantError(t, post(t, inst.introspectURL("acme"), "", form("client_id", "spa", "token", "x")), 401, protocol.InvalidClient)
 		// Revocation lets a public client identify itself by client_id.
 		if r := post(t, inst.revokeURL("acme"), "", form("client_id", "spa", "token", "unknown")); r.status != 200 {
 			t.Fatalf("public revoke = %d %s", r.status, r.raw)
@@ -268,7 +268,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 		if r := send(good); r.status != 200 {
 			t.Fatalf("private_key_jwt = %d %s", r.status, r.raw)
 		}
-		wantError(t, send(good), 401, InvalidClient) // replayed jti
+		wantError(t, send(good), 401, protocol.InvalidClient) // replayed jti
 		// The issuer works as aud too (RFC 7523bis).
 		if r := send(assertion(t, claims("j2", func(c map[string]any) { c["aud"] = inst.issuer("acme") }), "pk-1")); r.status != 200 {
 			t.Fatalf("aud = issuer: %d %s", r.status, r.raw)
@@ -286,13 +286,13 @@ func TestPrivateKeyJWT(t *testing.T) {
 			"not a JWT":     "garbage",
 			"iss is a user": assertion(t, claims("j11", func(c map[string]any) { c["iss"], c["sub"] = "nobody", "nobody" }), "pk-1"),
 		} {
-			if r := send(a); r.status != 401 || r.body["error"] != string(InvalidClient) {
+			if r := send(a); r.status != 401 || r.body["error"] != string(protocol.InvalidClient) {
 				t.Errorf("%s: %d %s", name, r.status, r.raw)
 			}
 		}
 		// A wrong assertion type is refused.
 		wantError(t, post(t, inst.tokenURL("acme"), "", form("grant_type", "client_credentials",
-			"client_assertion_type", "urn:other", "client_assertion", assertion(t, claims("j12"), "pk-1"))), 401, InvalidClient)
+			"client_assertion_type", "urn:other", "client_assertion", assertion(t, claims("j12"), "pk-1"))), 401, protocol.InvalidClient)
 	})
 }
 
@@ -317,22 +317,22 @@ func TestTokenEndpointBadInput(t *testing.T) {
 			status int
 			code   protocol.Code
 		}{
-			{"GET", raw("GET", tok, "", ""), 405, InvalidRequest},
-			{"JSON body", raw("POST", tok, "application/json", `{"grant_type":"client_credentials"}`), 400, InvalidRequest},
-			{"no content type", raw("POST", tok, "", "grant_type=client_credentials"), 400, InvalidRequest},
-			{"malformed body", raw("POST", tok, "application/x-www-form-urlencoded", "grant_type=%zz"), 400, InvalidRequest},
-			{"duplicate parameter", raw("POST", tok, "application/x-www-form-urlencoded", "grant_type=client_credentials&grant_type=client_credentials"), 400, InvalidRequest},
-			{"duplicate scope", raw("POST", tok, "application/x-www-form-urlencoded", "grant_type=client_credentials&scope=a&scope=b"), 400, InvalidRequest},
-			{"oversized body", raw("POST", tok, "application/x-www-form-urlencoded", "grant_type=client_credentials&x="+strings.Repeat("a", 100<<10)), 413, InvalidRequest},
-			{"secret in the URL", raw("POST", tok+"?client_secret=x", "application/x-www-form-urlencoded", "grant_type=client_credentials"), 400, InvalidRequest},
-			{"no grant type", post(t, tok, basic, form("scope", "orders:read")), 400, InvalidRequest},
-			{"unknown grant type", post(t, tok, basic, form("grant_type", "urn:magic")), 400, UnsupportedGrantType},
-			{"password grant", post(t, tok, basic, form("grant_type", "password", "username", "alice", "password", "alice-password-1")), 400, UnsupportedGrantType},
-			{"implicit", post(t, tok, basic, form("grant_type", "implicit")), 400, UnsupportedGrantType},
-			{"unknown realm", post(t, inst.tokenURL("nope"), basic, form("grant_type", "client_credentials")), 404, NotFound},
-			{"introspect GET", raw("GET", inst.introspectURL("acme"), "", ""), 405, InvalidRequest},
-			{"introspect without token", post(t, inst.introspectURL("acme"), basic, form()), 400, InvalidRequest},
-			{"revoke without token", post(t, inst.revokeURL("acme"), basic, form()), 400, InvalidRequest},
+			{"GET", raw("GET", tok, "", ""), 405, protocol.InvalidRequest},
+			{"JSON body", raw("POST", tok, "application/json", `{"grant_type":"client_credentials"}`), 400, protocol.InvalidRequest},
+			{"no content type", raw("POST", tok, "", "grant_type=client_credentials"), 400, protocol.InvalidRequest},
+			{"malformed body", raw("POST", tok, "application/x-www-form-urlencoded", "grant_type=%zz"), 400, protocol.InvalidRequest},
+			{"duplicate parameter", raw("POST", tok, "application/x-www-form-urlencoded", "grant_type=client_credentials&grant_type=client_credentials"), 400, protocol.InvalidRequest},
+			{"duplicate scope", raw("POST", tok, "application/x-www-form-urlencoded", "grant_type=client_credentials&scope=a&scope=b"), 400, protocol.InvalidRequest},
+			{"oversized body", raw("POST", tok, "application/x-www-form-urlencoded", "grant_type=client_credentials&x="+strings.Repeat("a", 100<<10)), 413, protocol.InvalidRequest},
+			{"secret in the URL", raw("POST", tok+"?client_secret=x", "application/x-www-form-urlencoded", "grant_type=client_credentials"), 400, protocol.InvalidRequest},
+			{"no grant type", post(t, tok, basic, form("scope", "orders:read")), 400, protocol.InvalidRequest},
+			{"unknown grant type", post(t, tok, basic, form("grant_type", "urn:magic")), 400, protocol.UnsupportedGrantType},
+			{"password grant", post(t, tok, basic, form("grant_type", "password", "username", "alice", "password", "alice-password-1")), 400, protocol.UnsupportedGrantType},
+			{"implicit", post(t, tok, basic, form("grant_type", "implicit")), 400, protocol.UnsupportedGrantType},
+			{"unknown realm", post(t, inst.tokenURL("nope"), basic, form("grant_type", "client_credentials")), 404, protocol.NotFound},
+			{"introspect GET", raw("GET", inst.introspectURL("acme"), "", ""), 405, protocol.InvalidRequest},
+			{"introspect without token", post(t, inst.introspectURL("acme"), basic, form()), 400, protocol.InvalidRequest},
+			{"revoke without token", post(t, inst.revokeURL("acme"), basic, form()), 400, protocol.InvalidRequest},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) { wantError(t, c.r, c.status, c.code) })
@@ -423,7 +423,7 @@ func TestRevocation(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
 		at := inst.clientCredentials(t, "acme", "svc:svc-secret-123-0123456789abcdefghijklmnop").body["access_token"].(string)
 		// Another client cannot revoke it.
-		wantError(t, post(t, inst.revokeURL("acme"), "svc2:svc2-secret-456-0123456789abcdefghijklmnop", form("token", at)), 400, UnauthorizedClient)
+		wantError(t, post(t, inst.revokeURL("acme"), "svc2:svc2-secret-456-0123456789abcdefghijklmnop", form("token", at)), 400, protocol.UnauthorizedClient)
 		if inst.introspect(t, "acme", at).body["active"] != true {
 			t.Fatal("another client's revocation took effect")
 		}

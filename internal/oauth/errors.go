@@ -13,21 +13,6 @@ import (
 	"github.com/latchkey/latchkey/storage"
 )
 
-// The error codes the edge answers with.
-const (
-	InvalidRequest         = protocol.InvalidRequest
-	InvalidClient          = protocol.InvalidClient
-	InvalidGrant           = protocol.InvalidGrant
-	UnauthorizedClient     = protocol.UnauthorizedClient
-	UnsupportedGrantType   = protocol.UnsupportedGrantType
-	InvalidScope           = protocol.InvalidScope
-	InvalidTarget          = protocol.InvalidTarget
-	UnsupportedTokenType   = protocol.UnsupportedTokenType
-	ServerError            = protocol.ServerError
-	NotFound               = protocol.NotFound
-	TemporarilyUnavailable = protocol.TemporarilyUnavailable
-)
-
 // unavailableRetry is how long a 503 asks the client to wait before trying again.
 const unavailableRetry = 5 * time.Second
 

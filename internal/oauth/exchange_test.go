@@ -12,6 +12,7 @@ import (
 	"github.com/latchkey/latchkey/internal/clientsecret"
 	"github.com/latchkey/latchkey/internal/grants"
 	"github.com/latchkey/latchkey/internal/password"
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/internal/seed"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/storage"
@@ -223,9 +224,9 @@ func TestTokenExchange_DelegationNestsActors(t *testing.T) {
 			t.Fatalf("revoke = %d %s", r.status, r.raw)
 		}
 		wantError(t, inst.exchange(t, xchgBasic, "subject_token", subject, "subject_token_type", token.TokenTypeAccess,
-			"actor_token", actor, "actor_token_type", token.TokenTypeAccess), 400, InvalidRequest)
+			"actor_token", actor, "actor_token_type", token.TokenTypeAccess), 400, protocol.InvalidRequest)
 		wantError(t, inst.exchange(t, xchgBasic, "subject_token", subject, "subject_token_type", token.TokenTypeAccess,
-			"actor_token", actor2, "actor_token_type", token.TokenTypeAccess), 400, InvalidRequest)
+			"actor_token", actor2, "actor_token_type", token.TokenTypeAccess), 400, protocol.InvalidRequest)
 	})
 }
 
@@ -287,7 +288,7 @@ func TestTokenExchange_SubjectTokenTypes(t *testing.T) {
 				basic = xchgoBasic
 			}
 			r := inst.exchange(t, basic, "subject_token", tc[0], "subject_token_type", tc[1])
-			if r.status != 400 || str(r, "error") != string(InvalidRequest) {
+			if r.status != 400 || str(r, "error") != string(protocol.InvalidRequest) {
 				t.Errorf("%s: %d %s", name, r.status, r.raw)
 			}
 		}
@@ -304,7 +305,7 @@ func TestTokenExchange_SubjectOfAnotherClientRefused(t *testing.T) {
 			{str(web, "id_token"), token.TokenTypeIDToken},
 			{str(inst.clientCredentials(t, "acme", xchg2Basic), "access_token"), token.TokenTypeAccess},
 		} {
-			wantError(t, inst.exchange(t, xchgBasic, "subject_token", tc[0], "subject_token_type", tc[1]), 400, InvalidRequest)
+			wantError(t, inst.exchange(t, xchgBasic, "subject_token", tc[0], "subject_token_type", tc[1]), 400, protocol.InvalidRequest)
 		}
 		// xchg's own client token is its to exchange; one naming xchg2 only for xchg2
 		// to exchange, and a client's own token only by that client.
@@ -323,8 +324,8 @@ func TestTokenExchange_Policy(t *testing.T) {
 		subject := str(signInTokens(t, inst, newBrowser(t), "xchg", xchgBasic, "openid orders:read"), "access_token")
 		sub := []string{"subject_token", subject, "subject_token_type", token.TokenTypeAccess}
 		// A public client, and a confidential one without the grant.
-		wantError(t, inst.exchange(t, "", append(sub, "client_id", "spa")...), 400, UnauthorizedClient)
-		wantError(t, inst.exchange(t, noxBasic, sub...), 400, UnauthorizedClient)
+		wantError(t, inst.exchange(t, "", append(sub, "client_id", "spa")...), 400, protocol.UnauthorizedClient)
+		wantError(t, inst.exchange(t, noxBasic, sub...), 400, protocol.UnauthorizedClient)
 		// Targets outside the policy.
 		for name, extra := range map[string][]string{
 			"audience":                {"audience", "https://api.example/billing"},
@@ -334,7 +335,7 @@ func TestTokenExchange_Policy(t *testing.T) {
 			"another client's policy": {"audience", "https://api.example/billing", "resource", "https://api.example/billing"},
 		} {
 			r := inst.exchange(t, xchgBasic, append(slices.Clone(sub), extra...)...)
-			if r.status != 400 || str(r, "error") != string(InvalidTarget) {
+			if r.status != 400 || str(r, "error") != string(protocol.InvalidTarget) {
 				t.Errorf("%s: %d %s", name, r.status, r.raw)
 			}
 		}
@@ -345,8 +346,8 @@ func TestTokenExchange_Policy(t *testing.T) {
 			t.Fatalf("aud %v", c["aud"])
 		}
 		// Widening the scope, even to one the client has.
-		wantError(t, inst.exchange(t, xchgBasic, append(slices.Clone(sub), "scope", "orders:read orders:write")...), 400, InvalidScope)
-		wantError(t, inst.exchange(t, xchgBasic, append(slices.Clone(sub), "scope", "admin")...), 400, InvalidScope)
+		wantError(t, inst.exchange(t, xchgBasic, append(slices.Clone(sub), "scope", "orders:read orders:write")...), 400, protocol.InvalidScope)
+		wantError(t, inst.exchange(t, xchgBasic, append(slices.Clone(sub), "scope", "admin")...), 400, protocol.InvalidScope)
 	})
 }
 
@@ -368,7 +369,7 @@ func TestTokenExchange_BadInput(t *testing.T) {
 			"oversized subject_token":  {"subject_token", strings.Repeat("a", 17<<10), "subject_token_type", token.TokenTypeAccess},
 		} {
 			r := inst.exchange(t, xchgBasic, kv...)
-			if r.status != 400 || str(r, "error") != string(InvalidRequest) || r.header.Get("Content-Type") != "application/json" ||
+			if r.status != 400 || str(r, "error") != string(protocol.InvalidRequest) || r.header.Get("Content-Type") != "application/json" ||
 				r.header.Get("Cache-Control") != "no-store" {
 				t.Errorf("%s: %d %v %s", name, r.status, r.header, r.raw)
 			}
@@ -379,7 +380,7 @@ func TestTokenExchange_BadInput(t *testing.T) {
 		// Sent in the URL, where logs keep it, it is refused too.
 		r := post(t, inst.tokenURL("acme")+"?subject_token="+subject, xchgBasic,
 			form("grant_type", grants.TokenExchangeType, "subject_token_type", token.TokenTypeAccess))
-		wantError(t, r, 400, InvalidRequest)
+		wantError(t, r, 400, protocol.InvalidRequest)
 		// requested_token_type access_token is what is issued anyway.
 		exchanged(t, inst.exchange(t, xchgBasic, "subject_token", subject, "subject_token_type", token.TokenTypeAccess,
 			"requested_token_type", token.TokenTypeAccess))
@@ -411,7 +412,7 @@ func TestTokenExchange_DiesWithTheSubjectsFamilyAndSession(t *testing.T) {
 		}
 		wantInactive(t, post(t, inst.introspectURL("acme"), xchg2Basic, form("token", fromAT)))
 		wantInactive(t, inst.introspect(t, "acme", subject))
-		wantError(t, inst.exchange(t, xchgBasic, "subject_token", subject, "subject_token_type", token.TokenTypeAccess), 400, InvalidRequest)
+		wantError(t, inst.exchange(t, xchgBasic, "subject_token", subject, "subject_token_type", token.TokenTypeAccess), 400, protocol.InvalidRequest)
 
 		// The session: from an access token and from an ID token, both end with a logout.
 		second := signInTokens(t, inst, b, "xchg", xchgBasic, "openid orders:read")
@@ -426,13 +427,13 @@ func TestTokenExchange_DiesWithTheSubjectsFamilyAndSession(t *testing.T) {
 		for _, tok := range []string{viaAT, viaID} {
 			wantInactive(t, inst.introspect(t, "acme", tok))
 		}
-		wantError(t, inst.exchange(t, xchgBasic, "subject_token", str(second, "id_token"), "subject_token_type", token.TokenTypeIDToken), 400, InvalidRequest)
+		wantError(t, inst.exchange(t, xchgBasic, "subject_token", str(second, "id_token"), "subject_token_type", token.TokenTypeIDToken), 400, protocol.InvalidRequest)
 
 		// An expired subject token, though its session lives on.
 		third := signInTokens(t, inst, b, "xchg", xchgBasic, "openid orders:read")
 		inst.clock.Add(token.DefaultAccessTokenTTL)
-		wantError(t, inst.exchange(t, xchgBasic, "subject_token", str(third, "access_token"), "subject_token_type", token.TokenTypeAccess), 400, InvalidRequest)
-		wantError(t, inst.exchange(t, xchgBasic, "subject_token", str(third, "id_token"), "subject_token_type", token.TokenTypeIDToken), 400, InvalidRequest)
+		wantError(t, inst.exchange(t, xchgBasic, "subject_token", str(third, "access_token"), "subject_token_type", token.TokenTypeAccess), 400, protocol.InvalidRequest)
+		wantError(t, inst.exchange(t, xchgBasic, "subject_token", str(third, "id_token"), "subject_token_type", token.TokenTypeIDToken), 400, protocol.InvalidRequest)
 	})
 }
 
@@ -458,7 +459,7 @@ func TestTokenExchange_RacingFamilyRevocationWins(t *testing.T) {
 						mu.Lock()
 						got = append(got, str(r, "access_token"))
 						mu.Unlock()
-					} else if r.status != 400 || str(r, "error") != string(InvalidRequest) {
+					} else if r.status != 400 || str(r, "error") != string(protocol.InvalidRequest) {
 						t.Errorf("exchange = %d %s", r.status, r.raw)
 					}
 				})

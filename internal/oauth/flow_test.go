@@ -15,6 +15,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/storage"
 )
@@ -269,7 +270,7 @@ func TestCodeRedemption(t *testing.T) {
 		basic := "web:web-secret-123-0123456789abcdefghijklmnop"
 		// Wrong verifier, missing verifier, wrong redirect URI, another client: invalid_grant
 		// (each of these consumes nothing: the code is only spent by a valid redemption).
-		wantError(t, post(t, inst.tokenURL("acme"), basic, form("grant_type", "authorization_code", "code", "lk_ac_nope", "redirect_uri", callback, "code_verifier", verifier)), 400, InvalidGrant)
+		wantError(t, post(t, inst.tokenURL("acme"), basic, form("grant_type", "authorization_code", "code", "lk_ac_nope", "redirect_uri", callback, "code_verifier", verifier)), 400, protocol.InvalidGrant)
 		first := inst.redeem(t, basic, code)
 		if first.status != 200 || first.body["refresh_token"] == nil || first.body["id_token"] == nil {
 			t.Fatalf("redeem = %d %s", first.status, first.raw)
@@ -279,7 +280,7 @@ func TestCodeRedemption(t *testing.T) {
 			t.Fatal("fresh access token inactive")
 		}
 		// Replay: invalid_grant, and everything issued from the first redemption is revoked.
-		wantError(t, inst.redeem(t, basic, code), 400, InvalidGrant)
+		wantError(t, inst.redeem(t, basic, code), 400, protocol.InvalidGrant)
 		wantInactive(t, inst.introspect(t, "acme", at))
 		events, _ := inst.store.ListAudit(t.Context(), storage.AuditFilter{Type: "authorization_code.replayed"})
 		if len(events) != 1 || events[0].UserID == "" {
@@ -300,17 +301,17 @@ func TestCodeRedemption(t *testing.T) {
 			} else {
 				f.Set(tc[0], tc[1])
 			}
-			if r := post(t, inst.tokenURL("acme"), basic, f); r.status != 400 || r.body["error"] != string(InvalidGrant) {
+			if r := post(t, inst.tokenURL("acme"), basic, f); r.status != 400 || r.body["error"] != string(protocol.InvalidGrant) {
 				t.Errorf("%s: %d %s", name, r.status, r.raw)
 			}
 		}
 		// Another client cannot redeem the code.
 		c := b.get(authURL(inst, "acme")).location.Query().Get("code")
-		wantError(t, post(t, inst.tokenURL("acme"), "third:third-secret-321-0123456789abcdefghijklmnop", form("grant_type", "authorization_code", "code", c, "redirect_uri", callback, "code_verifier", verifier)), 400, InvalidGrant)
+		wantError(t, post(t, inst.tokenURL("acme"), "third:third-secret-321-0123456789abcdefghijklmnop", form("grant_type", "authorization_code", "code", c, "redirect_uri", callback, "code_verifier", verifier)), 400, protocol.InvalidGrant)
 		// Codes expire after 60 seconds.
 		c = b.get(authURL(inst, "acme")).location.Query().Get("code")
 		inst.clock.Add(61 * time.Second)
-		wantError(t, inst.redeem(t, basic, c), 400, InvalidGrant)
+		wantError(t, inst.redeem(t, basic, c), 400, protocol.InvalidGrant)
 		// No offline_access: still a refresh token, bound to the browser session (as
 		// Keycloak issues one at every code exchange); no openid, no ID token.
 		c = b.get(authURL(inst, "acme", "scope", "profile")).location.Query().Get("code")

@@ -208,7 +208,7 @@ func (h *Handler) withRealm(next realmHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		realm, err := h.getRealm(r.Context(), r.PathValue("realm"))
 		if errors.Is(err, storage.ErrNotFound) {
-			h.writeError(w, r, protocol.New(NotFound, "realm not found"))
+			h.writeError(w, r, protocol.New(protocol.NotFound, "realm not found"))
 			return
 		}
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/internal/token"
 )
 
@@ -42,7 +43,7 @@ func TestIntrospection_RefreshTokenLivesAsLongAsItsGrant(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantInactive(t, introspect(rt))
-		wantError(t, inst.refresh(t, basic, rt), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, basic, rt), 400, protocol.InvalidGrant)
 		alice.Disabled = false
 		if err := putUser(t, inst, alice); err != nil {
 			t.Fatal(err)

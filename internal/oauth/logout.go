@@ -285,7 +285,7 @@ func (h *Handler) accountEverywhere(w http.ResponseWriter, r *http.Request, real
 // (RFC 9449 §7; dpopUser).
 func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
 	if r.URL.Query().Has("access_token") {
-		protocol.New(InvalidRequest, "access tokens must not be sent in the URL").WriteBearer(w, h.tokens.Issuer(realm.Name))
+		protocol.New(protocol.InvalidRequest, "access tokens must not be sent in the URL").WriteBearer(w, h.tokens.Issuer(realm.Name))
 		return
 	}
 	if tok, ok := authCredentials(r.Header.Get("Authorization"), "DPoP"); ok {

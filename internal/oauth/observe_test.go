@@ -15,8 +15,8 @@ func TestOutcome_IsTheCodeAnswered(t *testing.T) {
 		want string
 	}{
 		{nil, "success"},
-		{protocol.New(InvalidGrant, "x"), "invalid_grant"},
-		{fmt.Errorf("wrapped: %w", protocol.New(InvalidClient, "x")), "invalid_client"},
+		{protocol.New(protocol.InvalidGrant, "x"), "invalid_grant"},
+		{fmt.Errorf("wrapped: %w", protocol.New(protocol.InvalidClient, "x")), "invalid_client"},
 		{fmt.Errorf("get: %w", storage.ErrUnavailable), "temporarily_unavailable"},
 		{errors.New("boom"), "server_error"},
 	} {

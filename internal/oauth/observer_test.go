@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/latchkey/latchkey/internal/metrics"
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/storage/sqlite"
 )
 
@@ -30,10 +31,10 @@ func TestObserver_CountsLockoutsAndThrottling(t *testing.T) {
 
 	cc := form("grant_type", "client_credentials")
 	for range 9 {
-		wantError(t, post(t, inst.tokenURL("acme"), "svc:svc-wrong-0123456789abcdefghijklmnopqrs", cc), 401, InvalidClient)
+		wantError(t, post(t, inst.tokenURL("acme"), "svc:svc-wrong-0123456789abcdefghijklmnopqrs", cc), 401, protocol.InvalidClient)
 	}
-	wantError(t, post(t, inst.tokenURL("acme"), "svc:svc-wrong-0123456789abcdefghijklmnopqrs", cc), 429, InvalidClient)
-	wantError(t, post(t, inst.tokenURL("acme"), "svc:svc-secret-123-0123456789abcdefghijklmnop", cc), 429, InvalidClient)
+	wantError(t, post(t, inst.tokenURL("acme"), "svc:svc-wrong-0123456789abcdefghijklmnopqrs", cc), 429, protocol.InvalidClient)
+	wantError(t, post(t, inst.tokenURL("acme"), "svc:svc-secret-123-0123456789abcdefghijklmnop", cc), 429, protocol.InvalidClient)
 
 	b := newBrowser(t)
 	u := authURL(inst, "acme")

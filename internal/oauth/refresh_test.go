@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/storage"
 )
@@ -77,9 +78,9 @@ func TestRefreshRotatesAndDetectsReuse(t *testing.T) {
 		if r3.status != 200 {
 			t.Fatalf("second rotation = %d %s", r3.status, r3.raw)
 		}
-		wantError(t, inst.refresh(t, basic, rt1), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, basic, rt1), 400, protocol.InvalidGrant)
 		// The whole family is dead: the newest refresh token, and every access token of it.
-		wantError(t, inst.refresh(t, basic, str(r3, "refresh_token")), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, basic, str(r3, "refresh_token")), 400, protocol.InvalidGrant)
 		for _, at := range []string{str(first, "access_token"), str(r2, "access_token"), str(r3, "access_token")} {
 			wantInactive(t, inst.introspect(t, "acme", at))
 		}
@@ -102,7 +103,7 @@ func TestRefreshRetryWindow(t *testing.T) {
 			t.Fatal(r.raw)
 		}
 		inst.clock.Add(11 * time.Second)
-		wantError(t, inst.refresh(t, basic, rt), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, basic, rt), 400, protocol.InvalidGrant)
 
 		// With the window off (refresh_retry_window: 0s) any second use is reuse.
 		strict := "strict:strict-secret-111-0123456789abcdefghijklmnop"
@@ -111,8 +112,8 @@ func TestRefreshRetryWindow(t *testing.T) {
 		if next.status != 200 {
 			t.Fatal(next.raw)
 		}
-		wantError(t, inst.refresh(t, strict, rt), 400, InvalidGrant)
-		wantError(t, inst.refresh(t, strict, str(next, "refresh_token")), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, strict, rt), 400, protocol.InvalidGrant)
+		wantError(t, inst.refresh(t, strict, str(next, "refresh_token")), 400, protocol.InvalidGrant)
 	})
 }
 
@@ -163,15 +164,15 @@ func TestRefreshChecks(t *testing.T) {
 		rt := str(signInTokens(t, inst, b, "web", basic, "openid profile email offline_access"), "refresh_token")
 
 		// Another client: invalid_grant, and the token still works for its owner.
-		wantError(t, inst.refresh(t, "strict:strict-secret-111-0123456789abcdefghijklmnop", rt), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, "strict:strict-secret-111-0123456789abcdefghijklmnop", rt), 400, protocol.InvalidGrant)
 		// Scope may narrow, never widen.
-		wantError(t, inst.refresh(t, basic, rt, "scope", "openid admin"), 400, InvalidScope)
+		wantError(t, inst.refresh(t, basic, rt, "scope", "openid admin"), 400, protocol.InvalidScope)
 		narrowed := inst.refresh(t, basic, rt, "scope", "openid profile")
 		if narrowed.status != 200 || str(narrowed, "scope") != "openid profile" {
 			t.Fatalf("narrowing = %d %s", narrowed.status, narrowed.raw)
 		}
 		rt = str(narrowed, "refresh_token")
-		wantError(t, inst.refresh(t, basic, rt, "scope", "openid profile email"), 400, InvalidScope)
+		wantError(t, inst.refresh(t, basic, rt, "scope", "openid profile email"), 400, protocol.InvalidScope)
 
 		// The new tokens carry the user's current claims.
 		alice := mustUser(t, inst, "alice")
@@ -192,29 +193,29 @@ func TestRefreshChecks(t *testing.T) {
 		if err := putUser(t, inst, alice); err != nil {
 			t.Fatal(err)
 		}
-		wantError(t, inst.refresh(t, basic, rt), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, basic, rt), 400, protocol.InvalidGrant)
 		alice = mustUser(t, inst, "alice")
 		alice.Disabled = false
 		if err := putUser(t, inst, alice); err != nil {
 			t.Fatal(err)
 		}
-		wantError(t, inst.refresh(t, basic, rt), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, basic, rt), 400, protocol.InvalidGrant)
 		inst.clock.Add(time.Second)
 		rt = str(signInTokens(t, inst, newBrowser(t), "web", basic, "openid profile email offline_access"), "refresh_token")
 
 		// Nor can a malformed or unknown token, or a missing one.
-		wantError(t, inst.refresh(t, basic, "lk_rt_unknown"), 400, InvalidGrant)
-		wantError(t, inst.refresh(t, basic, str(r, "access_token")), 400, InvalidGrant)
-		wantError(t, post(t, inst.tokenURL("acme"), basic, form("grant_type", "refresh_token")), 400, InvalidRequest)
+		wantError(t, inst.refresh(t, basic, "lk_rt_unknown"), 400, protocol.InvalidGrant)
+		wantError(t, inst.refresh(t, basic, str(r, "access_token")), 400, protocol.InvalidGrant)
+		wantError(t, post(t, inst.tokenURL("acme"), basic, form("grant_type", "refresh_token")), 400, protocol.InvalidRequest)
 		// A client without the grant cannot use it.
-		wantError(t, post(t, inst.tokenURL("acme"), "svc:svc-secret-123-0123456789abcdefghijklmnop", form("grant_type", "refresh_token", "refresh_token", rt)), 400, UnauthorizedClient)
+		wantError(t, post(t, inst.tokenURL("acme"), "svc:svc-secret-123-0123456789abcdefghijklmnop", form("grant_type", "refresh_token", "refresh_token", rt)), 400, protocol.UnauthorizedClient)
 
 		// Revoking the refresh token (RFC 7009) ends its family.
 		rt2 := str(inst.refresh(t, basic, rt), "refresh_token")
 		if r := post(t, inst.revokeURL("acme"), basic, form("token", rt2, "token_type_hint", "refresh_token")); r.status != 200 {
 			t.Fatal(r.raw)
 		}
-		wantError(t, inst.refresh(t, basic, rt2), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, basic, rt2), 400, protocol.InvalidGrant)
 
 		// Logging the session out ends its families.
 		rt = str(signInTokens(t, inst, b, "web", basic, "openid offline_access"), "refresh_token")
@@ -222,7 +223,7 @@ func TestRefreshChecks(t *testing.T) {
 		if err := inst.store.RevokeSession(ctx, sid, inst.clock.Now().UTC()); err != nil {
 			t.Fatal(err)
 		}
-		wantError(t, inst.refresh(t, basic, rt), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, basic, rt), 400, protocol.InvalidGrant)
 	})
 }
 
@@ -253,7 +254,7 @@ func TestRefreshLifetimes(t *testing.T) {
 			rt = str(r, "refresh_token")
 		}
 		inst.clock.Add(61 * time.Minute)
-		wantError(t, spa(rt), 400, InvalidGrant)
+		wantError(t, spa(rt), 400, protocol.InvalidGrant)
 
 		// Absolute: never extended, however busy the client is.
 		rt = str(signInTokens(t, inst, newBrowser(t), "spa", "", "openid offline_access"), "refresh_token")
@@ -267,7 +268,7 @@ func TestRefreshLifetimes(t *testing.T) {
 			rt = str(r, "refresh_token")
 		}
 		inst.clock.Add(50 * time.Minute)
-		wantError(t, spa(rt), 400, InvalidGrant)
+		wantError(t, spa(rt), 400, protocol.InvalidGrant)
 		after, _ := inst.store.GetFamily(t.Context(), fam.ID)
 		if !after.AbsoluteExpiresAt.Equal(fam.AbsoluteExpiresAt) || fam.AbsoluteExpiresAt.Sub(fam.CreatedAt) != 24*time.Hour {
 			t.Fatalf("absolute expiry moved: %v -> %v", fam.AbsoluteExpiresAt, after.AbsoluteExpiresAt)
@@ -299,7 +300,7 @@ func TestAccountScreenEndsSessions(t *testing.T) {
 		if p.status != 200 || strings.Contains(p.body, fam) {
 			t.Fatalf("after ending a session: %d", p.status)
 		}
-		wantError(t, inst.refresh(t, "web:web-secret-123-0123456789abcdefghijklmnop", str(web1, "refresh_token")), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, "web:web-secret-123-0123456789abcdefghijklmnop", str(web1, "refresh_token")), 400, protocol.InvalidGrant)
 		wantInactive(t, inst.introspect(t, "acme", str(web1, "access_token")))
 		if r := inst.refresh(t, "strict:strict-secret-111-0123456789abcdefghijklmnop", str(other, "refresh_token")); r.status != 200 {
 			t.Fatalf("another session died too: %s", r.raw)
@@ -316,7 +317,7 @@ func TestAccountScreenEndsSessions(t *testing.T) {
 		if p.status != 200 || !strings.Contains(p.body, "signed out everywhere") {
 			t.Fatalf("sign out everywhere = %d %s", p.status, p.body)
 		}
-		wantError(t, inst.refresh(t, "strict:strict-secret-111-0123456789abcdefghijklmnop", str(other, "refresh_token")), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, "strict:strict-secret-111-0123456789abcdefghijklmnop", str(other, "refresh_token")), 400, protocol.InvalidGrant)
 		wantInactive(t, inst.introspect(t, "acme", str(other, "access_token")))
 		if mustUser(t, inst, "alice").TokensValidAfter.IsZero() {
 			t.Fatal("tokens_valid_after not set")

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/storage"
 )
@@ -68,8 +69,8 @@ func TestRefreshTokenInJWTForm(t *testing.T) {
 		}
 
 		// Reuse of a spent one revokes the family, as for opaque tokens.
-		wantError(t, inst.refresh(t, basic, rt1), 400, InvalidGrant)
-		wantError(t, inst.refresh(t, basic, rt3), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, basic, rt1), 400, protocol.InvalidGrant)
+		wantError(t, inst.refresh(t, basic, rt3), 400, protocol.InvalidGrant)
 		events, _ := inst.store.ListAudit(t.Context(), storage.AuditFilter{Type: "refresh_token.reuse_detected"})
 		if len(events) != 1 || events[0].ClientID != "kcrt" {
 			t.Fatalf("audit %+v", events)
@@ -77,8 +78,8 @@ func TestRefreshTokenInJWTForm(t *testing.T) {
 
 		// Another client cannot spend it, and a tampered one is no refresh token.
 		fresh := str(signInTokens(t, inst, newBrowser(t), "kcrt", basic, "openid offline_access"), "refresh_token")
-		wantError(t, inst.refresh(t, "web:web-secret-123-0123456789abcdefghijklmnop", fresh), 400, InvalidGrant)
-		wantError(t, inst.refresh(t, basic, fresh[:len(fresh)-4]+"AAAA"), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, "web:web-secret-123-0123456789abcdefghijklmnop", fresh), 400, protocol.InvalidGrant)
+		wantError(t, inst.refresh(t, basic, fresh[:len(fresh)-4]+"AAAA"), 400, protocol.InvalidGrant)
 		if r := inst.refresh(t, basic, fresh); r.status != 200 {
 			t.Fatalf("fresh after another client's attempt = %d %s", r.status, r.raw)
 		}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/storage"
 )
@@ -81,8 +82,8 @@ func TestSessionBoundRefresh_IssuedRotatedAndEndedByLogout(t *testing.T) {
 			t.Fatalf("retry within the window = %d, same: %v", retry.status, retry.raw == r2.raw)
 		}
 		inst.clock.Add(11 * time.Second)
-		wantError(t, inst.refresh(t, mobBasic, rt1), 400, InvalidGrant)
-		wantError(t, inst.refresh(t, mobBasic, rt2), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, mobBasic, rt1), 400, protocol.InvalidGrant)
+		wantError(t, inst.refresh(t, mobBasic, rt2), 400, protocol.InvalidGrant)
 		wantInactive(t, post(t, inst.introspectURL("acme"), mobBasic, form("token", rt2)))
 
 		// A new one from the same session, then the RP logs the session out.
@@ -92,7 +93,7 @@ func TestSessionBoundRefresh_IssuedRotatedAndEndedByLogout(t *testing.T) {
 			t.Fatal("no rotation before logout")
 		}
 		rpLogout(t, inst, b, str(again, "id_token"))
-		wantError(t, inst.refresh(t, mobBasic, rt), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, mobBasic, rt), 400, protocol.InvalidGrant)
 		wantInactive(t, post(t, inst.introspectURL("acme"), mobBasic, form("token", rt)))
 	})
 }
@@ -109,7 +110,7 @@ func TestSessionBoundRefresh_DiesWhenTheSessionIdlesOut(t *testing.T) {
 		}
 		inst.clock.Add(24*time.Hour + time.Second) // the browser session's idle limit
 		wantInactive(t, post(t, inst.introspectURL("acme"), mobBasic, form("token", bound)))
-		wantError(t, inst.refresh(t, mobBasic, bound), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, mobBasic, bound), 400, protocol.InvalidGrant)
 		if in := post(t, inst.introspectURL("acme"), mobBasic, form("token", offline)); in.body["active"] != true {
 			t.Fatalf("the offline token died with the session's idle expiry: %s", in.raw)
 		}
@@ -157,7 +158,7 @@ func TestSessionBoundRefresh_SlidesTheSessionUntilItsAbsoluteExpiry(t *testing.T
 		}
 		// ...until the session's absolute limit (30 days), well before the family's own.
 		inst.clock.Add(23 * time.Hour)
-		wantError(t, inst.refresh(t, mobBasic, rt), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, mobBasic, rt), 400, protocol.InvalidGrant)
 		wantInactive(t, post(t, inst.introspectURL("acme"), mobBasic, form("token", rt)))
 	})
 }
@@ -200,7 +201,7 @@ func TestOfflineRefresh_OutlivesTheSessionAndItsPurgeButNotALogout(t *testing.T)
 
 		// RP-initiated logout of that (expired) session still ends the family.
 		rpLogout(t, inst, b, idToken)
-		wantError(t, inst.refresh(t, mobBasic, rt), 400, InvalidGrant)
+		wantError(t, inst.refresh(t, mobBasic, rt), 400, protocol.InvalidGrant)
 		wantInactive(t, post(t, inst.introspectURL("acme"), mobBasic, form("token", rt)))
 	})
 }
