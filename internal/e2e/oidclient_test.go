@@ -177,11 +177,17 @@ func checkDeviceAuthorization(t *testing.T, run *libRun, iss string) deviceAutho
 	return da
 }
 
-// deviceDecision plays the user on the verification page: signs in if asked,
-// checks the page names the client, and presses the button labelled decision.
+// deviceDecision plays the user on the verification page: opens the link with
+// the code (the code form, filled in: RFC 8628 §3.3.1), continues, signs in if
+// asked, checks the page names the client, and presses the button labelled
+// decision.
 func (b *browser) deviceDecision(t *testing.T, verificationURL, clientName, decision string) {
 	t.Helper()
 	p := b.get(verificationURL)
+	if p.status != 200 {
+		t.Fatalf("the verification page: %d\n%s", p.status, p.body)
+	}
+	p = b.do(b.formRequest(p, verificationURL, "Continue"))
 	if p.status == 200 && strings.Contains(p.body, `name="password"`) {
 		p = b.do(b.loginRequest(p, verificationURL, "username", "alice", "password", alicePass))
 	}

@@ -80,9 +80,13 @@ export function tokenResult(r) {
 }
 
 // errorResult says what openid-client reported, without anything secret: the
-// class, its code, and an OAuth error response's error, description and status.
+// class, its code and message, the message of the error it wraps (a check the
+// library made: its messages are fixed strings; the wrapped error's own cause,
+// which may hold the response body, is left out), and an OAuth error
+// response's error, description and status.
 export function errorResult(e) {
   const out = { name: e?.name, code: e?.code, message: e?.message }
+  if (e?.cause instanceof Error) out.cause = e.cause.message
   if (e instanceof client.ResponseBodyError) {
     Object.assign(out, { error: e.error, error_description: e.error_description, status: e.status })
   } else if (e instanceof client.WWWAuthenticateChallengeError) {
