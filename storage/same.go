@@ -30,7 +30,10 @@ func SameClient(a, b Client) bool {
 		a.Tokens == b.Tokens &&
 		slices.Equal(a.ServiceAccountRoles, b.ServiceAccountRoles) &&
 		slices.Equal(a.DefaultScopes, b.DefaultScopes) &&
-		a.LeanAccessTokens == b.LeanAccessTokens
+		a.LeanAccessTokens == b.LeanAccessTokens &&
+		a.DPoPBoundAccessTokens == b.DPoPBoundAccessTokens &&
+		a.RequirePushedAuthorizationRequests == b.RequirePushedAuthorizationRequests &&
+		slices.Equal(a.TokenExchangeAudiences, b.TokenExchangeAudiences)
 }
 
 // SameUser reports whether two users have the same configuration. The ID,

@@ -163,8 +163,17 @@ type Client struct {
 	// LeanAccessTokens keeps profile and email claims out of the client's
 	// access tokens (they stay in ID tokens and userinfo).
 	LeanAccessTokens bool
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// DPoPBoundAccessTokens makes the client send a DPoP proof at the token
+	// endpoint, so every token it gets is bound to a key (RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool
+	// RequirePushedAuthorizationRequests makes the authorization endpoint take
+	// the client's requests only through PAR (RFC 9126 §6).
+	RequirePushedAuthorizationRequests bool
+	// TokenExchangeAudiences are the audiences the client may ask for in a token
+	// exchange (RFC 8693 §2.1); empty: none but itself.
+	TokenExchangeAudiences []string
+	CreatedAt              time.Time
+	UpdatedAt              time.Time
 	// TokensValidAfter is the client's security stamp: every token issued to it
 	// before is dead. State, not configuration: disabling the client moves it, and
 	// so does revoking all its tokens.
@@ -388,6 +397,9 @@ type Family struct {
 	RevokeReason      string
 	IP                string // of the last use
 	UserAgent         string // of the last use
+	// JKT is the RFC 7638 thumbprint of the DPoP key the family's refresh tokens
+	// are bound to (RFC 9449 §5); "" when they are not bound.
+	JKT string
 }
 
 // Live reports whether refresh tokens of the family may still be used at now.

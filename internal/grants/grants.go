@@ -18,6 +18,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/dpop"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/storage"
 )
@@ -27,6 +28,10 @@ const (
 	AuthorizationCodeType = "authorization_code"
 	ClientCredentialsType = "client_credentials"
 	RefreshTokenType      = "refresh_token"
+	// DeviceCodeType is the device authorization grant (RFC 8628 §3.4).
+	DeviceCodeType = "urn:ietf:params:oauth:grant-type:device_code"
+	// TokenExchangeType is token exchange (RFC 8693 §2.1).
+	TokenExchangeType = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 // Spec is what a grant type asks of the clients registered for it.
@@ -84,6 +89,27 @@ type Request struct {
 	// HTTP is the request itself, only for Deps.Caller: a grant that records who
 	// asked resolves it, and one that does not (client_credentials) pays nothing.
 	HTTP *http.Request
+	// DPoP is the request's verified DPoP proof (RFC 9449 §4.3), checked by the
+	// token endpoint's shared DPoP phase; nil when no proof was sent.
+	DPoP *dpop.Proof
+}
+
+// JKT is the thumbprint of the request's DPoP key, to bind what the grant issues
+// to (RFC 9449 §5); "" when the request carries no proof.
+func (r Request) JKT() string {
+	if r.DPoP == nil {
+		return ""
+	}
+	return r.DPoP.JKT
+}
+
+// TokenType is the token_type of the response: "DPoP" for a request with a proof
+// (RFC 9449 §5), else "Bearer".
+func (r Request) TokenType() string {
+	if r.DPoP != nil {
+		return "DPoP"
+	}
+	return "Bearer"
 }
 
 // Grant turns an authenticated token request into a token response. Refusals are

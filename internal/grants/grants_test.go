@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latchkey/latchkey/internal/dpop"
 	"github.com/latchkey/latchkey/internal/grants"
 	"github.com/latchkey/latchkey/internal/registry"
 	"github.com/latchkey/latchkey/internal/token"
@@ -97,5 +98,16 @@ func TestValidation_ReadsTheTable(t *testing.T) {
 	unknown := client("password")
 	if err := registry.CheckClient(&unknown); err == nil {
 		t.Error("a grant type outside the table is accepted")
+	}
+}
+
+func TestRequest_DPoPDecidesBindingAndTokenType(t *testing.T) {
+	var plain grants.Request
+	if plain.JKT() != "" || plain.TokenType() != "Bearer" {
+		t.Fatalf("no proof: JKT %q, TokenType %q; want \"\", Bearer", plain.JKT(), plain.TokenType())
+	}
+	withProof := grants.Request{DPoP: &dpop.Proof{JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}
+	if withProof.JKT() != "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" || withProof.TokenType() != "DPoP" {
+		t.Fatalf("proof: JKT %q, TokenType %q; want the proof's thumbprint, DPoP", withProof.JKT(), withProof.TokenType())
 	}
 }

@@ -117,7 +117,7 @@ func realmBytes(name string, r storage.Realm) int {
 func clientBytes(k clientKey, c storage.Client) int {
 	n := len(k.realm) + len(k.id) + len(c.Realm) + len(c.ID) + len(c.Name) + len(c.SecretHash) + len(c.JWKS) +
 		len(c.IDTokenSignedResponseAlg) + len(c.Tokens.AccessTokenFormat) + len(c.Tokens.RefreshPreset) + len(c.Tokens.RefreshTokenFormat) + len(c.BackchannelLogoutURI)
-	for _, list := range [][]string{c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes, c.Audiences, c.WebOrigins, c.DefaultScopes} {
+	for _, list := range [][]string{c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes, c.Audiences, c.WebOrigins, c.DefaultScopes, c.TokenExchangeAudiences} {
 		for _, s := range list {
 			n += int(unsafe.Sizeof(s)) + len(s)
 		}

@@ -29,6 +29,9 @@ type Response struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
+	// IssuedTokenType is the type of the token issued by a token exchange
+	// (RFC 8693 §2.2.1); empty for every other grant.
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
 // RefreshRequest is a refresh_token grant request from an authenticated client.

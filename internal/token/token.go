@@ -29,6 +29,15 @@ const (
 // TypeAccessJWT is the typ header of JWT access tokens (RFC 9068 §2.1).
 const TypeAccessJWT = "at+jwt"
 
+// Token-type identifiers of RFC 8693 §3, for token exchange (subject_token_type,
+// actor_token_type, requested_token_type, issued_token_type).
+const (
+	TokenTypeAccess  = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeIDToken = "urn:ietf:params:oauth:token-type:id_token"
+	TokenTypeJWT     = "urn:ietf:params:oauth:token-type:jwt"
+	TokenTypeRefresh = "urn:ietf:params:oauth:token-type:refresh_token"
+)
+
 // DefaultAccessTokenTTL applies when neither the client nor the realm sets one.
 const DefaultAccessTokenTTL = 5 * time.Minute
 
@@ -122,6 +131,12 @@ type Grant struct {
 	FamilyID  string
 	Scopes    []string
 	Audience  []string
+	// JKT binds the access token to a DPoP key: the RFC 7638 thumbprint that goes
+	// into cnf.jkt (RFC 9449 §6.1); "" issues a bearer token.
+	JKT string
+	// Act is the actor of a delegated token exchange (RFC 8693 §4.1); nil when
+	// there is none.
+	Act *Actor
 }
 
 // Issued is an access token as the token endpoint returns it.
@@ -148,12 +163,31 @@ type AccessClaims struct {
 	// grant (code replay, refresh-token theft, revocation) ends the token at
 	// introspection too.
 	FamilyID string `json:"fid,omitempty"`
+	// Confirmation binds the token to a DPoP key (RFC 9449 §6.1, RFC 7800 §3.1).
+	Confirmation *Confirmation `json:"cnf,omitempty"`
+	// Act names who acts for the subject after a delegated token exchange
+	// (RFC 8693 §4.1).
+	Act *Actor `json:"act,omitempty"`
 
 	// Keycloak's claims, which client libraries (keycloak-js) and APIs read from the
 	// access token: the profile and email claims per granted scope, unless the
 	// client keeps its access tokens lean; the effective roles with the roles scope
 	// (for client credentials, the client's service-account roles).
 	SubjectClaims
+}
+
+// Confirmation is the cnf claim of a DPoP-bound token: the SHA-256 JWK
+// thumbprint of its key (RFC 9449 §6.1).
+type Confirmation struct {
+	JKT string `json:"jkt"`
+}
+
+// Actor is the act claim (RFC 8693 §4.1): the party acting for the subject, with
+// the actor before it nested in Act when the token was exchanged more than once.
+type Actor struct {
+	Subject  string `json:"sub"`
+	ClientID string `json:"client_id,omitempty"`
+	Act      *Actor `json:"act,omitempty"`
 }
 
 // SubjectClaims are what an access token says about its subject besides its ID.
@@ -223,6 +257,10 @@ func (s *Service) IssueAccessToken(ctx context.Context, g Grant) (Issued, error)
 		Issuer: s.Issuer(g.Realm.Name), Subject: subject, Audience: g.Audience,
 		Expiry: now.Add(ttl).Unix(), IssuedAt: now.Unix(), ID: rand.Text(),
 		ClientID: g.Client.ID, Scope: scope, SessionID: g.SessionID, FamilyID: g.FamilyID,
+		Act: g.Act,
+	}
+	if g.JKT != "" {
+		claims.Confirmation = &Confirmation{JKT: g.JKT}
 	}
 	if !g.AuthTime.IsZero() {
 		claims.AuthTime = g.AuthTime.Unix()

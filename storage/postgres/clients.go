@@ -15,7 +15,8 @@ const clientColumns = `realm, id, name, secret_hash, jwks, redirect_uris, post_l
 	refresh_idle, refresh_absolute, refresh_retry_window, created_at, updated_at,
 	pkce_optional, id_token_signed_response_alg, tokens_valid_after, previous_secret_hash, previous_secret_expires_at,
 	backchannel_logout_uri, backchannel_logout_session_required, web_origins, refresh_token_format,
-	service_account_roles, default_scopes, lean_access_tokens`
+	service_account_roles, default_scopes, lean_access_tokens,
+	dpop_bound_access_tokens, require_pushed_authorization_requests, token_exchange_audiences`
 
 func scanClient(row scanner) (storage.Client, error) {
 	var c storage.Client
@@ -26,7 +27,8 @@ func scanClient(row scanner) (storage.Client, error) {
 		&c.PKCEOptional, &c.IDTokenSignedResponseAlg, nt(&c.TokensValidAfter),
 		&c.PreviousSecretHash, nt(&c.PreviousSecretExpiresAt),
 		&c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired, &c.WebOrigins, &c.Tokens.RefreshTokenFormat,
-		&c.ServiceAccountRoles, &c.DefaultScopes, &c.LeanAccessTokens)
+		&c.ServiceAccountRoles, &c.DefaultScopes, &c.LeanAccessTokens,
+		&c.DPoPBoundAccessTokens, &c.RequirePushedAuthorizationRequests, &c.TokenExchangeAudiences)
 	c.Tokens.AccessTokenTTL = time.Duration(ttl)
 	c.Tokens.RefreshIdle = time.Duration(idle)
 	c.Tokens.RefreshAbsolute = time.Duration(absolute)
@@ -57,7 +59,7 @@ func (s *Store) CreateClient(ctx context.Context, c storage.Client, events ...st
 
 func insertClient(ctx context.Context, q querier, c storage.Client) error {
 	_, err := q.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35)`,
 		c.Realm, c.ID, c.Name, c.SecretHash, bytesOrNull(c.JWKS), list(c.RedirectURIs), list(c.PostLogoutRedirectURIs),
 		list(c.GrantTypes), list(c.Scopes), list(c.Audiences), c.ThirdParty, c.Disabled,
 		int64(c.Tokens.AccessTokenTTL), c.Tokens.AccessTokenFormat, c.Tokens.RefreshPreset,
@@ -65,7 +67,8 @@ func insertClient(ctx context.Context, q querier, c storage.Client) error {
 		ts(c.CreatedAt), ts(c.UpdatedAt), c.PKCEOptional, c.IDTokenSignedResponseAlg, ts(c.TokensValidAfter),
 		c.PreviousSecretHash, ts(c.PreviousSecretExpiresAt),
 		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, list(c.WebOrigins), c.Tokens.RefreshTokenFormat,
-		refsJSON(c.ServiceAccountRoles), list(c.DefaultScopes), c.LeanAccessTokens)
+		refsJSON(c.ServiceAccountRoles), list(c.DefaultScopes), c.LeanAccessTokens,
+		c.DPoPBoundAccessTokens, c.RequirePushedAuthorizationRequests, list(c.TokenExchangeAudiences))
 	if err != nil {
 		return err
 	}
@@ -150,7 +153,8 @@ func updateClient(ctx context.Context, q querier, c storage.Client) (int64, erro
 			pkce_optional = $20, id_token_signed_response_alg = $21, tokens_valid_after = $22,
 			previous_secret_hash = $23, previous_secret_expires_at = $24,
 			backchannel_logout_uri = $25, backchannel_logout_session_required = $26, web_origins = $27, refresh_token_format = $28,
-			service_account_roles = $29, default_scopes = $30, lean_access_tokens = $31
+			service_account_roles = $29, default_scopes = $30, lean_access_tokens = $31,
+			dpop_bound_access_tokens = $32, require_pushed_authorization_requests = $33, token_exchange_audiences = $34
 		WHERE realm = $1 AND id = $2`,
 		c.Realm, c.ID, c.Name, c.SecretHash, list(c.RedirectURIs), list(c.PostLogoutRedirectURIs),
 		list(c.GrantTypes), list(c.Scopes), list(c.Audiences), c.ThirdParty, c.Disabled,
@@ -159,7 +163,8 @@ func updateClient(ctx context.Context, q querier, c storage.Client) (int64, erro
 		ts(c.UpdatedAt), bytesOrNull(c.JWKS), c.PKCEOptional, c.IDTokenSignedResponseAlg, ts(c.TokensValidAfter),
 		c.PreviousSecretHash, ts(c.PreviousSecretExpiresAt),
 		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, list(c.WebOrigins), c.Tokens.RefreshTokenFormat,
-		refsJSON(c.ServiceAccountRoles), list(c.DefaultScopes), c.LeanAccessTokens)
+		refsJSON(c.ServiceAccountRoles), list(c.DefaultScopes), c.LeanAccessTokens,
+		c.DPoPBoundAccessTokens, c.RequirePushedAuthorizationRequests, list(c.TokenExchangeAudiences))
 	if err != nil || tag.RowsAffected() == 0 {
 		return 0, err
 	}

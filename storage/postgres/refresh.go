@@ -12,13 +12,13 @@ import (
 )
 
 const familyColumns = `id, realm, client_id, user_id, session_id, scopes, audience, created_at, last_used_at,
-	idle_expires_at, absolute_expires_at, revoked_at, revoke_reason, ip, user_agent`
+	idle_expires_at, absolute_expires_at, revoked_at, revoke_reason, ip, user_agent, jkt`
 
 func scanFamily(row scanner) (storage.Family, error) {
 	var f storage.Family
 	err := row.Scan(&f.ID, &f.Realm, &f.ClientID, &f.UserID, &f.SessionID, &f.Scopes, &f.Audience,
 		nt(&f.CreatedAt), nt(&f.LastUsedAt), nt(&f.IdleExpiresAt), nt(&f.AbsoluteExpiresAt), nt(&f.RevokedAt),
-		&f.RevokeReason, &f.IP, &f.UserAgent)
+		&f.RevokeReason, &f.IP, &f.UserAgent, &f.JKT)
 	return f, err
 }
 
@@ -54,10 +54,10 @@ func (s *Store) CreateFamily(ctx context.Context, f storage.Family, first storag
 // insertFamily stores a family and its first token, inside the caller's transaction.
 func insertFamily(ctx context.Context, q querier, f storage.Family, first storage.RefreshToken) error {
 	_, err := q.Exec(ctx, `INSERT INTO refresh_families (`+familyColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		f.ID, f.Realm, f.ClientID, f.UserID, f.SessionID, list(f.Scopes), list(f.Audience),
 		ts(f.CreatedAt), ts(f.LastUsedAt), ts(f.IdleExpiresAt), ts(f.AbsoluteExpiresAt), ts(f.RevokedAt),
-		f.RevokeReason, f.IP, f.UserAgent)
+		f.RevokeReason, f.IP, f.UserAgent, f.JKT)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,8 @@ const clientCols = `realm, id, name, secret_hash, jwks, redirect_uris, post_logo
 	access_token_ttl, access_token_format, refresh_preset, refresh_idle, refresh_absolute, refresh_retry_window,
 	created_at, updated_at, tokens_valid_after, previous_secret_hash, previous_secret_expires_at,
 	backchannel_logout_uri, backchannel_logout_session_required, web_origins, refresh_token_format,
-	service_account_roles, default_scopes, lean_access_tokens`
+	service_account_roles, default_scopes, lean_access_tokens,
+	dpop_bound_access_tokens, require_pushed_authorization_requests, token_exchange_audiences`
 
 func scanClient(row rowScanner) (storage.Client, error) {
 	var c storage.Client
@@ -27,7 +28,8 @@ func scanClient(row rowScanner) (storage.Client, error) {
 		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, timeCol{&c.TokensValidAfter},
 		&c.PreviousSecretHash, timeCol{&c.PreviousSecretExpiresAt},
 		&c.BackchannelLogoutURI, &c.BackchannelLogoutSessionRequired, jsonCol{&c.WebOrigins}, &c.Tokens.RefreshTokenFormat,
-		jsonCol{&c.ServiceAccountRoles}, jsonCol{&c.DefaultScopes}, &c.LeanAccessTokens)
+		jsonCol{&c.ServiceAccountRoles}, jsonCol{&c.DefaultScopes}, &c.LeanAccessTokens,
+		&c.DPoPBoundAccessTokens, &c.RequirePushedAuthorizationRequests, jsonCol{&c.TokenExchangeAudiences})
 	return c, err
 }
 
@@ -63,7 +65,7 @@ func recordClientChanged(ctx context.Context, tx *stmtTx, realm, id string, at t
 
 func insertClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO clients (`+clientCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.Realm, c.ID, c.Name, c.SecretHash, blob(c.JWKS),
 		jsonText(c.RedirectURIs), jsonText(c.PostLogoutRedirectURIs), jsonText(c.GrantTypes),
 		jsonText(c.Scopes), jsonText(c.Audiences), c.ThirdParty, c.Disabled,
@@ -72,7 +74,8 @@ func insertClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 		micros(c.CreatedAt), micros(c.UpdatedAt), micros(c.TokensValidAfter),
 		c.PreviousSecretHash, micros(c.PreviousSecretExpiresAt),
 		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, jsonText(c.WebOrigins), c.Tokens.RefreshTokenFormat,
-		refsText(c.ServiceAccountRoles), jsonText(c.DefaultScopes), c.LeanAccessTokens)
+		refsText(c.ServiceAccountRoles), jsonText(c.DefaultScopes), c.LeanAccessTokens,
+		c.DPoPBoundAccessTokens, c.RequirePushedAuthorizationRequests, jsonText(c.TokenExchangeAudiences))
 	return mapWriteError(err, clientName(c.Realm, c.ID))
 }
 
@@ -136,7 +139,8 @@ func updateClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 		pkce_optional = ?, id_token_signed_response_alg = ?, access_token_ttl = ?, access_token_format = ?, refresh_preset = ?, refresh_idle = ?, refresh_absolute = ?,
 		refresh_retry_window = ?, updated_at = ?, tokens_valid_after = ?, previous_secret_hash = ?, previous_secret_expires_at = ?,
 		backchannel_logout_uri = ?, backchannel_logout_session_required = ?, web_origins = ?, refresh_token_format = ?,
-		service_account_roles = ?, default_scopes = ?, lean_access_tokens = ?
+		service_account_roles = ?, default_scopes = ?, lean_access_tokens = ?,
+		dpop_bound_access_tokens = ?, require_pushed_authorization_requests = ?, token_exchange_audiences = ?
 		WHERE realm = ? AND id = ?`,
 		c.Name, c.SecretHash, blob(c.JWKS), jsonText(c.RedirectURIs),
 		jsonText(c.PostLogoutRedirectURIs), jsonText(c.GrantTypes), jsonText(c.Scopes), jsonText(c.Audiences),
@@ -146,6 +150,7 @@ func updateClient(ctx context.Context, tx *stmtTx, c storage.Client) error {
 		micros(c.UpdatedAt), micros(c.TokensValidAfter), c.PreviousSecretHash, micros(c.PreviousSecretExpiresAt),
 		c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired, jsonText(c.WebOrigins), c.Tokens.RefreshTokenFormat,
 		refsText(c.ServiceAccountRoles), jsonText(c.DefaultScopes), c.LeanAccessTokens,
+		c.DPoPBoundAccessTokens, c.RequirePushedAuthorizationRequests, jsonText(c.TokenExchangeAudiences),
 		c.Realm, c.ID)
 	if err := mustChange(res, err, clientName(c.Realm, c.ID)); err != nil {
 		return err

@@ -11,13 +11,13 @@ import (
 )
 
 const familyCols = `id, realm, client_id, user_id, session_id, scopes, audience, created_at, last_used_at,
-	idle_expires_at, absolute_expires_at, revoked_at, revoke_reason, ip, user_agent`
+	idle_expires_at, absolute_expires_at, revoked_at, revoke_reason, ip, user_agent, jkt`
 
 func scanFamily(row rowScanner) (storage.Family, error) {
 	var f storage.Family
 	err := row.Scan(&f.ID, &f.Realm, &f.ClientID, &f.UserID, &f.SessionID, jsonCol{&f.Scopes}, jsonCol{&f.Audience},
 		timeCol{&f.CreatedAt}, timeCol{&f.LastUsedAt}, timeCol{&f.IdleExpiresAt}, timeCol{&f.AbsoluteExpiresAt},
-		timeCol{&f.RevokedAt}, &f.RevokeReason, &f.IP, &f.UserAgent)
+		timeCol{&f.RevokedAt}, &f.RevokeReason, &f.IP, &f.UserAgent, &f.JKT)
 	return f, err
 }
 
@@ -41,10 +41,10 @@ func (s *Store) CreateFamily(ctx context.Context, f storage.Family, first storag
 // insertFamily stores a family and its first token, inside the caller's transaction.
 func insertFamily(ctx context.Context, tx *stmtTx, f storage.Family, first storage.RefreshToken) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO refresh_families (`+familyCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		f.ID, f.Realm, f.ClientID, f.UserID, f.SessionID, jsonText(f.Scopes), jsonText(f.Audience),
 		micros(f.CreatedAt), micros(f.LastUsedAt), micros(f.IdleExpiresAt), micros(f.AbsoluteExpiresAt),
-		micros(f.RevokedAt), f.RevokeReason, f.IP, f.UserAgent)
+		micros(f.RevokedAt), f.RevokeReason, f.IP, f.UserAgent, f.JKT)
 	if err != nil {
 		return mapWriteError(err, familyName(f.ID))
 	}

@@ -231,6 +231,8 @@ func newFamily(realm, clientID, userID, sessionID, id string) storage.Family {
 		Scopes: []string{"openid", "offline_access"}, Audience: []string{"https://api.example"},
 		CreatedAt: t0, LastUsedAt: t0, IdleExpiresAt: at(time.Hour), AbsoluteExpiresAt: at(24 * time.Hour),
 		IP: "192.0.2.1", UserAgent: "test-agent",
+		// Bound to a DPoP key, so every path that stores a family must keep it.
+		JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
 	}
 }
 
@@ -312,10 +314,14 @@ func testClients(t *testing.T, s storage.Store) {
 	spa.BackchannelLogoutSessionRequired = true
 	spa.WebOrigins = nil // unset: the redirect URIs' origins
 	spa.Tokens.RefreshTokenFormat = "jwt"
+	spa.DPoPBoundAccessTokens = true
+	spa.RequirePushedAuthorizationRequests = true
 	must(t, s.CreateClient(c, spa))
 	svc := newClient("acme", "svc")
 	svc.RedirectURIs, svc.GrantTypes, svc.Scopes = nil, []string{"client_credentials"}, []string{"orders:read", "orders:write"}
 	svc.Tokens = storage.TokenSettings{AccessTokenFormat: "opaque", RefreshPreset: "service"}
+	svc.GrantTypes = append(svc.GrantTypes, "urn:ietf:params:oauth:grant-type:token-exchange")
+	svc.TokenExchangeAudiences = []string{"https://api.example", "orders"}
 	must(t, s.CreateClient(c, svc))
 	pk := newClient("acme", "pk")
 	pk.SecretHash = ""
@@ -355,6 +361,9 @@ func testClients(t *testing.T, s storage.Store) {
 	web.IDTokenSignedResponseAlg = "EdDSA"
 	web.Tokens.RefreshRetryWindow = 0
 	web.Tokens.RefreshTokenFormat = "jwt"
+	web.DPoPBoundAccessTokens = true
+	web.RequirePushedAuthorizationRequests = true
+	web.TokenExchangeAudiences = []string{"https://api.example"}
 	web.UpdatedAt = at(time.Hour)
 	web.PreviousSecretHash, web.PreviousSecretExpiresAt = "old-hash", at(2*time.Hour)
 	web.CreatedAt = at(time.Hour) // CreatedAt is not updatable
