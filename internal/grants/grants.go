@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/dpop"
@@ -41,8 +42,9 @@ type Spec struct {
 	Confidential bool
 	// RedirectURIs: the client needs at least one registered redirect URI.
 	RedirectURIs bool
-	// Requires is another grant type the client must also have, and RequiresWhy
-	// says why, for the validation message.
+	// Requires names other grant types, separated by spaces, of which the client
+	// must also have one (see RequiresAny), and RequiresWhy says why, for the
+	// validation message.
 	Requires, RequiresWhy string
 	// CoreCounts: the token core counts what the grant delivers itself (a refresh
 	// retried within its window hands out nothing new), so the endpoint must not.
@@ -54,9 +56,15 @@ type Spec struct {
 var specs = [...]Spec{
 	{Type: AuthorizationCodeType, RedirectURIs: true},
 	{Type: ClientCredentialsType, Confidential: true},
-	{Type: RefreshTokenType, Requires: AuthorizationCodeType,
+	{Type: RefreshTokenType, Requires: AuthorizationCodeType + " " + DeviceCodeType,
 		RequiresWhy: "refresh tokens come from a user's grant", CoreCounts: true},
+	// RFC 8628: public clients (a TV app) or confidential ones, no redirect URI.
+	{Type: DeviceCodeType},
 }
+
+// RequiresAny returns the grant types of which a client with this one must also
+// have one; nil when it needs none.
+func (s Spec) RequiresAny() []string { return strings.Fields(s.Requires) }
 
 // Specs returns the table of grant types offered.
 func Specs() []Spec { return slices.Clone(specs[:]) }
@@ -145,7 +153,7 @@ type Registry struct {
 
 // Default returns the registry of every grant type in the table.
 func Default(d Deps) *Registry {
-	r, err := NewRegistry(AuthorizationCode(d), ClientCredentials(d), RefreshToken(d))
+	r, err := NewRegistry(AuthorizationCode(d), ClientCredentials(d), RefreshToken(d), DeviceCode(d))
 	if err != nil {
 		panic(err) // the table and the grants above are written together
 	}

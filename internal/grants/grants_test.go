@@ -23,7 +23,7 @@ func TestRegistry_ServesEveryGrantInTheTable(t *testing.T) {
 			t.Errorf("Get(%q) = %v, %+v, %v", s.Type, g, spec, ok)
 		}
 	}
-	for _, bad := range []string{"", "password", "implicit", "urn:ietf:params:oauth:grant-type:device_code"} {
+	for _, bad := range []string{"", "password", "implicit", "urn:ietf:params:oauth:grant-type:jwt-bearer"} {
 		if _, _, ok := r.Get(bad); ok {
 			t.Errorf("Get(%q) found a grant", bad)
 		}
@@ -69,8 +69,14 @@ func TestValidation_ReadsTheTable(t *testing.T) {
 	}
 	for _, s := range grants.Specs() {
 		types := []string{s.Type}
-		if s.Requires != "" {
-			types = append(types, s.Requires)
+		for _, other := range s.RequiresAny() {
+			one := append([]string{s.Type}, other)
+			if c := client(one...); registry.CheckClient(&c) != nil {
+				t.Errorf("%s: a client with it and %s is refused: %v", s.Type, other, registry.CheckClient(&c))
+			}
+		}
+		if req := s.RequiresAny(); len(req) > 0 {
+			types = append(types, req[0])
 		}
 		ok := client(types...)
 		if err := registry.CheckClient(&ok); err != nil {
@@ -91,7 +97,7 @@ func TestValidation_ReadsTheTable(t *testing.T) {
 		}
 		alone := client(s.Type)
 		err = registry.CheckClient(&alone)
-		if got := err != nil && strings.Contains(err.Error(), s.Type+" needs "+s.Requires+":"); got != (s.Requires != "") {
+		if got := err != nil && strings.Contains(err.Error(), s.Type+" needs "+strings.Join(s.RequiresAny(), " or ")+":"); got != (s.Requires != "") {
 			t.Errorf("%s: client without %q refused for it: %v", s.Type, s.Requires, err)
 		}
 	}

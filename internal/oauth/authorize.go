@@ -467,13 +467,29 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 	if !ok {
 		return
 	}
+	in, ok := h.passwordSignIn(w, r, realm, client.ID, form, func(status int, username, message string, wait time.Duration) {
+		h.loginPage(w, r, realm, client, req, status, username, message, wait)
+	})
+	if !ok {
+		return
+	}
+	h.continueAuthorization(w, r, realm, client, req, &in)
+}
+
+// passwordSignIn checks a login form's username and password behind the login
+// limiter and, when they are right, starts a browser session. It is the one
+// sign-in of every page that needs one (authorization, the device page). On a
+// refusal it calls retry with the status, the name to prefill, a message and how
+// long to wait, and returns ok=false; a store error it writes itself.
+func (h *Handler) passwordSignIn(w http.ResponseWriter, r *http.Request, realm storage.Realm, clientID string, form url.Values,
+	retry func(status int, username, message string, wait time.Duration)) (signIn, bool) {
 	ctx := r.Context()
 	name := loginName(form.Get("username"))
 	from := h.caller(r)
 	user, found, err := h.findUser(ctx, realm.Name, name)
 	if err != nil {
 		h.writeError(w, r, err)
-		return
+		return signIn{}, false
 	}
 	// A user's username and email share one count: the account is the user when
 	// the name names one, else the name itself.
@@ -486,12 +502,12 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 	attempt, wait, err := h.limiter.Admit(ctx, account, from.IP)
 	if err != nil {
 		h.writeError(w, r, err)
-		return
+		return signIn{}, false
 	}
 	if attempt == nil {
 		h.observeLogin("throttled", false)
-		h.loginPage(w, r, realm, client, req, http.StatusTooManyRequests, name, "", wait)
-		return
+		retry(http.StatusTooManyRequests, name, "", wait)
+		return signIn{}, false
 	}
 	defer attempt.Release(ctx)
 	hash := h.dummyHash()
@@ -503,7 +519,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 		wait, counted, err := attempt.Fail(ctx)
 		if err != nil {
 			h.writeError(w, r, err)
-			return
+			return signIn{}, false
 		}
 		h.observeLogin("failure", counted && wait > 0)
 		// The typed name is kept only when it names an account: a password typed
@@ -512,29 +528,29 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, realm storage.Re
 		if found {
 			details = map[string]string{"username": name}
 		}
-		h.audit(ctx, storage.AuditEvent{Type: "login.failed", Realm: realm.Name, ClientID: client.ID, UserID: user.ID,
+		h.audit(ctx, storage.AuditEvent{Type: "login.failed", Realm: realm.Name, ClientID: clientID, UserID: user.ID,
 			IP: from.IP, UserAgent: from.UserAgent, Details: details})
 		if wait > 0 {
-			h.loginPage(w, r, realm, client, req, http.StatusTooManyRequests, name, "", wait)
-			return
+			retry(http.StatusTooManyRequests, name, "", wait)
+			return signIn{}, false
 		}
-		h.loginPage(w, r, realm, client, req, http.StatusUnauthorized, name, "Invalid username or password.", 0)
-		return
+		retry(http.StatusUnauthorized, name, "Invalid username or password.", 0)
+		return signIn{}, false
 	}
 	if err := attempt.Succeed(ctx); err != nil {
 		h.writeError(w, r, err)
-		return
+		return signIn{}, false
 	}
 	h.observeLogin("success", false)
 	h.rehashPassword(ctx, user, form.Get("password"))
 	sess, err := h.startSession(ctx, w, r, realm.Name, user)
 	if err != nil {
 		h.writeError(w, r, err)
-		return
+		return signIn{}, false
 	}
-	h.audit(ctx, storage.AuditEvent{Type: "login.succeeded", Realm: realm.Name, ClientID: client.ID, UserID: user.ID,
+	h.audit(ctx, storage.AuditEvent{Type: "login.succeeded", Realm: realm.Name, ClientID: clientID, UserID: user.ID,
 		SessionID: sess.ID, IP: from.IP, UserAgent: from.UserAgent})
-	h.continueAuthorization(w, r, realm, client, req, &signIn{session: sess, user: user})
+	return signIn{session: sess, user: user}, true
 }
 
 // unknownNameAccount is the login limiter's account of a name that names no

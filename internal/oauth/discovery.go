@@ -21,6 +21,7 @@ type metadata struct {
 	JWKSURI                                    string   `json:"jwks_uri"`
 	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
 	RevocationEndpoint                         string   `json:"revocation_endpoint"`
+	DeviceAuthorizationEndpoint                string   `json:"device_authorization_endpoint"`
 	ScopesSupported                            []string `json:"scopes_supported"`
 	ResponseTypesSupported                     []string `json:"response_types_supported"`
 	ResponseModesSupported                     []string `json:"response_modes_supported"`
@@ -76,6 +77,7 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storag
 		JWKSURI:                          issuer + certsPath,
 		IntrospectionEndpoint:            issuer + introspectPath,
 		RevocationEndpoint:               issuer + revokePath,
+		DeviceAuthorizationEndpoint:      issuer + deviceAuthPath,
 		ScopesSupported:                  append([]string{}, scopes...),
 		ResponseTypesSupported:           []string{"code"},
 		ResponseModesSupported:           responseModes,

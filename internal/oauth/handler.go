@@ -82,6 +82,10 @@ type Handler struct {
 	events  EventFeed
 	// grants are the token endpoint's grant types, built once here.
 	grants *grants.Registry
+	// userCodes hash the device grant's user codes; codeLimiter throttles wrong
+	// ones on the verification page (userCodeLimits).
+	userCodes   token.UserCodes
+	codeLimiter *web.Limiter
 }
 
 // EventFeed streams a realm's revocations to an authenticated resource server
@@ -119,7 +123,8 @@ func New(c Config) *Handler {
 		pages: c.Pages, limiter: c.Limiter, clientLimiter: web.NewLimiter(c.Store, "client", clientAuthLimits, c.Now),
 		box: newBox(c.MasterKey), nameKey: c.MasterKey.Derive("login limiter name buckets"),
 		dummyHash: newDummyHash(), log: c.Log, baseURL: strings.TrimSuffix(c.BaseURL, "/"), clientIP: c.ClientIP, now: c.Now, obs: c.Observer,
-		events: c.RevocationEvents}
+		events:    c.RevocationEvents,
+		userCodes: token.NewUserCodes(c.MasterKey.Derive("device user codes")), codeLimiter: web.NewLimiter(c.Store, "usercode", userCodeLimits, c.Now)}
 	h.grants = grants.Default(grants.Deps{Tokens: c.Tokens, Store: c.Store, Now: c.Now, Caller: h.caller})
 	return h
 }
@@ -167,6 +172,9 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	// Origin checks), on top of each form's CSRF value.
 	browser := http.NewCrossOriginProtection()
 	mux.HandleFunc(realm+authPath, h.withRealm(h.authorize))
+	mux.HandleFunc("POST "+realm+deviceAuthPath, h.withRealm(h.deviceAuthorization))
+	mux.HandleFunc("GET "+realm+devicePath, h.withRealm(h.devicePage))
+	mux.Handle("POST "+realm+devicePath, browser.Handler(h.withRealm(h.deviceSubmit)))
 	mux.Handle("POST "+realm+loginPath, browser.Handler(h.withRealm(h.login)))
 	mux.Handle("POST "+realm+consentPath, browser.Handler(h.withRealm(h.consent)))
 	mux.HandleFunc(realm+logoutPath, h.withRealm(h.corsRealm(h.logout)))

@@ -198,8 +198,8 @@ func CheckClient(cl *Client) error {
 		}
 	}
 	for _, g := range grants.Specs() {
-		if g.Requires != "" && has(g.Type) && !has(g.Requires) {
-			c.fail(g.Type+" needs "+g.Requires+": "+g.RequiresWhy, "grant_types")
+		if req := g.RequiresAny(); len(req) > 0 && has(g.Type) && !slices.ContainsFunc(req, has) {
+			c.fail(g.Type+" needs "+strings.Join(req, " or ")+": "+g.RequiresWhy, "grant_types")
 		}
 	}
 	for _, g := range grants.Specs() {
@@ -251,6 +251,9 @@ func CheckClient(cl *Client) error {
 		cl.RefreshTokenFormat = "opaque"
 	} else if !slices.Contains(tokenFormats, cl.RefreshTokenFormat) {
 		c.fail(fmt.Sprintf("unknown refresh_token_format %q (want opaque or jwt)", cl.RefreshTokenFormat), "refresh_token_format")
+	}
+	if cl.RefreshPreset == "" && has(grants.DeviceCodeType) && has(grants.RefreshTokenType) {
+		cl.RefreshPreset = "mobile" // a device keeps its sign-in as a mobile app does (RFC 8628)
 	}
 	c.checkRefresh(cl, has("refresh_token"), confidential)
 	if len(cl.DefaultScopes) == 0 {

@@ -59,6 +59,11 @@ type Store interface {
 	DenyJWT(ctx context.Context, d storage.DeniedJWT) error
 	ListDeniedJWTs(ctx context.Context, realm string, now time.Time) ([]storage.DeniedJWT, error)
 	AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error)
+	// The device authorization grant's state (RFC 8628), shared by every instance.
+	CreateDeviceGrant(ctx context.Context, g storage.DeviceGrant) error
+	GetDeviceGrantByUserCode(ctx context.Context, realm string, userCodeHash []byte, now time.Time) (storage.DeviceGrant, error)
+	DecideDeviceGrant(ctx context.Context, realm string, userCodeHash []byte, now time.Time, fn func(g *storage.DeviceGrant) error) (storage.DeviceGrant, error)
+	PollDeviceGrant(ctx context.Context, deviceCodeHash []byte, now time.Time, start storage.StartDeviceGrant) (storage.DeviceGrant, storage.PollResult, error)
 	// ListRoles is read through the cache (internal/storecache), and only for a
 	// token that carries roles.
 	ListRoles(ctx context.Context, realm string) ([]storage.Role, error)

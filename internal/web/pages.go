@@ -8,7 +8,7 @@ import (
 
 // Pages renders Latchkey's HTML pages from embedded templates.
 type Pages struct {
-	login, consent, errorPage, message, logout, account *template.Template
+	login, consent, errorPage, message, logout, account, device *template.Template
 }
 
 // NewPages parses the embedded templates once.
@@ -26,7 +26,7 @@ func NewPages() (*Pages, error) {
 		dst  **template.Template
 	}{
 		{"login", &p.login}, {"consent", &p.consent}, {"error", &p.errorPage},
-		{"message", &p.message}, {"logout", &p.logout}, {"account", &p.account},
+		{"message", &p.message}, {"logout", &p.logout}, {"account", &p.account}, {"device", &p.device},
 	} {
 		t, err := parse(e.name)
 		if err != nil {
@@ -141,4 +141,26 @@ func (p *Pages) Logout(w http.ResponseWriter, status int, d LogoutPage) {
 // Account renders the account page.
 func (p *Pages) Account(w http.ResponseWriter, status int, d AccountPage) {
 	render(w, status, p.account, d.Common, d)
+}
+
+// DevicePage is the device verification page (RFC 8628 §3.3): a form for the
+// user code the device shows, or, once the code is found and the user signed in
+// (ClientName set), the client and its scopes with Approve and Deny buttons,
+// name="decision" value="approve" / "deny".
+type DevicePage struct {
+	Common
+	Action   string // form POST target (a path)
+	UserCode string // prefilled from verification_uri_complete, or as typed
+	Error    string // shown above the code form
+	// RetryAfter in whole seconds; >0 shows "Too many wrong codes. Try again in N seconds."
+	RetryAfter int
+	ClientName string
+	Username   string
+	Scopes     []Scope
+	Hidden     map[string]string
+}
+
+// Device renders the device verification page.
+func (p *Pages) Device(w http.ResponseWriter, status int, d DevicePage) {
+	render(w, status, p.device, d.Common, d)
 }
