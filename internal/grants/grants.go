@@ -60,6 +60,8 @@ var specs = [...]Spec{
 		RequiresWhy: "refresh tokens come from a user's grant", CoreCounts: true},
 	// RFC 8628: public clients (a TV app) or confidential ones, no redirect URI.
 	{Type: DeviceCodeType},
+	// RFC 8693: only a client that authenticates may trade tokens.
+	{Type: TokenExchangeType, Confidential: true},
 }
 
 // RequiresAny returns the grant types of which a client with this one must also
@@ -153,7 +155,7 @@ type Registry struct {
 
 // Default returns the registry of every grant type in the table.
 func Default(d Deps) *Registry {
-	r, err := NewRegistry(AuthorizationCode(d), ClientCredentials(d), RefreshToken(d), DeviceCode(d))
+	r, err := NewRegistry(AuthorizationCode(d), ClientCredentials(d), RefreshToken(d), DeviceCode(d), TokenExchange(d))
 	if err != nil {
 		panic(err) // the table and the grants above are written together
 	}

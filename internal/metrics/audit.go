@@ -30,6 +30,7 @@ var auditKinds = map[string]*revocation{
 	"user.password_changed":        {kind: "user"},
 	"user.password_rehashed":       nil, // an imported hash replaced at sign-in: revokes nothing
 	"client.disabled":              {kind: "client"},
+	"token.exchanged":              nil, // RFC 8693: a token issued for another
 }
 
 var (

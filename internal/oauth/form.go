@@ -14,8 +14,9 @@ const maxFormBytes = 64 << 10
 
 const formType = "application/x-www-form-urlencoded"
 
-// repeatable are the parameters RFC 8707 §2 lets a client send more than once.
-var repeatable = map[string]bool{"resource": true}
+// repeatable are the parameters RFC 8707 §2 and RFC 8693 §2.1 let a client send
+// more than once.
+var repeatable = map[string]bool{"resource": true, "audience": true}
 
 // parseForm reads a POST body of application/x-www-form-urlencoded parameters, the
 // only way the token, introspection and revocation endpoints take input.
@@ -33,7 +34,7 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	// Credentials and tokens never travel in the URL, where logs and proxies keep them.
 	if r.URL.RawQuery != "" {
 		q := r.URL.Query()
-		for _, p := range []string{"client_secret", "client_assertion", "token", "refresh_token", "code", "code_verifier", "password"} {
+		for _, p := range []string{"client_secret", "client_assertion", "token", "refresh_token", "code", "code_verifier", "password", "subject_token", "actor_token"} {
 			if q.Has(p) {
 				return nil, newError(InvalidRequest, "parameter "+p+" must be sent in the body, not the URL")
 			}

@@ -144,24 +144,45 @@ func (s *Service) TokenUser(ctx context.Context, realm storage.Realm, tok string
 	return user, scopes, nil
 }
 
-// IDTokenClaims are what logout needs from an id_token_hint.
+// IDTokenClaims are what logout needs from an id_token_hint, and what a token
+// exchange needs from an ID token presented as its subject or actor.
 type IDTokenClaims struct {
-	Subject   string   `json:"sub"`
-	Audience  Audience `json:"aud"`
-	SessionID string   `json:"sid"`
-	Issuer    string   `json:"iss"`
+	Subject         string   `json:"sub"`
+	Audience        Audience `json:"aud"`
+	SessionID       string   `json:"sid"`
+	Issuer          string   `json:"iss"`
+	AuthorizedParty string   `json:"azp"`
+	Expiry          int64    `json:"exp"`
+	IssuedAt        int64    `json:"iat"`
+	AuthTime        int64    `json:"auth_time"`
+	// Set when the profile and email scopes put them there (UserClaims).
+	PreferredUsername string `json:"preferred_username"`
+	Email             string `json:"email"`
 }
 
 // VerifyIDTokenHint checks an ID token the realm issued, expired or not (OIDC
 // RP-Initiated Logout §2 accepts expired hints), and returns its claims.
 func (s *Service) VerifyIDTokenHint(ctx context.Context, realm storage.Realm, tok string) (IDTokenClaims, bool) {
-	v, err := s.keys.Verify(ctx, realm.Name, tok)
-	if err != nil || v.Typ != TypeIDToken {
-		return IDTokenClaims{}, false
+	c, ok, _ := s.verifyIDToken(ctx, realm.Name, tok)
+	return c, ok
+}
+
+// verifyIDToken is VerifyIDTokenHint, telling a store failure (an error) from a
+// token that is no ID token of the realm (false).
+func (s *Service) verifyIDToken(ctx context.Context, realm, tok string) (IDTokenClaims, bool, error) {
+	v, err := s.keys.Verify(ctx, realm, tok)
+	if errors.Is(err, keys.ErrBadSignature) || errors.Is(err, keys.ErrUnknownKey) {
+		return IDTokenClaims{}, false, nil
+	}
+	if err != nil {
+		return IDTokenClaims{}, false, err
+	}
+	if v.Typ != TypeIDToken {
+		return IDTokenClaims{}, false, nil
 	}
 	var c IDTokenClaims
-	if json.Unmarshal(v.Payload, &c) != nil || c.Issuer != s.Issuer(realm.Name) || c.Subject == "" || len(c.Audience) == 0 {
-		return IDTokenClaims{}, false
+	if json.Unmarshal(v.Payload, &c) != nil || c.Issuer != s.Issuer(realm) || c.Subject == "" || len(c.Audience) == 0 {
+		return IDTokenClaims{}, false, nil
 	}
-	return c, true
+	return c, true, nil
 }
