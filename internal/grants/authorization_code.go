@@ -39,7 +39,7 @@ func (g authorizationCode) Token(ctx context.Context, req Request) (_ token.Resp
 	// The core's ErrInvalidCode is answered at the edge.
 	redeemed, err := g.d.Tokens.RedeemCode(ctx, token.Redemption{
 		Realm: realm, Client: client, Code: form.Get("code"), RedirectURI: form.Get("redirect_uri"),
-		Verifier: form.Get("code_verifier"), Audience: aud, From: g.d.Caller(req.HTTP),
+		Verifier: form.Get("code_verifier"), Audience: aud, From: g.d.Caller(req.HTTP), JKT: req.JKT(),
 	})
 	if err != nil {
 		return token.Response{}, err
@@ -67,12 +67,12 @@ func (g authorizationCode) Token(ctx context.Context, req Request) (_ token.Resp
 	}
 	issued, err := g.d.Tokens.IssueAccessToken(ctx, token.Grant{
 		Realm: realm, Client: client, UserID: user.ID, User: &user, SessionID: code.SessionID, AuthTime: code.AuthTime,
-		FamilyID: code.FamilyID, Scopes: code.Scopes, Audience: aud,
+		FamilyID: code.FamilyID, Scopes: code.Scopes, Audience: aud, JKT: req.JKT(),
 	})
 	if err != nil {
 		return token.Response{}, err
 	}
-	resp := token.Response{AccessToken: issued.Value, TokenType: "Bearer", ExpiresIn: int64(issued.ExpiresIn.Seconds()), Scope: issued.Scope}
+	resp := token.Response{AccessToken: issued.Value, TokenType: req.TokenType(), ExpiresIn: int64(issued.ExpiresIn.Seconds()), Scope: issued.Scope}
 	resp.RefreshToken = redeemed.RefreshToken
 	if slices.Contains(code.Scopes, "openid") {
 		resp.IDToken, err = g.d.Tokens.IssueIDToken(ctx, token.IDTokenInput{

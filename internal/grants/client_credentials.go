@@ -25,12 +25,12 @@ func (g clientCredentials) Token(ctx context.Context, req Request) (token.Respon
 	if err != nil {
 		return token.Response{}, err
 	}
-	issued, err := g.d.Tokens.IssueAccessToken(ctx, token.Grant{Realm: req.Realm, Client: req.Client, Scopes: scopes, Audience: aud})
+	issued, err := g.d.Tokens.IssueAccessToken(ctx, token.Grant{Realm: req.Realm, Client: req.Client, Scopes: scopes, Audience: aud, JKT: req.JKT()})
 	if err != nil {
 		return token.Response{}, err
 	}
 	return token.Response{
-		AccessToken: issued.Value, TokenType: "Bearer",
+		AccessToken: issued.Value, TokenType: req.TokenType(),
 		ExpiresIn: int64(issued.ExpiresIn.Seconds()), Scope: issued.Scope,
 	}, nil
 }

@@ -28,5 +28,6 @@ func (g refreshToken) Token(ctx context.Context, req Request) (token.Response, e
 	// The core's ErrInvalidRefreshToken and ErrInvalidScope are answered at the edge.
 	return g.d.Tokens.Refresh(ctx, token.RefreshRequest{
 		Realm: req.Realm, Client: req.Client, Token: rt, Scope: req.Form.Get("scope"), From: g.d.Caller(req.HTTP),
+		JKT: req.JKT(),
 	})
 }

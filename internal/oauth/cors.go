@@ -71,7 +71,8 @@ func (h *Handler) cors(next realmHandler, realmWide bool) realmHandler {
 		if preflight {
 			if allowed {
 				w.Header().Set("Access-Control-Allow-Methods", corsMethods)
-				w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+				// DPoP (RFC 9449 §4.1) is sent by browser clients that bind their tokens.
+				w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, DPoP")
 				w.Header().Set("Access-Control-Max-Age", "600")
 			}
 			w.WriteHeader(http.StatusNoContent)
@@ -93,6 +94,9 @@ func corsClient(w http.ResponseWriter, r *http.Request, c storage.Client) {
 func allowOrigin(w http.ResponseWriter, o string) {
 	w.Header().Set("Access-Control-Allow-Origin", o)
 	w.Header().Set("Access-Control-Allow-Credentials", "true")
+	// A browser client must read the DPoP nonce it is given (RFC 9449 §8, §9) and
+	// the DPoP challenge of a refused token (§7.1).
+	w.Header().Set("Access-Control-Expose-Headers", "DPoP-Nonce, WWW-Authenticate")
 }
 
 // realmAllows reports whether an enabled client of the realm allows origin o.

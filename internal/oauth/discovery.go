@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/latchkey/latchkey/internal/dpop"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/storage"
 )
@@ -45,6 +46,8 @@ type metadata struct {
 	// OpenID Connect Back-Channel Logout 1.0 §2.1: logout tokens are sent, with sid.
 	BackchannelLogoutSupported        bool `json:"backchannel_logout_supported"`
 	BackchannelLogoutSessionSupported bool `json:"backchannel_logout_session_supported"`
+	// RFC 9449 §5.1: the JWS algorithms accepted for DPoP proofs.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported"`
 }
 
 func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
@@ -97,6 +100,7 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storag
 		RevocationEndpointAuthSigningAlgValues:     algs,
 		BackchannelLogoutSupported:                 true,
 		BackchannelLogoutSessionSupported:          true,
+		DPoPSigningAlgValuesSupported:              dpop.SigningAlgorithms,
 	}
 	if h.events != nil {
 		md.RevocationEventsEndpoint = issuer + revocationEventsPath

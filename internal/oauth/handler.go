@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/clientsecret"
+	"github.com/latchkey/latchkey/internal/dpop"
 	"github.com/latchkey/latchkey/internal/grants"
 	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/keys"
@@ -55,6 +56,7 @@ type Store interface {
 	GetConsent(ctx context.Context, realm, userID, clientID string) (storage.Consent, error)
 	SaveConsent(ctx context.Context, c storage.Consent) error
 	AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error)
+	UseDPoPProof(ctx context.Context, realm, jkt, jti string, until time.Time) error
 	web.AttemptStore // the client authentication limiter's counts
 }
 
@@ -86,6 +88,8 @@ type Handler struct {
 	// ones on the verification page (userCodeLimits).
 	userCodes   token.UserCodes
 	codeLimiter *web.Limiter
+	// nonces are the DPoP server nonces (dpop.go), the same on every instance.
+	nonces *dpop.Nonces
 }
 
 // EventFeed streams a realm's revocations to an authenticated resource server
@@ -123,7 +127,7 @@ func New(c Config) *Handler {
 		pages: c.Pages, limiter: c.Limiter, clientLimiter: web.NewLimiter(c.Store, "client", clientAuthLimits, c.Now),
 		box: newBox(c.MasterKey), nameKey: c.MasterKey.Derive("login limiter name buckets"),
 		dummyHash: newDummyHash(), log: c.Log, baseURL: strings.TrimSuffix(c.BaseURL, "/"), clientIP: c.ClientIP, now: c.Now, obs: c.Observer,
-		events:    c.RevocationEvents,
+		events: c.RevocationEvents, nonces: newDPoPNonces(c.MasterKey),
 		userCodes: token.NewUserCodes(c.MasterKey.Derive("device user codes")), codeLimiter: web.NewLimiter(c.Store, "usercode", userCodeLimits, c.Now)}
 	h.grants = grants.Default(grants.Deps{Tokens: c.Tokens, Store: c.Store, Now: c.Now, Caller: h.caller})
 	return h

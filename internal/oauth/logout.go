@@ -281,10 +281,17 @@ func (h *Handler) accountEverywhere(w http.ResponseWriter, r *http.Request, real
 
 // userinfo serves the OIDC UserInfo endpoint (Core §5.3) for a Bearer access token
 // in the Authorization header or, for POST, the form body (RFC 6750 §2.1, §2.2);
-// never in the URL.
+// never in the URL. A DPoP-bound token comes with the DPoP scheme and a proof
+// (RFC 9449 §7; dpopUser).
 func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
 	if r.URL.Query().Has("access_token") {
 		newError(InvalidRequest, "access tokens must not be sent in the URL").WriteBearer(w, h.tokens.Issuer(realm.Name))
+		return
+	}
+	if tok, ok := authCredentials(r.Header.Get("Authorization"), "DPoP"); ok {
+		if user, scopes, ok := h.dpopUser(w, r, realm, tok, h.tokens.Issuer(realm.Name)+userinfoPath); ok {
+			writeJSON(w, http.StatusOK, token.UserClaims(user, scopes))
+		}
 		return
 	}
 	tok, found := authCredentials(r.Header.Get("Authorization"), "Bearer")

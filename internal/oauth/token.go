@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 
+	"github.com/latchkey/latchkey/internal/dpop"
 	"github.com/latchkey/latchkey/internal/grants"
 	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/token"
@@ -38,6 +39,11 @@ func (h *Handler) required(w http.ResponseWriter, r *http.Request, name, value s
 
 // token serves the token endpoint.
 func (h *Handler) token(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
+	if hasDPoP(r) {
+		// RFC 9449 §8: every answer to a DPoP request, success or error, carries a
+		// fresh nonce, so a client never spends a round trip just to learn one.
+		w.Header().Set("DPoP-Nonce", h.nonces.Issue(h.now()))
+	}
 	grantType, resp, err := h.grant(w, r, realm)
 	if h.obs != nil {
 		h.obs.TokenRequest(grantLabel(grantType), outcome(err))
@@ -78,7 +84,18 @@ func (h *Handler) grant(w http.ResponseWriter, r *http.Request, realm storage.Re
 	if !slices.Contains(client.GrantTypes, grantType) {
 		return grantType, token.Response{}, newError(UnauthorizedClient, "client may not use "+grantType)
 	}
-	resp, err := g.Token(r.Context(), grants.Request{Realm: realm, Client: client, Form: form, HTTP: r})
+	// The DPoP phase (RFC 9449 §5) comes once the client is known and may use the
+	// grant, so junk requests record no proof in the store.
+	var proof *dpop.Proof
+	if hasDPoP(r) {
+		if proof, err = h.tokenProof(r, realm); err != nil {
+			return grantType, token.Response{}, err
+		}
+	}
+	if proof == nil && client.DPoPBoundAccessTokens {
+		return grantType, token.Response{}, errDPoPRequired()
+	}
+	resp, err := g.Token(r.Context(), grants.Request{Realm: realm, Client: client, Form: form, HTTP: r, DPoP: proof})
 	if err == nil && !spec.CoreCounts {
 		h.tokens.Delivered(client, resp)
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // Code is an OAuth error code (RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 7009
-// §2.2.1, RFC 8707 §2, OIDC Core §3.1.2.6, RFC 9101 §6).
+// §2.2.1, RFC 8707 §2, OIDC Core §3.1.2.6, RFC 9101 §6, RFC 9449 §5 and §7.1).
 type Code string
 
 // The error codes Latchkey answers with.
@@ -38,6 +38,10 @@ const (
 	RequestURINotSupported  Code = "request_uri_not_supported"
 	InvalidToken            Code = "invalid_token"
 	InsufficientScope       Code = "insufficient_scope"
+	// RFC 9449 §5, §7.1: a DPoP proof that is refused.
+	InvalidDPoPProof Code = "invalid_dpop_proof"
+	// RFC 9449 §8, §9: the proof must carry the server nonce sent in DPoP-Nonce.
+	UseDPoPNonce Code = "use_dpop_nonce"
 )
 
 // Error is a protocol error. Only Code and Description ever reach the wire; Cause
@@ -146,9 +150,30 @@ func (e *Error) RedirectParams() url.Values {
 // WWW-Authenticate: Bearer with the realm (and the error and its description when
 // it has a code) and the same as a JSON body.
 func (e *Error) WriteBearer(w http.ResponseWriter, realm string) {
-	v := `Bearer realm="` + realm + `"`
+	e.writeChallenge(w, "Bearer", realm, "")
+}
+
+// WriteDPoP answers the error as a refused DPoP credential (RFC 9449 §7.1):
+// WWW-Authenticate: DPoP with the realm, the error and its description when it
+// has a code, and the proof algorithms accepted (algs), and the same as a JSON body.
+func (e *Error) WriteDPoP(w http.ResponseWriter, realm string, algs []string) {
+	a := ""
+	for i, alg := range algs {
+		if i > 0 {
+			a += " "
+		}
+		a += alg
+	}
+	e.writeChallenge(w, "DPoP", realm, `algs="`+a+`"`)
+}
+
+func (e *Error) writeChallenge(w http.ResponseWriter, scheme, realm, extra string) {
+	v := scheme + ` realm="` + realm + `"`
 	if e.Code != "" {
 		v += `, error="` + string(e.Code) + `", error_description="` + e.Description + `"`
+	}
+	if extra != "" {
+		v += ", " + extra
 	}
 	w.Header().Set("WWW-Authenticate", v)
 	e.headers(w)

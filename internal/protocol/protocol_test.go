@@ -140,3 +140,26 @@ func TestIs_MatchesByCodeThroughWrapping(t *testing.T) {
 		t.Error("the cause is not unwrapped")
 	}
 }
+
+func TestWriteDPoP_Challenge(t *testing.T) {
+	const realm = "https://as.example/realms/acme"
+	rec := httptest.NewRecorder()
+	e := New(InvalidDPoPProof, "the DPoP proof is invalid")
+	e.Status = 401
+	e.WriteDPoP(rec, realm, []string{"ES256", "EdDSA"})
+	want := `DPoP realm="` + realm + `", error="invalid_dpop_proof", error_description="the DPoP proof is invalid", algs="ES256 EdDSA"`
+	if rec.Code != 401 || rec.Header().Get("WWW-Authenticate") != want {
+		t.Errorf("%d %q, want 401 %q", rec.Code, rec.Header().Get("WWW-Authenticate"), want)
+	}
+	if got := rec.Body.String(); got != `{"error":"invalid_dpop_proof","error_description":"the DPoP proof is invalid"}`+"\n" {
+		t.Errorf("body %s", got)
+	}
+	rec = httptest.NewRecorder()
+	NoToken().WriteDPoP(rec, realm, []string{"ES256"})
+	if got := rec.Header().Get("WWW-Authenticate"); got != `DPoP realm="`+realm+`", algs="ES256"` {
+		t.Errorf("bare challenge %q", got)
+	}
+	if StatusOf(UseDPoPNonce) != 400 || StatusOf(InvalidDPoPProof) != 400 {
+		t.Error("RFC 9449 §5: the token endpoint answers DPoP errors with 400")
+	}
+}

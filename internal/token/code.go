@@ -79,6 +79,10 @@ type Redemption struct {
 	Verifier    string
 	Audience    []string
 	From        Caller
+	// JKT is the thumbprint of the DPoP key the request proved ("" without a
+	// proof). A public client's grant is bound to it: its refresh tokens are then
+	// worth nothing without that key (RFC 9449 §5).
+	JKT string
 }
 
 // Redeemed is a code turned into a grant.
@@ -107,6 +111,11 @@ func (s *Service) RedeemCode(ctx context.Context, req Redemption) (Redeemed, err
 			return storage.Family{}, storage.RefreshToken{}, err
 		}
 		f, first, value := s.newGrant(req.Realm, req.Client, c, req.Audience, now)
+		if req.Client.Public() {
+			// A confidential client's refresh tokens are bound to its credentials
+			// already; a public client's only to the DPoP key (RFC 9449 §5).
+			f.JKT = req.JKT
+		}
 		out.RefreshToken, fam = value, f
 		return f, first, nil
 	})

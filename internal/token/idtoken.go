@@ -119,29 +119,46 @@ func (s *Service) UserInfo(ctx context.Context, realm storage.Realm, tok string)
 	return UserClaims(user, scopes), nil
 }
 
-// TokenUser returns the user an access token stands for and the token's scopes,
-// with UserInfo's checks: ErrInvalidToken for anything but an active user access
-// token of the realm, ErrInsufficientScope without the openid scope.
+// TokenUser returns the user a Bearer access token stands for and the token's
+// scopes, with UserInfo's checks: ErrInvalidToken for anything but an active user
+// access token of the realm, ErrInsufficientScope without the openid scope. A
+// DPoP-bound token is ErrInvalidToken here: without a proof of its key it is worth
+// nothing (RFC 9449 §7.1), so it is no bearer credential.
 func (s *Service) TokenUser(ctx context.Context, realm storage.Realm, tok string) (storage.User, []string, error) {
+	user, scopes, jkt, err := s.BoundTokenUser(ctx, realm, tok)
+	if err == nil && jkt != "" {
+		return storage.User{}, nil, fmt.Errorf("%w: a DPoP-bound token sent as a bearer token", ErrInvalidToken)
+	}
+	return user, scopes, err
+}
+
+// BoundTokenUser is TokenUser for any access token, bound or not, also returning
+// the thumbprint of the DPoP key it is bound to ("" for a bearer token): the
+// caller checks the proof of that key.
+func (s *Service) BoundTokenUser(ctx context.Context, realm storage.Realm, tok string) (storage.User, []string, string, error) {
 	in, err := s.introspectAccess(ctx, realm, tok)
 	if err != nil {
-		return storage.User{}, nil, err
+		return storage.User{}, nil, "", err
 	}
 	if !in.Active || in.Sub == in.ClientID {
-		return storage.User{}, nil, ErrInvalidToken // inactive, or a client's own token: no user
+		return storage.User{}, nil, "", ErrInvalidToken // inactive, or a client's own token: no user
 	}
 	scopes := strings.Fields(in.Scope)
 	if !slices.Contains(scopes, "openid") {
-		return storage.User{}, nil, ErrInsufficientScope
+		return storage.User{}, nil, "", ErrInsufficientScope
 	}
 	user, err := s.store.GetUser(ctx, realm.Name, in.Sub)
 	if errors.Is(err, storage.ErrNotFound) {
-		return storage.User{}, nil, ErrInvalidToken
+		return storage.User{}, nil, "", ErrInvalidToken
 	}
 	if err != nil {
-		return storage.User{}, nil, fmt.Errorf("userinfo: %w", err)
+		return storage.User{}, nil, "", fmt.Errorf("userinfo: %w", err)
 	}
-	return user, scopes, nil
+	var jkt string
+	if in.Cnf != nil {
+		jkt = in.Cnf.JKT
+	}
+	return user, scopes, jkt, nil
 }
 
 // IDTokenClaims are what logout needs from an id_token_hint, and what a token

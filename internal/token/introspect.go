@@ -25,6 +25,8 @@ type Introspection struct {
 	Aud       Audience `json:"aud,omitempty"`
 	Iss       string   `json:"iss,omitempty"`
 	Jti       string   `json:"jti,omitempty"`
+	// Cnf is the key a DPoP-bound access token is bound to (RFC 9449 §6.2).
+	Cnf *Confirmation `json:"cnf,omitempty"`
 	// An access token's profile, email and role claims, as the token carries them.
 	SubjectClaims
 }
@@ -83,11 +85,16 @@ func (s *Service) introspectAccess(ctx context.Context, realm storage.Realm, tok
 	if username == "" && c.Subject == c.ClientID {
 		username = ServiceAccountPrefix + c.ClientID // RFC 7662 username: the client's service account
 	}
-	return Introspection{
+	in := Introspection{
 		Active: true, Scope: c.Scope, ClientID: c.ClientID, Username: username, TokenType: "Bearer",
 		Exp: c.Expiry, Iat: c.IssuedAt, Sub: c.Subject, Aud: c.Audience, Iss: c.Issuer, Jti: c.ID,
 		SubjectClaims: c.SubjectClaims,
-	}, nil
+	}
+	if jkt := boundTo(c); jkt != "" {
+		// RFC 9449 §6.2: the resource server learns the key it must see a proof of.
+		in.TokenType, in.Cnf = "DPoP", &Confirmation{JKT: jkt}
+	}
+	return in, nil
 }
 
 // verifyAccess is VerifyAccess, also returning the user's username.
@@ -198,4 +205,13 @@ func (s *Service) subjectLive(ctx context.Context, realm, clientID, userID, sess
 		}
 	}
 	return username, true, nil
+}
+
+// boundTo is the thumbprint of the DPoP key an access token is bound to
+// (cnf.jkt, RFC 9449 §6.1), "" for a bearer token.
+func boundTo(c *AccessClaims) string {
+	if c.Confirmation == nil {
+		return ""
+	}
+	return c.Confirmation.JKT
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +42,10 @@ type RefreshRequest struct {
 	Token  string // the refresh token presented
 	Scope  string // the scope parameter; "" keeps the token's scopes
 	From   Caller
+	// JKT is the thumbprint of the DPoP key the request proved, "" without a
+	// proof: the new access token is bound to it, and a family bound to a key
+	// may only be refreshed with a proof of that key (RFC 9449 §5).
+	JKT string
 }
 
 // Refresh redeems a refresh token (RFC 6749 §6): it rotates the token, so the one
@@ -61,6 +66,13 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (Response, er
 	req.Token = inner // from here on a JWT-form token is its opaque one, rules and all
 	rt, fam, err := s.refreshOf(ctx, req.Realm.Name, req.Client.ID, req.Token)
 	if err != nil {
+		return Response{}, err
+	}
+	// Before anything else, retry and reuse included: a token presented without a
+	// proof of its family's key proves nothing about who holds it, so it rotates
+	// nothing and revokes nothing. fam.JKT is set when the family is created and
+	// never changes, so no concurrent rotation can make this check stale.
+	if err := s.checkFamilyKey(ctx, req, fam); err != nil {
 		return Response{}, err
 	}
 	if !rt.UsedAt.IsZero() {
@@ -108,6 +120,22 @@ func (s *Service) Refresh(ctx context.Context, req RefreshRequest) (Response, er
 		s.Delivered(req.Client, resp)
 	}
 	return resp, nil
+}
+
+// checkFamilyKey refuses the refresh of a DPoP-bound family without a proof of
+// its key (RFC 9449 §5), and audits it: the token was most likely stolen.
+func (s *Service) checkFamilyKey(ctx context.Context, req RefreshRequest, fam storage.Family) error {
+	if fam.JKT == "" || subtle.ConstantTimeCompare([]byte(fam.JKT), []byte(req.JKT)) == 1 {
+		return nil
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	if _, err := s.store.AppendAudit(ctx, storage.AuditEvent{
+		Time: now, Type: "refresh_token.dpop_key_mismatch", Realm: fam.Realm, ClientID: fam.ClientID, UserID: fam.UserID,
+		SessionID: fam.SessionID, FamilyID: fam.ID, IP: req.From.IP, UserAgent: req.From.UserAgent,
+	}); err != nil {
+		return fmt.Errorf("refresh: audit: %w", err)
+	}
+	return fmt.Errorf("%w: the family is bound to another DPoP key, or the proof is missing", ErrInvalidRefreshToken)
 }
 
 // refreshOf looks a refresh token up by its hash and returns it with its family, if
@@ -223,12 +251,12 @@ func (s *Service) successor(ctx context.Context, req RefreshRequest, fam storage
 	}
 	issued, err := s.IssueAccessToken(ctx, Grant{
 		Realm: req.Realm, Client: req.Client, UserID: user.ID, User: &user, SessionID: fam.SessionID, AuthTime: authTime,
-		FamilyID: fam.ID, Scopes: scopes, Audience: fam.Audience,
+		FamilyID: fam.ID, Scopes: scopes, Audience: fam.Audience, JKT: req.JKT,
 	})
 	if err != nil {
 		return Response{}, child, err
 	}
-	resp := Response{AccessToken: issued.Value, TokenType: "Bearer", ExpiresIn: int64(issued.ExpiresIn.Seconds()),
+	resp := Response{AccessToken: issued.Value, TokenType: TokenType(req.JKT), ExpiresIn: int64(issued.ExpiresIn.Seconds()),
 		RefreshToken: value, Scope: issued.Scope}
 	if slices.Contains(scopes, "openid") {
 		// OIDC Core §12.2: a refreshed ID token has no nonce, and the same auth_time.
@@ -344,4 +372,13 @@ func openRetry(presented string, sealed []byte) (Response, error) {
 	var resp Response
 	err = json.Unmarshal(plain, &resp)
 	return resp, err
+}
+
+// TokenType is the token_type of an access token bound to the DPoP key with
+// thumbprint jkt: "DPoP" (RFC 9449 §5), or "Bearer" when jkt is "".
+func TokenType(jkt string) string {
+	if jkt != "" {
+		return "DPoP"
+	}
+	return "Bearer"
 }
