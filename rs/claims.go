@@ -34,6 +34,20 @@ type Claims struct {
 	ClientRoles map[string][]string
 	// Username is preferred_username, when the token carries it (profile scope).
 	Username string
+
+	// Confirmation is the key the token is bound to (cnf, RFC 7800), nil for a
+	// bearer token. A bound token reaches a handler only after a DPoP proof
+	// signed with that key was checked (RFC 9449 §7.1).
+	Confirmation *Confirmation
+
+	viaDPoP bool // the request used the DPoP scheme with a valid proof
+}
+
+// Confirmation is a token's cnf claim as Latchkey issues it.
+type Confirmation struct {
+	// JKT is the RFC 7638 SHA-256 thumbprint of the DPoP key, base64url
+	// (RFC 9449 §6.1).
+	JKT string
 }
 
 // HasScope says whether the token was granted scope s.
@@ -151,13 +165,17 @@ type wireClaims struct {
 	RealmAccess    roleList            `json:"realm_access"`
 	ResourceAccess map[string]roleList `json:"resource_access"`
 	Username       string              `json:"preferred_username"`
+
+	Cnf json.RawMessage `json:"cnf"`
 }
 
 type roleList struct {
 	Roles []string `json:"roles"`
 }
 
-func (w *wireClaims) claims(kid string) *Claims {
+// claims are the token's claims; an error when they bind it to a key in a way
+// this package cannot check.
+func (w *wireClaims) claims(kid string) (*Claims, error) {
 	c := &Claims{
 		Issuer: w.Issuer, Subject: w.Subject, Audience: w.Audience, ClientID: w.ClientID,
 		Scopes: strings.Fields(w.Scope), ID: w.ID, SessionID: w.SessionID, FamilyID: w.FamilyID,
@@ -176,7 +194,33 @@ func (w *wireClaims) claims(kid string) *Claims {
 	if w.AuthTime != 0 {
 		c.AuthTime = time.Unix(w.AuthTime, 0)
 	}
-	return c
+	if len(w.Cnf) > 0 && string(w.Cnf) != "null" {
+		// Only jkt is understood; a token bound any other way (an mTLS certificate,
+		// x5t#S256) cannot be checked here, so it is refused rather than taken as
+		// a bearer token.
+		var cnf map[string]json.RawMessage
+		var jkt string
+		if err := json.Unmarshal(w.Cnf, &cnf); err != nil || len(cnf) != 1 ||
+			json.Unmarshal(cnf["jkt"], &jkt) != nil || !isThumbprint(jkt) {
+			return nil, invalid("unsupported confirmation (cnf) method")
+		}
+		c.Confirmation = &Confirmation{JKT: jkt}
+	}
+	return c, nil
+}
+
+// isThumbprint: a SHA-256 thumbprint in base64url without padding, 43 characters.
+func isThumbprint(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // audience is the aud claim: one string or an array of them (RFC 7519 §4.1.3).

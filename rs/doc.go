@@ -24,5 +24,12 @@
 // required one is refused with 403 insufficient_scope, its error_description naming
 // the missing role.
 //
-// Only the standard library and go-jose are imported.
+// Tokens bound to a DPoP key (RFC 9449: cnf.jkt) are accepted only with the DPoP
+// authentication scheme and a proof signed with that key, for this request's
+// method and URL (Options.ExternalURL), fresh, and not used before (an in-memory
+// replay cache, bounded); sent as bearer tokens they are refused. See
+// Authenticate.
+//
+// Only the standard library, go-jose and Latchkey's internal/dpop (which imports
+// nothing else) are imported.
 package rs

@@ -32,14 +32,14 @@ func FuzzValidate(f *testing.F) {
 // The Authorization header parser never panics, and what it returns as a token is a
 // b64token.
 func FuzzBearer(f *testing.F) {
-	for _, s := range []string{"Bearer abc", "Bearer ", "bearer a.b.c", "Basic x", "Bearer a b", "Bearer  ab==", "Bearer =="} {
+	for _, s := range []string{"Bearer abc", "Bearer ", "bearer a.b.c", "Basic x", "Bearer a b", "Bearer  ab==", "Bearer ==", "DPoP abc", "dpop a.b.c", "DPoP "} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, h string) {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.Header["Authorization"] = []string{h}
-		tok, status, _, _ := bearer(r)
-		if status == 0 && !isB64Token(tok) {
+		scheme, tok, status, _, _ := credentials(r)
+		if status == 0 && (!isB64Token(tok) || (scheme != schemeBearer && scheme != schemeDPoP)) {
 			t.Fatalf("%q gave token %q", h, tok)
 		}
 	})

@@ -35,8 +35,11 @@ func (v *Validator) introspected(ctx context.Context, tok string) (*Claims, erro
 		v.introspect.put(k, cacheEntry{until: until})
 		return nil, invalid("token not active")
 	}
-	c := w.claims("")
-	if err := v.checkClaims(c, now); err != nil {
+	c, err := w.claims("")
+	if err == nil {
+		err = v.checkClaims(c, now)
+	}
+	if err != nil {
 		v.introspect.put(k, cacheEntry{until: until})
 		return nil, err
 	}

@@ -86,6 +86,27 @@ type Options struct {
 	Logger *slog.Logger
 	// Realm is the realm of the WWW-Authenticate challenge (default Audience).
 	Realm string
+
+	// ExternalURL is this API's base URL as its clients reach it, such as
+	// https://api.example.com (a path prefix may follow). A DPoP proof's htu must
+	// be it followed by the request's path (RFC 9449 §4.3). When empty, the URL is
+	// read from the request: https if it came over TLS, else http, and its Host
+	// header. That default is right for a server clients reach directly, and it
+	// fails closed behind a proxy that terminates TLS or changes the host (every
+	// proof is refused), but it also lets the client choose the host a proof is
+	// checked against, so a proof made for another server with the same path is
+	// not told apart by htu (its ath, jti and iat still are checked). Set it
+	// whenever the URL is known; forwarding headers (X-Forwarded-*, Forwarded)
+	// are never read, as any client could set them.
+	ExternalURL string
+	// DPoPReplayCacheSize bounds the DPoP proofs remembered so none is used twice
+	// (default DefaultDPoPReplayCacheSize, about 50 bytes each). A proof is
+	// remembered for 80 s, so size it for the DPoP requests of 80 s at the peak;
+	// when the cache is full of live ones, new proofs get 503 until room is made,
+	// rather than an old one being forgotten and made replayable. One instance's
+	// cache does not see another's proofs: a proof used here may be used
+	// once more at each other instance within its minute (RFC 9449 §11.1).
+	DPoPReplayCacheSize int
 }
 
 // Validator checks access tokens for one API: locally for JWTs, by introspection
@@ -99,6 +120,7 @@ type Validator struct {
 	endpoints  endpoints
 	rev        *revocations
 	feed       *feed // nil when disabled
+	replay     *replayCache
 	cancel     context.CancelFunc
 	done       chan struct{}
 	closeOnce  sync.Once
@@ -150,9 +172,21 @@ func New(ctx context.Context, o Options) (*Validator, error) {
 	if o.Realm == "" {
 		o.Realm = o.Audience
 	}
+	if o.ExternalURL != "" {
+		var err error
+		if o.ExternalURL, err = checkExternalURL(o.ExternalURL); err != nil {
+			return nil, err
+		}
+	}
+	if o.DPoPReplayCacheSize == 0 {
+		o.DPoPReplayCacheSize = DefaultDPoPReplayCacheSize
+	}
+	if o.DPoPReplayCacheSize < 0 {
+		return nil, errors.New("rs: DPoPReplayCacheSize is negative (replay protection cannot be turned off)")
+	}
 	v := &Validator{
 		o: o, keys: o.Keys, verified: newCache(o.CacheSize), introspect: newCache(o.CacheSize),
-		rev: newRevocations(o.Leeway), done: make(chan struct{}),
+		rev: newRevocations(o.Leeway), done: make(chan struct{}), replay: newReplayCache(o.DPoPReplayCacheSize),
 	}
 	if o.Keys == nil || !o.DisableFeed || o.ClientID != "" {
 		if err := getJSON(ctx, o.HTTPClient, strings.TrimSuffix(o.Issuer, "/")+"/.well-known/openid-configuration", &v.endpoints); err != nil {
@@ -206,9 +240,20 @@ var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c
 // invalid is an ErrInvalidToken saying why, in words safe to send to the client.
 func invalid(why string) error { return fmt.Errorf("%w: %s", ErrInvalidToken, why) }
 
-// Validate checks an access token and returns its claims. The error wraps
-// ErrInvalidToken or ErrUnavailable.
+// Validate checks an access token presented as a bearer token (RFC 6750) and
+// returns its claims. A token bound to a DPoP key (cnf.jkt) is refused: it is good
+// only with a proof of that key, which Authenticate and the middleware check
+// (RFC 9449 §7.2). The error wraps ErrInvalidToken or ErrUnavailable.
 func (v *Validator) Validate(ctx context.Context, tok string) (*Claims, error) {
+	c, err := v.validate(ctx, tok)
+	if err == nil && c.Confirmation != nil {
+		return nil, errBoundAsBearer
+	}
+	return c, err
+}
+
+// validate checks an access token whatever it is bound to.
+func (v *Validator) validate(ctx context.Context, tok string) (*Claims, error) {
 	if tok == "" || len(tok) > maxToken {
 		return nil, invalid("malformed token")
 	}
@@ -285,7 +330,10 @@ func (v *Validator) verifiedJWT(ctx context.Context, tok string) (*Claims, error
 	if err := json.Unmarshal(payload, &w); err != nil || w.Active != nil {
 		return nil, invalid("malformed claims")
 	}
-	c := w.claims(kid)
+	c, err := w.claims(kid)
+	if err != nil {
+		return nil, err
+	}
 	if err := v.checkClaims(c, now); err != nil {
 		return nil, err
 	}

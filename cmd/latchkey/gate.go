@@ -33,6 +33,7 @@ const (
 	envGateRequireScope = "LATCHKEY_GATE_REQUIRE_SCOPE"
 	envGateRequireRole  = "LATCHKEY_GATE_REQUIRE_ROLE"
 	envGateRoutes       = "LATCHKEY_GATE_ROUTES"
+	envGateExternalURL  = "LATCHKEY_GATE_EXTERNAL_URL"
 	defaultGateAddr     = "127.0.0.1:8081"
 	// gateReadyPath answers 200 once the revocation feed has caught up, else 503.
 	// A dotted first segment, so it is unlikely to hide an upstream route.
@@ -50,6 +51,7 @@ const (
 
 type gateFlags struct {
 	issuer, audience, upstream, addr string
+	externalURL                      string
 	clientID, clientSecret           string
 	secretFile                       string
 	scopes, roles, routes            []string
@@ -94,9 +96,24 @@ authenticates at the feed and at introspection as a confidential client
 Until the feed has first caught up, requests wait up to 5 s and then get 503 (the gate
 fails closed); GET ` + gateReadyPath + ` answers 200 once it has.
 
+DPoP (RFC 9449): a token bound to a key (cnf.jkt) is accepted only with the DPoP
+scheme (Authorization: DPoP TOKEN) and a DPoP header holding a proof signed with that
+key, for this request's method and URL, at most a minute old, never used before at
+this gate, and carrying the token's hash (ath); sent as a Bearer token it is refused.
+Unbound tokens may use the DPoP scheme too, with a valid proof. The URL a proof must
+name (htu) is --external-url followed by the request's path: set it to the URL
+clients use to reach the gate, such as https://api.example.com, whenever a load
+balancer or proxy stands in front (the gate itself serves plain HTTP, so without it
+the URL is http:// and the Host header the client sent, and every proof made for an
+https:// URL is refused). Forwarding headers (X-Forwarded-*) are never believed.
+
 The Authorization header is forwarded unless --strip-authorization: the token was
 issued for this API (its aud), so the upstream may check it again or read claims the
-headers do not carry. Strip it when the upstream should never hold tokens.
+headers do not carry. Strip it when the upstream should never hold tokens. The DPoP
+header is never forwarded: the proof has been checked and used up here, and with the
+token it would let whoever reads it upstream repeat the request once at another gate
+instance (which has not seen its jti) within its minute; without the proof a
+DPoP-bound token is useless to them.
 
 The issuer must be https://, except on a loopback address. Every flag can also be set
 through its environment variable (--require-scope and --require-role:
@@ -125,6 +142,7 @@ space-separated; --route: separated by ";").`,
 	f.StringVar(&g.audience, "audience", getenv(envGateAudience), "this API's identifier; a token's aud must contain it ["+envGateAudience+"]")
 	f.StringVar(&g.upstream, "upstream", getenv(envGateUpstream), "URL of the API behind the gate ["+envGateUpstream+"]")
 	f.StringVar(&g.addr, "addr", addr, "listen address ["+envGateAddr+"]")
+	f.StringVar(&g.externalURL, "external-url", getenv(envGateExternalURL), "the URL clients reach the gate at (behind a proxy or load balancer), e.g. https://api.example.com: DPoP proofs must name it plus the request path (default: http:// and the request's Host) ["+envGateExternalURL+"]")
 	f.StringVar(&g.clientID, "client-id", getenv(envGateClientID), "the gate's confidential client at the issuer ["+envGateClientID+"]")
 	f.StringVar(&g.clientSecret, "client-secret", "", "its secret; visible in ps, so prefer "+envGateClientSecret+" or --client-secret-file")
 	f.StringVar(&g.secretFile, "client-secret-file", "", "a file holding the client's secret")
@@ -250,6 +268,13 @@ func (g *gateFlags) checkBasics() (upstream *url.URL, err error) {
 	if err != nil || up.Host == "" || (up.Scheme != "http" && up.Scheme != "https") {
 		return nil, fmt.Errorf("--upstream %q is not an http:// or https:// URL", g.upstream)
 	}
+	if g.externalURL != "" {
+		u, err := url.Parse(g.externalURL)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil ||
+			u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+			return nil, fmt.Errorf("--external-url %q is not an http:// or https:// URL without query or fragment", g.externalURL)
+		}
+	}
 	if _, _, err := net.SplitHostPort(g.addr); err != nil {
 		return nil, fmt.Errorf("--addr %q: want HOST:PORT", g.addr)
 	}
@@ -287,7 +312,7 @@ func runGate(ctx context.Context, cmd *cobra.Command, g gateFlags) error {
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	v, err := rs.New(startCtx, rs.Options{
 		Issuer: strings.TrimSuffix(g.issuer, "/"), Audience: g.audience,
-		ClientID: g.clientID, ClientSecret: g.clientSecret, Logger: log,
+		ClientID: g.clientID, ClientSecret: g.clientSecret, Logger: log, ExternalURL: g.externalURL,
 	})
 	cancel()
 	if err != nil {
@@ -308,7 +333,7 @@ func runGate(ctx context.Context, cmd *cobra.Command, g gateFlags) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("gate listening", "addr", ln.Addr().String(), "issuer", g.issuer, "audience", g.audience, "upstream", upstream.Redacted())
+	log.Info("gate listening", "addr", ln.Addr().String(), "issuer", g.issuer, "audience", g.audience, "upstream", upstream.Redacted(), "external_url", g.externalURL)
 	select {
 	case err := <-errc:
 		return err
@@ -344,6 +369,9 @@ func newGate(v *rs.Validator, upstream *url.URL, rules gateRules, stripAuthoriza
 			pr.SetXForwarded()
 			h := pr.Out.Header
 			stripAuthHeaders(h)
+			// The proof was checked and used up here; forwarded, it would be one
+			// more use of the token for whoever reads it upstream (see the help).
+			h.Del("DPoP")
 			c, _ := rs.ClaimsFrom(pr.In.Context())
 			h.Set(headerSubject, c.Subject)
 			h.Set(headerClientID, c.ClientID)

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -27,12 +30,16 @@ func gateUnderTest(t testing.TB, strip bool, scopes ...string) (http.Handler, fu
 }
 
 // gateWithRules is gateUnderTest with global requirements and routes.
-func gateWithRules(t testing.TB, strip bool, rules gateRules) (http.Handler, func(claims map[string]any) string, chan http.Header) {
+func gateWithRules(t testing.TB, strip bool, rules gateRules, edit ...func(*rs.Options)) (http.Handler, func(claims map[string]any) string, chan http.Header) {
 	t.Helper()
 	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	key := jose.JSONWebKey{Key: priv, KeyID: "k1", Algorithm: "ES256", Use: "sig"}
-	v, err := rs.New(t.Context(), rs.Options{Issuer: "https://id.example/realms/acme", Audience: "https://api.example",
-		Keys: rs.NewStaticKeySet(key), DisableFeed: true})
+	o := rs.Options{Issuer: "https://id.example/realms/acme", Audience: "https://api.example",
+		Keys: rs.NewStaticKeySet(key), DisableFeed: true}
+	for _, e := range edit {
+		e(&o)
+	}
+	v, err := rs.New(t.Context(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,6 +159,8 @@ func TestGate_BadFlags(t *testing.T) {
 		{secret, append(base, "--issuer", "http://id.example/realms/acme"), "must be https://"},
 		{secret, append(base, "--upstream", "ftp://x"), "--upstream"},
 		{secret, append(base, "--addr", "nope"), "--addr"},
+		{secret, append(base, "--external-url", "ftp://api.example"), `--external-url "ftp://api.example" is not`},
+		{secret, append(base, "--external-url", "https://api.example/?x=1"), `--external-url "https://api.example/?x=1" is not`},
 		{secret, append(base, "--require-scope", "a b"), "--require-scope"},
 		{secret, append(base, "--nope"), "unknown flag"},
 	} {
@@ -317,5 +326,64 @@ func TestGate_BadRequirementFlags(t *testing.T) {
 	// The environment holds routes separated by ";".
 	if got := splitRoutes(" POST /orders/=role:w ; ;/admin/=role:admin"); len(got) != 2 || got[0] != "POST /orders/=role:w" || got[1] != "/admin/=role:admin" {
 		t.Fatalf("splitRoutes = %q", got)
+	}
+}
+
+// dpopProof is a DPoP proof (RFC 9449 §4.2) by k for method and htu, bound to tok.
+func dpopProof(t testing.TB, k *ecdsa.PrivateKey, method, htu, tok string) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(tok))
+	b, _ := json.Marshal(map[string]any{"jti": rand.Text(), "htm": method, "htu": htu, "iat": time.Now().Unix(),
+		"ath": base64.RawURLEncoding.EncodeToString(sum[:])})
+	jws, err := s.Sign(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := jws.CompactSerialize()
+	return out
+}
+
+// A DPoP-bound token passes the gate with a proof naming --external-url and the
+// path; the upstream gets the token but never the proof. As a bearer token, or
+// with a proof naming the URL the gate itself was reached at, it is refused.
+func TestGate_DPoP(t *testing.T) {
+	h, mint, seen := gateWithRules(t, false, gateRules{}, func(o *rs.Options) { o.ExternalURL = "https://api.example.com" })
+	holder, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pub := jose.JSONWebKey{Key: holder.Public()}
+	sum, _ := pub.Thumbprint(crypto.SHA256)
+	tok := mint(map[string]any{"cnf": map[string]any{"jkt": base64.RawURLEncoding.EncodeToString(sum)}})
+	for _, tt := range []struct {
+		name, scheme, htu string
+		status            int
+		code              string
+	}{
+		{"proof of the external URL", "DPoP", "https://api.example.com/orders", 204, ""},
+		{"bearer", "Bearer", "https://api.example.com/orders", 401, "invalid_token"},
+		{"proof of the URL the gate saw", "DPoP", "http://example.com/orders", 401, "invalid_dpop_proof"},
+	} {
+		req := httptest.NewRequest("GET", "/orders", nil)
+		req.Header.Set("Authorization", tt.scheme+" "+tok)
+		req.Header.Set("DPoP", dpopProof(t, holder, "GET", tt.htu, tok))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tt.status || (tt.code != "" && !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="`+tt.code+`"`)) {
+			t.Fatalf("%s: %d %q; want %d %s", tt.name, rec.Code, rec.Header().Get("WWW-Authenticate"), tt.status, tt.code)
+		}
+		if tt.status != 204 {
+			continue
+		}
+		got := <-seen
+		if got.Get("X-Auth-Subject") != "alice-id" || got.Get("Authorization") != "DPoP "+tok || got.Values("DPoP") != nil {
+			t.Fatalf("%s: upstream saw Authorization %q, DPoP %q", tt.name, got.Get("Authorization"), got.Values("DPoP"))
+		}
+	}
+	select {
+	case hdr := <-seen:
+		t.Fatalf("a refused request reached the upstream: %v", hdr)
+	default:
 	}
 }

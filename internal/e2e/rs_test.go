@@ -178,13 +178,13 @@ func ordersAPI(t *testing.T, issuer string) string {
 }
 
 // standIn is the upstream behind the gate: it answers with the X-Auth-* headers it
-// got, and whether an Authorization header came along.
+// got, and whether an Authorization or a DPoP header came along.
 func standIn(t *testing.T) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]string{
 			"sub": r.Header.Get("X-Auth-Subject"), "client_id": r.Header.Get("X-Auth-Client-Id"),
 			"scope": r.Header.Get("X-Auth-Scope"), "authorization": r.Header.Get("Authorization"),
-			"roles": r.Header.Get("X-Auth-Roles"),
+			"roles": r.Header.Get("X-Auth-Roles"), "dpop": r.Header.Get("DPoP"),
 		})
 	}))
 	t.Cleanup(srv.Close)
