@@ -45,8 +45,11 @@ type authRequest struct {
 	Prompt        []string `json:"p,omitempty"`
 	MaxAge        int64    `json:"ma"` // -1: none given
 	LoginHint     string   `json:"lh,omitempty"`
-	CSRF          string   `json:"x"`
-	Expires       int64    `json:"e"`
+	// Pushed: the request came through the PAR endpoint (RFC 9126), which a client
+	// may be required to use.
+	Pushed  bool   `json:"pu,omitempty"`
+	CSRF    string `json:"x"`
+	Expires int64  `json:"e"`
 }
 
 func (a authRequest) prompts(p string) bool { return slices.Contains(a.Prompt, p) }
@@ -68,22 +71,106 @@ var challengeSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 
 // authorize serves the authorization endpoint (GET, or POST with a form body).
 func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
-	params, err := authParams(w, r)
+	query, err := authParams(w, r)
 	if err != nil {
 		h.errorPage(w, r, realm, http.StatusBadRequest, "Invalid request", "The application sent a request Latchkey cannot read.")
 		return
 	}
 	// The client and its redirect URI first: until both check out, errors are shown
 	// here and never sent anywhere.
-	client, err := h.getClient(r.Context(), realm.Name, params.Get("client_id"))
-	if err != nil || client.Disabled || !slices.Contains(client.GrantTypes, "authorization_code") {
-		if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			h.writeError(w, r, err)
-			return
-		}
-		h.errorPage(w, r, realm, http.StatusBadRequest, "Unknown application", "The application that sent you here is not registered with this sign-in service.")
+	client, err := h.getClient(r.Context(), realm.Name, query.Get("client_id"))
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		h.writeError(w, r, err)
 		return
 	}
+	if err != nil || !authClientOK(client) {
+		h.refuseAuthorization(w, r, realm, authRequest{}, errUnknownApp)
+		return
+	}
+	// A pushed request (RFC 9126) or a request object (RFC 9101) stands in for
+	// the query's parameters.
+	params, pushed, err := h.requestParams(r, realm, client, query)
+	if err != nil {
+		// The request's own redirect URI is not known yet: the error goes to the
+		// one the query names, if the client registered it, else to the page.
+		fallback, ferr := checkRedirect(client, query)
+		if ferr != nil {
+			err = ferr
+		}
+		h.refuseAuthorization(w, r, realm, fallback, err)
+		return
+	}
+	req, err := h.checkAuthRequest(client, params)
+	if err != nil {
+		h.refuseAuthorization(w, r, realm, req, err)
+		return
+	}
+	req.Pushed = pushed
+	req.CSRF = h.csrfToken(w, r, realm.Name)
+	req.Expires = h.now().Add(formTTL).Unix()
+	h.continueAuthorization(w, r, realm, client, req, nil)
+}
+
+// pageError refuses an authorization request on the error page, as its redirect
+// URI cannot be trusted (yet). The PAR endpoint answers it as invalid_request with
+// description.
+type pageError struct{ title, message, description string }
+
+func (e *pageError) Error() string { return e.description }
+
+// The refusals shown on the error page.
+var (
+	errUnknownApp = &pageError{"Unknown application",
+		"The application that sent you here is not registered with this sign-in service.",
+		"unknown client, or one that may not use the authorization code grant"}
+	errBadRedirect = &pageError{"Invalid redirect",
+		"The application asked to send you to an address it has not registered. Nothing was sent.",
+		"redirect_uri is not registered for the client"}
+	// RFC 6749 Appendix A.5: state is 1*VSCHAR. One with control or non-ASCII
+	// characters cannot come back unchanged (a form_post page would mangle a
+	// NUL), so it is shown here rather than sent back altered.
+	errBadState = &pageError{"Invalid request",
+		"The application sent a malformed state parameter. Nothing was sent.",
+		"state must be VSCHARs (RFC 6749 Appendix A.5)"}
+)
+
+// refuseAuthorization answers a refused authorization request: a pageError on the
+// error page, a protocol error at req's (registered) redirect URI.
+func (h *Handler) refuseAuthorization(w http.ResponseWriter, r *http.Request, realm storage.Realm, req authRequest, err error) {
+	var pe *pageError
+	if errors.As(err, &pe) {
+		h.errorPage(w, r, realm, http.StatusBadRequest, pe.title, pe.message)
+		return
+	}
+	h.redirectError(w, r, realm, req, err)
+}
+
+// authClientOK reports whether the client may start an authorization request.
+func authClientOK(c storage.Client) bool {
+	return !c.Disabled && slices.Contains(c.GrantTypes, "authorization_code")
+}
+
+// checkAuthRequest validates an authorization request's parameters for the
+// client: the one check of the authorization endpoint and of the PAR endpoint
+// (RFC 9126 §2.1). A *pageError means the redirect URI cannot be trusted; any
+// other error goes to the returned request's redirect URI.
+func (h *Handler) checkAuthRequest(client storage.Client, params url.Values) (authRequest, error) {
+	if !authClientOK(client) {
+		return authRequest{}, errUnknownApp
+	}
+	req, err := checkRedirect(client, params)
+	if err != nil {
+		return req, err
+	}
+	if err := h.validateAuthRequest(&req, params, client); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+// checkRedirect starts a request from its redirect URI, which must be exactly one
+// the client registered (or none, when the client has only one), and its state.
+func checkRedirect(client storage.Client, params url.Values) (authRequest, error) {
 	req := authRequest{ClientID: client.ID, MaxAge: -1}
 	switch ru := params.Get("redirect_uri"); {
 	case ru == "" && len(client.RedirectURIs) == 1:
@@ -91,24 +178,13 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, realm storag
 	case slices.Contains(client.RedirectURIs, ru):
 		req.RedirectURI, req.RedirectGiven = ru, true
 	default:
-		h.errorPage(w, r, realm, http.StatusBadRequest, "Invalid redirect", "The application asked to send you to an address it has not registered. Nothing was sent.")
-		return
+		return authRequest{}, errBadRedirect
 	}
 	req.State = params.Get("state")
 	if !isVSChars(req.State) {
-		// RFC 6749 Appendix A.5: state is 1*VSCHAR. One with control or non-ASCII
-		// characters cannot come back unchanged (a form_post page would mangle a
-		// NUL), so it is shown here rather than sent back altered.
-		h.errorPage(w, r, realm, http.StatusBadRequest, "Invalid request", "The application sent a malformed state parameter. Nothing was sent.")
-		return
+		return authRequest{}, errBadState
 	}
-	if err := h.validateAuthRequest(&req, params, client); err != nil {
-		h.redirectError(w, r, realm, req, err)
-		return
-	}
-	req.CSRF = h.csrfToken(w, r, realm.Name)
-	req.Expires = h.now().Add(formTTL).Unix()
-	h.continueAuthorization(w, r, realm, client, req, nil)
+	return req, nil
 }
 
 // isVSChars reports whether s is empty or only VSCHARs (%x20-7E, RFC 6749 Appendix A).
@@ -162,12 +238,6 @@ func (h *Handler) validateAuthRequest(req *authRequest, p url.Values, client sto
 		return newError(protocol.InvalidRequest, "response_type is required")
 	case rt != "code":
 		return newError(protocol.UnsupportedResponseType, "only response_type=code is supported")
-	}
-	if p.Has("request") {
-		return newError(protocol.RequestNotSupported, "request objects are not supported")
-	}
-	if p.Has("request_uri") {
-		return newError(protocol.RequestURINotSupported, "request_uri is not supported")
 	}
 	scopes, err := grants.Scopes(p.Get("scope"), client)
 	if err != nil {
@@ -446,6 +516,12 @@ func (h *Handler) openForm(w http.ResponseWriter, r *http.Request, realm storage
 	client, err := h.getClient(r.Context(), realm.Name, req.ClientID)
 	if err != nil || client.Disabled || !slices.Contains(client.RedirectURIs, req.RedirectURI) {
 		h.errorPage(w, r, realm, http.StatusBadRequest, "Unknown application", "The application is no longer registered.")
+		return nil, req, storage.Client{}, false
+	}
+	// A client that must push its requests (RFC 9126 §6) may not be driven with a
+	// form sealed for a request that was not pushed (one from before the setting).
+	if requiresPushed(client) && !req.Pushed {
+		h.errorPage(w, r, realm, http.StatusBadRequest, errPushedRequired.title, errPushedRequired.message)
 		return nil, req, storage.Client{}, false
 	}
 	return form, req, client, true

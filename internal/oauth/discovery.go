@@ -34,6 +34,10 @@ type metadata struct {
 	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
 	RequestParameterSupported                  bool     `json:"request_parameter_supported"`
 	RequestURIParameterSupported               bool     `json:"request_uri_parameter_supported"`
+	// RFC 9101 §10.5 (request objects) and RFC 9126 §5 (pushed requests).
+	RequestObjectSigningAlgValuesSupported     []string `json:"request_object_signing_alg_values_supported"`
+	PushedAuthorizationRequestEndpoint         string   `json:"pushed_authorization_request_endpoint"`
+	RequirePushedAuthorizationRequests         bool     `json:"require_pushed_authorization_requests"`
 	ClaimsParameterSupported                   bool     `json:"claims_parameter_supported"`
 	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
 	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported"`
@@ -69,6 +73,10 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storag
 	for _, a := range assertionAlgs {
 		algs = append(algs, string(a))
 	}
+	var objectAlgs []string
+	for _, a := range requestObjectAlgs {
+		objectAlgs = append(objectAlgs, string(a))
+	}
 	issuer := h.tokens.Issuer(realm.Name)
 	md := metadata{
 		Issuer:                           issuer,
@@ -92,6 +100,11 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, realm storag
 			"name", "given_name", "family_name", "preferred_username", "email", "email_verified",
 			"realm_access", "resource_access"},
 		AuthorizationResponseIssParameterSupported: true,
+		RequestParameterSupported:                  true,
+		// Only the PAR endpoint's URNs: no request_uri is fetched from elsewhere.
+		RequestURIParameterSupported:               false,
+		RequestObjectSigningAlgValuesSupported:     objectAlgs,
+		PushedAuthorizationRequestEndpoint:         issuer + parPath,
 		TokenEndpointAuthMethodsSupported:          append(confidential, methodNone),
 		TokenEndpointAuthSigningAlgValuesSupported: algs,
 		IntrospectionEndpointAuthMethodsSupported:  confidential,

@@ -250,7 +250,7 @@ func TestAuthorizationErrors(t *testing.T) {
 			"challenge w/o method":    {authURL(inst, "acme", "code_challenge_method", ""), "invalid_request"},
 			"bad max_age":             {authURL(inst, "acme", "max_age", "-1"), "invalid_request"},
 			"prompt none+login":       {authURL(inst, "acme", "prompt", "none login"), "invalid_request"},
-			"request object":          {authURL(inst, "acme", "request", "eyJ.x.y"), "request_not_supported"},
+			"request object":          {authURL(inst, "acme", "request", "eyJ.x.y"), "invalid_request_object"},
 			"prompt=none, no session": {authURL(inst, "acme", "prompt", "none"), "login_required"},
 		} {
 			p := b.get(tc.u)

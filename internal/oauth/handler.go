@@ -58,6 +58,7 @@ type Store interface {
 	AppendAudit(ctx context.Context, e storage.AuditEvent) (int64, error)
 	UseDPoPProof(ctx context.Context, realm, jkt, jti string, until time.Time) error
 	web.AttemptStore // the client authentication limiter's counts
+	storage.PushedRequestStore
 }
 
 // Handler serves every realm's OAuth endpoints.
@@ -164,6 +165,7 @@ var clientAuthLimits = web.LimiterConfig{
 func (h *Handler) Register(mux *http.ServeMux) {
 	realm := "/realms/{realm}"
 	mux.HandleFunc(realm+tokenPath, h.withRealm(h.corsByClient(h.token)))
+	mux.HandleFunc(realm+parPath, h.withRealm(h.corsByClient(h.par)))
 	mux.HandleFunc(realm+introspectPath, h.withRealm(h.introspect))
 	mux.HandleFunc(realm+revokePath, h.withRealm(h.corsByClient(h.revoke)))
 	mux.HandleFunc("GET "+realm+certsPath, h.withRealm(h.certs))
