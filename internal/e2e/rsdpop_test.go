@@ -20,13 +20,13 @@ import (
 	"github.com/latchkey/latchkey/internal/masterkey"
 )
 
-// dpopKey is a client's DPoP key pair and the thumbprint that binds tokens to it.
-type dpopKey struct {
+// rsDPoPKey is a client's DPoP key pair and the thumbprint that binds tokens to it.
+type rsDPoPKey struct {
 	priv *ecdsa.PrivateKey
 	jkt  string
 }
 
-func newDPoPKey(t testing.TB) dpopKey {
+func newRSDPoPKey(t testing.TB) rsDPoPKey {
 	t.Helper()
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -37,11 +37,11 @@ func newDPoPKey(t testing.TB) dpopKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dpopKey{priv: priv, jkt: base64.RawURLEncoding.EncodeToString(sum)}
+	return rsDPoPKey{priv: priv, jkt: base64.RawURLEncoding.EncodeToString(sum)}
 }
 
 // proof is a DPoP proof (RFC 9449 §4.2) for method and htu with the token's ath.
-func (k dpopKey) proof(t testing.TB, method, htu, tok string) string {
+func (k rsDPoPKey) proof(t testing.TB, method, htu, tok string) string {
 	t.Helper()
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k.priv}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
 	if err != nil {
@@ -122,7 +122,7 @@ func TestRS_DPoPBoundTokensAtAPIAndGate(t *testing.T) {
 		const external = "https://api.example.com/orders-api"
 		behind := startGate(t, p.issuer(), standIn(t), "--external-url", external)
 
-		holder, thief := newDPoPKey(t), newDPoPKey(t)
+		holder, thief := newRSDPoPKey(t), newRSDPoPKey(t)
 		unbound := apiToken(t, s, callerBasic, "orders:read")
 		bound := boundCopy(t, db, unbound, holder.jkt)
 		if cnf, _ := claimsOf(t, bound)["cnf"].(map[string]any); cnf["jkt"] != holder.jkt {
