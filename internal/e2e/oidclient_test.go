@@ -227,9 +227,9 @@ func TestOpenIDClient_TokenExchange(t *testing.T) {
 
 		// exchanged checks a token the library got by exchange: an access token
 		// (never a refresh token) that keeps the subject token's sub, sid and
-		// family, the exchanging client's, for aud, expiring no later than the
-		// subject token.
-		exchanged := func(step string, aud []string, scope string) map[string]any {
+		// family (fid: an ID token names none), the exchanging client's, for aud,
+		// expiring no later than the subject token.
+		exchanged := func(step string, aud []string, scope, fid string) map[string]any {
 			t.Helper()
 			var x libTokens
 			run.next(step).decode(t, &x)
@@ -240,27 +240,31 @@ func TestOpenIDClient_TokenExchange(t *testing.T) {
 			}
 			c := verifyKCJWT(t, s, x.Tokens.AccessToken, "at+jwt")
 			if claimStr(c, "sub") != sub || claimStr(c, "client_id") != "gateway" || claimStr(c, "sid") != claimStr(subject, "sid") ||
-				claimStr(c, "fid") == "" || claimStr(c, "fid") != claimStr(subject, "fid") || !sameAud(c["aud"], aud) ||
+				claimStr(c, "fid") != fid || !sameAud(c["aud"], aud) ||
 				claimNum(c, "exp") > claimNum(subject, "exp") || claimStr(c, "iss") != iss {
-				t.Errorf("%s: exchanged token's claims %v; want alice's sub, client_id gateway, the subject's sid and fid, aud %v, exp ≤ %v",
-					step, c, aud, claimNum(subject, "exp"))
+				t.Errorf("%s: exchanged token's claims %v; want alice's sub, client_id gateway, the subject's sid, fid %q, aud %v, exp ≤ %v",
+					step, c, fid, aud, claimNum(subject, "exp"))
 			}
 			return c
 		}
 
-		if c := exchanged("impersonation", []string{orders}, user.Scope); c["act"] != nil {
+		fid := claimStr(subject, "fid")
+		if fid == "" {
+			t.Fatalf("the user's access token names no family: %v", subject)
+		}
+		if c := exchanged("impersonation", []string{orders}, user.Scope, fid); c["act"] != nil {
 			t.Errorf("impersonation: the token has act %v; want none", c["act"])
 		}
-		del := exchanged("delegation", []string{orders}, user.Scope)
+		del := exchanged("delegation", []string{orders}, user.Scope, fid)
 		actor := run.next("actor").get("actor_claims")
 		act, _ := del["act"].(map[string]any)
 		if actorSub := claimStr(actor, "sub"); act == nil || actorSub == "" || claimStr(act, "sub") != actorSub || claimStr(act, "client_id") != "gateway" || act["act"] != nil {
 			t.Errorf("delegation: act %v; want {sub: %q (the actor token's), client_id: gateway}", del["act"], actorSub)
 		}
-		if c := exchanged("id_token_subject", []string{orders}, user.Scope); c["act"] != nil {
+		if c := exchanged("id_token_subject", []string{orders}, user.Scope, ""); c["act"] != nil {
 			t.Errorf("an ID token as subject: act %v; want none", c["act"])
 		}
-		exchanged("scope_narrowed", []string{"gateway"}, "profile")
+		exchanged("scope_narrowed", []string{"gateway"}, "profile", fid)
 		if e := run.next("not_allowed"); e.str("error", "error") != "invalid_target" || e.num("error", "status") != 400 {
 			t.Errorf("an audience outside token_exchange_audiences: %s; want 400 invalid_target", e.public)
 		}

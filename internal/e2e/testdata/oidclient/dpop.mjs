@@ -32,9 +32,11 @@ function watch(config) {
 }
 
 const withLog = (w, result) => ({ ...result, exchanges: w.take() })
-const outcome = async (w, fn) => {
+// outcome runs a grant that may be refused; success reports the key it was
+// bound to.
+const outcome = async (w, handle, fn) => {
   const r = await attempt(fn)
-  return withLog(w, r.error ? { error: r.error } : tokenResult(r.ok))
+  return withLog(w, r.error ? { error: r.error } : { ...tokenResult(r.ok), key_jkt: await handle?.calculateThumbprint() })
 }
 
 main(async () => {
@@ -46,7 +48,7 @@ main(async () => {
   const cc = await client.clientCredentialsGrant(svc, { scope: env('LK_SVC_SCOPE') }, { DPoP: svcDPoP })
   emit('client_credentials', withLog(svcWatch, { ...tokenResult(cc), key_jkt: await svcDPoP.calculateThumbprint() }))
   emit('svc_introspection', { introspection: await client.tokenIntrospection(svc, cc.access_token) })
-  emit('svc_without_proof', await outcome(svcWatch, () => client.clientCredentialsGrant(svc, { scope: env('LK_SVC_SCOPE') })))
+  emit('svc_without_proof', await outcome(svcWatch, null, () => client.clientCredentialsGrant(svc, { scope: env('LK_SVC_SCOPE') })))
 
   // The library's last proof, sent again as it was (same jti): a replay.
   await client.clientCredentialsGrant(svc, { scope: env('LK_SVC_SCOPE') }, { DPoP: svcDPoP })
@@ -85,7 +87,7 @@ main(async () => {
 
   // The refresh token is bound to the key: another key, or none, is refused,
   // and nothing rotates, so the right key still works after.
-  emit('refresh_other_key', await outcome(appWatch, () => client.refreshTokenGrant(app, refreshed.refresh_token, undefined, { DPoP: otherDPoP })))
-  emit('refresh_without_proof', await outcome(appWatch, () => client.refreshTokenGrant(app, refreshed.refresh_token)))
-  emit('refresh_after_refusals', await outcome(appWatch, () => client.refreshTokenGrant(app, refreshed.refresh_token, undefined, { DPoP: appDPoP })))
+  emit('refresh_other_key', await outcome(appWatch, otherDPoP, () => client.refreshTokenGrant(app, refreshed.refresh_token, undefined, { DPoP: otherDPoP })))
+  emit('refresh_without_proof', await outcome(appWatch, null, () => client.refreshTokenGrant(app, refreshed.refresh_token)))
+  emit('refresh_after_refusals', await outcome(appWatch, appDPoP, () => client.refreshTokenGrant(app, refreshed.refresh_token, undefined, { DPoP: appDPoP })))
 })
