@@ -76,62 +76,74 @@ func TestOpenIDClient_DeviceAuthorizationGrant(t *testing.T) {
 
 		// Approved: the library polls (pending) while the user signs in on the
 		// verification page and approves; then it has tokens, refreshes them and
-		// reads userinfo.
-		run := lib.run(t, "device.mjs", env...)
-		da := checkDeviceAuthorization(t, run, iss)
-		if p := run.next("poll"); p.str("error") != "authorization_pending" || p.num("status") != 400 {
-			t.Fatalf("the library's first poll, before the user acted: %s; want 400 authorization_pending", p.public)
-		}
-		b.deviceDecision(t, da.VerificationURIComplete, "Living-Room TV", "Approve")
-		for {
-			p := run.next("poll")
-			if p.num("status") == 200 {
-				break
-			}
-			if p.str("error") != "authorization_pending" {
-				t.Fatalf("the library's poll after the approval: %s; want 200 (or authorization_pending, answered while approving)", p.public)
-			}
-		}
-		var tok libTokens
-		run.next("tokens").decode(t, &tok)
-		if tok.Error != nil || !strings.EqualFold(tok.TokenType, "Bearer") || !tok.HasRefreshToken || !tok.HasIDToken ||
-			!sameScopes(tok.Scope, "openid profile offline_access") {
-			t.Fatalf("the library's device grant tokens: %s; want Bearer, a refresh token, an ID token, scope openid profile offline_access", run.last())
-		}
-		at := verifyKCJWT(t, s, tok.Tokens.AccessToken, "at+jwt")
-		sub := claimStr(tok.IDTokenClaims, "sub")
-		if claimStr(at, "client_id") != "tv" || sub == "" || claimStr(at, "sub") != sub || !audHas(tok.IDTokenClaims["aud"], "tv") ||
-			claimStr(tok.IDTokenClaims, "iss") != iss || claimStr(at, "fid") == "" {
-			t.Errorf("device grant: access token client_id/sub/fid %v, ID token %v; want tv, alice's sub in both, a family", at, tok.IDTokenClaims)
-		}
+		// reads userinfo. With a DPoP key, every one of those is bound to it.
+		for _, bound := range []bool{false, true} {
+			t.Run(map[bool]string{false: "approved", true: "approved with DPoP"}[bound], func(t *testing.T) {
+				env := append(slices.Clip(env), "LK_DPOP="+map[bool]string{false: "0", true: "1"}[bound])
+				run := lib.run(t, "device.mjs", env...)
+				da := checkDeviceAuthorization(t, run, iss)
+				firstPoll(t, run, bound)
+				b.deviceDecision(t, da.VerificationURIComplete, "Living-Room TV", "Approve")
+				for {
+					p := run.next("poll")
+					if p.num("status") == 200 {
+						break
+					}
+					if p.str("error") != "authorization_pending" {
+						t.Fatalf("the library's poll after the approval: %s; want 200 (or authorization_pending, answered while approving)", p.public)
+					}
+				}
+				wantType := map[bool]string{false: "Bearer", true: "DPoP"}[bound]
+				var tok libTokens
+				run.next("tokens").decode(t, &tok)
+				if tok.Error != nil || !strings.EqualFold(tok.TokenType, wantType) || !tok.HasRefreshToken || !tok.HasIDToken ||
+					!sameScopes(tok.Scope, "openid profile offline_access") {
+					t.Fatalf("the library's device grant tokens: %s; want %s, a refresh token, an ID token, scope openid profile offline_access", run.last(), wantType)
+				}
+				at := verifyKCJWT(t, s, tok.Tokens.AccessToken, "at+jwt")
+				sub := claimStr(tok.IDTokenClaims, "sub")
+				if claimStr(at, "client_id") != "tv" || sub == "" || claimStr(at, "sub") != sub || !audHas(tok.IDTokenClaims["aud"], "tv") ||
+					claimStr(tok.IDTokenClaims, "iss") != iss || claimStr(at, "fid") == "" {
+					t.Errorf("device grant: access token client_id/sub/fid %v, ID token %v; want tv, alice's sub in both, a family", at, tok.IDTokenClaims)
+				}
+				checkCnf(t, "device grant", at, bound, tok.KeyJKT)
 
-		var ref libTokens
-		run.next("refreshed").decode(t, &ref)
-		if ref.Error != nil || !ref.HasRefreshToken || ref.Tokens.RefreshToken == tok.Tokens.RefreshToken || ref.Tokens.AccessToken == tok.Tokens.AccessToken ||
-			claimStr(ref.AccessTokenClaims, "sub") != sub || claimStr(ref.AccessTokenClaims, "fid") != claimStr(at, "fid") {
-			t.Fatalf("the library's refresh of the device's tokens: %s; want new tokens, the same sub and family", run.last())
-		}
-		if u := run.next("userinfo"); u.str("userinfo", "sub") != sub || u.str("userinfo", "preferred_username") != "alice" {
-			t.Errorf("userinfo with the refreshed token: %s; want alice", u.public)
-		}
-		run.wait()
+				var ref libTokens
+				run.next("refreshed").decode(t, &ref)
+				if ref.Error != nil || !strings.EqualFold(ref.TokenType, wantType) || !ref.HasRefreshToken || ref.Tokens.RefreshToken == tok.Tokens.RefreshToken ||
+					ref.Tokens.AccessToken == tok.Tokens.AccessToken || claimStr(ref.AccessTokenClaims, "sub") != sub ||
+					claimStr(ref.AccessTokenClaims, "fid") != claimStr(at, "fid") {
+					t.Fatalf("the library's refresh of the device's tokens: %s; want new %s tokens, the same sub and family", run.last(), wantType)
+				}
+				checkCnf(t, "refreshed", verifyKCJWT(t, s, ref.Tokens.AccessToken, "at+jwt"), bound, tok.KeyJKT)
+				if bound {
+					// A public client's family is bound to the key of the poll that
+					// redeemed the device code (RFC 9449 §5).
+					if e := run.next("refresh_without_proof"); e.str("error", "error") != "invalid_grant" {
+						t.Errorf("the device's refresh token without a proof of its key: %s; want invalid_grant", e.public)
+					}
+				}
+				if u := run.next("userinfo"); u.str("userinfo", "sub") != sub || u.str("userinfo", "preferred_username") != "alice" {
+					t.Errorf("userinfo with the refreshed token: %s; want alice", u.public)
+				}
+				run.wait()
 
-		// Refresh tokens for devices as for mobile apps: the mobile preset, 30
-		// days idle and 90 days absolute.
-		f, err := openStore(t, db).GetFamily(t.Context(), claimStr(at, "fid"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if abs, idle := f.AbsoluteExpiresAt.Sub(f.CreatedAt), f.IdleExpiresAt.Sub(f.LastUsedAt); !near(abs, 90*24*time.Hour) || !near(idle, 30*24*time.Hour) {
-			t.Errorf("the device's refresh family lives %v absolute, %v idle; want the mobile preset's 90 days and 30 days", abs, idle)
+				// Refresh tokens for devices as for mobile apps: the mobile preset, 30
+				// days idle and 90 days absolute.
+				f, err := openStore(t, db).GetFamily(t.Context(), claimStr(at, "fid"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if abs, idle := f.AbsoluteExpiresAt.Sub(f.CreatedAt), f.IdleExpiresAt.Sub(f.LastUsedAt); !near(abs, 90*24*time.Hour) || !near(idle, 30*24*time.Hour) {
+					t.Errorf("the device's refresh family lives %v absolute, %v idle; want the mobile preset's 90 days and 30 days", abs, idle)
+				}
+			})
 		}
 
 		// Denied: the library's polling ends with access_denied.
-		run = lib.run(t, "device.mjs", env...)
-		da = checkDeviceAuthorization(t, run, iss)
-		if p := run.next("poll"); p.str("error") != "authorization_pending" {
-			t.Fatalf("the library's first poll: %s; want authorization_pending", p.public)
-		}
+		run := lib.run(t, "device.mjs", append(slices.Clip(env), "LK_DPOP=0")...)
+		da := checkDeviceAuthorization(t, run, iss)
+		firstPoll(t, run, false)
 		b.deviceDecision(t, da.VerificationURIComplete, "Living-Room TV", "Deny")
 		for {
 			p := run.next("poll")
@@ -147,6 +159,36 @@ func TestOpenIDClient_DeviceAuthorizationGrant(t *testing.T) {
 		}
 		run.wait()
 	})
+}
+
+// firstPoll reads the library's first answers while polling, before the user
+// acted: authorization_pending, after the server's DPoP nonce challenge when the
+// library holds a key.
+func firstPoll(t *testing.T, run *libRun, dpop bool) {
+	t.Helper()
+	p := run.next("poll")
+	if dpop {
+		if p.str("error") != "use_dpop_nonce" || p.num("status") != 400 {
+			t.Fatalf("the library's first DPoP poll: %s; want 400 use_dpop_nonce", p.public)
+		}
+		p = run.next("poll")
+	}
+	if p.str("error") != "authorization_pending" || p.num("status") != 400 {
+		t.Fatalf("the library's poll, before the user acted: %s; want 400 authorization_pending", p.public)
+	}
+}
+
+// checkCnf checks an access token's DPoP binding: cnf.jkt the thumbprint of the
+// library's key when bound, no cnf otherwise.
+func checkCnf(t *testing.T, what string, claims map[string]any, bound bool, jkt string) {
+	t.Helper()
+	cnf, _ := claims["cnf"].(map[string]any)
+	switch {
+	case bound && (jkt == "" || claimStr(cnf, "jkt") != jkt):
+		t.Errorf("%s: the access token's cnf is %v; want {jkt: %q}, the library's key", what, claims["cnf"], jkt)
+	case !bound && claims["cnf"] != nil:
+		t.Errorf("%s: the access token has cnf %v, without DPoP", what, claims["cnf"])
+	}
 }
 
 type deviceAuthorization struct {

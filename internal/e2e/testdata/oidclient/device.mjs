@@ -3,14 +3,20 @@
 // while the user approves (or denies) the code in a browser, then a refresh and
 // userinfo with the tokens it got.
 //
+// With LK_DPOP=1 the device holds a DPoP key (RFC 9449): it polls, refreshes
+// and calls userinfo with proofs, and its refresh token is bound to the key.
+//
 // Steps: device_authorization; poll, once for each answer of the token endpoint
 // to the library's polling (so the test sees authorization_pending before it
-// approves); then tokens, refreshed and userinfo, or poll_error.
+// approves); then tokens, refreshed (and with DPoP refresh_without_proof) and
+// userinfo, or poll_error.
 import { attempt, client, discover, emit, env, main, tokenResult } from './lib.mjs'
 
 main(async () => {
   const config = await discover()
   const server = config.serverMetadata()
+  const DPoP = env('LK_DPOP', '0') === '1' ? client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256')) : undefined
+  const keyJKT = await DPoP?.calculateThumbprint()
   const da = await client.initiateDeviceAuthorization(config, { scope: env('LK_SCOPE') })
   emit('device_authorization', {
     device_authorization_endpoint: server.device_authorization_endpoint,
@@ -33,18 +39,22 @@ main(async () => {
     }
     return res
   }
-  const polled = await attempt(() => client.pollDeviceAuthorizationGrant(config, da))
+  const polled = await attempt(() => client.pollDeviceAuthorizationGrant(config, da, undefined, { DPoP }))
   polling = false
   if (polled.error) {
     emit('poll_error', { error: polled.error })
     return
   }
   const tokens = polled.ok
-  emit('tokens', tokenResult(tokens))
+  emit('tokens', { ...tokenResult(tokens), key_jkt: keyJKT })
 
-  const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token)
-  emit('refreshed', tokenResult(refreshed))
+  const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP })
+  emit('refreshed', { ...tokenResult(refreshed), key_jkt: keyJKT })
+  if (DPoP) {
+    const r = await attempt(() => client.refreshTokenGrant(config, refreshed.refresh_token))
+    emit('refresh_without_proof', r.error ? { error: r.error } : tokenResult(r.ok))
+  }
 
-  const info = await client.fetchUserInfo(config, refreshed.access_token, tokens.claims().sub)
+  const info = await client.fetchUserInfo(config, refreshed.access_token, tokens.claims().sub, { DPoP })
   emit('userinfo', { userinfo: info })
 })
