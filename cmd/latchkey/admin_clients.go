@@ -109,6 +109,8 @@ func newAdminClientsCmd(af *adminFlags) *cobra.Command {
 	}
 
 	var file string
+	var dpopBound, requirePAR bool
+	var exchangeAudiences []string
 	put := &cobra.Command{
 		Use:   "put [CLIENT] -f FILE",
 		Short: "Create or replace a client from a YAML or JSON file (the seed file's client representation; - for stdin)",
@@ -119,7 +121,10 @@ the file's id. -f - reads stdin.
 A client given neither secret nor jwks is confidential with a generated secret when it
 says confidential: true (the default for client_credentials clients), else public. A
 generated secret is printed this once. Replacing a client without a secret keeps its
-stored secret (unless the file says confidential: false).`,
+stored secret (unless the file says confidential: false).
+
+--dpop-bound-access-tokens, --require-pushed-authorization-requests and
+--token-exchange-audience (repeatable) set those settings over what the file says.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			realm, err := af.targetRealm()
@@ -139,6 +144,17 @@ stored secret (unless the file says confidential: false).`,
 			}
 			if err := sameName(body, "id", id); err != nil {
 				return err
+			}
+			// The flags given override the file's settings; the others leave them be.
+			f := cmd.Flags()
+			if f.Changed("dpop-bound-access-tokens") {
+				body["dpop_bound_access_tokens"] = dpopBound
+			}
+			if f.Changed("require-pushed-authorization-requests") {
+				body["require_pushed_authorization_requests"] = requirePAR
+			}
+			if f.Changed("token-exchange-audience") {
+				body["token_exchange_audiences"] = exchangeAudiences
 			}
 			api, err := af.connect(cmd.Context(), cmd)
 			if err != nil {
@@ -160,6 +176,9 @@ stored secret (unless the file says confidential: false).`,
 	}
 	put.Flags().StringVarP(&file, "file", "f", "", "the client's YAML or JSON file, - for stdin (required)")
 	put.MarkFlagRequired("file")
+	put.Flags().BoolVar(&dpopBound, "dpop-bound-access-tokens", false, "require a DPoP proof at the token endpoint, so the client's tokens are bound to its key (RFC 9449)")
+	put.Flags().BoolVar(&requirePAR, "require-pushed-authorization-requests", false, "take the client's authorization requests only through PAR (RFC 9126)")
+	put.Flags().StringArrayVar(&exchangeAudiences, "token-exchange-audience", nil, "an audience the client may ask for in a token exchange (RFC 8693); repeatable")
 
 	var grace time.Duration
 	rotate := &cobra.Command{

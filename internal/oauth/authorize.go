@@ -227,17 +227,17 @@ func (h *Handler) validateAuthRequest(req *authRequest, p url.Values, client sto
 	case modeFormPost:
 		// The form is POSTed by the browser: only to a web address.
 		if u, err := url.Parse(req.RedirectURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") {
-			return newError(protocol.InvalidRequest, "response_mode=form_post needs an http or https redirect_uri")
+			return protocol.New(protocol.InvalidRequest, "response_mode=form_post needs an http or https redirect_uri")
 		}
 		req.ResponseMode = rm
 	default:
-		return newError(protocol.InvalidRequest, "response_mode must be query, fragment or form_post")
+		return protocol.New(protocol.InvalidRequest, "response_mode must be query, fragment or form_post")
 	}
 	switch rt := p.Get("response_type"); {
 	case rt == "":
-		return newError(protocol.InvalidRequest, "response_type is required")
+		return protocol.New(protocol.InvalidRequest, "response_type is required")
 	case rt != "code":
-		return newError(protocol.UnsupportedResponseType, "only response_type=code is supported")
+		return protocol.New(protocol.UnsupportedResponseType, "only response_type=code is supported")
 	}
 	scopes, err := grants.Scopes(p.Get("scope"), client)
 	if err != nil {
@@ -260,13 +260,13 @@ func (h *Handler) validateAuthRequest(req *authRequest, p url.Values, client sto
 	challenge, method := p.Get("code_challenge"), p.Get("code_challenge_method")
 	switch {
 	case challenge == "" && method != "":
-		return newError(protocol.InvalidRequest, "code_challenge_method without code_challenge")
+		return protocol.New(protocol.InvalidRequest, "code_challenge_method without code_challenge")
 	case challenge != "" && method != "S256":
-		return newError(protocol.InvalidRequest, "code_challenge_method must be S256")
+		return protocol.New(protocol.InvalidRequest, "code_challenge_method must be S256")
 	case challenge != "" && !challengeSyntax.MatchString(challenge):
-		return newError(protocol.InvalidRequest, "malformed code_challenge")
+		return protocol.New(protocol.InvalidRequest, "malformed code_challenge")
 	case challenge == "" && (client.Public() || !client.PKCEOptional):
-		return newError(protocol.InvalidRequest, "PKCE is required: send code_challenge with code_challenge_method=S256")
+		return protocol.New(protocol.InvalidRequest, "PKCE is required: send code_challenge with code_challenge_method=S256")
 	}
 	req.CodeChallenge = challenge
 	req.Nonce = p.Get("nonce")
@@ -277,16 +277,16 @@ func (h *Handler) validateAuthRequest(req *authRequest, p url.Values, client sto
 		case "none", "login", "consent", "select_account":
 			req.Prompt = append(req.Prompt, pr)
 		default:
-			return newError(protocol.InvalidRequest, "unknown prompt value "+pr)
+			return protocol.New(protocol.InvalidRequest, "unknown prompt value "+pr)
 		}
 	}
 	if req.prompts("none") && len(req.Prompt) > 1 {
-		return newError(protocol.InvalidRequest, "prompt=none cannot be combined with other values")
+		return protocol.New(protocol.InvalidRequest, "prompt=none cannot be combined with other values")
 	}
 	if ma := p.Get("max_age"); ma != "" {
 		n, err := strconv.ParseInt(ma, 10, 64)
 		if err != nil || n < 0 {
-			return newError(protocol.InvalidRequest, "max_age must be a non-negative integer")
+			return protocol.New(protocol.InvalidRequest, "max_age must be a non-negative integer")
 		}
 		req.MaxAge = n
 	}
@@ -327,7 +327,7 @@ func (h *Handler) continueAuthorization(w http.ResponseWriter, r *http.Request, 
 	}
 	if needLogin {
 		if req.prompts("none") {
-			h.redirectError(w, r, realm, req, newError(protocol.LoginRequired, "the user must sign in"))
+			h.redirectError(w, r, realm, req, protocol.New(protocol.LoginRequired, "the user must sign in"))
 			return
 		}
 		h.loginPage(w, r, realm, client, req, http.StatusOK, req.LoginHint, "", 0)
@@ -343,7 +343,7 @@ func (h *Handler) continueAuthorization(w http.ResponseWriter, r *http.Request, 
 		covered := err == nil && !slices.ContainsFunc(req.Scopes, func(s string) bool { return !slices.Contains(consent.Scopes, s) })
 		if !covered || req.prompts("consent") {
 			if req.prompts("none") {
-				h.redirectError(w, r, realm, req, newError(protocol.ConsentRequired, "the user must approve this application"))
+				h.redirectError(w, r, realm, req, protocol.New(protocol.ConsentRequired, "the user must approve this application"))
 				return
 			}
 			h.consentPage(w, r, realm, client, req)
@@ -376,7 +376,7 @@ func (h *Handler) issueCode(w http.ResponseWriter, r *http.Request, realm storag
 
 // redirectError sends an error to the client's (registered) redirect URI.
 func (h *Handler) redirectError(w http.ResponseWriter, r *http.Request, realm storage.Realm, req authRequest, err error) {
-	var e *Error
+	var e *protocol.Error
 	if !errors.As(err, &e) {
 		h.writeError(w, r, err)
 		return
@@ -697,7 +697,7 @@ func (h *Handler) consent(w http.ResponseWriter, r *http.Request, realm storage.
 		return
 	}
 	if form.Get("decision") != "allow" {
-		h.redirectError(w, r, realm, req, newError(protocol.AccessDenied, "the user denied the request"))
+		h.redirectError(w, r, realm, req, protocol.New(protocol.AccessDenied, "the user denied the request"))
 		return
 	}
 	now := h.now().UTC().Truncate(time.Microsecond)

@@ -16,6 +16,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/latchkey/latchkey/internal/ident"
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/storage"
 )
@@ -45,7 +46,7 @@ func (h *Handler) authenticateClient(r *http.Request, form url.Values, realm sto
 	ctx := r.Context()
 	basicID, basicSecret, hasBasic, basicErr := basicCredentials(r.Header.Get("Authorization"))
 	fail := func(description string, cause error) error {
-		return &Error{Code: InvalidClient, Description: description, Status: http.StatusUnauthorized, Basic: hasBasic, Cause: cause}
+		return &protocol.Error{Code: InvalidClient, Description: description, Status: http.StatusUnauthorized, Basic: hasBasic, Cause: cause}
 	}
 	if basicErr != nil {
 		return storage.Client{}, fail("malformed Basic credentials", nil)
@@ -195,7 +196,7 @@ func (h *Handler) observeThrottled(locked bool) {
 // authenticates again: invalid_client, as the credentials are not checked, with
 // 429 and Retry-After.
 func clientThrottled(wait time.Duration) error {
-	return &Error{Code: InvalidClient, Description: "too many failed client authentications; retry later",
+	return &protocol.Error{Code: InvalidClient, Description: "too many failed client authentications; retry later",
 		Status: http.StatusTooManyRequests, RetryAfter: wait}
 }
 
@@ -215,7 +216,7 @@ type assertionClaims struct {
 // client, for this server, unexpired, and never seen before.
 func (h *Handler) authenticateAssertion(ctx context.Context, r *http.Request, form url.Values, realm storage.Realm, clientID string) (storage.Client, error) {
 	fail := func(description string) error {
-		return &Error{Code: InvalidClient, Description: description, Status: http.StatusUnauthorized}
+		return &protocol.Error{Code: InvalidClient, Description: description, Status: http.StatusUnauthorized}
 	}
 	if form.Get("client_assertion_type") != assertionType {
 		return storage.Client{}, fail("client_assertion_type must be " + assertionType)

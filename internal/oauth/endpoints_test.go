@@ -15,6 +15,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/latchkey/latchkey/internal/grants"
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/storage"
 )
@@ -313,7 +315,7 @@ func TestTokenEndpointBadInput(t *testing.T) {
 			name   string
 			r      response
 			status int
-			code   Code
+			code   protocol.Code
 		}{
 			{"GET", raw("GET", tok, "", ""), 405, InvalidRequest},
 			{"JSON body", raw("POST", tok, "application/json", `{"grant_type":"client_credentials"}`), 400, InvalidRequest},
@@ -537,6 +539,22 @@ func TestDiscovery(t *testing.T) {
 		}
 		if r := do(t, mustReq(t, "GET", inst.issuer("nope")+"/.well-known/openid-configuration")); r.status != 404 {
 			t.Fatalf("unknown realm discovery = %d", r.status)
+		}
+	})
+}
+
+// Discovery offers exactly the grants table, in its order (RFC 8414 §2
+// grant_types_supported): a grant type is offered where it is registered, and
+// nowhere else.
+func TestDiscovery_GrantTypesAreTheGrantsTable(t *testing.T) {
+	start(t, func(t *testing.T, inst *instance) {
+		r := do(t, mustReq(t, "GET", inst.issuer("acme")+"/.well-known/openid-configuration"))
+		var got []string
+		for _, v := range r.body["grant_types_supported"].([]any) {
+			got = append(got, v.(string))
+		}
+		if want := grants.Types(); r.status != 200 || !slices.Equal(got, want) {
+			t.Fatalf("grant_types_supported = %v (%d), want the grants table %v", got, r.status, want)
 		}
 	})
 }

@@ -13,12 +13,6 @@ import (
 	"github.com/latchkey/latchkey/storage"
 )
 
-// Error and Code are the protocol package's, named here for the edge's own use.
-type (
-	Error = protocol.Error
-	Code  = protocol.Code
-)
-
 // The error codes the edge answers with.
 const (
 	InvalidRequest         = protocol.InvalidRequest
@@ -34,9 +28,6 @@ const (
 	TemporarilyUnavailable = protocol.TemporarilyUnavailable
 )
 
-// newError is protocol.New: the status comes from the code.
-func newError(code Code, description string) *Error { return protocol.New(code, description) }
-
 // unavailableRetry is how long a 503 asks the client to wait before trying again.
 const unavailableRetry = 5 * time.Second
 
@@ -45,7 +36,7 @@ const unavailableRetry = 5 * time.Second
 // (ErrInvalidCode, ErrInvalidRefreshToken) come before ErrInvalidGrant.
 var coreErrors = []struct {
 	sentinel    error
-	code        Code
+	code        protocol.Code
 	description string
 }{
 	{token.ErrInvalidCode, protocol.InvalidGrant, "the code is invalid, expired, used, or not for this client"},
@@ -65,13 +56,13 @@ var coreErrors = []struct {
 // temporarily_unavailable with Retry-After; a protocol error is itself; a core
 // sentinel is its RFC code; anything else is a server error. The cause is kept for
 // the log.
-func wireError(err error) *Error {
+func wireError(err error) *protocol.Error {
 	if errors.Is(err, storage.ErrUnavailable) {
 		e := protocol.Wrap(protocol.TemporarilyUnavailable, "the service is temporarily unavailable; try again later", err)
 		e.RetryAfter = unavailableRetry
 		return e
 	}
-	var e *Error
+	var e *protocol.Error
 	if errors.As(err, &e) {
 		return e
 	}
@@ -100,7 +91,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 }
 
 // logError maps err to what is answered and logs it at the level it deserves.
-func (h *Handler) logError(r *http.Request, err error) *Error {
+func (h *Handler) logError(r *http.Request, err error) *protocol.Error {
 	e := wireError(err)
 	switch {
 	case e.Code == protocol.TemporarilyUnavailable:

@@ -6,6 +6,8 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+
+	"github.com/latchkey/latchkey/internal/protocol"
 )
 
 // maxFormBytes caps a request body: an OAuth form is a few hundred bytes; a client
@@ -23,12 +25,12 @@ var repeatable = map[string]bool{"resource": true, "audience": true}
 func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return nil, &Error{Code: InvalidRequest, Description: "use POST", Status: http.StatusMethodNotAllowed}
+		return nil, &protocol.Error{Code: InvalidRequest, Description: "use POST", Status: http.StatusMethodNotAllowed}
 	}
 	if ct := r.Header.Get("Content-Type"); ct != formType { // the plain header needs no parsing
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != formType {
-			return nil, newError(InvalidRequest, "the body must be application/x-www-form-urlencoded")
+			return nil, protocol.New(InvalidRequest, "the body must be application/x-www-form-urlencoded")
 		}
 	}
 	// Credentials and tokens never travel in the URL, where logs and proxies keep them.
@@ -36,7 +38,7 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 		q := r.URL.Query()
 		for _, p := range []string{"client_secret", "client_assertion", "token", "refresh_token", "code", "code_verifier", "password", "subject_token", "actor_token"} {
 			if q.Has(p) {
-				return nil, newError(InvalidRequest, "parameter "+p+" must be sent in the body, not the URL")
+				return nil, protocol.New(InvalidRequest, "parameter "+p+" must be sent in the body, not the URL")
 			}
 		}
 	}
@@ -44,21 +46,21 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, &Error{Code: InvalidRequest, Description: "request body too large", Status: http.StatusRequestEntityTooLarge}
+			return nil, &protocol.Error{Code: InvalidRequest, Description: "request body too large", Status: http.StatusRequestEntityTooLarge}
 		}
-		return nil, newError(InvalidRequest, "could not read the request body")
+		return nil, protocol.New(InvalidRequest, "could not read the request body")
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
-		return nil, newError(InvalidRequest, "malformed form body")
+		return nil, protocol.New(InvalidRequest, "malformed form body")
 	}
 	// RFC 6749 §3.2: parameters must not be included more than once.
 	for k, v := range form {
 		if len(v) > 1 && !repeatable[k] {
-			return nil, newError(InvalidRequest, "parameter "+k+" is repeated")
+			return nil, protocol.New(InvalidRequest, "parameter "+k+" is repeated")
 		}
 		if k == "" {
-			return nil, newError(InvalidRequest, "malformed form body")
+			return nil, protocol.New(InvalidRequest, "malformed form body")
 		}
 	}
 	// A parameter sent without a value is treated as omitted (RFC 6749 §3.1).

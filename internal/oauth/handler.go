@@ -16,6 +16,7 @@ import (
 	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/masterkey"
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/internal/realip"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/internal/web"
@@ -207,7 +208,7 @@ func (h *Handler) withRealm(next realmHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		realm, err := h.getRealm(r.Context(), r.PathValue("realm"))
 		if errors.Is(err, storage.ErrNotFound) {
-			h.writeError(w, r, newError(NotFound, "realm not found"))
+			h.writeError(w, r, protocol.New(NotFound, "realm not found"))
 			return
 		}
 		if err != nil {

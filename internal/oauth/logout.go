@@ -285,7 +285,7 @@ func (h *Handler) accountEverywhere(w http.ResponseWriter, r *http.Request, real
 // (RFC 9449 §7; dpopUser).
 func (h *Handler) userinfo(w http.ResponseWriter, r *http.Request, realm storage.Realm) {
 	if r.URL.Query().Has("access_token") {
-		newError(InvalidRequest, "access tokens must not be sent in the URL").WriteBearer(w, h.tokens.Issuer(realm.Name))
+		protocol.New(InvalidRequest, "access tokens must not be sent in the URL").WriteBearer(w, h.tokens.Issuer(realm.Name))
 		return
 	}
 	if tok, ok := authCredentials(r.Header.Get("Authorization"), "DPoP"); ok {
@@ -315,7 +315,7 @@ func (h *Handler) bearerUser(w http.ResponseWriter, r *http.Request, realm stora
 		return storage.User{}, nil, false
 	}
 	if ident.Token(tok) != nil {
-		newError(protocol.InvalidToken, "the access token is not valid").WriteBearer(w, h.tokens.Issuer(realm.Name))
+		protocol.New(protocol.InvalidToken, "the access token is not valid").WriteBearer(w, h.tokens.Issuer(realm.Name))
 		return storage.User{}, nil, false
 	}
 	user, scopes, err := h.tokens.TokenUser(r.Context(), realm, tok)

@@ -26,6 +26,7 @@ import (
 	"github.com/latchkey/latchkey/internal/masterkey"
 	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/password"
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/internal/seed"
 	"github.com/latchkey/latchkey/internal/server"
 	"github.com/latchkey/latchkey/internal/storecache"
@@ -334,7 +335,7 @@ func wantInactive(t *testing.T, r response) {
 	}
 }
 
-func wantError(t *testing.T, r response, status int, code Code) {
+func wantError(t *testing.T, r response, status int, code protocol.Code) {
 	t.Helper()
 	if r.status != status || r.body["error"] != string(code) {
 		t.Fatalf("got %d %s; want %d %s", r.status, r.raw, status, code)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/storage"
 )
 
@@ -14,8 +15,8 @@ func TestOutcome_IsTheCodeAnswered(t *testing.T) {
 		want string
 	}{
 		{nil, "success"},
-		{newError(InvalidGrant, "x"), "invalid_grant"},
-		{fmt.Errorf("wrapped: %w", newError(InvalidClient, "x")), "invalid_client"},
+		{protocol.New(InvalidGrant, "x"), "invalid_grant"},
+		{fmt.Errorf("wrapped: %w", protocol.New(InvalidClient, "x")), "invalid_client"},
 		{fmt.Errorf("get: %w", storage.ErrUnavailable), "temporarily_unavailable"},
 		{errors.New("boom"), "server_error"},
 	} {

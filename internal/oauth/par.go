@@ -77,7 +77,7 @@ func (h *Handler) par(w http.ResponseWriter, r *http.Request, realm storage.Real
 	if err != nil {
 		var pe *pageError
 		if errors.As(err, &pe) {
-			err = newError(protocol.InvalidRequest, pe.description)
+			err = protocol.New(protocol.InvalidRequest, pe.description)
 		}
 		h.writeError(w, r, err)
 		return
@@ -90,10 +90,10 @@ func (h *Handler) par(w http.ResponseWriter, r *http.Request, realm storage.Real
 func (h *Handler) push(ctx context.Context, realm storage.Realm, client storage.Client, form url.Values) (parResponse, error) {
 	// §2.1: request_uri cannot be pushed.
 	if form.Has("request_uri") {
-		return parResponse{}, newError(protocol.InvalidRequest, "request_uri is not allowed in a pushed request")
+		return parResponse{}, protocol.New(protocol.InvalidRequest, "request_uri is not allowed in a pushed request")
 	}
 	if id := form.Get("client_id"); id != "" && id != client.ID {
-		return parResponse{}, newError(protocol.InvalidRequest, "client_id is not the authenticated client")
+		return parResponse{}, protocol.New(protocol.InvalidRequest, "client_id is not the authenticated client")
 	}
 	params := form
 	if form.Has("request") {
@@ -173,7 +173,7 @@ func (h *Handler) usePushedRequest(ctx context.Context, realm storage.Realm, cli
 	random, ok := strings.CutPrefix(uri, requestURIPrefix)
 	if !ok {
 		// Only this server's URNs: nothing is fetched from elsewhere.
-		return nil, newError(protocol.RequestURINotSupported, "only request_uri values from the PAR endpoint are accepted")
+		return nil, protocol.New(protocol.RequestURINotSupported, "only request_uri values from the PAR endpoint are accepted")
 	}
 	if !requestURIRandom.MatchString(random) {
 		return nil, errPushedUnknown // never given out: no store lookup

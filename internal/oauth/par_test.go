@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/storage"
 )
 
@@ -178,7 +179,7 @@ func TestPAR_BadPushes(t *testing.T) {
 			basic  string
 			params url.Values
 			status int
-			code   Code
+			code   protocol.Code
 		}{
 			"bad redirect_uri":         {webBasic, pushParams("redirect_uri", "https://evil.example/cb"), 400, InvalidRequest},
 			"redirect_uri prefix":      {webBasic, pushParams("redirect_uri", callback+"/x"), 400, InvalidRequest},

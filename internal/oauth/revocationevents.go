@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/storage"
 )
 
@@ -17,7 +18,7 @@ func (h *Handler) revocationEvents(w http.ResponseWriter, r *http.Request, realm
 	if err != nil {
 		// The only way in is Basic, so every 401 names it (RFC 6749 §5.2), also to a
 		// request that tried none or another scheme.
-		var e *Error
+		var e *protocol.Error
 		if errors.As(err, &e) && e.Status == http.StatusUnauthorized {
 			e.Basic = true
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/latchkey/latchkey/internal/dpop"
 	"github.com/latchkey/latchkey/internal/grants"
 	"github.com/latchkey/latchkey/internal/ident"
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/internal/token"
 	"github.com/latchkey/latchkey/storage"
 )
@@ -31,7 +32,7 @@ func (h *Handler) clientRequest(w http.ResponseWriter, r *http.Request, realm st
 // required answers invalid_request when a required parameter is missing.
 func (h *Handler) required(w http.ResponseWriter, r *http.Request, name, value string) bool {
 	if value == "" {
-		h.writeError(w, r, newError(InvalidRequest, name+" is required"))
+		h.writeError(w, r, protocol.New(InvalidRequest, name+" is required"))
 		return false
 	}
 	return true
@@ -71,18 +72,18 @@ func (h *Handler) grant(w http.ResponseWriter, r *http.Request, realm storage.Re
 	}
 	corsClient(w, r, client)
 	if grantType == "" {
-		return grantType, token.Response{}, newError(InvalidRequest, "grant_type is required")
+		return grantType, token.Response{}, protocol.New(InvalidRequest, "grant_type is required")
 	}
 	g, spec, ok := h.grants.Get(grantType)
 	if !ok {
 		// Never echoed: descriptions are logged, and a secret pasted here must not be.
-		return grantType, token.Response{}, newError(UnsupportedGrantType, "the grant_type is not supported")
+		return grantType, token.Response{}, protocol.New(UnsupportedGrantType, "the grant_type is not supported")
 	}
 	if spec.Confidential && client.Public() {
-		return grantType, token.Response{}, newError(UnauthorizedClient, "public clients cannot use "+grantType)
+		return grantType, token.Response{}, protocol.New(UnauthorizedClient, "public clients cannot use "+grantType)
 	}
 	if !slices.Contains(client.GrantTypes, grantType) {
-		return grantType, token.Response{}, newError(UnauthorizedClient, "client may not use "+grantType)
+		return grantType, token.Response{}, protocol.New(UnauthorizedClient, "client may not use "+grantType)
 	}
 	// The DPoP phase (RFC 9449 §5) comes once the client is known and may use the
 	// grant, so junk requests record no proof in the store.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -265,10 +266,51 @@ func CheckClient(cl *Client) error {
 		}
 	}
 	c.checkMappings(cl.ServiceAccountRoles, []any{"service_account_roles", "realm"}, []any{"service_account_roles", "client"})
+	// RFC 9126 §6: a client that must push its requests uses the authorization
+	// endpoint, which only the authorization_code grant does.
+	if cl.RequirePushedAuthorizationRequests && !has(grants.AuthorizationCodeType) {
+		c.fail("require_pushed_authorization_requests is about authorization requests: add the authorization_code grant or drop it", "require_pushed_authorization_requests")
+	}
+	c.checkExchangeAudiences(cl.TokenExchangeAudiences, has(grants.TokenExchangeType))
 	if !cl.ServiceAccountRoles.IsZero() && !has("client_credentials") {
 		c.fail("service_account_roles are the roles of client_credentials tokens: add that grant or drop them", "service_account_roles")
 	}
 	return c.err()
+}
+
+// Bounds of token_exchange_audiences: each value is compared with the audience
+// and resource parameters of a token request, whose values are bounded too.
+const (
+	MaxTokenExchangeAudiences     = 100
+	MaxTokenExchangeAudienceBytes = 1024
+)
+
+// checkExchangeAudiences checks the audiences a client may ask for in a token
+// exchange (RFC 8693 §2.1): only for a client with the token-exchange grant,
+// each one non-empty, bounded, without spaces or control characters (RFC 8693
+// §2.1 audience values are client IDs or URIs, neither of which has them), and
+// listed once.
+func (c *checker) checkExchangeAudiences(auds []string, exchange bool) {
+	if len(auds) > 0 && !exchange {
+		c.fail("token_exchange_audiences are for token exchange: add the "+grants.TokenExchangeType+" grant or drop them", "token_exchange_audiences")
+		return
+	}
+	if len(auds) > MaxTokenExchangeAudiences {
+		c.fail(fmt.Sprintf("token_exchange_audiences has %d entries; at most %d", len(auds), MaxTokenExchangeAudiences), "token_exchange_audiences")
+		return
+	}
+	for i, a := range auds {
+		switch {
+		case a == "":
+			c.fail("an audience must not be empty", "token_exchange_audiences", i)
+		case len(a) > MaxTokenExchangeAudienceBytes:
+			c.fail(fmt.Sprintf("an audience has at most %d bytes", MaxTokenExchangeAudienceBytes), "token_exchange_audiences", i)
+		case strings.ContainsFunc(a, func(r rune) bool { return r <= ' ' || r == 0x7f || r == utf8.RuneError }):
+			c.fail(fmt.Sprintf("%q must not hold spaces or control characters (a client ID or a URI)", a), "token_exchange_audiences", i)
+		case slices.Contains(auds[:i], a):
+			c.fail(fmt.Sprintf("%q is listed twice", a), "token_exchange_audiences", i)
+		}
+	}
 }
 
 func (c *checker) checkRefresh(cl *Client, refresh, confidential bool) {
@@ -276,6 +318,9 @@ func (c *checker) checkRefresh(cl *Client, refresh, confidential bool) {
 		switch {
 		case !refresh:
 			cl.RefreshPreset = "service"
+		case slices.Contains(cl.GrantTypes, grants.DeviceCodeType):
+			// Devices keep their grant as long as mobile apps do (issue 14).
+			cl.RefreshPreset = "mobile"
 		case !confidential:
 			cl.RefreshPreset = "spa"
 		default:

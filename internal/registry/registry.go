@@ -69,6 +69,16 @@ type Client struct {
 	DefaultScopes []string `yaml:"default_scopes" json:"default_scopes,omitempty"`
 	// LeanAccessTokens keeps profile and email claims out of access tokens.
 	LeanAccessTokens bool `yaml:"lean_access_tokens" json:"lean_access_tokens,omitempty"`
+	// DPoPBoundAccessTokens makes the client send a DPoP proof at the token
+	// endpoint, so its tokens are bound to its key (RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool `yaml:"dpop_bound_access_tokens" json:"dpop_bound_access_tokens,omitempty"`
+	// RequirePushedAuthorizationRequests makes the authorization endpoint take
+	// the client's requests only through PAR (RFC 9126 §6).
+	RequirePushedAuthorizationRequests bool `yaml:"require_pushed_authorization_requests" json:"require_pushed_authorization_requests,omitempty"`
+	// TokenExchangeAudiences are the audiences (client IDs or resource URIs) the
+	// client may ask for in a token exchange (RFC 8693 §2.1); it needs the
+	// token-exchange grant type.
+	TokenExchangeAudiences []string `yaml:"token_exchange_audiences" json:"token_exchange_audiences,omitempty"`
 }
 
 // Confidential reports whether the client has credentials (RFC 6749 §2.1).
@@ -234,12 +244,15 @@ func (c *Client) StoredClient(realm, secretHash string, now time.Time) storage.C
 		GrantTypes: c.GrantTypes, Scopes: c.Scopes, Audiences: c.Audiences,
 		ThirdParty: c.ThirdParty, Disabled: c.Disabled,
 		PKCEOptional: c.PKCEOptional, IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
-		BackchannelLogoutURI:             c.BackchannelLogoutURI,
-		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
-		WebOrigins:                       c.WebOrigins,
-		ServiceAccountRoles:              c.ServiceAccountRoles.Refs(),
-		DefaultScopes:                    c.DefaultScopes,
-		LeanAccessTokens:                 c.LeanAccessTokens,
+		BackchannelLogoutURI:               c.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired:   c.BackchannelLogoutSessionRequired,
+		WebOrigins:                         c.WebOrigins,
+		ServiceAccountRoles:                c.ServiceAccountRoles.Refs(),
+		DefaultScopes:                      c.DefaultScopes,
+		LeanAccessTokens:                   c.LeanAccessTokens,
+		DPoPBoundAccessTokens:              c.DPoPBoundAccessTokens,
+		RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
+		TokenExchangeAudiences:             c.TokenExchangeAudiences,
 		Tokens: storage.TokenSettings{
 			AccessTokenTTL:     time.Duration(c.AccessTokenTTL),
 			AccessTokenFormat:  c.AccessTokenFormat,
@@ -264,20 +277,23 @@ func ClientOf(c storage.Client) Client {
 		RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		GrantTypes: c.GrantTypes, Scopes: c.Scopes, Audiences: c.Audiences,
 		ThirdParty: c.ThirdParty, Disabled: c.Disabled, PKCEOptional: c.PKCEOptional,
-		IDTokenSignedResponseAlg:         c.IDTokenSignedResponseAlg,
-		BackchannelLogoutURI:             c.BackchannelLogoutURI,
-		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
-		WebOrigins:                       c.WebOrigins,
-		AccessTokenTTL:                   Duration(c.Tokens.AccessTokenTTL),
-		AllowLongAccessTokens:            c.Tokens.AccessTokenTTL > MaxAccessTokenTTL,
-		AccessTokenFormat:                c.Tokens.AccessTokenFormat,
-		RefreshPreset:                    c.Tokens.RefreshPreset,
-		RefreshIdle:                      Duration(c.Tokens.RefreshIdle),
-		RefreshAbsolute:                  Duration(c.Tokens.RefreshAbsolute),
-		RefreshTokenFormat:               c.Tokens.RefreshTokenFormat,
-		ServiceAccountRoles:              RoleMappingsOf(c.ServiceAccountRoles),
-		DefaultScopes:                    c.EffectiveDefaultScopes(),
-		LeanAccessTokens:                 c.LeanAccessTokens,
+		IDTokenSignedResponseAlg:           c.IDTokenSignedResponseAlg,
+		BackchannelLogoutURI:               c.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired:   c.BackchannelLogoutSessionRequired,
+		WebOrigins:                         c.WebOrigins,
+		AccessTokenTTL:                     Duration(c.Tokens.AccessTokenTTL),
+		AllowLongAccessTokens:              c.Tokens.AccessTokenTTL > MaxAccessTokenTTL,
+		AccessTokenFormat:                  c.Tokens.AccessTokenFormat,
+		RefreshPreset:                      c.Tokens.RefreshPreset,
+		RefreshIdle:                        Duration(c.Tokens.RefreshIdle),
+		RefreshAbsolute:                    Duration(c.Tokens.RefreshAbsolute),
+		RefreshTokenFormat:                 c.Tokens.RefreshTokenFormat,
+		ServiceAccountRoles:                RoleMappingsOf(c.ServiceAccountRoles),
+		DefaultScopes:                      c.EffectiveDefaultScopes(),
+		LeanAccessTokens:                   c.LeanAccessTokens,
+		DPoPBoundAccessTokens:              c.DPoPBoundAccessTokens,
+		RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
+		TokenExchangeAudiences:             c.TokenExchangeAudiences,
 	}
 	if c.Tokens.RefreshPreset != "service" {
 		out.RefreshRetryWindow = &retry

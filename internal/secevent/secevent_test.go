@@ -23,7 +23,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/masterkey"
-	"github.com/latchkey/latchkey/internal/oauth"
+	"github.com/latchkey/latchkey/internal/protocol"
 	"github.com/latchkey/latchkey/storage"
 	"github.com/latchkey/latchkey/storage/sqlite"
 )
@@ -186,7 +186,7 @@ func newFixture(t *testing.T, tweak func(*Config)) *fixture {
 	fx.feed = New(c)
 	fx.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := fx.feed.Serve(w, r, realm, storage.Client{Realm: "acme", ID: "rs"}); err != nil {
-			var e *oauth.Error
+			var e *protocol.Error
 			if errors.As(err, &e) {
 				w.Header().Set("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds())))
 				http.Error(w, string(e.Code), e.Status)

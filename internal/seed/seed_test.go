@@ -140,6 +140,11 @@ func TestParseRefusesBadFilesNamingFileLineAndField(t *testing.T) {
 			`seed.yaml:14: realms[0].clients[2].secret: client "svc": secret must have at least 32 characters`},
 		{"one-character client secret", edit("secret: svc-secret-123-0123456789abcdefghijklmnop", `secret: "1"`),
 			`seed.yaml:14: realms[0].clients[2].secret: client "svc": secret must have at least 32 characters`},
+		{"token exchange audiences without the grant", edit("- id: svc", "- id: svc\n        token_exchange_audiences: [orders-api]"),
+			`seed.yaml:14: realms[0].clients[2].token_exchange_audiences: token_exchange_audiences are for token exchange`},
+		{"pushed requests without authorization_code", edit("- id: svc", "- id: svc\n        require_pushed_authorization_requests: true"),
+			`seed.yaml:14: realms[0].clients[2].require_pushed_authorization_requests: require_pushed_authorization_requests is about authorization requests`},
+		{"dpop setting not a bool", edit("- id: svc", "- id: svc\n        dpop_bound_access_tokens: perhaps"), `seed.yaml:14: cannot unmarshal`},
 		{"secret is echoed nowhere", edit("secret: web-secret-123-0123456789abcdefghijklmnop", "secret: [web-secret-123-0123456789abcdefghijklmnop]"), `seed.yaml:5: `},
 	}
 	for _, tc := range cases {
