@@ -82,12 +82,12 @@ func (g deviceCode) Token(ctx context.Context, req Request) (_ token.Response, e
 	}
 	issued, err := g.d.Tokens.IssueAccessToken(ctx, token.Grant{
 		Realm: req.Realm, Client: req.Client, UserID: user.ID, User: &user, AuthTime: dg.AuthTime,
-		FamilyID: dg.FamilyID, Scopes: dg.Scopes, Audience: dg.Audience,
+		FamilyID: dg.FamilyID, Scopes: dg.Scopes, Audience: dg.Audience, JKT: req.JKT(),
 	})
 	if err != nil {
 		return token.Response{}, err
 	}
-	resp := token.Response{AccessToken: issued.Value, TokenType: "Bearer", ExpiresIn: int64(issued.ExpiresIn.Seconds()),
+	resp := token.Response{AccessToken: issued.Value, TokenType: req.TokenType(), ExpiresIn: int64(issued.ExpiresIn.Seconds()),
 		Scope: issued.Scope, RefreshToken: polled.RefreshToken}
 	if slices.Contains(dg.Scopes, "openid") {
 		resp.IDToken, err = g.d.Tokens.IssueIDToken(ctx, token.IDTokenInput{
@@ -105,5 +105,8 @@ func (g deviceCode) Token(ctx context.Context, req Request) (_ token.Response, e
 // proof's (RFC 9449 §5); a confidential client's refresh tokens are bound to the
 // client already.
 func deviceJKT(req Request) string {
-	return "" // FOUND: if req.Client.Public() { return req.JKT() }
+	if req.Client.Public() {
+		return req.JKT()
+	}
+	return ""
 }

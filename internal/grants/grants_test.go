@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/dpop"
 	"github.com/latchkey/latchkey/internal/grants"
@@ -115,5 +116,21 @@ func TestRequest_DPoPDecidesBindingAndTokenType(t *testing.T) {
 	withProof := grants.Request{DPoP: &dpop.Proof{JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}
 	if withProof.JKT() != "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" || withProof.TokenType() != "DPoP" {
 		t.Fatalf("proof: JKT %q, TokenType %q; want the proof's thumbprint, DPoP", withProof.JKT(), withProof.TokenType())
+	}
+}
+
+// A device keeps its sign-in as a mobile app does: a client with the device
+// grant and refresh_token and no refresh_preset gets the mobile preset.
+func TestValidation_DeviceClientsDefaultToTheMobilePreset(t *testing.T) {
+	tv := registry.Client{ID: "tv", GrantTypes: []string{grants.DeviceCodeType, grants.RefreshTokenType}}
+	if err := registry.CheckClient(&tv); err != nil {
+		t.Fatal(err)
+	}
+	if m := registry.Presets["mobile"]; tv.RefreshPreset != "mobile" || time.Duration(tv.RefreshIdle) != m.Idle || time.Duration(tv.RefreshAbsolute) != m.Absolute {
+		t.Errorf("device client preset %q, idle %v, absolute %v; want mobile's", tv.RefreshPreset, tv.RefreshIdle, tv.RefreshAbsolute)
+	}
+	set := registry.Client{ID: "tv", GrantTypes: []string{grants.DeviceCodeType, grants.RefreshTokenType}, RefreshPreset: "spa"}
+	if err := registry.CheckClient(&set); err != nil || set.RefreshPreset != "spa" {
+		t.Errorf("a preset the client sets is kept: %q, %v", set.RefreshPreset, err)
 	}
 }

@@ -1,16 +1,28 @@
 package oauth
 
 import (
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/clientsecret"
+	"github.com/latchkey/latchkey/internal/dpop"
+	"github.com/latchkey/latchkey/internal/grants"
+	"github.com/latchkey/latchkey/internal/realip"
 	"github.com/latchkey/latchkey/internal/registry"
+	"github.com/latchkey/latchkey/internal/token"
+	"github.com/latchkey/latchkey/internal/web"
 	"github.com/latchkey/latchkey/storage"
+	"github.com/latchkey/latchkey/storage/sqlite"
 )
 
 const (
@@ -280,4 +292,197 @@ func TestDevicePage_CodesAndLimits(t *testing.T) {
 			t.Fatalf("foreign form = %d\n%s", p.status, p.body)
 		}
 	})
+}
+
+// A poll that redeems with a DPoP proof binds the access token to its key, and
+// a public client's family too (its refresh tokens); a confidential client's
+// family stays bound to the client alone.
+func TestDevicePolling_DPoPBindsThePublicClientsFamily(t *testing.T) {
+	start(t, func(t *testing.T, inst *instance) {
+		addDeviceClients(t, inst)
+		g := grants.DeviceCode(grants.Deps{Tokens: inst.tokens, Store: inst.store, Now: inst.clock.Now,
+			Caller: func(*http.Request) token.Caller { return token.Caller{IP: "192.0.2.1"} }})
+		realm, err := inst.store.GetRealm(t.Context(), "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			client, basic, wantFamilyJKT string
+		}{{"tv", "", "jkt-tv"}, {"tvc", "tvc:" + tvcSecret, ""}} {
+			client, err := inst.store.GetClient(t.Context(), "acme", c.client)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := inst.authorizeDevice(t, c.basic, "client_id", c.client)
+			decideDevice(t, inst, newBrowser(t), r.body["user_code"].(string), "approve")
+			req := grants.Request{Realm: realm, Client: client, HTTP: httptest.NewRequest("POST", "/", nil),
+				Form: form("device_code", r.body["device_code"].(string)), DPoP: &dpop.Proof{JKT: "jkt-" + c.client}}
+			resp, err := g.Token(t.Context(), req)
+			if err != nil || resp.TokenType != "DPoP" {
+				t.Fatalf("%s: poll with a proof = %+v, %v", c.client, resp, err)
+			}
+			_, claims := verifyLocally(t, fetchJWKS(t, inst, "acme"), resp.AccessToken)
+			if cnf, _ := claims["cnf"].(map[string]any); cnf["jkt"] != "jkt-"+c.client {
+				t.Fatalf("%s: access token cnf = %v", c.client, claims["cnf"])
+			}
+			fam, err := inst.store.GetFamily(t.Context(), claims["fid"].(string))
+			if err != nil || fam.JKT != c.wantFamilyJKT {
+				t.Fatalf("%s: family JKT = %q, %v; want %q", c.client, fam.JKT, err, c.wantFamilyJKT)
+			}
+		}
+	})
+}
+
+// However many polls race for an approved grant, across two instances on one
+// store, exactly one gets the tokens; and however many Approve and Deny clicks
+// race, exactly one decision is made.
+func TestDeviceGrant_RacesHaveOneWinner(t *testing.T) {
+	backends(t, func(t *testing.T, open func() storage.Store) {
+		clk := &clock{t: time.Now().Truncate(time.Second)}
+		a := newInstance(t, open(), clk, true)
+		b := newInstanceBehind(t, open(), clk, false, a.url, slog.LevelError)
+		addDeviceClients(t, a)
+		insts := []*instance{a, b}
+		browser := newBrowser(t)
+		for _, n := range []int{2, 5, 100} {
+			// Decisions: n clicks on one confirmation page, Approve and Deny mixed.
+			r := a.authorizeDevice(t, "", "client_id", "tv")
+			uc := r.body["user_code"].(string)
+			u := a.issuer("acme") + devicePath
+			p := browser.submit(browser.get(u), u, "user_code", uc)
+			if strings.Contains(p.body, `name="password"`) {
+				p = browser.submit(p, u, "username", "alice", "password", "alice-password-1")
+			}
+			reqs := make([]*http.Request, n)
+			for i := range reqs {
+				decision := []string{"approve", "deny"}[i%2]
+				reqs[i] = browser.formRequest(p, insts[i%2].url, "decision", decision)
+				reqs[i].Header.Set("Sec-Fetch-Site", "same-origin")
+			}
+			before := decisionsAudited(t, a)
+			decided := race(t, n, func(i int) bool {
+				res, err := browser.client.Do(reqs[i])
+				if err != nil {
+					t.Error(err)
+					return false
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				return res.StatusCode == 200 && (strings.Contains(string(body), "Device connected") || strings.Contains(string(body), "Request denied"))
+			})
+			if decided != 1 {
+				t.Fatalf("%d racing decisions: %d made", n, decided)
+			}
+			if audited := decisionsAudited(t, a) - before; audited != 1 {
+				t.Fatalf("%d racing decisions: %d audited, want 1", n, audited)
+			}
+
+			// Polls: n at once on an approved grant.
+			r = a.authorizeDevice(t, "", "client_id", "tv")
+			decideDevice(t, a, browser, r.body["user_code"].(string), "approve")
+			clk.Add(time.Minute)
+			dc := r.body["device_code"].(string)
+			won := race(t, n, func(i int) bool {
+				res := post(t, insts[i%2].tokenURL("acme"), "", form("grant_type", deviceGrant, "device_code", dc, "client_id", "tv"))
+				return res.status == 200
+			})
+			if won != 1 {
+				t.Fatalf("%d racing polls: %d got tokens", n, won)
+			}
+			clk.Add(time.Minute)
+		}
+	})
+}
+
+// race runs fn(0..n-1) at once and counts the true results.
+func race(t *testing.T, n int, fn func(i int) bool) int {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	count := 0
+	gate := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			if fn(i) {
+				mu.Lock()
+				count++
+				mu.Unlock()
+			}
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	return count
+}
+
+// decisionsAudited counts the device decisions in the audit trail.
+func decisionsAudited(t *testing.T, inst *instance) int {
+	t.Helper()
+	n := 0
+	for _, typ := range []string{"device.approved", "device.denied"} {
+		events, err := inst.store.ListAudit(t.Context(), storage.AuditFilter{Type: typ})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(events)
+	}
+	return n
+}
+
+// Wrong codes from many addresses lock the realm's code form too: a user code
+// has only about 34 bits, and a botnet has many addresses.
+func TestDevicePage_WrongCodesLockTheRealm(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "latchkey.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	inst := newInstance(t, st, &clock{t: time.Now().Truncate(time.Second)}, true)
+	pages, err := web.NewPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// This instance is behind a proxy on loopback, which names the client.
+	h := New(Config{Store: inst.store, Tokens: inst.tokens, Keys: inst.keys, Secrets: clientsecret.NewHasher(masterKey),
+		MasterKey: masterKey, Pages: pages, Limiter: web.NewLimiter(inst.store, "login", web.LimiterConfig{}, inst.clock.Now),
+		Log: slog.New(slog.DiscardHandler), BaseURL: inst.url, Now: inst.clock.Now,
+		ClientIP: realip.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})})
+	mux := http.NewServeMux()
+	h.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	u := srv.URL + "/realms/acme" + devicePath
+	b := newBrowser(t)
+	p := b.get(u)
+	try := func(i int) page {
+		req := b.formRequest(p, u, "user_code", "BCDF-GHJK")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i))
+		return b.do(req)
+	}
+	for i := range userCodeLimits.AccountFailures - 1 {
+		if r := try(i); r.status != 400 || !strings.Contains(r.body, "wrong or has expired") {
+			t.Fatalf("wrong code from address %d = %d\n%s", i, r.status, r.body)
+		}
+	}
+	if r := try(100); r.status != 429 { // the failure that locks says so
+		t.Fatalf("wrong code %d in the realm = %d", userCodeLimits.AccountFailures, r.status)
+	}
+	if r := try(200); r.status != 429 || !strings.Contains(r.body, "Too many wrong codes") {
+		t.Fatalf("a fresh address after %d wrong codes in the realm = %d\n%s", userCodeLimits.AccountFailures, r.status, r.body)
+	}
+	// The realm's lock is short, as anyone can cause it: then a right code goes through.
+	addDeviceClients(t, inst)
+	uc := inst.authorizeDevice(t, "", "client_id", "tv").body["user_code"].(string)
+	inst.clock.Add(userCodeLimits.AccountMaxLock)
+	p = b.get(u)
+	req := b.formRequest(p, u, "user_code", uc)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Header.Set("X-Forwarded-For", "198.51.100.201")
+	if r := b.do(req); r.status != 200 || !strings.Contains(r.body, `name="password"`) {
+		t.Fatalf("a right code after the realm's lock = %d\n%s", r.status, r.body)
+	}
 }

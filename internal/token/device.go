@@ -45,7 +45,7 @@ func NewUserCodes(key []byte) UserCodes { return UserCodes{key: key} }
 func (u UserCodes) New() (string, []byte) {
 	b := make([]byte, userCodeLen)
 	for i := range b {
-		// rand.Text-like uniform choice: reject bytes that would bias the alphabet.
+		// A uniform choice: bytes of the last, partial run of 20 are drawn again.
 		for {
 			var one [1]byte
 			rand.Read(one[:])
@@ -206,7 +206,7 @@ func (s *Service) PollDevice(ctx context.Context, p DevicePoll) (DevicePolled, e
 		f, first, value := s.newGrant(p.Realm, p.Client, storage.AuthCode{
 			FamilyID: g.FamilyID, UserID: g.UserID, Scopes: g.Scopes, IP: g.IP, UserAgent: g.UserAgent,
 		}, g.Audience, now)
-		// FOUND: f.JKT = p.JKT // RFC 9449 §5: bound to the key of the poll that redeems it
+		f.JKT = p.JKT // RFC 9449 §5: bound to the key of the poll that redeems it
 		out.RefreshToken, fam = value, f
 		return f, first, nil
 	})
