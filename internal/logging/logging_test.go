@@ -114,3 +114,16 @@ func TestRedactsValuesNotProse(t *testing.T) {
 		}
 	}
 }
+
+// RFC 8693's token parameters are secrets too, whatever the token looks like (a
+// foreign token has neither a JWT's shape nor Latchkey's prefix).
+func TestRedactsTokenExchangeParameters(t *testing.T) {
+	var buf bytes.Buffer
+	log := New(&buf, slog.LevelDebug)
+	const foreign = "foreign-token-2b7e151628aed2a6"
+	log.Info("request", "subject_token", foreign, "actor_token", foreign)
+	log.Info("request", "body", "grant_type=x&subject_token="+foreign+"&actor_token="+foreign)
+	if out := buf.String(); strings.Contains(out, foreign) {
+		t.Errorf("log leaked a token exchange parameter:\n%s", out)
+	}
+}

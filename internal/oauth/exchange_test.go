@@ -202,6 +202,14 @@ func TestTokenExchange_DelegationNestsActors(t *testing.T) {
 			t.Fatalf("impersonating a delegated token dropped its actors: %s", got)
 		}
 
+		// An opaque token says the same at introspection.
+		osub := str(signInTokens(t, inst, newBrowser(t), "xchgo", xchgoBasic, "openid orders:read"), "access_token")
+		oat := exchanged(t, inst.exchange(t, xchgoBasic, "subject_token", osub, "subject_token_type", token.TokenTypeAccess,
+			"actor_token", osub, "actor_token_type", token.TokenTypeAccess))
+		if in := inst.introspect(t, "acme", oat); in.body["active"] != true || actJSON(in.body) != fmt.Sprintf(`{"client_id":"xchgo","sub":"%s"}`, sc["sub"]) {
+			t.Fatalf("opaque delegated token introspection = %s", in.raw)
+		}
+
 		// A user's ID token as the actor: its subject and azp.
 		fromID := signInTokens(t, inst, newBrowser(t), "xchg", xchgBasic, "openid")
 		c = jwtClaims(t, inst, exchanged(t, inst.exchange(t, xchgBasic, "subject_token", subject, "subject_token_type", token.TokenTypeAccess,

@@ -27,6 +27,9 @@ type Introspection struct {
 	Jti       string   `json:"jti,omitempty"`
 	// Cnf is the key a DPoP-bound access token is bound to (RFC 9449 §6.2).
 	Cnf *Confirmation `json:"cnf,omitempty"`
+	// Act is who acts for the subject, for a token from a delegated exchange
+	// (RFC 8693 §4.1 names it for introspection responses too).
+	Act *Actor `json:"act,omitempty"`
 	// An access token's profile, email and role claims, as the token carries them.
 	SubjectClaims
 }
@@ -88,7 +91,7 @@ func (s *Service) introspectAccess(ctx context.Context, realm storage.Realm, tok
 	in := Introspection{
 		Active: true, Scope: c.Scope, ClientID: c.ClientID, Username: username, TokenType: "Bearer",
 		Exp: c.Expiry, Iat: c.IssuedAt, Sub: c.Subject, Aud: c.Audience, Iss: c.Issuer, Jti: c.ID,
-		SubjectClaims: c.SubjectClaims,
+		SubjectClaims: c.SubjectClaims, Act: c.Act,
 	}
 	if jkt := boundTo(c); jkt != "" {
 		// RFC 9449 §6.2: the resource server learns the key it must see a proof of.
