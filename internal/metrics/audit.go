@@ -21,6 +21,7 @@ var auditKinds = map[string]*revocation{
 	"client_auth.throttled":        nil,
 	"signing_key.rotated":          nil,
 	"refresh_token.reuse_detected": {kind: "family", source: "reuse"},
+	"refresh_token.wrong_dpop_key": nil, // refused without its family's DPoP key: revokes nothing
 	"authorization_code.replayed":  {kind: "family", source: "reuse"},
 	"refresh_family.revoked":       {kind: "family"},
 	"access_token.revoked":         {kind: "access_token"},

@@ -366,6 +366,10 @@ func TestDPoP_PublicClientRefreshBoundToKey(t *testing.T) {
 				t.Fatalf("%s: family revoked (%v)", name, err)
 			}
 		}
+		// Each refusal is a security event: audited, with the family it was about.
+		if events, _ := inst.store.ListAudit(t.Context(), storage.AuditFilter{Type: "refresh_token.wrong_dpop_key"}); len(events) != 2 || events[0].FamilyID != fam {
+			t.Fatalf("audit events %+v, want 2 for family %s", events, fam)
+		}
 		r2 := dpopRefresh(t, inst, &k, nonce, rt)
 		if r2.status != 200 || str(r2, "token_type") != "DPoP" || cnfJKT(claimsOf(t, inst, str(r2, "access_token"))) != k.jkt {
 			t.Fatalf("refresh with the key = %d %s", r2.status, r2.raw)
@@ -425,7 +429,15 @@ func TestDPoP_BoundRefreshRace(t *testing.T) {
 // request without a proof.
 func TestDPoP_BoundClientNeedsProof(t *testing.T) {
 	start(t, func(t *testing.T, inst *instance) {
-		const basic = "dps:dps-secret-444-0123456789abcdefghijklmnop"
+		// svc, now registered with dpop_bound_access_tokens.
+		if _, err := inst.store.UpdateClient(t.Context(), "acme", "svc", func(c *storage.Client) ([]storage.AuditEvent, error) {
+			c.DPoPBoundAccessTokens = true
+			return nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		inst.clock.Add(2 * time.Second) // past the client cache
+		const basic = svcBasic
 		r := postDPoP(t, inst.tokenURL("acme"), basic, form("grant_type", "client_credentials"), "")
 		wantDPoPError(t, r, 400, "invalid_dpop_proof")
 		if got := dpopToken(t, inst, newDPoPKey(t), basic); str(got, "token_type") != "DPoP" {

@@ -130,7 +130,7 @@ func (s *Service) checkFamilyKey(ctx context.Context, req RefreshRequest, fam st
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	if _, err := s.store.AppendAudit(ctx, storage.AuditEvent{
-		Time: now, Type: "refresh_token.dpop_key_mismatch", Realm: fam.Realm, ClientID: fam.ClientID, UserID: fam.UserID,
+		Time: now, Type: "refresh_token.wrong_dpop_key", Realm: fam.Realm, ClientID: fam.ClientID, UserID: fam.UserID,
 		SessionID: fam.SessionID, FamilyID: fam.ID, IP: req.From.IP, UserAgent: req.From.UserAgent,
 	}); err != nil {
 		return fmt.Errorf("refresh: audit: %w", err)
