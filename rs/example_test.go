@@ -20,6 +20,9 @@ func Example() {
 		Audience:     "https://orders.example.com",
 		ClientID:     "orders-api",
 		ClientSecret: os.Getenv("ORDERS_API_CLIENT_SECRET"),
+		// Where clients reach the API (here behind a TLS-terminating proxy): the
+		// URL DPoP proofs must name, with the request's path.
+		ExternalURL: "https://orders.example.com",
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -40,6 +43,11 @@ func Example() {
 func listOrders(w http.ResponseWriter, r *http.Request) {
 	c, _ := rs.ClaimsFrom(r.Context())
 	fmt.Fprintf(w, "orders of %s, asked by client %s\n", c.Subject, c.ClientID)
+	if c.Confirmation != nil {
+		// A DPoP-bound token, sent with a proof of its key: a stolen copy of the
+		// token alone would have been refused.
+		fmt.Fprintf(w, "bound to DPoP key %s\n", c.Confirmation.JKT)
+	}
 }
 
 func createOrder(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusCreated) }

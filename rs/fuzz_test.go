@@ -1,6 +1,7 @@
 package rs
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"testing"
 )
@@ -41,6 +42,31 @@ func FuzzBearer(f *testing.F) {
 		scheme, tok, status, _, _ := credentials(r)
 		if status == 0 && (!isB64Token(tok) || (scheme != schemeBearer && scheme != schemeDPoP)) {
 			t.Fatalf("%q gave token %q", h, tok)
+		}
+	})
+}
+
+// Whatever arrives as a DPoP proof with a bound token, the middleware neither
+// panics nor lets the request through, save for the seeded good proof, once.
+func FuzzDPoPProof(f *testing.F) {
+	clk := newClock()
+	ec, holder := ecKey(f, "ec-1"), ecKey(f, "")
+	v, err := New(f.Context(), Options{Issuer: testIssuer, Audience: testAudience, Keys: NewStaticKeySet(ec), DisableFeed: true, Now: clk.Now})
+	if err != nil {
+		f.Fatal(err)
+	}
+	bound := sign(f, ec, "at+jwt", accessClaims(clk.Now(), func(c map[string]any) { c["cnf"] = map[string]any{"jkt": thumbprint(f, holder)} }))
+	good := proof(f, holder, "GET", ordersURL, bound, clk.Now(), func(c map[string]any) { c["jti"] = "the-good-one" })
+	for _, s := range []string{good, tamper(good), "", "a.b.c", bound, good + ".x", proof(f, ecKey(f, ""), "GET", ordersURL, bound, clk.Now())} {
+		f.Add(s)
+	}
+	passed := 0
+	h := v.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { passed++; w.WriteHeader(204) }))
+	f.Fuzz(func(t *testing.T, p string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, dpopReq("GET", "DPoP", bound, p))
+		if rec.Code == 204 && passed > 1 {
+			t.Fatalf("a second proof was accepted: %q", p)
 		}
 	})
 }

@@ -106,6 +106,10 @@ clients use to reach the gate, such as https://api.example.com, whenever a load
 balancer or proxy stands in front (the gate itself serves plain HTTP, so without it
 the URL is http:// and the Host header the client sent, and every proof made for an
 https:// URL is refused). Forwarding headers (X-Forwarded-*) are never believed.
+Each gate remembers the proofs it has accepted in memory (bounded; when it is full
+of live ones, new proofs get 503 for a moment rather than old ones being forgotten):
+several gates behind one load balancer do not share it, so a captured proof could
+be used once more at each other gate within its minute.
 
 The Authorization header is forwarded unless --strip-authorization: the token was
 issued for this API (its aud), so the upstream may check it again or read claims the
