@@ -90,6 +90,12 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, realm storag
 	// A pushed request (RFC 9126) or a request object (RFC 9101) stands in for
 	// the query's parameters.
 	params, pushed, err := h.requestParams(r, realm, client, query)
+	var pe *pageError
+	var e *protocol.Error
+	if err != nil && !errors.As(err, &pe) && !errors.As(err, &e) {
+		h.writeError(w, r, err) // the store's, say: nothing the client did
+		return
+	}
 	if err != nil {
 		// The request's own redirect URI is not known yet: the error goes to the
 		// one the query names, if the client registered it, else to the page.
@@ -520,7 +526,7 @@ func (h *Handler) openForm(w http.ResponseWriter, r *http.Request, realm storage
 	}
 	// A client that must push its requests (RFC 9126 §6) may not be driven with a
 	// form sealed for a request that was not pushed (one from before the setting).
-	if requiresPushed(client) && !req.Pushed {
+	if client.RequirePushedAuthorizationRequests && !req.Pushed {
 		h.errorPage(w, r, realm, http.StatusBadRequest, errPushedRequired.title, errPushedRequired.message)
 		return nil, req, storage.Client{}, false
 	}

@@ -33,6 +33,9 @@ func FuzzAuthorizationRequest(f *testing.F) {
 	f.Add(valid+"&response_mode=fragment&prompt=none", false)
 	f.Add(valid+"&response_mode=form_post&scope=admin", true)
 	f.Add(valid+"&response_mode=query.jwt", false)
+	f.Add(valid+"&request=eyJhbGciOiJub25lIn0.e30.", false)
+	f.Add("client_id=web&request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", false)
+	f.Add(valid+"&request_uri=https%3A%2F%2Fevil.example%2Fr", true)
 	f.Fuzz(func(t *testing.T, query string, post bool) {
 		var req *http.Request
 		if post {

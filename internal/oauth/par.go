@@ -157,7 +157,7 @@ func (h *Handler) requestParams(r *http.Request, realm storage.Realm, client sto
 		params, err := h.usePushedRequest(r.Context(), realm, client, query.Get("request_uri"))
 		return params, err == nil, err
 	}
-	if requiresPushed(client) {
+	if client.RequirePushedAuthorizationRequests {
 		return nil, false, errPushedRequired // RFC 9126 §6
 	}
 	if query.Has("request") {
@@ -195,6 +195,3 @@ func (h *Handler) usePushedRequest(ctx context.Context, realm storage.Realm, cli
 	}
 	return params, nil
 }
-
-// requiresPushed reports whether the client must push its authorization requests.
-func requiresPushed(c storage.Client) bool { return false } // TODO(par): c.RequirePushedAuthorizationRequests once found lands

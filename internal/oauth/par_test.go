@@ -36,7 +36,7 @@ func addPARClients(t *testing.T, inst *instance) {
 	now := inst.clock.Now().UTC().Truncate(time.Microsecond)
 	for _, c := range []storage.Client{
 		jarClient(),
-		{Realm: "acme", ID: "parspa", RedirectURIs: []string{callback}, /*TODO(par) RequirePushedAuthorizationRequests: true,*/
+		{Realm: "acme", ID: "parspa", RedirectURIs: []string{callback}, RequirePushedAuthorizationRequests: true,
 			GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "profile"}},
 	} {
 		c.CreatedAt, c.UpdatedAt = now, now
@@ -280,6 +280,20 @@ func TestPAR_RequestURIUsedOnceUnderRace(t *testing.T) {
 					}
 				}
 			})
+		}
+	})
+}
+
+// Discovery names the PAR endpoint and what request objects may be signed with
+// (RFC 9126 §5, RFC 9101 §10.5); request_uri values from elsewhere are not taken.
+func TestDiscovery_PARAndJAR(t *testing.T) {
+	start(t, func(t *testing.T, inst *instance) {
+		r := do(t, mustReq(t, "GET", inst.issuer("acme")+"/.well-known/openid-configuration"))
+		algs, _ := json.Marshal(r.body["request_object_signing_alg_values_supported"])
+		if r.body["pushed_authorization_request_endpoint"] != inst.parURL("acme") || r.body["require_pushed_authorization_requests"] != false ||
+			r.body["request_parameter_supported"] != true || r.body["request_uri_parameter_supported"] != false ||
+			string(algs) != `["RS256","PS256","ES256","ES384","EdDSA"]` {
+			t.Fatalf("discovery %s", r.raw)
 		}
 	})
 }
