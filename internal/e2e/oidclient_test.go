@@ -330,14 +330,19 @@ func TestOpenIDClient_DPoP(t *testing.T) {
         secret: ` + meterSecret + `
         grant_types: [client_credentials]
         scopes: [readings:write]
+        audiences: [` + ordersAud + `]
         dpop_bound_access_tokens: true
+      - id: orders-api
+        secret: ` + ordersAPISecret + `
+        grant_types: [client_credentials]
       - id: app
         redirect_uris: [` + callback + `]
         grant_types: [authorization_code, refresh_token]
         scopes: [openid, profile, offline_access]
 `)})
 		iss := s.issuer("acme")
-		run := lib.run(t, "dpop.mjs", "LK_ISSUER="+iss, "LK_SVC_ID=meter", "LK_SVC_SECRET="+meterSecret, "LK_SVC_SCOPE=readings:write",
+		gate := startGate(t, iss, standIn(t))
+		run := lib.run(t, "dpop.mjs", "LK_ISSUER="+iss, "LK_API_URL="+gate, "LK_SVC_ID=meter", "LK_SVC_SECRET="+meterSecret, "LK_SVC_SCOPE=readings:write",
 			"LK_APP_ID=app", "LK_REDIRECT_URI="+callback, "LK_SCOPE=openid profile offline_access")
 
 		// bound checks a DPoP-bound token response: token_type DPoP, cnf.jkt the
@@ -365,6 +370,16 @@ func TestOpenIDClient_DPoP(t *testing.T) {
 		if in.get("introspection")["active"] != true ||
 			in.str("introspection", "token_type") != "DPoP" || in.str("introspection", "cnf", "jkt") != cc.KeyJKT {
 			t.Errorf("introspection of the DPoP-bound token: %s; want active, token_type DPoP, cnf.jkt %s", in.public, cc.KeyJKT)
+		}
+		// The gate in front of an API lets the bound token through with a proof
+		// of its key (and keeps the proof from the upstream), and refuses it as
+		// a bearer token (RFC 9449 §7.2).
+		if a := run.next("api"); a.num("status") != 200 || a.str("upstream", "client_id") != "meter" || a.str("upstream", "sub") != "meter" ||
+			a.get("upstream")["got_dpop"] != false {
+			t.Errorf("the library's DPoP call through the gate: %s; want 200, the upstream told client_id and sub meter, and no DPoP header", a.public)
+		}
+		if a := run.next("api_as_bearer"); a.num("error", "status") != 401 || a.str("error", "error") != "invalid_token" {
+			t.Errorf("the DPoP-bound token sent as a bearer token through the gate: %s; want 401 invalid_token", a.public)
 		}
 		var noProof libTokens
 		run.next("svc_without_proof").decode(t, &noProof)

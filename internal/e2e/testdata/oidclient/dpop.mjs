@@ -6,7 +6,7 @@
 //
 // LK_SVC_ID/LK_SVC_SECRET: a confidential client with dpop_bound_access_tokens.
 // LK_APP_ID: a public client (authorization code + refresh). Steps:
-// client_credentials, svc_introspection, svc_without_proof, replay, authorize
+// client_credentials, svc_introspection, api, api_as_bearer, svc_without_proof, replay, authorize
 // (answered with the callback URL), code, userinfo, userinfo_as_bearer,
 // userinfo_other_key, refreshed, refresh_other_key, refresh_without_proof,
 // refresh_after_refusals.
@@ -48,6 +48,19 @@ main(async () => {
   const cc = await client.clientCredentialsGrant(svc, { scope: env('LK_SVC_SCOPE') }, { DPoP: svcDPoP })
   emit('client_credentials', withLog(svcWatch, { ...tokenResult(cc), key_jkt: await svcDPoP.calculateThumbprint() }))
   emit('svc_introspection', { introspection: await client.tokenIntrospection(svc, cc.access_token) })
+
+  // An API behind `latchkey gate` (LK_API_URL), called with fetchProtectedResource:
+  // with a proof of the key, and as a plain bearer token. The stand-in upstream
+  // echoes what the gate passed on; only whether a header came is reported.
+  const call = async (opts) => {
+    const r = await attempt(() => client.fetchProtectedResource(svc, cc.access_token, new URL(env('LK_API_URL') + '/readings'), 'POST',
+      '{"kwh": 1}', new Headers({ 'content-type': 'application/json' }), opts))
+    if (r.error) return { error: r.error }
+    const up = await r.ok.json().catch(() => ({}))
+    return { status: r.ok.status, upstream: { sub: up.sub, client_id: up.client_id, scope: up.scope, got_authorization: !!up.authorization, got_dpop: !!up.dpop } }
+  }
+  emit('api', await call({ DPoP: svcDPoP }))
+  emit('api_as_bearer', await call(undefined))
   emit('svc_without_proof', await outcome(svcWatch, null, () => client.clientCredentialsGrant(svc, { scope: env('LK_SVC_SCOPE') })))
 
   // The library's last proof, sent again as it was (same jti): a replay.
