@@ -59,6 +59,11 @@ func TestPARAndJAR_SignedPushedRequestToTokens(t *testing.T) {
         redirect_uris: [`+callback+`]
         grant_types: [authorization_code, refresh_token]
         scopes: [openid, profile, offline_access]
+      - id: pushonly
+        redirect_uris: [`+callback+`]
+        grant_types: [authorization_code]
+        scopes: [openid]
+        require_pushed_authorization_requests: true
       - id: svc
 `)})
 		mdReq, _ := http.NewRequest("GET", s.issuer("acme")+"/.well-known/openid-configuration", nil)
@@ -107,6 +112,22 @@ func TestPARAndJAR_SignedPushedRequestToTokens(t *testing.T) {
 		again := b.get(authURL)
 		if again.status != 400 || again.location != nil || strings.Contains(again.body, `name="password"`) {
 			t.Fatalf("reused request_uri: %d %v", again.status, again.location)
+		}
+
+		// A client that must push (require_pushed_authorization_requests) gets
+		// the error page for a request it did not push, and a code for one it did.
+		direct := b.get(s.authURL("pushonly", "scope", "openid"))
+		if direct.status != 400 || direct.location != nil {
+			t.Fatalf("unpushed request of pushonly: %d %v", direct.status, direct.location)
+		}
+		r = post(t, parURL, "", form("client_id", "pushonly", "response_type", "code", "redirect_uri", callback, "scope", "openid",
+			"state", "po", "code_challenge", challenge, "code_challenge_method", "S256"))
+		if r.status != 201 {
+			t.Fatalf("PAR of pushonly = %d %s", r.status, r.raw)
+		}
+		done = b.get(s.issuer("acme") + "/protocol/openid-connect/auth?" + url.Values{"client_id": {"pushonly"}, "request_uri": {r.str("request_uri")}}.Encode())
+		if done.location == nil || done.location.Query().Get("state") != "po" || done.location.Query().Get("code") == "" {
+			t.Fatalf("pushed request of pushonly: %d %v", done.status, done.location)
 		}
 	})
 }

@@ -181,18 +181,18 @@ func TestPAR_BadPushes(t *testing.T) {
 			status int
 			code   protocol.Code
 		}{
-			"bad redirect_uri":         {webBasic, pushParams("redirect_uri", "https://evil.example/cb"), 400, InvalidRequest},
-			"redirect_uri prefix":      {webBasic, pushParams("redirect_uri", callback+"/x"), 400, InvalidRequest},
-			"request_uri in the body":  {webBasic, pushParams("request_uri", requestURIPrefix+strings.Repeat("A", 43)), 400, InvalidRequest},
-			"unknown scope":            {webBasic, pushParams("scope", "openid admin"), 400, InvalidScope},
-			"implicit":                 {webBasic, pushParams("response_type", "token"), 400, "unsupported_response_type"},
-			"plain PKCE":               {webBasic, pushParams("code_challenge_method", "plain"), 400, InvalidRequest},
-			"public without PKCE":      {"", pushParams("client_id", "spa", "code_challenge", "", "code_challenge_method", ""), 400, InvalidRequest},
-			"malformed state":          {webBasic, pushParams("state", "a\x01b"), 400, InvalidRequest},
-			"client_id not the client": {webBasic, pushParams("client_id", "spa"), 401, InvalidClient}, // as at the token endpoint
-			"wrong secret":             {"web:nope-nope-nope-nope-nope-nope-nope-nope", pushParams(), 401, InvalidClient},
-			"confidential as public":   {"", pushParams(), 401, InvalidClient},
-			"client credentials only":  {"svc:svc-secret-123-0123456789abcdefghijklmnop", pushParams("client_id", "svc"), 400, InvalidRequest},
+			"bad redirect_uri":         {webBasic, pushParams("redirect_uri", "https://evil.example/cb"), 400, protocol.InvalidRequest},
+			"redirect_uri prefix":      {webBasic, pushParams("redirect_uri", callback+"/x"), 400, protocol.InvalidRequest},
+			"request_uri in the body":  {webBasic, pushParams("request_uri", requestURIPrefix+strings.Repeat("A", 43)), 400, protocol.InvalidRequest},
+			"unknown scope":            {webBasic, pushParams("scope", "openid admin"), 400, protocol.InvalidScope},
+			"implicit":                 {webBasic, pushParams("response_type", "token"), 400, protocol.UnsupportedResponseType},
+			"plain PKCE":               {webBasic, pushParams("code_challenge_method", "plain"), 400, protocol.InvalidRequest},
+			"public without PKCE":      {"", pushParams("client_id", "spa", "code_challenge", "", "code_challenge_method", ""), 400, protocol.InvalidRequest},
+			"malformed state":          {webBasic, pushParams("state", "a\x01b"), 400, protocol.InvalidRequest},
+			"client_id not the client": {webBasic, pushParams("client_id", "spa"), 401, protocol.InvalidClient}, // as at the token endpoint
+			"wrong secret":             {"web:nope-nope-nope-nope-nope-nope-nope-nope", pushParams(), 401, protocol.InvalidClient},
+			"confidential as public":   {"", pushParams(), 401, protocol.InvalidClient},
+			"client credentials only":  {"svc:svc-secret-123-0123456789abcdefghijklmnop", pushParams("client_id", "svc"), 400, protocol.InvalidRequest},
 		} {
 			r := post(t, inst.parURL("acme"), tc.basic, tc.params)
 			if r.status != tc.status || r.body["error"] != string(tc.code) || r.header.Get("Content-Type") != "application/json" {
