@@ -463,7 +463,7 @@ func TestOpenIDClient_PushedAuthorizationRequest(t *testing.T) {
 			"a request without PAR, for a client requiring PAR": s.authURL("shop", "scope", "openid"),
 		} {
 			if p := b.get(u); p.status != 400 || p.location != nil {
-				t.Errorf("%s: %d (to %v); want the error page, no redirect", what, p.status, p.location)
+				t.Errorf("%s: %d (to %s); want the error page, no redirect", what, p.status, redactedURL(p.location))
 			}
 		}
 	})
@@ -775,7 +775,6 @@ func (l oidcLib) run(t *testing.T, name string, env ...string) *libRun {
 
 // libStep is one step a script printed.
 type libStep struct {
-	t      *testing.T
 	raw    []byte
 	fields map[string]any
 	public string // raw without token values, for messages
@@ -791,7 +790,7 @@ func (r *libRun) next(want string) libStep {
 			r.wait()
 			r.t.Fatalf("%s ended before step %s", r.name, want)
 		}
-		st := libStep{t: r.t, raw: line}
+		st := libStep{raw: line}
 		if err := json.Unmarshal(line, &st.fields); err != nil {
 			r.t.Fatalf("%s printed a line that is not JSON (%v): %.200q", r.name, err, line)
 		}
