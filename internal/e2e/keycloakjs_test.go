@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -340,74 +338,14 @@ func kcApp(t *testing.T, lib, latchkeyURL string) *httptest.Server {
 }
 
 // keycloakJS installs the keycloak-js of testdata/keycloakjs/package-lock.json
-// with `npm ci` (which checks the lock's integrity hash), once per lock: under
-// the user's cache directory, keyed by the lock's hash. It returns the package's
-// lib directory.
+// (npmInstall) and returns the package's lib directory.
 func keycloakJS(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("installs keycloak-js and runs a browser")
 	}
-	src := filepath.Join("testdata", "keycloakjs")
-	lock, err := os.ReadFile(filepath.Join(src, "package-lock.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(lock)
-	root, err := os.UserCacheDir()
-	if err != nil {
-		root = t.TempDir() // no cache: install for this run only
-	}
-	root = filepath.Join(root, "latchkey-e2e")
-	dir := filepath.Join(root, "keycloakjs-"+hex.EncodeToString(sum[:12]))
-	lib := filepath.Join(dir, "node_modules", "keycloak-js", "lib")
-	if _, err := os.Stat(filepath.Join(lib, "keycloak.js")); err == nil {
-		return lib
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		missing(t, "no npm on PATH to install keycloak-js with (Debian: apt-get install nodejs npm)")
-	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tmp, err := os.MkdirTemp(root, "installing-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp) // after a successful rename, nothing is left there
-	for _, name := range []string{"package.json", "package-lock.json"} {
-		b, err := os.ReadFile(filepath.Join(src, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(tmp, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund")
-	cmd.Dir = tmp
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci (keycloak-js): %v\n%s", err, out)
-	}
-	// The rename fails when another test process got there first: then its copy
-	// is used.
-	renameErr := os.Rename(tmp, dir)
-	if _, err := os.Stat(filepath.Join(lib, "keycloak.js")); err != nil {
-		t.Fatalf("no keycloak-js/lib/keycloak.js after npm ci (rename: %v): %v", renameErr, err)
-	}
-	return lib
-}
-
-// missing skips the test for a missing tool, or fails it under LATCHKEY_REQUIRE_BROWSER=1.
-func missing(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv(browserEnv) == "1" {
-		t.Fatalf("%s=1 but %s", browserEnv, why)
-	}
-	t.Skipf("SKIPPED, KEYCLOAK-JS NOT TESTED: %s (set %s=1 to fail instead)", why, browserEnv)
+	lib := filepath.Join("node_modules", "keycloak-js", "lib")
+	return filepath.Join(npmInstall(t, "keycloakjs", filepath.Join(lib, "keycloak.js")), lib)
 }
 
 func chromiumPath(t *testing.T) string {

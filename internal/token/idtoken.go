@@ -46,8 +46,12 @@ func (s *Service) IssueIDToken(ctx context.Context, in IDTokenInput) (string, er
 	now := s.now()
 	claims := map[string]any{
 		"iss": s.Issuer(in.Realm.Name), "sub": in.User.ID, "aud": in.Client.ID,
-		"exp": now.Add(TTL(in.Realm, in.Client)).Unix(), "iat": now.Unix(),
-		"auth_time": in.AuthTime.Unix(), "azp": in.Client.ID,
+		"exp": now.Add(TTL(in.Realm, in.Client)).Unix(), "iat": now.Unix(), "azp": in.Client.ID,
+	}
+	if !in.AuthTime.IsZero() {
+		// Unknown on the refresh of a family born outside a browser session (a
+		// device's): left out, as OIDC Core §2 allows, rather than a year-1 time.
+		claims["auth_time"] = in.AuthTime.Unix()
 	}
 	if in.Nonce != "" {
 		claims["nonce"] = in.Nonce
