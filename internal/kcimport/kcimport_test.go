@@ -429,3 +429,45 @@ func TestCostlyHashIsListed(t *testing.T) {
 		t.Errorf("problems = %v", r.Problems)
 	}
 }
+
+// Keycloak's switches for the device grant, token exchange, DPoP and PAR become
+// the same settings here, so such clients move over working; CIBA is listed.
+func TestIssue14ClientAttributes(t *testing.T) {
+	export := `{"realm":"acme","clients":[
+	 {"clientId":"tv","publicClient":true,"standardFlowEnabled":false,"attributes":{"oauth2.device.authorization.grant.enabled":"true","dpop.bound.access.tokens":"true"}},
+	 {"clientId":"gw","secret":"0123456789abcdef0123456789abcdef","redirectUris":["https://gw.acme.test/cb"],"attributes":{"standard.token.exchange.enabled":"true","require.pushed.authorization.requests":"true","oidc.ciba.grant.enabled":"true"}},
+	 {"clientId":"spa","publicClient":true,"redirectUris":["https://spa.acme.test/cb"],"attributes":{"standard.token.exchange.enabled":"true"}}]}`
+	e, err := Parse(strings.NewReader(export))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Translate(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tv, ok := r.client("tv")
+	if !ok || !slices.Equal(tv.GrantTypes, []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}) || !tv.DPoPBoundAccessTokens {
+		t.Errorf("tv imported %v: grant types %q, dpop %v", ok, tv.GrantTypes, tv.DPoPBoundAccessTokens)
+	}
+	gw, ok := r.client("gw")
+	if !ok || !slices.Contains(gw.GrantTypes, "urn:ietf:params:oauth:grant-type:token-exchange") || !gw.RequirePushedAuthorizationRequests {
+		t.Errorf("gw imported %v: grant types %q, par %v", ok, gw.GrantTypes, gw.RequirePushedAuthorizationRequests)
+	}
+	spa, ok := r.client("spa")
+	if !ok || slices.Contains(spa.GrantTypes, "urn:ietf:params:oauth:grant-type:token-exchange") {
+		t.Errorf("spa imported %v: grant types %q", ok, spa.GrantTypes)
+	}
+	var all []string
+	for _, p := range r.Problems {
+		all = append(all, p.String())
+	}
+	for _, want := range []string{
+		`$.clients[1].attributes["oidc.ciba.grant.enabled"]: client "gw": CIBA is not offered`,
+		`$.clients[1].attributes["standard.token.exchange.enabled"]: client "gw": token exchange imported without audiences`,
+		`$.clients[2].attributes["standard.token.exchange.enabled"]: client "spa": token exchange is not offered to public clients`,
+	} {
+		if !slices.ContainsFunc(all, func(l string) bool { return strings.HasPrefix(l, want) }) {
+			t.Errorf("no problem line %q in:\n%s", want, strings.Join(all, "\n"))
+		}
+	}
+}

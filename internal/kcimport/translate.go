@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"github.com/latchkey/latchkey/internal/clientsecret"
+	"github.com/latchkey/latchkey/internal/grants"
 	"github.com/latchkey/latchkey/internal/ident"
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/registry"
@@ -279,15 +280,29 @@ func (t *translation) client(i int, kc ClientRep) (Client, bool) {
 	if kc.DirectAccessGrantsEnabled {
 		t.problem(name+": direct access grants (the password grant) are not offered (OAuth 2.1 removed them)", at("directAccessGrantsEnabled")...)
 	}
-	for _, g := range []struct{ attr, what string }{
-		{"oauth2.device.authorization.grant.enabled", "the device authorization grant"},
-		{"oidc.ciba.grant.enabled", "CIBA"},
-		{"standard.token.exchange.enabled", "token exchange"},
-	} {
-		if attr(g.attr) == "true" {
-			t.problem(fmt.Sprintf("%s: %s is not offered", name, g.what), at("attributes", g.attr)...)
+	if attr("oauth2.device.authorization.grant.enabled") == "true" {
+		c.GrantTypes = append(c.GrantTypes, grants.DeviceCodeType)
+		if attr("use.refresh.tokens") != "false" && !slices.Contains(c.GrantTypes, "refresh_token") {
+			c.GrantTypes = append(c.GrantTypes, "refresh_token")
 		}
 	}
+	if attr("standard.token.exchange.enabled") == "true" {
+		if kc.PublicClient {
+			t.problem(name+": token exchange is not offered to public clients (RFC 8693 clients authenticate)", at("attributes", "standard.token.exchange.enabled")...)
+		} else {
+			// Keycloak's standard token exchange targets clients of the realm; Latchkey
+			// lists them per client (token_exchange_audiences). With none listed the
+			// client may exchange for tokens aimed at itself only.
+			c.GrantTypes = append(c.GrantTypes, grants.TokenExchangeType)
+			t.problem(name+": token exchange imported without audiences: set token_exchange_audiences for the clients it may exchange for", at("attributes", "standard.token.exchange.enabled")...)
+		}
+	}
+	if attr("oidc.ciba.grant.enabled") == "true" {
+		t.problem(name+": CIBA is not offered", at("attributes", "oidc.ciba.grant.enabled")...)
+	}
+	// RFC 9449 §5.2 and RFC 9126 §6, as Keycloak's client attributes name them.
+	c.DPoPBoundAccessTokens = attr("dpop.bound.access.tokens") == "true"
+	c.RequirePushedAuthorizationRequests = standard && attr("require.pushed.authorization.requests") == "true"
 	if kc.AuthorizationServices {
 		t.problem(name+": authorization services (policies, permissions, UMA) are not imported", at("authorizationServicesEnabled")...)
 	}
