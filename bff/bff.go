@@ -56,6 +56,9 @@ type Handler struct {
 	keys     *remoteKeys
 	jtis     *jtiCache
 
+	nonceMu sync.Mutex
+	nonce   string // the issuer's last DPoP-Nonce
+
 	flightMu sync.Mutex
 	flights  map[string]*flight
 }
