@@ -211,17 +211,18 @@ func TestBFF_StoreAdapter(t *testing.T) {
 	}
 }
 
-// bff --dev beside serve --dev: the sample app with a strict CSP, signed out at
-// first, and the API refused without a session.
+// bff --dev beside serve --dev, sessions in a --store: the sample app with a strict
+// CSP, signed out at first, and the API refused without a session.
 func TestBFF_DevBesideServeDev(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "latchkey-data")
 	s := startServe(t, env(), "--dev", "--data-dir", dataDir)
 	addr := freeAddr(t)
+	storePath := filepath.Join(t.TempDir(), "sessions.db")
 	ctx, cancel := context.WithCancel(t.Context())
 	var out, errb syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"bff", "--dev", "--addr", addr, "--issuer", "http://" + s.addr + "/realms/dev"}, &out, &errb, env("LATCHKEY_DATA_DIR", dataDir))
+		done <- run(ctx, []string{"bff", "--dev", "--addr", addr, "--issuer", "http://" + s.addr + "/realms/dev", "--store", "sqlite:" + storePath}, &out, &errb, env("LATCHKEY_DATA_DIR", dataDir))
 	}()
 	defer func() {
 		cancel()
@@ -250,6 +251,10 @@ func TestBFF_DevBesideServeDev(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 200 || !strings.Contains(string(page), `<script src="/app.js"`) || !strings.Contains(res.Header.Get("Content-Security-Policy"), "script-src 'self'") {
 		t.Fatalf("GET / = %d %q\n%s", res.StatusCode, res.Header.Get("Content-Security-Policy"), page)
+	}
+	// --store opened (and migrated) its database, as serve does.
+	if _, err := os.Stat(storePath); err != nil {
+		t.Fatalf("--store made no database: %v", err)
 	}
 	if !strings.Contains(out.String(), "open "+base+"/") {
 		t.Errorf("banner: %q", out.String())
