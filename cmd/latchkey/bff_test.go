@@ -8,10 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -280,5 +283,53 @@ func TestBFF_DevBesideServeDev(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 401 {
 		t.Fatalf("/api/hello signed out = %d; want 401", res.StatusCode)
+	}
+}
+
+// The sample app runs under script-src 'self': no inline script, no inline handler,
+// and its calls carry X-CSRF: 1.
+func TestBFF_SampleAppIsCSPFriendly(t *testing.T) {
+	page, err := bffSample.ReadFile("bffsample/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inline := regexp.MustCompile(`(?i)<script(\s[^>]*)?>\s*[^<\s]|\son[a-z]+\s*=|javascript:|<style`)
+	if m := inline.Find(page); m != nil {
+		t.Fatalf("index.html has inline script or style: %q", m)
+	}
+	js, err := bffSample.ReadFile("bffsample/app.js")
+	if err != nil || !strings.Contains(string(js), `"X-CSRF": "1"`) || !strings.Contains(string(js), `"/bff/logout", { method: "POST"`) {
+		t.Fatalf("app.js does not send X-CSRF: 1 or POST /bff/logout: %v", err)
+	}
+}
+
+// --app as a URL: the app server sees neither the BFF's cookie nor the CSRF header,
+// and cannot set a cookie through the BFF.
+func TestBFF_AppProxyKeepsCookiesAway(t *testing.T) {
+	var got http.Header
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		http.SetCookie(w, &http.Cookie{Name: "bff_session", Value: "x"})
+		io.WriteString(w, "app")
+	}))
+	defer app.Close()
+	u, _ := url.Parse(app.URL)
+	front := httptest.NewServer(appProxy(u, slog.New(slog.DiscardHandler)))
+	defer front.Close()
+	req, _ := http.NewRequest("GET", front.URL+"/index.html", nil)
+	req.Header.Set("Cookie", "bff_session=secret-session-value")
+	req.Header.Set("X-CSRF", "1")
+	req.Header.Set("Authorization", "Bearer nope")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(b) != "app" || res.Header.Get("Set-Cookie") != "" {
+		t.Fatalf("GET through the app proxy = %d %q, Set-Cookie %q", res.StatusCode, b, res.Header.Get("Set-Cookie"))
+	}
+	if got.Get("Cookie") != "" || got.Get("X-Csrf") != "" || got.Get("Authorization") != "" {
+		t.Fatalf("the app server saw %v", got)
 	}
 }
