@@ -62,6 +62,7 @@ type Store interface {
 	DPoPProofStore
 	PushedRequestStore
 	DeviceGrantStore
+	BFFStore
 
 	// Ready reports whether the store is reachable and its schema is the one this
 	// binary expects.
@@ -677,6 +678,7 @@ type SweepResult struct {
 	DPoPProofs       int64
 	PushedRequests   int64
 	DeviceGrants     int64
+	BFFSessions      int64
 }
 
 // ChangeRetention is how long the change feed keeps an entry: Sweep purges older
@@ -695,13 +697,14 @@ type Counts struct {
 	DPoPProofs       int64
 	PushedRequests   int64
 	DeviceGrants     int64
+	BFFSessions      int64
 }
 
 // SweepStore keeps storage proportional to what is live.
 type SweepStore interface {
 	// Sweep deletes every family (with its tokens), session, authorization code,
-	// deny-list entry, client assertion, DPoP proof, pushed request and device
-	// grant that expired or was revoked before now-grace, every attempt record forgotten at now (see AttemptStore), codes
+	// deny-list entry, client assertion, DPoP proof, pushed request, device
+	// grant and BFF session that expired or was revoked before now-grace, every attempt record forgotten at now (see AttemptStore), codes
 	// never consumed once expired at now (the same rules as the Purge* methods), and
 	// changes recorded before now-ChangeRetention. When several instances share the
 	// store only one sweeps at a time, and a backend may answer the others Skipped

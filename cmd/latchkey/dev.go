@@ -25,6 +25,9 @@ const (
 	devRedirectURI  = "http://127.0.0.1:9999/cb"
 	devCredsFile    = "dev-credentials.json"
 	devAdminClient  = "latchkey-admin"
+	// The client `latchkey bff --dev` signs in as, at its default address.
+	devBFFClient = "demo-bff"
+	devBFFURL    = "http://127.0.0.1:9090"
 )
 
 // devCredentials are generated on the first dev start and kept in the data
@@ -36,6 +39,8 @@ type devCredentials struct {
 	AdminClientID     string `json:"admin_client_id"`
 	AdminClientSecret string `json:"admin_client_secret"`
 	AdminTokenURL     string `json:"admin_token_url"`
+	// The confidential client of `latchkey bff --dev` (issue 15), which reads it here.
+	BFFClientSecret string `json:"bff_client_secret"`
 }
 
 type devSetup struct {
@@ -59,9 +64,12 @@ func loadDevSetup(o config.Options) (*devSetup, error) {
 	}
 	// A file from before the admin API lacks the admin client: add it, keep the rest.
 	tokenURL := o.Issuer(admin.MasterRealm) + "/protocol/openid-connect/token"
-	if creds.AdminClientID == "" || creds.AdminClientSecret == "" || creds.AdminTokenURL != tokenURL || err != nil {
+	if creds.AdminClientID == "" || creds.AdminClientSecret == "" || creds.AdminTokenURL != tokenURL || creds.BFFClientSecret == "" || err != nil {
 		if creds.AdminClientID == "" || creds.AdminClientSecret == "" {
 			creds.AdminClientID, creds.AdminClientSecret = devAdminClient, clientsecret.Generate()
+		}
+		if creds.BFFClientSecret == "" {
+			creds.BFFClientSecret = clientsecret.Generate()
 		}
 		creds.AdminTokenURL = tokenURL
 		b, _ := json.MarshalIndent(creds, "", "  ")
@@ -88,6 +96,13 @@ func loadDevSetup(o config.Options) (*devSetup, error) {
         post_logout_redirect_uris: [http://127.0.0.1:9999/]
         grant_types: [authorization_code, refresh_token]
         scopes: [openid, profile, email, offline_access]
+      - id: %s
+        name: Demo backend-for-frontend (latchkey bff --dev)
+        secret: %q
+        redirect_uris: [%s/bff/callback]
+        backchannel_logout_uri: %s/bff/backchannel-logout
+        grant_types: [authorization_code, refresh_token]
+        scopes: [openid, profile, email, offline_access]
     users:
       - username: %s
         password: %q
@@ -102,7 +117,8 @@ func loadDevSetup(o config.Options) (*devSetup, error) {
         secret: %q
         grant_types: [client_credentials]
         scopes: [%s, %s]
-`, devRealm, devClient, creds.ClientSecret, devRedirectURI, devPublicClient, devRedirectURI, devUser, creds.UserPassword,
+`, devRealm, devClient, creds.ClientSecret, devRedirectURI, devPublicClient, devRedirectURI,
+		devBFFClient, creds.BFFClientSecret, devBFFURL, devBFFURL, devUser, creds.UserPassword,
 		admin.MasterRealm, creds.AdminClientID, creds.AdminClientSecret, admin.ScopeAdmin, admin.ScopeAdminRead)
 	f, err := seed.Parse("dev realm", []byte(yaml))
 	if err != nil {
@@ -124,12 +140,14 @@ Latchkey is running in dev mode (not for production).
 
   client          %s   secret: %s   (confidential; redirect URI %s)
   public client   %s   (PKCE; redirect URI %s)
+  bff client      %s   secret: %s   (run "latchkey bff --dev", open %s/)
   user            %s       password: %s
 
   admin client    %s   secret: %s
                   (realm master: administers every realm at %s/admin/)
   admin token     %s   (client_credentials, scope %s)
 
-`, issuer, issuer, o.DataDir, devClient, d.creds.ClientSecret, devRedirectURI, devPublicClient, devRedirectURI, devUser, d.creds.UserPassword,
+`, issuer, issuer, o.DataDir, devClient, d.creds.ClientSecret, devRedirectURI, devPublicClient, devRedirectURI,
+		devBFFClient, d.creds.BFFClientSecret, devBFFURL, devUser, d.creds.UserPassword,
 		d.creds.AdminClientID, d.creds.AdminClientSecret, o.BaseURL, d.creds.AdminTokenURL, admin.ScopeAdmin)
 }

@@ -178,7 +178,7 @@ func TestDevModeSeedsTheDevRealmAndReusesItsData(t *testing.T) {
 	}
 	res.Body.Close()
 	banner := s.stdout.String()
-	for _, want := range []string{"issuer          http://" + s.addr + "/realms/dev", "demo-web", "demo-spa", "demo "} {
+	for _, want := range []string{"issuer          http://" + s.addr + "/realms/dev", "demo-web", "demo-spa", "demo-bff", "demo "} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
 		}
@@ -211,7 +211,7 @@ func TestDevModeSeedsTheDevRealmAndReusesItsData(t *testing.T) {
 	if !strings.Contains(s2.stdout.String(), creds.ClientSecret) {
 		t.Fatal("the second start printed other demo credentials")
 	}
-	if !strings.Contains(s2.stderr.String(), "created=0 updated=0 unchanged=6") {
+	if !strings.Contains(s2.stderr.String(), "created=0 updated=0 unchanged=7") {
 		t.Fatalf("the second start re-seeded:\n%s", s2.stderr)
 	}
 	s2.stop()
@@ -231,6 +231,17 @@ func TestDevModeSeedsTheDevRealmAndReusesItsData(t *testing.T) {
 	spa, err := st.GetClient(t.Context(), "dev", "demo-spa")
 	if err != nil || !spa.Public() {
 		t.Fatalf("demo-spa = %+v, %v; want a public client", spa, err)
+	}
+	// The client of `latchkey bff --dev` (issue 15): confidential, its secret in the
+	// credentials file and the banner, the BFF's callback and back-channel logout URLs.
+	bffc, err := st.GetClient(t.Context(), "dev", "demo-bff")
+	if err != nil || bffc.Public() || !slices.Equal(bffc.RedirectURIs, []string{"http://127.0.0.1:9090/bff/callback"}) ||
+		bffc.BackchannelLogoutURI != "http://127.0.0.1:9090/bff/backchannel-logout" ||
+		!slices.Contains(bffc.GrantTypes, "refresh_token") || !slices.Contains(bffc.Scopes, "offline_access") {
+		t.Fatalf("demo-bff = %+v, %v", bffc, err)
+	}
+	if ok, err := clientsecret.NewHasher(key).Verify("dev", "demo-bff", creds.BFFClientSecret, bffc.SecretHash); !ok || err != nil || !strings.Contains(banner, creds.BFFClientSecret) {
+		t.Fatalf("the demo-bff secret does not verify or is not in the banner: %v", err)
 	}
 	adm, err := st.GetClient(t.Context(), "master", creds.AdminClientID)
 	if err != nil || !slices.Equal(adm.Scopes, []string{"latchkey:admin", "latchkey:admin:read"}) {

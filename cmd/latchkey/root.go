@@ -17,7 +17,7 @@ func newRootCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
-	root.AddCommand(newServeCmd(getenv), newMigrateCmd(getenv), newKeysCmd(getenv), newSessionsCmd(getenv), newTokenCmd(stdout), newBenchCmd(getenv), newSeedCmd(stdout), newPasswordCmd(stdout), newVersionCmd(stdout), newAdminCmd(getenv), newGateCmd(getenv), newImportCmd(getenv))
+	root.AddCommand(newServeCmd(getenv), newMigrateCmd(getenv), newKeysCmd(getenv), newSessionsCmd(getenv), newTokenCmd(stdout), newBenchCmd(getenv), newSeedCmd(stdout), newPasswordCmd(stdout), newVersionCmd(stdout), newAdminCmd(getenv), newGateCmd(getenv), newImportCmd(getenv), newBFFCmd(getenv))
 	return root
 }
 

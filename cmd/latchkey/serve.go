@@ -272,7 +272,8 @@ func serve(ctx context.Context, cmd *cobra.Command, s config.Serve) error {
 		if err == nil && !res.Skipped {
 			log.Debug("swept", "families", res.Families, "sessions", res.Sessions, "codes", res.AuthCodes,
 				"denied_jwts", res.DeniedJWTs, "client_assertions", res.ClientAssertions, "changes", res.Changes, "attempts", res.Attempts,
-				"dpop_proofs", res.DPoPProofs, "pushed_requests", res.PushedRequests, "device_grants", res.DeviceGrants)
+				"dpop_proofs", res.DPoPProofs, "pushed_requests", res.PushedRequests, "device_grants", res.DeviceGrants,
+				"bff_sessions", res.BFFSessions)
 		}
 		return err
 	})

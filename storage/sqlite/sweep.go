@@ -51,6 +51,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, grace time.Duration) (
 			{"DPoP proofs", &r.DPoPProofs, purgeDPoPProofs},
 			{"pushed requests", &r.PushedRequests, purgePushedRequests},
 			{"device grants", &r.DeviceGrants, purgeDeviceGrants},
+			{"BFF sessions", &r.BFFSessions, purgeBFFSessions},
 		} {
 			n, err := p.purge(ctx, tx, before)
 			if err != nil {
@@ -83,9 +84,10 @@ func (s *Store) Count(ctx context.Context) (storage.Counts, error) {
 			(SELECT count(*) FROM attempts),
 			(SELECT count(*) FROM dpop_proofs),
 			(SELECT count(*) FROM pushed_requests),
-			(SELECT count(*) FROM device_grants)`,
+			(SELECT count(*) FROM device_grants),
+			(SELECT count(*) FROM bff_sessions)`,
 	).Scan(&c.Families, &c.RefreshTokens, &c.Sessions, &c.AuthCodes, &c.DeniedJWTs, &c.ClientAssertions, &c.Attempts,
-		&c.DPoPProofs, &c.PushedRequests, &c.DeviceGrants)
+		&c.DPoPProofs, &c.PushedRequests, &c.DeviceGrants, &c.BFFSessions)
 	if err != nil {
 		return storage.Counts{}, fmt.Errorf("count stored rows: %w", err)
 	}

@@ -56,7 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"BackchannelCursor", testBackchannelCursor},
 		{"SessionsRevokedAt", testSessionsRevokedAt},
 	}
-	for _, tc := range slices.Concat(tests, adminTests, changeTests, attemptTests, roleTests, grantTests) {
+	for _, tc := range slices.Concat(tests, adminTests, changeTests, attemptTests, roleTests, grantTests, bffTests) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t))
 		})
