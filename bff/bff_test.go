@@ -564,3 +564,23 @@ func TestMemorySessions_UpdateDoesNotBlockOrResurrect(t *testing.T) {
 		t.Fatal("deleted session resurrected")
 	}
 }
+
+// An issuer outage does not end the session: the still-valid token is used, and
+// once it has expired the browser gets 503 (retry), not 401.
+func TestProxy_IssuerDownUsesValidTokenThen503(t *testing.T) {
+	e := newEnv(t, false, false)
+	c, _ := e.signIn("/")
+	e.iss.down.Store(true)
+	e.clock.Add(290 * time.Second) // 10 s left
+	if res := e.do("GET", "/api/a", csrfHeaders(), c); res.StatusCode != 200 || e.seen[0].Get("Authorization") != "Bearer at-1" {
+		t.Fatalf("with 10 s left: %d", res.StatusCode)
+	}
+	e.clock.Add(20 * time.Second)
+	if res := e.do("GET", "/api/a", csrfHeaders(), c); res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("expired, issuer down: %d", res.StatusCode)
+	}
+	e.iss.down.Store(false)
+	if res := e.do("GET", "/api/a", csrfHeaders(), c); res.StatusCode != 200 {
+		t.Fatalf("issuer back: %d", res.StatusCode)
+	}
+}
