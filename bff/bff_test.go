@@ -518,3 +518,69 @@ func TestRouting_AppAndUnknownBFF(t *testing.T) {
 		t.Fatalf("/apix is not under /api: %q", b)
 	}
 }
+
+// A refresh (Update's fn) in flight neither blocks other sessions nor brings back a
+// session deleted meanwhile (logout during refresh).
+func TestMemorySessions_UpdateDoesNotBlockOrResurrect(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemorySessions()
+	now := time.Unix(1_800_000_000, 0)
+	m.Put(ctx, SessionRecord{ID: "a", ExpiresAt: now.Add(time.Hour)})
+	m.Put(ctx, SessionRecord{ID: "b", ExpiresAt: now.Add(time.Hour)})
+	inFn, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Update(ctx, "a", now, func(r SessionRecord) (SessionRecord, error) {
+			close(inFn)
+			<-release
+			r.Sealed = []byte("new")
+			return r, nil
+		})
+		done <- err
+	}()
+	<-inFn
+	got := make(chan error, 1)
+	go func() {
+		_, err := m.Get(ctx, "b", now)
+		if err == nil {
+			err = m.Delete(ctx, "a")
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second): // a guard against a deadlock, not a wait for time
+		close(release)
+		t.Fatal("Get of another session blocked behind an Update")
+	}
+	close(release)
+	if err := <-done; !errors.Is(err, ErrSessionNotFound) {
+		t.Fatalf("Update after delete: %v", err)
+	}
+	if _, err := m.Get(ctx, "a", now); !errors.Is(err, ErrSessionNotFound) {
+		t.Fatal("deleted session resurrected")
+	}
+}
+
+// An issuer outage does not end the session: the still-valid token is used, and
+// once it has expired the browser gets 503 (retry), not 401.
+func TestProxy_IssuerDownUsesValidTokenThen503(t *testing.T) {
+	e := newEnv(t, false, false)
+	c, _ := e.signIn("/")
+	e.iss.down.Store(true)
+	e.clock.Add(290 * time.Second) // 10 s left
+	if res := e.do("GET", "/api/a", csrfHeaders(), c); res.StatusCode != 200 || e.seen[0].Get("Authorization") != "Bearer at-1" {
+		t.Fatalf("with 10 s left: %d", res.StatusCode)
+	}
+	e.clock.Add(20 * time.Second)
+	if res := e.do("GET", "/api/a", csrfHeaders(), c); res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("expired, issuer down: %d", res.StatusCode)
+	}
+	e.iss.down.Store(false)
+	if res := e.do("GET", "/api/a", csrfHeaders(), c); res.StatusCode != 200 {
+		t.Fatalf("issuer back: %d", res.StatusCode)
+	}
+}

@@ -49,6 +49,7 @@ type fakeIssuer struct {
 	ended     []string
 	dpopSeen  []string
 	nonceSent bool
+	down      atomic.Bool // the token endpoint answers 500
 }
 
 func newFakeIssuer(t *testing.T, clk *testClock, par, dpop bool) *fakeIssuer {
@@ -164,6 +165,10 @@ func (f *fakeIssuer) idToken(nonce string) string {
 }
 
 func (f *fakeIssuer) token(w http.ResponseWriter, r *http.Request) {
+	if f.down.Load() {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
 	if !f.clientOK(w, r) {
 		return
 	}
