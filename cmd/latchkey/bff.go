@@ -409,34 +409,12 @@ func runBFF(ctx context.Context, cmd *cobra.Command, b bffFlags, getenv func(str
 	}
 	cancel()
 
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	srv, errc := serveSmall(h, ln, log)
 	log.Info("bff listening", "addr", ln.Addr().String(), "issuer", s.cfg.Issuer, "client_id", s.cfg.ClientID, "external_url", s.cfg.ExternalURL, "store", s.storeKind)
 	if b.dev {
 		fmt.Fprintf(cmd.OutOrStdout(), "\nThe BFF is running in dev mode (not for production): open %s/ and sign in as %s.\n\n", s.cfg.ExternalURL, devUser)
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer stop()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return shutdownOnDone(ctx, srv, errc, log)
 }
 
 // purgeBFFSessions deletes expired sessions from the store now and then, until ctx ends.

@@ -328,31 +328,9 @@ func runGate(ctx context.Context, cmd *cobra.Command, g gateFlags) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           gate,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	srv, errc := serveSmall(gate, ln, log)
 	log.Info("gate listening", "addr", ln.Addr().String(), "issuer", g.issuer, "audience", g.audience, "upstream", upstream.Redacted(), "external_url", g.externalURL)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer stop()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return shutdownOnDone(ctx, srv, errc, log)
 }
 
 // newGate is the gate's handler: the readiness check, and every other request
@@ -496,4 +474,39 @@ func stripAuthHeaders(h http.Header) {
 			delete(h, k)
 		}
 	}
+}
+
+// serveSmall serves h on ln with the timeouts and bounds of Latchkey's small
+// servers (gate, bff), returning the server and where Serve's error arrives.
+func serveSmall(h http.Handler, ln net.Listener, log *slog.Logger) (*http.Server, <-chan error) {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	return srv, errc
+}
+
+// shutdownOnDone waits until ctx ends (then shuts srv down gracefully, giving
+// requests in flight 10 s) or until Serve fails.
+func shutdownOnDone(ctx context.Context, srv *http.Server, errc <-chan error, log *slog.Logger) error {
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer stop()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
