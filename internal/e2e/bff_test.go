@@ -251,7 +251,9 @@ func startBFF(t *testing.T, addr, issuer, upstream, store string) *bffProc {
 	t.Helper()
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "bff.key")
-	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString([]byte(rand.Text()[:32]))), 0o600); err != nil {
+	key := make([]byte, 32)
+	rand.Read(key)
+	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	app, _ := filepath.Abs(filepath.Join("testdata", "bff", "app"))
@@ -460,6 +462,7 @@ func noTokenInBrowser(t *testing.T, what string, tab *kcTab, nw *seenByBrowser, 
 			}
 		}
 	}
+	t.Logf("%s: searched %d tokens in the page (%d bytes), %d cookies and %d network records (%d bytes)", what, len(needles), len(page), len(cookies), len(nw.texts), len(seen))
 	if len(seen) < 1000 || !strings.Contains(seen, "/bff/") {
 		t.Errorf("%s: the network record looks empty (%d bytes)", what, len(seen))
 	}
@@ -625,6 +628,7 @@ func runBFFJourney(t *testing.T, db, bffStore, chrome string) {
 		}
 	}
 	rts := proxy.tokens("refresh_token")
+	t.Logf("over %v: %d API calls, %d distinct access tokens, %d refresh tokens issued", time.Since(begin).Round(time.Millisecond), len(calls), len(distinct), len(rts))
 	if len(distinct) < 4 || len(rts) < 4 {
 		t.Errorf("over %v (%v access tokens) the API saw %d distinct access tokens and Latchkey issued %d refresh tokens; want at least 4 each",
 			time.Since(begin).Round(time.Millisecond), bffAccessTTL, len(distinct), len(rts))
