@@ -790,6 +790,25 @@ func runBFFJourney(t *testing.T, db, bffStore, chrome string) {
 		t.Errorf("API call after back-channel logout = %s; want 401", got)
 	}
 
+	// The same when the user signs out on Latchkey's account page, in the
+	// browser: the BFF's session ends by the back channel.
+	signIn("sign-in before the account page")
+	if got := js("API call", "api()"); !strings.HasPrefix(got, `200 {"hello":"alice"`) {
+		t.Fatalf("API call before the account page's sign-out: %s", got)
+	}
+	tab.do("the account page's sign-out", chromedp.Navigate(issuer+"/account"),
+		chromedp.Click(`//button[normalize-space()="Sign out"]`), chromedp.WaitReady("body"))
+	tab.do("back to the app", chromedp.Navigate(bffURL+"/"), chromedp.WaitVisible(`//p[@id="status" and normalize-space() != "loading"]`))
+	for deadline := time.Now().Add(30 * time.Second); signedIn("after the account page's sign-out"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the BFF session outlived the sign-out on Latchkey's account page by 30 s")
+		}
+	}
+	if got := js("API call after the account page's sign-out", "api()"); !strings.HasPrefix(got, "401") {
+		t.Errorf("API call after the account page's sign-out = %s; want 401", got)
+	}
+	before = len(up.calls())
+
 	// 7. An admin disables the user: API access ends.
 	signIn("sign-in before the user is disabled")
 	if got := js("API call", "api()"); !strings.HasPrefix(got, `200 {"hello":"alice"`) {
