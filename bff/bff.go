@@ -36,7 +36,9 @@ type Config struct {
 	SessionLifetime time.Duration
 }
 
-// API is one proxied prefix: requests under Prefix go to Upstream with the prefix kept.
+// API is one proxied prefix. The upstream path is Upstream's path followed by what
+// comes after Prefix: with Prefix "/api", /api/orders goes to Upstream "http://u" as
+// http://u/orders and to Upstream "http://u/api" as http://u/api/orders.
 type API struct {
 	Prefix   string // "/api"
 	Upstream *url.URL

@@ -59,6 +59,11 @@ func (h *Handler) fresh(ctx context.Context, rec SessionRecord, s sealedSession)
 		}
 	}
 	if f.err != nil {
+		if !errors.Is(f.err, errSessionEnded) && h.now().Before(s.accessExpiry()) {
+			// The issuer is unreachable but the token still works: use it and refresh next time.
+			h.log.Warn("bff: refresh failed, using the current access token", "err", f.err)
+			return s, nil
+		}
 		return sealedSession{}, f.err
 	}
 	cur, err := h.store.Get(ctx, rec.ID, h.now())

@@ -50,13 +50,21 @@ const DefaultMaxMemorySessions = 100_000
 func NewMemorySessions() SessionStore { return newMemorySessions(DefaultMaxMemorySessions) }
 
 func newMemorySessions(max int) *memorySessions {
-	return &memorySessions{max: max, recs: map[string]SessionRecord{}}
+	return &memorySessions{max: max, recs: map[string]SessionRecord{}, locks: map[string]*idLock{}}
 }
 
 type memorySessions struct {
-	mu   sync.Mutex
-	max  int
-	recs map[string]SessionRecord
+	mu    sync.Mutex
+	max   int
+	recs  map[string]SessionRecord
+	locks map[string]*idLock // one per session being updated
+}
+
+// idLock serialises Updates of one session, so that fn (a network refresh) runs
+// without holding the store-wide lock.
+type idLock struct {
+	mu    sync.Mutex
+	users int
 }
 
 var _ SessionStore = (*memorySessions)(nil)
@@ -86,14 +94,37 @@ func (m *memorySessions) Put(_ context.Context, rec SessionRecord) error {
 
 func (m *memorySessions) Update(_ context.Context, id string, now time.Time, fn func(SessionRecord) (SessionRecord, error)) (SessionRecord, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	l := m.locks[id]
+	if l == nil {
+		l = &idLock{}
+		m.locks[id] = l
+	}
+	l.users++
+	m.mu.Unlock()
+	l.mu.Lock()
+	defer func() {
+		l.mu.Unlock()
+		m.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(m.locks, id)
+		}
+		m.mu.Unlock()
+	}()
+
+	m.mu.Lock()
 	cur, ok := m.recs[id]
+	m.mu.Unlock()
 	if !ok || !now.Before(cur.ExpiresAt) {
 		return SessionRecord{}, ErrSessionNotFound
 	}
 	next, err := fn(cloneRecord(cur))
 	if err != nil {
 		return SessionRecord{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.recs[id]; !ok {
+		return SessionRecord{}, ErrSessionNotFound // deleted (logout) while fn ran: stays deleted
 	}
 	next.ID = id
 	next.Version = cur.Version + 1

@@ -8,10 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -211,17 +214,18 @@ func TestBFF_StoreAdapter(t *testing.T) {
 	}
 }
 
-// bff --dev beside serve --dev: the sample app with a strict CSP, signed out at
-// first, and the API refused without a session.
+// bff --dev beside serve --dev, sessions in a --store: the sample app with a strict
+// CSP, signed out at first, and the API refused without a session.
 func TestBFF_DevBesideServeDev(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "latchkey-data")
 	s := startServe(t, env(), "--dev", "--data-dir", dataDir)
 	addr := freeAddr(t)
+	storePath := filepath.Join(t.TempDir(), "sessions.db")
 	ctx, cancel := context.WithCancel(t.Context())
 	var out, errb syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"bff", "--dev", "--addr", addr, "--issuer", "http://" + s.addr + "/realms/dev"}, &out, &errb, env("LATCHKEY_DATA_DIR", dataDir))
+		done <- run(ctx, []string{"bff", "--dev", "--addr", addr, "--issuer", "http://" + s.addr + "/realms/dev", "--store", "sqlite:" + storePath}, &out, &errb, env("LATCHKEY_DATA_DIR", dataDir))
 	}()
 	defer func() {
 		cancel()
@@ -251,6 +255,10 @@ func TestBFF_DevBesideServeDev(t *testing.T) {
 	if res.StatusCode != 200 || !strings.Contains(string(page), `<script src="/app.js"`) || !strings.Contains(res.Header.Get("Content-Security-Policy"), "script-src 'self'") {
 		t.Fatalf("GET / = %d %q\n%s", res.StatusCode, res.Header.Get("Content-Security-Policy"), page)
 	}
+	// --store opened (and migrated) its database, as serve does.
+	if _, err := os.Stat(storePath); err != nil {
+		t.Fatalf("--store made no database: %v", err)
+	}
 	if !strings.Contains(out.String(), "open "+base+"/") {
 		t.Errorf("banner: %q", out.String())
 	}
@@ -275,5 +283,53 @@ func TestBFF_DevBesideServeDev(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 401 {
 		t.Fatalf("/api/hello signed out = %d; want 401", res.StatusCode)
+	}
+}
+
+// The sample app runs under script-src 'self': no inline script, no inline handler,
+// and its calls carry X-CSRF: 1.
+func TestBFF_SampleAppIsCSPFriendly(t *testing.T) {
+	page, err := bffSample.ReadFile("bffsample/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inline := regexp.MustCompile(`(?i)<script(\s[^>]*)?>\s*[^<\s]|\son[a-z]+\s*=|javascript:|<style`)
+	if m := inline.Find(page); m != nil {
+		t.Fatalf("index.html has inline script or style: %q", m)
+	}
+	js, err := bffSample.ReadFile("bffsample/app.js")
+	if err != nil || !strings.Contains(string(js), `"X-CSRF": "1"`) || !strings.Contains(string(js), `"/bff/logout", { method: "POST"`) {
+		t.Fatalf("app.js does not send X-CSRF: 1 or POST /bff/logout: %v", err)
+	}
+}
+
+// --app as a URL: the app server sees neither the BFF's cookie nor the CSRF header,
+// and cannot set a cookie through the BFF.
+func TestBFF_AppProxyKeepsCookiesAway(t *testing.T) {
+	var got http.Header
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		http.SetCookie(w, &http.Cookie{Name: "bff_session", Value: "x"})
+		io.WriteString(w, "app")
+	}))
+	defer app.Close()
+	u, _ := url.Parse(app.URL)
+	front := httptest.NewServer(appProxy(u, slog.New(slog.DiscardHandler)))
+	defer front.Close()
+	req, _ := http.NewRequest("GET", front.URL+"/index.html", nil)
+	req.Header.Set("Cookie", "bff_session=secret-session-value")
+	req.Header.Set("X-CSRF", "1")
+	req.Header.Set("Authorization", "Bearer nope")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(b) != "app" || res.Header.Get("Set-Cookie") != "" {
+		t.Fatalf("GET through the app proxy = %d %q, Set-Cookie %q", res.StatusCode, b, res.Header.Get("Set-Cookie"))
+	}
+	if got.Get("Cookie") != "" || got.Get("X-Csrf") != "" || got.Get("Authorization") != "" {
+		t.Fatalf("the app server saw %v", got)
 	}
 }
