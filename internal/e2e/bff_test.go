@@ -75,7 +75,7 @@ type tokenProxy struct {
 
 	mu        sync.Mutex
 	issued    []map[string]string // each 200 token response: access_token, refresh_token, id_token
-	endPoints []string            // paths of end-session and revocation calls, with who called (User-Agent)
+	endPoints []string            // paths of end-session and revocation calls, with the Sec-Fetch-Mode only a browser sends
 }
 
 func newTokenProxy(t *testing.T) *tokenProxy {
@@ -762,10 +762,15 @@ func runBFFJourney(t *testing.T, db, bffStore, chrome string) {
 	proxy.mu.Lock()
 	ends := append([]string(nil), proxy.endPoints...)
 	proxy.mu.Unlock()
+	fromBFF := false
 	for _, e := range ends {
 		if !strings.HasSuffix(e, " ") {
 			t.Errorf("the browser itself called %s", e)
 		}
+		fromBFF = fromBFF || e == "/realms/acme/protocol/openid-connect/logout "
+	}
+	if !fromBFF {
+		t.Errorf("the BFF never called the end-session endpoint (calls: %q)", ends)
 	}
 	signIn("sign-in after logout") // fails unless the login page asks again
 
@@ -797,7 +802,7 @@ func runBFFJourney(t *testing.T, db, bffStore, chrome string) {
 		t.Fatalf("API call before the account page's sign-out: %s", got)
 	}
 	tab.do("the account page's sign-out", chromedp.Navigate(issuer+"/account"),
-		chromedp.Click(`//button[normalize-space()="Sign out"]`), chromedp.WaitReady("body"))
+		chromedp.Click(`//button[normalize-space()="Sign out"]`), chromedp.WaitVisible(`//body[contains(., "signed out")]`))
 	tab.do("back to the app", chromedp.Navigate(bffURL+"/"), chromedp.WaitVisible(`//p[@id="status" and normalize-space() != "loading"]`))
 	for deadline := time.Now().Add(30 * time.Second); signedIn("after the account page's sign-out"); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
