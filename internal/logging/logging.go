@@ -42,6 +42,8 @@ var sensitiveKeys = map[string]bool{
 	"client_assertion": true, "authorization": true, "cookie": true, "set_cookie": true,
 	"master_key": true, "dsn": true, "state": true, "nonce": true,
 	"subject_token": true, "actor_token": true,
+	// RFC 8628's codes and RFC 9126's request_uri stand for a pending grant.
+	"device_code": true, "user_code": true, "request_uri": true,
 }
 
 // errorCode is the shape of an OAuth error code (RFC 6749 §5.2: "invalid_grant"):
@@ -63,7 +65,7 @@ var secretPatterns = []*regexp.Regexp{
 	// Latchkey's own prefixed opaque tokens: lk_<kind>_<random>.
 	regexp.MustCompile(`lk_[a-z]{2,3}_[A-Za-z0-9_-]{16,}`), // even glued to a word: "0lk_rt_…"
 	// Secrets in form or query strings.
-	regexp.MustCompile(`(?i)\b(password|client_secret|refresh_token|access_token|id_token|code|code_verifier|client_assertion|token|subject_token|actor_token)=[^&\s"]+`),
+	regexp.MustCompile(`(?i)\b(password|client_secret|refresh_token|access_token|id_token|code|code_verifier|client_assertion|token|subject_token|actor_token|device_code|user_code|request_uri)=[^&\s"]+`),
 	// Passwords in URLs such as database DSNs: scheme://user:password@host.
 	regexp.MustCompile(`(://[^:/@\s]*):[^@/\s]+@`),
 }

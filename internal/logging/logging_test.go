@@ -127,3 +127,16 @@ func TestRedactsTokenExchangeParameters(t *testing.T) {
 		t.Errorf("log leaked a token exchange parameter:\n%s", out)
 	}
 }
+
+// The device grant's codes and a pushed request's request_uri are bearer
+// references to a pending grant: masked as attributes and inside form bodies.
+func TestRedactsDeviceCodesAndRequestURIs(t *testing.T) {
+	var buf bytes.Buffer
+	log := New(&buf, slog.LevelDebug)
+	const userCode, uri = "WDJBMJHT", "urn:ietf:params:oauth:request_uri:Exw2b7e151628aed2a6"
+	log.Info("request", "user_code", userCode, "request_uri", uri, "device_code", "dc-2b7e151628aed2a6")
+	log.Info("request", "body", "user_code="+userCode+"&request_uri="+uri+"&device_code=dc-2b7e151628aed2a6")
+	if out := buf.String(); strings.Contains(out, userCode) || strings.Contains(out, "Exw2b7e") || strings.Contains(out, "dc-2b7e") {
+		t.Errorf("log leaked a device code or request_uri:\n%s", out)
+	}
+}
